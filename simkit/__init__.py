@@ -1,0 +1,24 @@
+"""simkit: simulate users reacting to what a product team ships.
+
+>>> import simkit
+>>> scenario = simkit.load_scenario("ridehailing_duopoly")
+>>> result = simkit.run(scenario, seed=7, users=5000)
+>>> result.metrics[["dau", "market_share", "revenue"]].tail()  # doctest: +SKIP
+"""
+
+from .api import RunResult, run
+from .errors import ScenarioError, SimkitError
+from .scenario import Scenario, bundled_scenarios, load_scenario, parse_scenario
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RunResult",
+    "Scenario",
+    "ScenarioError",
+    "SimkitError",
+    "bundled_scenarios",
+    "load_scenario",
+    "parse_scenario",
+    "run",
+]

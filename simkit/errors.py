@@ -1,0 +1,38 @@
+"""Error types: every problem with user input becomes one readable line."""
+
+from __future__ import annotations
+
+
+class SimkitError(Exception):
+    """Base class for errors caused by user input (scenario files, data, arguments).
+
+    The command line prints ``str(error)`` on one line and exits with status 2.
+    """
+
+
+class ScenarioError(SimkitError):
+    """A scenario file is malformed.
+
+    Parameters
+    ----------
+    source : str
+        The file (or ``"<scenario>"`` for in-memory data).
+    path : str
+        Where inside it, e.g. ``outputs[2].day`` (empty for the whole file).
+    message : str
+        What was expected.
+    more : int
+        How many further problems were found after this one.
+    """
+
+    def __init__(self, source: str, path: str, message: str, more: int = 0):
+        self.source = source
+        self.path = path
+        self.message = message
+        self.more = more
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.source}: {self.path}: " if self.path else f"{self.source}: "
+        tail = f" (and {self.more} more problem{'s' if self.more > 1 else ''})" if self.more else ""
+        return f"{where}{self.message}{tail}"

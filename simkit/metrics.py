@@ -1,0 +1,239 @@
+"""Metrics of DESIGN §3: daily leading and trailing indicators, and cohort tables.
+
+Engines report plain daily *facts* (counts and sums, in simulated users) through
+:meth:`Recorder.add`; the recorder derives every metric from them so that the
+definitions below exist once, whatever engine produced the facts.
+
+Leading (product outcomes), for our product:
+    ``dau``; ``wau``/``mau`` (distinct visitors in the trailing 7/30 days);
+    ``stickiness`` = dau / mau; ``feature_utilization:<f>`` = share of mau who used f in
+    the trailing 30 days; ``visits_per_user_week`` = visits in the trailing 7 days /
+    wau; ``transactions``; ``transactions_per_active_user`` = transactions / dau;
+    ``new_customers`` (= ``new_adopters`` + ``won_back`` + ``switched_in`` +
+    ``acquired_customers``); ``subscription_conversions``.
+
+Trailing (business outcomes):
+    ``customers``; ``churned`` (= lapsed + ``switched_out``); ``churn_rate`` (monthly
+    equivalent of the trailing-7-day daily rate); ``market_share`` (our customers /
+    customers of any product; ``market_share:<p>`` for each product) and
+    ``transaction_share`` (likewise); ``revenue`` = ``transaction_revenue`` +
+    ``subscription_revenue``; ``mrr`` (subscribers x fee, per 30 days); ``cogs``
+    (transactions x unit cost); ``gross_profit`` = revenue - cogs - ``output_costs``;
+    ``gross_margin`` = gross_profit / revenue (0 with no revenue); ``nps`` (% promoters
+    - % detractors, from satisfaction); ``renewal_rate`` (renewals / renewals due in the
+    trailing 30 days; 0 when none were due).
+
+Ratios whose denominator is zero are reported as 0, so no metric is ever NaN.
+
+Counts and money are in simulated users unless the scenario gives
+``market.population``: then they are scaled by population / users (output costs,
+which are real money, are not scaled). Shares and ratios are unchanged by scaling.
+
+Cohort tables (our product; cohorts by the week a user first became our customer,
+pre-existing and acquired customers excluded):
+    ``R[c, k]`` = share of cohort c with a visit in week k after adoption (activity
+    retention); ``S[c, k]`` = share still a customer, without a break, at the end of
+    week k (survival). Cells not yet fully observed are NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import rules
+
+NEVER = -30000  # "no such day" in int16 day arrays
+
+
+def ratio(num, den):
+    """num / den elementwise, 0 where den == 0."""
+    num = np.asarray(num, dtype=float)
+    den = np.asarray(den, dtype=float)
+    out = np.zeros(np.broadcast(num, den).shape)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def trailing_sum(x: np.ndarray, window: int) -> np.ndarray:
+    """Sum over the trailing ``window`` days, today included (shorter at the start)."""
+    c = np.concatenate([[0.0], np.cumsum(x, dtype=float)])
+    idx = np.arange(1, len(x) + 1)
+    return c[idx] - c[np.maximum(idx - window, 0)]
+
+
+# Facts an engine reports each day. Counts are in simulated users.
+COUNT_FACTS = (
+    "dau", "wau", "mau", "transactions", "new_adopters", "won_back", "switched_in",
+    "acquired_customers", "lapsed", "switched_out", "subscription_conversions",
+    "subscribers", "customers", "customers_start", "loyalty_members",
+)
+MONEY_FACTS = ("transaction_revenue", "subscription_revenue", "mrr", "cogs", "loyalty_costs")
+REAL_FACTS = ("output_costs",)
+RATE_FACTS = ("nps", "satisfaction", "habit", "renewals_due", "renewals_done")
+
+
+@dataclass
+class CohortTables:
+    """Cohort activity retention ``R``, survival ``S`` and cohort sizes."""
+
+    retention: pd.DataFrame
+    survival: pd.DataFrame
+    daily_retention: pd.DataFrame
+    sizes: pd.Series
+
+
+class Recorder:
+    """Collects daily facts and turns them into the metrics frame."""
+
+    def __init__(self, days: int, products: list[str], features: list[str],
+                 segments: list[str], ours: int = 0, scale: float = 1.0,
+                 daily_horizon: int = 91, warmup: int = 0):
+        # facts are kept for the warm-up days too (rows 0..warmup-1), so trailing
+        # windows are full on day 0; the metrics frame starts at day 0.
+        self.warmup = warmup
+        self.days = days
+        total = days + warmup
+        self.ours = ours
+        self.products = products
+        self.features = features
+        self.segments = segments
+        self.scale = scale
+        self.facts = {k: np.zeros(total) for k in COUNT_FACTS + MONEY_FACTS + REAL_FACTS + RATE_FACTS}
+        K = len(products)
+        self.customers_k = np.zeros((total, K))
+        self.transactions_k = np.zeros((total, K))
+        self.feature_users = np.zeros((total, len(features)))
+        self.segment_customers = np.zeros((total, len(segments)))
+        self.segment_dau = np.zeros((total, len(segments)))
+        weeks = days // 7 + 1
+        self.visit_weeks = np.zeros((weeks, weeks), dtype=np.int64)
+        self.daily_horizon = daily_horizon
+        self.visit_days = np.zeros((weeks, daily_horizon), dtype=np.int64)
+
+    # ---- engine side -------------------------------------------------------------------
+    def add(self, day: int, facts: dict, customers_k, transactions_k, feature_users,
+            segment_customers, segment_dau) -> None:
+        day = day + self.warmup
+        for k, v in facts.items():
+            self.facts[k][day] = v
+        self.customers_k[day] = customers_k
+        self.transactions_k[day] = transactions_k
+        self.feature_users[day] = feature_users
+        self.segment_customers[day] = segment_customers
+        self.segment_dau[day] = segment_dau
+
+    def add_visits(self, day: int, cohort_day: np.ndarray, first_in_week: np.ndarray) -> None:
+        """Count today's visits of cohort members for the retention tables.
+
+        ``cohort_day``: the visitors' cohort (first adoption) days (>= 0 only);
+        ``first_in_week``: whether each visit is the user's first in its week since
+        adoption (so each user counts once per week).
+        """
+        since = day - cohort_day
+        c = cohort_day // 7
+        w = since // 7
+        np.add.at(self.visit_weeks, (c[first_in_week], w[first_in_week]), 1)
+        near = since < self.daily_horizon
+        np.add.at(self.visit_days, (c[near], since[near]), 1)
+
+    # ---- results ----------------------------------------------------------------------
+    def frame(self) -> pd.DataFrame:
+        return self._frame().iloc[self.warmup :].reset_index(drop=True).rename_axis("day")
+
+    def _frame(self) -> pd.DataFrame:
+        f = self.facts
+        s = self.scale
+        m: dict[str, np.ndarray] = {}
+        for k in ("dau", "wau", "mau"):
+            m[k] = f[k] * s
+        m["stickiness"] = ratio(f["dau"], f["mau"])
+        for i, name in enumerate(self.features):
+            m[f"feature_utilization:{name}"] = ratio(self.feature_users[:, i], f["mau"])
+        m["visits_per_user_week"] = ratio(trailing_sum(f["dau"], 7), f["wau"])
+        m["transactions"] = f["transactions"] * s
+        m["transactions_per_active_user"] = ratio(f["transactions"], f["dau"])
+        new = f["new_adopters"] + f["won_back"] + f["switched_in"] + f["acquired_customers"]
+        m["new_customers"] = new * s
+        for k in ("new_adopters", "won_back", "switched_in", "acquired_customers"):
+            m[k] = f[k] * s
+        m["subscription_conversions"] = f["subscription_conversions"] * s
+        # trailing
+        m["customers"] = f["customers"] * s
+        churned = f["lapsed"] + f["switched_out"]
+        m["churned"] = churned * s
+        m["switched_out"] = f["switched_out"] * s
+        daily = ratio(trailing_sum(churned, 7), trailing_sum(f["customers_start"], 7))
+        m["churn_rate"] = rules.monthly_from_daily(np.minimum(daily, 1.0))
+        total_c = self.customers_k.sum(axis=1)
+        total_t = self.transactions_k.sum(axis=1)
+        m["market_share"] = ratio(self.customers_k[:, self.ours], total_c)
+        m["transaction_share"] = ratio(self.transactions_k[:, self.ours], total_t)
+        for i, p in enumerate(self.products):
+            m[f"customers:{p}"] = self.customers_k[:, i] * s
+            m[f"market_share:{p}"] = ratio(self.customers_k[:, i], total_c)
+            m[f"transaction_share:{p}"] = ratio(self.transactions_k[:, i], total_t)
+        m["transaction_revenue"] = f["transaction_revenue"] * s
+        m["subscription_revenue"] = f["subscription_revenue"] * s
+        m["revenue"] = m["transaction_revenue"] + m["subscription_revenue"]
+        m["mrr"] = f["mrr"] * s
+        m["subscribers"] = f["subscribers"] * s
+        m["cogs"] = f["cogs"] * s
+        m["output_costs"] = f["output_costs"] + f["loyalty_costs"] * s
+        m["gross_profit"] = m["revenue"] - m["cogs"] - m["output_costs"]
+        m["gross_margin"] = ratio(m["gross_profit"], m["revenue"])
+        m["nps"] = f["nps"]
+        m["renewal_rate"] = ratio(trailing_sum(f["renewals_done"], 30),
+                                  trailing_sum(f["renewals_due"], 30))
+        m["satisfaction"] = f["satisfaction"]
+        m["habit"] = f["habit"]
+        m["loyalty_members"] = f["loyalty_members"] * s
+        return pd.DataFrame(m)
+
+    def segments_frame(self) -> pd.DataFrame:
+        """Tidy per-segment frame: day, segment, customers, dau (ours)."""
+        d = np.repeat(np.arange(self.days), len(self.segments))
+        seg = np.tile(np.array(self.segments, dtype=object), self.days)
+        w = self.warmup
+        return pd.DataFrame({
+            "day": d,
+            "segment": seg,
+            "customers": self.segment_customers[w:].ravel() * self.scale,
+            "dau": self.segment_dau[w:].ravel() * self.scale,
+        })
+
+    def cohort_tables(self, cohort_day: np.ndarray, first_left_day: np.ndarray) -> CohortTables:
+        """Build R, S and daily retention from per-user first adoption and leave days."""
+        days = self.days
+        weeks = days // 7 + 1
+        member = cohort_day >= 0
+        cd = cohort_day[member].astype(np.int64)
+        left = first_left_day[member].astype(np.int64)
+        left = np.where(left == NEVER, 10**9, left)
+        c = cd // 7
+        sizes = np.bincount(c, minlength=weeks).astype(float)
+        # survival: weeks fully survived = floor((left - adopted) / 7)
+        survived = np.minimum((left - cd) // 7, weeks)
+        counts = np.zeros((weeks, weeks + 1))
+        np.add.at(counts, (c, survived), 1)
+        alive_after = counts[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]  # count(survived > k)
+        k = np.arange(weeks)
+        # cell (c, k) is fully observed when the last member's week k has ended
+        observed = (7 * k[:, None] + 6) + (7 * k[None, :] + 6) <= days - 1  # (cohort, week)
+        S = np.where(observed & (sizes[:, None] > 0), ratio(alive_after, sizes[:, None]), np.nan)
+        R = np.where(observed & (sizes[:, None] > 0),
+                     ratio(self.visit_weeks[:, :weeks], sizes[:, None]), np.nan)
+        h = self.daily_horizon
+        dobs = (7 * np.arange(weeks)[:, None] + 6 + np.arange(h)[None, :]) <= days - 1
+        D = np.where(dobs & (sizes[:, None] > 0), ratio(self.visit_days, sizes[:, None]), np.nan)
+        keep = sizes > 0
+        idx = pd.Index(np.flatnonzero(keep), name="cohort_week")
+        cols = pd.Index(np.arange(weeks), name="week")
+        R_df = pd.DataFrame(R[keep], index=idx, columns=cols)
+        S_df = pd.DataFrame(S[keep], index=idx, columns=cols)
+        last = int(np.max(np.flatnonzero(np.isfinite(R[keep]).any(axis=0)), initial=0)) + 1
+        R_df, S_df = R_df.iloc[:, :last], S_df.iloc[:, :last]
+        D_df = pd.DataFrame(D[keep], index=idx, columns=pd.Index(np.arange(h), name="day"))
+        return CohortTables(R_df, S_df, D_df, pd.Series(sizes[keep], index=idx, name="size"))
