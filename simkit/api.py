@@ -89,6 +89,7 @@ class RunResult:
     scale: float
     parameters: dict = field(default_factory=dict)
     without_outputs: list = field(default_factory=list)
+    variant: str | None = None
 
     def save(self, out: str | Path, fmt: str = "csv") -> list[Path]:
         """Write the metrics and cohort tables to ``out`` (csv or parquet)."""
@@ -117,7 +118,7 @@ class RunResult:
 
 def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         days: int | None = None, values: dict[str, float] | None = None,
-        without_outputs=None) -> RunResult:
+        without_outputs=None, variant: str | None = None) -> RunResult:
     """Simulate a scenario once.
 
     Parameters
@@ -135,6 +136,8 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
     without_outputs : list of int or "all", optional
         Outputs (indices into ``scenario.outputs``) not to ship: the counterfactual,
         on common random numbers (same population, same random streams).
+    variant : str, optional
+        Ship only the outputs of this variant (``scenario.variants``).
 
     Returns
     -------
@@ -159,6 +162,12 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
     param_ss, model_ss = ss.spawn(2)
     resolved, drawn = resolve(sc, np.random.default_rng(param_ss), values)
     skip = _output_indices(resolved, without_outputs)
+    if variant is not None:
+        try:
+            keep = set(resolved.variant_outputs(variant))
+        except KeyError as exc:
+            raise SimkitError(exc.args[0]) from None
+        skip |= set(range(len(resolved.outputs))) - keep
     model = MarketModel(resolved, without_outputs=skip, rng=np.random.default_rng(model_ss))
     for _ in range(resolved.warmup_days + resolved.days):
         model.step()
@@ -178,6 +187,7 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         scale=model.scale,
         parameters=drawn,
         without_outputs=sorted(skip),
+        variant=variant,
     )
 
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import mesa
 import numpy as np
-
 from scipy.special import ndtri
 
 from . import rules

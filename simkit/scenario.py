@@ -126,7 +126,7 @@ def Param(lo: float | None = None, hi: float | None = None):
         num["minimum"] = lo
     if hi is not None:
         num["maximum"] = hi
-    schema = {"anyOf": [num, {"$ref": "#/$defs/Distribution"}], "x-param": True}
+    schema = {"anyOf": [num, {"x-distribution": True}], "x-param": True}
     return Annotated[
         Any, PlainValidator(_param_validator(lo, hi)), _SERIALIZE, WithJsonSchema(schema)
     ]
@@ -159,7 +159,7 @@ Trait = Annotated[
     Any,
     PlainValidator(_trait_validator),
     _SERIALIZE,
-    WithJsonSchema({"anyOf": [{"type": "number"}, {"$ref": "#/$defs/Distribution"}]}),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"x-distribution": True}]}),
 ]
 
 Prob = Param(0.0, 1.0)
@@ -331,6 +331,9 @@ Day = Annotated[
 class _Output(Strict):
     product: str = Field(description="Product that ships the output.")
     day: Day
+    id: str | None = Field(
+        None, description="Unique name, for `variants` and for parameter paths in tools."
+    )
     label: str | None = Field(None, description="Short label for plots (default: derived).")
     cost: Cost = Field(default_factory=Cost)
 
@@ -501,6 +504,11 @@ class Scenario(Strict):
     segments: list[Segment] = Field(min_length=1)
     products: list[Product] = Field(min_length=1)
     outputs: list[Output] = Field(default_factory=list)
+    variants: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Named alternatives to compare (e.g. three hypotheses): each lists the "
+        "ids of the outputs it ships; a run of a variant ships only those.",
+    )
 
     # -- derived helpers -------------------------------------------------------------
     @property
@@ -518,6 +526,14 @@ class Scenario(Strict):
             if o.kind == "feature" and o.feature not in names:
                 names.append(o.feature)
         return names
+
+    def variant_outputs(self, variant: str) -> list[int]:
+        """Indices of the outputs a variant ships."""
+        if variant not in self.variants:
+            known = ", ".join(self.variants) or "none defined"
+            raise KeyError(f"unknown variant '{variant}' (variants: {known})")
+        ids = self.variants[variant]
+        return [i for i, o in enumerate(self.outputs) if o.id in ids]
 
     def output_day(self, output) -> int:
         if isinstance(output.day, dt.date):
@@ -623,6 +639,15 @@ class Scenario(Strict):
                         f"'{o.product}' has no subscription yet: launching one needs a fee",
                     )
                 plans.add(o.product)
+        ids = [o.id for o in self.outputs]
+        for i, oid in enumerate(ids):
+            if oid is not None and oid in ids[:i]:
+                fail(f"outputs[{i}].id", f"duplicate output id '{oid}'")
+        known_ids = [x for x in ids if x is not None]
+        for v, members in self.variants.items():
+            for j, oid in enumerate(members):
+                if oid not in known_ids:
+                    fail(f"variants.{v}[{j}]", _unknown("output id", oid, known_ids))
         for i, s in enumerate(self.segments):
             for f in s.traits.affinity:
                 if f not in features:

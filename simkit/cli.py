@@ -1,0 +1,155 @@
+"""The ``simkit`` command line.
+
+    simkit list                         bundled scenarios, one line each
+    simkit validate FILE...             check scenario files
+    simkit schema [--markdown]          the scenario JSON Schema (or field reference)
+    simkit run FILE|NAME [--seed N] [--users N] [--days N] [--out DIR] [--format csv|parquet]
+
+Bad input prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import SimkitError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(EXIT_BAD_INPUT, f"simkit: error: {message} (see 'simkit --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a seed >= 0, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="simkit", description="Simulate users reacting to product outputs.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="list the bundled scenarios")
+
+    v = sub.add_parser("validate", help="validate scenario files")
+    v.add_argument("files", nargs="+", metavar="FILE")
+
+    s = sub.add_parser("schema", help="print the scenario JSON Schema")
+    s.add_argument("--markdown", action="store_true", help="print the field reference instead")
+
+    r = sub.add_parser("run", help="run a scenario once")
+    r.add_argument("scenario", metavar="FILE|NAME")
+    r.add_argument("--seed", type=_seed, default=None, help="random seed (default: scenario's)")
+    r.add_argument("--users", type=_positive_int, default=None, help="simulated users")
+    r.add_argument("--days", type=_positive_int, default=None, help="days to simulate")
+    r.add_argument("--out", type=Path, default=None, help="directory for CSV/Parquet and PNG")
+    r.add_argument("--variant", default=None, help="ship only this variant's outputs")
+    r.add_argument("--baseline", action="store_true", help="ship no outputs (the baseline)")
+    r.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    r.add_argument("--no-plot", action="store_true", help="do not write the overview PNG")
+    return p
+
+
+def cmd_list(args) -> int:
+    from .scenario import bundled_scenarios, load_scenario
+
+    for name, path in bundled_scenarios().items():
+        sc = load_scenario(path)
+        print(f"{name:<26} {sc.description}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .scenario import load_scenario, uncertain_parameters
+
+    bad = 0
+    for f in args.files:
+        try:
+            sc = load_scenario(f)
+        except SimkitError as exc:
+            print(str(exc), file=sys.stderr)
+            bad += 1
+            continue
+        n_unc = len(uncertain_parameters(sc))
+        print(
+            f"ok: {f} ({sc.name}: {len(sc.products)} products, {len(sc.segments)} segments, "
+            f"{len(sc.outputs)} outputs, {n_unc} uncertain parameters, {sc.days} days)"
+        )
+    return EXIT_BAD_INPUT if bad else 0
+
+
+def cmd_schema(args) -> int:
+    from .schema_docs import scenario_json_schema, scenario_markdown
+
+    if args.markdown:
+        print(scenario_markdown(), end="")
+    else:
+        print(json.dumps(scenario_json_schema(), indent=2))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .api import run
+    from .summary import format_summary
+
+    result = run(args.scenario, seed=args.seed, users=args.users, days=args.days,
+                 variant=args.variant, without_outputs="all" if args.baseline else None)
+    print(format_summary(result))
+    if args.out is not None:
+        try:
+            written = result.save(args.out, args.format)
+        except OSError as exc:
+            raise SimkitError(f"cannot write to {args.out}: {exc.strerror or exc}") from None
+        if not args.no_plot:
+            from matplotlib.figure import Figure
+
+            from .plots import overview
+
+            fig = Figure(figsize=(13, 8.5))
+            overview(result, fig)
+            png = Path(args.out) / "overview.png"
+            fig.savefig(png, dpi=110)
+            written.append(png)
+        print("wrote " + ", ".join(str(w) for w in written))
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "validate": cmd_validate, "schema": cmd_schema, "run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SimkitError as exc:
+        print(f"simkit: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("simkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
