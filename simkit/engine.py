@@ -256,7 +256,6 @@ class MarketModel(mesa.Model):
         # the same number of draws per stream every day (common random numbers)
         u_event = st["event"].random(N, dtype=F32)
         u_choice = st["choice"].random(N, dtype=F32)
-        u_feature = st["feature"].random((len(self.features), N), dtype=F32)
         u_tx = st["transactions"].random(N, dtype=F32)
         u_noise = st["noise"].random(N, dtype=F32)
         u_churn = st["churn"].random(N, dtype=F32)
@@ -305,10 +304,13 @@ class MarketModel(mesa.Model):
         if T.features_in_use:
             seg_in_prod = pv.astype(np.int32) * len(self.segment_names) + u.segment[V]
             for f in T.features_in_use:
+                # one stream per (day, feature): a feature's draws do not depend on
+                # which other features have launched (common random numbers)
+                u_feature = self._day_rng("feature", d, f).random(N, dtype=F32)
                 cand = V[~u.uses[f][V] & T.available[f][seg_in_prod]]
                 p_take = rules.feature_takeup_probability(T.adoption_rate[f][u.product[cand]],
                                                           u.affinity[f][cand])
-                u.uses[f][cand[u_feature[f][cand] < p_take]] = True
+                u.uses[f][cand[u_feature[cand] < p_take]] = True
         sub_v = u.subscribed[V]
         member_v = (np.concatenate([member_c[visit_c], np.zeros(A.size, bool)])
                     if member_c is not None else np.zeros(V.size, bool))
@@ -381,12 +383,19 @@ class MarketModel(mesa.Model):
 
         # 7. metrics -------------------------------------------------------------------------
         self._running_costs += costs["per_day"]
-        members = 0
-        if member_c is not None:
-            members = int(np.count_nonzero(member_c & (u.product[C] == ours)))
-        self._record(d, T, flows, money, sub_money, renew_due, renew_done, conversions,
-                     start_ours, tx_k, vo, members, costs["once"] + self._running_costs)
+        if d >= -30:  # the last warm-up month feeds the trailing windows of day 0
+            members = 0
+            if member_c is not None:
+                members = int(np.count_nonzero(member_c & (u.product[C] == ours)))
+            self._record(d, T, flows, money, sub_money, renew_due, renew_done, conversions,
+                         start_ours, tx_k, vo, members, costs["once"] + self._running_costs)
         self.day += 1
+
+    def _day_rng(self, stream: str, *keys: int) -> np.random.Generator:
+        """A generator for ``stream`` that depends only on the seed and ``keys``."""
+        ss = self.streams[stream].bit_generator.seed_seq
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+            ss.entropy, spawn_key=(*ss.spawn_key, *(k % 2**32 for k in keys)))))
 
     def _members(self, T: ProductTable, pc: np.ndarray, habit_c: np.ndarray):
         """Which customers count as loyalty-programme members (None: no programme)."""
