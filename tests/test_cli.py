@@ -1,0 +1,76 @@
+"""The command line: list, validate, schema, run; one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from simkit.scenario import bundled_scenarios
+
+
+def simkit_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "simkit", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_list_names_every_bundled_scenario_with_a_description():
+    res = simkit_cli("list")
+    assert res.returncode == 0
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == len(bundled_scenarios())
+    for name, line in zip(bundled_scenarios(), lines, strict=True):
+        assert line.startswith(name)
+        assert len(line.split(None, 1)[1]) > 10
+
+
+def test_schema_is_json_schema_of_a_scenario():
+    res = simkit_cli("schema")
+    assert res.returncode == 0
+    schema = json.loads(res.stdout)
+    assert {"market", "segments", "products", "outputs", "days"} <= set(schema["properties"])
+    assert "Distribution" in schema["$defs"]
+
+
+def test_run_prints_summary_and_writes_csv_and_png(tmp_path):
+    out = tmp_path / "res"
+    res = simkit_cli("run", "ridehailing_duopoly", "--users", "2000", "--seed", "3", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "leading" in res.stdout and "trailing" in res.stdout and "market share" in res.stdout
+    metrics = pd.read_csv(out / "metrics.csv", index_col="day")
+    assert len(metrics) == 365 and "feature_utilization:scheduled_rides" in metrics
+    assert (out / "retention.csv").exists() and (out / "survival.csv").exists()
+    png = (out / "overview.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_run_parquet_and_baseline(tmp_path):
+    res = simkit_cli("run", "bass_diffusion", "--users", "500", "--days", "200", "--baseline",
+                     "--format", "parquet", "--no-plot", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    df = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert len(df) == 200 and not (tmp_path / "overview.png").exists()
+
+
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["run", "no_such_scenario"], "no such file or bundled scenario"),
+        (["run", "bass_diffusion", "--seed", "x"], "--seed"),
+        (["run", "bass_diffusion", "--users", "-5"], "--users"),
+        (["run", "bass_diffusion", "--format", "xlsx"], "--format"),
+        (["run", "ridehailing_duopoly", "--days", "10"], "after the last simulated day"),
+        (["run", "ridehailing_duopoly", "--variant", "nope"], "unknown variant"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, phrase):
+    res = simkit_cli(*args)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert phrase in lines[0]
+    assert "Traceback" not in res.stderr
