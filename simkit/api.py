@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .agents import AgentMarketModel
 from .engine import MarketModel
 from .errors import SimkitError
 from .scenario import Scenario, load_scenario, uncertain_parameters, with_values
 
-__all__ = ["RunResult", "run", "resolve", "as_seed_sequence"]
+__all__ = ["RunResult", "run", "resolve", "as_seed_sequence", "ENGINES"]
+
+ENGINES = {"vector": MarketModel, "agents": AgentMarketModel}
 
 
 def as_seed_sequence(seed) -> np.random.SeedSequence:
@@ -73,6 +76,9 @@ class RunResult:
     parameters : dict
         The values drawn for the uncertain parameters, by path.
     seed : int or SeedSequence
+    journeys : pandas.DataFrame
+        Day-by-day state of a sample of users (product, visited, transactions, habit,
+        satisfaction, features, subscribed).
     users : int
         Simulated users; ``scale`` is what each stands for.
     """
@@ -90,6 +96,8 @@ class RunResult:
     parameters: dict = field(default_factory=dict)
     without_outputs: list = field(default_factory=list)
     variant: str | None = None
+    engine: str = "vector"
+    journeys: pd.DataFrame | None = None
 
     def save(self, out: str | Path, fmt: str = "csv") -> list[Path]:
         """Write the metrics and cohort tables to ``out`` (csv or parquet)."""
@@ -118,7 +126,8 @@ class RunResult:
 
 def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         days: int | None = None, values: dict[str, float] | None = None,
-        without_outputs=None, variant: str | None = None) -> RunResult:
+        without_outputs=None, variant: str | None = None, journeys: int = 10,
+        engine: str = "vector") -> RunResult:
     """Simulate a scenario once.
 
     Parameters
@@ -138,6 +147,13 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         on common random numbers (same population, same random streams).
     variant : str, optional
         Ship only the outputs of this variant (``scenario.variants``).
+    journeys : int
+        How many users (sampled with the run's seed) to follow day by day in
+        ``RunResult.journeys``.
+    engine : {"vector", "agents"}
+        ``"vector"`` (default): users as numpy arrays, fast. ``"agents"``: one
+        ``mesa.Agent`` per user whose ``step()`` reads like the rules; same rules, same
+        results in distribution, ~100x slower. For teaching and for following a user.
 
     Returns
     -------
@@ -168,12 +184,14 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         except KeyError as exc:
             raise SimkitError(exc.args[0]) from None
         skip |= set(range(len(resolved.outputs))) - keep
-    model = MarketModel(resolved, without_outputs=skip, rng=np.random.default_rng(model_ss))
+    if engine not in ENGINES:
+        raise SimkitError(f"unknown engine '{engine}' (expected one of: {', '.join(ENGINES)})")
+    model = ENGINES[engine](resolved, without_outputs=skip, journeys=journeys,
+                            rng=np.random.default_rng(model_ss))
     for _ in range(resolved.warmup_days + resolved.days):
         model.step()
     rec = model.recorder
-    u = model.users
-    cohorts = rec.cohort_tables(u.cohort_day, u.first_left)
+    cohorts = rec.cohort_tables(*model.cohort_arrays())
     return RunResult(
         metrics=rec.frame(),
         retention=cohorts.retention,
@@ -188,6 +206,8 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         parameters=drawn,
         without_outputs=sorted(skip),
         variant=variant,
+        engine=engine,
+        journeys=model.journeys.frame() if model.journeys is not None else None,
     )
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from . import rules
-from .metrics import NEVER, Recorder
+from .metrics import NEVER, Journeys, Recorder
 from .products import ProductAgent, ProductTable, apply_output
 from .scenario import Scenario
 
@@ -44,7 +44,7 @@ TRAIT_RANGES = {
 }
 
 STREAMS = ("init", "event", "choice", "feature", "transactions", "noise", "churn",
-           "subscription", "migration")
+           "subscription", "migration", "journeys")
 
 
 @dataclass
@@ -86,8 +86,9 @@ def segment_sizes(shares: list[float], n: int) -> np.ndarray:
     return sizes
 
 
-class MarketModel(mesa.Model):
-    """A market of users and products, one day per step (vectorised users).
+class MarketBase(mesa.Model):
+    """What both engines share: the products (Mesa agents), the plan of outputs, the
+    random streams, the initial population, the social network and the recorder.
 
     Parameters
     ----------
@@ -98,13 +99,19 @@ class MarketModel(mesa.Model):
     without_outputs : iterable of int
         Indices of outputs not to ship (a counterfactual on common random numbers:
         the population and every random stream stay the same).
+    journeys : int
+        How many users to follow day by day (:class:`~simkit.metrics.Journeys`).
+    rules_module : module, optional
+        Where the rule functions come from (default :mod:`simkit.rules`): the seam
+        through which tests change one rule in one engine.
     rng : numpy.random.Generator, SeedSequence or int
         The random source; everything random derives from it.
     """
 
     def __init__(self, scenario: Scenario, users: int | None = None, *,
-                 without_outputs=(), rng=None):
+                 without_outputs=(), journeys: int = 0, rules_module=None, rng=None):
         super().__init__(rng=rng)
+        self.rules = rules_module or rules
         self.spec = scenario
         self.N = int(users or scenario.market.users)
         self.warmup_days = scenario.warmup_days
@@ -135,9 +142,23 @@ class MarketModel(mesa.Model):
         self._table_changes: set[int] = {0}
         self._acquired_today = 0
         b = scenario.behaviour
-        self._churn_base = rules.daily_from_monthly(b.churn.base_monthly)
+        self._churn_base = self.rules.daily_from_monthly(b.churn.base_monthly)
         self.users = self._init_users()
         self.adjacency, self.degree = self._init_network()
+        self.journeys = None
+        if journeys:
+            sample = np.sort(self.streams["journeys"].choice(self.N, min(journeys, self.N),
+                                                             replace=False))
+            self.journeys = Journeys(
+                sample, [p.name for p in self.products], self.features,
+                [self.segment_names[s] for s in self.users.segment[sample]])
+
+    def step(self) -> None:  # pragma: no cover - engines implement it
+        raise NotImplementedError
+
+    def cohort_arrays(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        """Per-user first day as our customer and first day they left us."""
+        raise NotImplementedError
 
     # ---- set-up -----------------------------------------------------------------------
     def _init_users(self) -> UserArrays:
@@ -221,6 +242,39 @@ class MarketModel(mesa.Model):
         deg = np.asarray(adj.sum(axis=1)).ravel()
         return adj, np.maximum(deg, 1.0).astype(F32)
 
+    # ---- what every day needs ----------------------------------------------------------
+    def _apply_outputs(self, d: int) -> dict:
+        once = per_day = 0.0
+        for o in self.outputs_by_day.get(d, ()):
+            cost = apply_output(self, o, d)
+            if self.product_by_name[o.product].ours:
+                once += cost
+                per_day += o.cost.per_day
+            self._table_changes.add(d)
+            if o.kind == "campaign":
+                self._table_changes.add(d + o.duration)
+        return {"once": once, "per_day": per_day}
+
+    def _product_table(self, d: int) -> ProductTable:
+        if self._table is None or d in self._table_changes:
+            self._table = ProductTable.build(self.products, self.features,
+                                             len(self.segment_names), d)
+        return self._table
+
+    def _day_rng(self, stream: str, *keys: int) -> np.random.Generator:
+        """A generator for ``stream`` that depends only on the seed and ``keys``."""
+        ss = self.streams[stream].bit_generator.seed_seq
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+            ss.entropy, spawn_key=(*ss.spawn_key, *(k % 2**32 for k in keys)))))
+
+
+class MarketModel(MarketBase):
+    """A market of users and products, one day per step, users as numpy arrays.
+
+    See :class:`MarketBase` for the parameters. This is the default engine
+    (``engine="vector"``).
+    """
+
     # ---- hooks used by outputs ------------------------------------------------------------
     def migrate_customers(self, target: ProductAgent, acquirer: ProductAgent, retained: float):
         """An acquisition: the target's customers move to the acquirer with probability
@@ -247,6 +301,7 @@ class MarketModel(mesa.Model):
         recording, so that day 0 starts from a settled state.
         """
         d = self.day
+        rules = self.rules
         self._acquired_today = 0
         costs = self._apply_outputs(d)  # 1. outputs due today
         T = self._product_table(d)
@@ -272,7 +327,7 @@ class MarketModel(mesa.Model):
 
         # 2. adoption -------------------------------------------------------------------
         wom = shares[NC] @ T.q_day if shares.ndim == 2 else shares @ T.q_day
-        mult = np.where(u.ever[NC], F32(b.adoption.winback * T.winback_multiplier), F32(1.0))
+        mult = rules.adoption_multiplier(u.ever[NC], F32(b.adoption.winback * T.winback_multiplier))
         hazard = rules.adoption_hazard(F32(T.p_day.sum()), wom, u.innovativeness[NC],
                                        u.susceptibility[NC], mult)
         A = NC[u_event[NC] < hazard]
@@ -288,14 +343,15 @@ class MarketModel(mesa.Model):
         # 3. engagement (start-of-day customers; adopters' first visit is today) -----------
         habit_c = u.habit[C]
         sub_c = u.subscribed[C]
-        member_c = self._members(T, pc, habit_c)
-        uplift = np.zeros(C.size, F32)
-        if T.has_plan.any():
-            uplift += sub_c * T.sub_frequency_uplift[pc]
-        if member_c is not None:
-            uplift += member_c * T.loyalty_frequency_uplift[pc]
+        has_plan, has_loyalty = bool(T.has_plan.any()), bool(T.has_loyalty.any())
+        member_c = (T.has_loyalty[pc] & rules.is_loyalty_member(habit_c, T.loyalty_min_habit[pc])
+                    if has_loyalty else np.zeros(C.size, bool))
+        features = np.zeros(C.size, F32)
         for f in T.features_in_use:
-            uplift += u.uses[f][C] * T.frequency_uplift[f][pc]
+            features += u.uses[f][C] * T.frequency_uplift[f][pc]
+        uplift = rules.combined_effect(
+            features, sub_c, T.sub_frequency_uplift[pc] if has_plan else F32(0),
+            member_c, T.loyalty_frequency_uplift[pc] if has_loyalty else F32(0))
         vp = rules.visit_probability(b.visit.base, b.visit.habit_weight, habit_c,
                                      b.visit.satisfaction_weight, u.satisfaction[C], uplift)
         visit_c = u_event[C] < vp
@@ -312,16 +368,16 @@ class MarketModel(mesa.Model):
                                                           u.affinity[f][cand])
                 u.uses[f][cand[u_feature[cand] < p_take]] = True
         sub_v = u.subscribed[V]
-        member_v = (np.concatenate([member_c[visit_c], np.zeros(A.size, bool)])
-                    if member_c is not None else np.zeros(V.size, bool))
-        tx_mult = 1.0 + sub_v * T.sub_transaction_uplift[pv]
+        member_v = np.concatenate([member_c[visit_c], np.zeros(A.size, bool)])
+        factor = np.ones(V.size, F32)
         for f in T.features_in_use:
-            tx_mult = tx_mult * (1.0 + u.uses[f][V] * T.transaction_uplift[f][pv])
+            factor *= 1.0 + u.uses[f][V] * T.transaction_uplift[f][pv]
+        tx_mult = rules.transaction_multiplier(sub_v, T.sub_transaction_uplift[pv], factor)
         lam = rules.transactions_mean(u.need[V], tx_mult)
         tx = rules.poisson_from_uniform(lam, u_tx[V]).astype(np.float64)
-        price_paid = T.price[pv] * (1.0 - sub_v * T.discount[pv])
+        price_paid = rules.price_paid(T.price[pv], sub_v, T.discount[pv])
         tx_k = np.bincount(pv, weights=tx, minlength=K + 1)[:K]
-        if T.has_plan.any():
+        if has_plan:
             u.period_transactions[V] += (tx * sub_v).astype(F32)
         is_ours = pv == ours
         vo = V[is_ours]
@@ -336,11 +392,15 @@ class MarketModel(mesa.Model):
             cogs=float(tx_ours.sum() * T.unit_cost[ours]),
             loyalty_costs=float(tx_ours @ member_v[is_ours] * T.loyalty_cost_per_transaction[ours]),
         )
+        if self.journeys is not None:
+            self.journeys.visits(V, tx)
 
         # 4. experience -------------------------------------------------------------------
-        boost = sub_v * T.sub_satisfaction_boost[pv] + member_v * T.loyalty_satisfaction_boost[pv]
+        features = np.zeros(V.size, F32)
         for f in T.features_in_use:
-            boost = boost + u.uses[f][V] * T.satisfaction_boost[f][pv]
+            features += u.uses[f][V] * T.satisfaction_boost[f][pv]
+        boost = rules.combined_effect(features, sub_v, T.sub_satisfaction_boost[pv], member_v,
+                                      T.loyalty_satisfaction_boost[pv])
         e = b.experience
         noise = e.noise_sd * ndtri(np.clip(u_noise[V], 1e-7, 1 - 1e-7))
         exp_today = rules.experience(e.base, e.quality_weight, T.quality[pv], boost,
@@ -353,11 +413,9 @@ class MarketModel(mesa.Model):
 
         # 5. churn and switching (start-of-day customers) -------------------------------------
         c = b.churn
-        mult = np.ones(C.size, F32)
-        if T.has_plan.any():
-            mult = np.where(sub_c, T.sub_churn_multiplier[pc], mult)
-        if member_c is not None:
-            mult = mult * np.where(member_c, 1.0 - T.loyalty_churn_reduction[pc], F32(1.0))
+        mult = rules.churn_multiplier(
+            sub_c, T.sub_churn_multiplier[pc] if has_plan else F32(1),
+            member_c, T.loyalty_churn_reduction[pc] if has_loyalty else F32(0))
         hazard = rules.churn_hazard(self._churn_base, u.churn_proneness[C], c.habit_k, habit_c,
                                     c.satisfaction_k, u.satisfaction[C], mult)
         leave = u_churn[C] < hazard
@@ -379,48 +437,19 @@ class MarketModel(mesa.Model):
             u.product[L[~sw]] = K
 
         # 6. subscriptions ----------------------------------------------------------------
-        sub_money, renew_due, renew_done, conversions = self._subscriptions(d, T, V, u_sub)
+        sub_money, renew_due, renew_done, conversions = self._subscriptions(d, T, V, pv, u_sub)
 
         # 7. metrics -------------------------------------------------------------------------
         self._running_costs += costs["per_day"]
         if d >= -30:  # the last warm-up month feeds the trailing windows of day 0
-            members = 0
-            if member_c is not None:
-                members = int(np.count_nonzero(member_c & (u.product[C] == ours)))
+            members = int(np.count_nonzero(member_c & (u.product[C] == ours)))
             self._record(d, T, flows, money, sub_money, renew_due, renew_done, conversions,
                          start_ours, tx_k, vo, members, costs["once"] + self._running_costs)
+        if self.journeys is not None and d >= 0:
+            sm = self.journeys.sample
+            self.journeys.end_of_day(d, u.product[sm], u.habit[sm], u.satisfaction[sm],
+                                     u.uses[:, sm], u.subscribed[sm])
         self.day += 1
-
-    def _day_rng(self, stream: str, *keys: int) -> np.random.Generator:
-        """A generator for ``stream`` that depends only on the seed and ``keys``."""
-        ss = self.streams[stream].bit_generator.seed_seq
-        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-            ss.entropy, spawn_key=(*ss.spawn_key, *(k % 2**32 for k in keys)))))
-
-    def _members(self, T: ProductTable, pc: np.ndarray, habit_c: np.ndarray):
-        """Which customers count as loyalty-programme members (None: no programme)."""
-        if not T.has_loyalty.any():
-            return None
-        return T.has_loyalty[pc] & (habit_c >= T.loyalty_min_habit[pc])
-
-    # ---- pieces of a day ----------------------------------------------------------------------
-    def _apply_outputs(self, d: int) -> dict:
-        once = per_day = 0.0
-        for o in self.outputs_by_day.get(d, ()):
-            cost = apply_output(self, o, d)
-            if self.product_by_name[o.product].ours:
-                once += cost
-                per_day += o.cost.per_day
-            self._table_changes.add(d)
-            if o.kind == "campaign":
-                self._table_changes.add(d + o.duration)
-        return {"once": once, "per_day": per_day}
-
-    def _product_table(self, d: int) -> ProductTable:
-        if self._table is None or d in self._table_changes:
-            self._table = ProductTable.build(self.products, self.features,
-                                             len(self.segment_names), d)
-        return self._table
 
     def _shares(self, counts: np.ndarray) -> np.ndarray:
         """Share of the market (or of each user's contacts) who are customers of each
@@ -441,11 +470,15 @@ class MarketModel(mesa.Model):
             avail = T.available[f].reshape(K + 1, S)[:K, seg].T  # [n, K]
             appeal += u.affinity[f][idx, None] * T.appeal[f][None, :K] * avail
         share = shares[idx] if shares.ndim == 2 else shares[None, :]
-        util = rules.utility(T.quality[None, :K], T.price[None, :K],
+        util = self.rules.utility(T.quality[None, :K], T.price[None, :K],
                              u.price_sensitivity[idx, None], self.spec.market.reference_price,
                              appeal, T.network[None, :K], share) + T.campaign_appeal[None, :]
         util[:, ~T.active] = -np.inf
         return util
+
+    def cohort_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-user first day as our customer and first day they left us."""
+        return self.users.cohort_day, self.users.first_left
 
     def _join(self, idx: np.ndarray, choice: np.ndarray, d: int) -> None:
         """Users ``idx`` become customers of products ``choice`` today."""
@@ -469,14 +502,13 @@ class MarketModel(mesa.Model):
         first = u.last_visit[vo[m]] < week_start
         self.recorder.add_visits(d, cd, first)
 
-    def _subscriptions(self, d, T, V, u_sub):
-        u, K, ours = self.users, self.K, self.ours
+    def _subscriptions(self, d, T, V, pv, u_sub):
+        u, ours, rules = self.users, self.ours, self.rules
         prod = u.product
         money = 0.0
         conversions = 0
-        # visiting customers of a product with a plan may subscribe
-        pv = prod[V]
-        cand = V[(pv < K) & T.has_plan[pv] & ~u.subscribed[V]]
+        # today's visitors who are still customers of what they visited may subscribe
+        cand = V[(prod[V] == pv) & T.has_plan[pv] & ~u.subscribed[V]]
         if cand.size:
             new = cand[u_sub[cand] < T.conversion[prod[cand]]]
             u.subscribed[new] = True
@@ -512,7 +544,7 @@ class MarketModel(mesa.Model):
         mine = prod == ours
         n_mine = int(np.count_nonzero(mine))
         subs = int(np.count_nonzero(mine & u.subscribed)) if T.has_plan[ours] else 0
-        score = rules.nps_score(u.satisfaction)
+        score = self.rules.nps_score(u.satisfaction)
         promoters = np.count_nonzero(mine & (score >= 9))
         detractors = np.count_nonzero(mine & (score <= 6))
         sat_sum = float(np.dot(mine, u.satisfaction))

@@ -237,3 +237,52 @@ class Recorder:
         R_df, S_df = R_df.iloc[:, :last], S_df.iloc[:, :last]
         D_df = pd.DataFrame(D[keep], index=idx, columns=pd.Index(np.arange(h), name="day"))
         return CohortTables(R_df, S_df, D_df, pd.Series(sizes[keep], index=idx, name="size"))
+
+
+class Journeys:
+    """Day-by-day state of a sample of users: one user's story next to the curves.
+
+    The engine reports today's visits (:meth:`visits`) and calls :meth:`end_of_day`
+    after the day's last step; :meth:`frame` gives a tidy frame with one row per user
+    and day: product, visited, transactions, habit, satisfaction, features used (names
+    joined by ``+``) and subscribed.
+    """
+
+    def __init__(self, sample: np.ndarray, products: list[str], features: list[str],
+                 segments: list[str]):
+        self.sample = np.asarray(sample, dtype=np.int64)
+        self.products = products
+        self.features = features
+        self.segments = segments  # of the sampled users
+        self._visited = np.zeros(self.sample.size, bool)
+        self._tx = np.zeros(self.sample.size)
+        self.rows: list[tuple] = []
+
+    def visits(self, visitors: np.ndarray, transactions: np.ndarray) -> None:
+        pos = np.searchsorted(self.sample, visitors)
+        pos = np.minimum(pos, self.sample.size - 1)
+        hit = self.sample[pos] == visitors
+        self._visited[pos[hit]] = True
+        self._tx[pos[hit]] = transactions[hit]
+
+    def end_of_day(self, day: int, product, habit, satisfaction, uses, subscribed) -> None:
+        """Append today's state of the sampled users (arrays aligned with the sample;
+        ``uses`` is [features, sample])."""
+        for j, i in enumerate(self.sample):
+            k = int(product[j])
+            self.rows.append((
+                day, int(i), self.segments[j],
+                self.products[k] if k < len(self.products) else None,
+                bool(self._visited[j]), float(self._tx[j]),
+                float(habit[j]), float(satisfaction[j]),
+                "+".join(f for f, used in zip(self.features, uses[:, j], strict=True) if used),
+                bool(subscribed[j]),
+            ))
+        self._visited[:] = False
+        self._tx[:] = 0.0
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=[
+            "day", "user", "segment", "product", "visited", "transactions", "habit",
+            "satisfaction", "features", "subscribed",
+        ])

@@ -55,10 +55,22 @@ qualitative choice behavior".
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 DAYS_PER_YEAR = 365.0
 DAYS_PER_MONTH = 30.0
+
+
+# The rules take numpy arrays (the vectorised engine) or plain floats (the per-agent
+# engine). These two helpers keep scalar calls on the fast ``math`` path.
+def _exp(x):
+    return math.exp(x) if isinstance(x, float | int) else np.exp(x)
+
+
+def _cap1(x):
+    return (x if x < 1.0 else 1.0) if isinstance(x, float | int) else np.minimum(1.0, x)
 
 
 # ---- rates ------------------------------------------------------------------------------
@@ -79,7 +91,7 @@ def monthly_from_daily(daily):
 
 def sigmoid(x):
     """Logistic function 1 / (1 + exp(-x))."""
-    return 1.0 / (1.0 + np.exp(-x))
+    return 1.0 / (1.0 + _exp(-x))
 
 
 # ---- 2. adoption ---------------------------------------------------------------------------
@@ -98,7 +110,12 @@ def adoption_hazard(p_total, wom, innovativeness, susceptibility, multiplier=1.0
     multiplier : float or array
         1 for never-customers; the win-back multiplier for lapsed users.
     """
-    return np.minimum(1.0, multiplier * (innovativeness * p_total + susceptibility * wom))
+    return _cap1(multiplier * (innovativeness * p_total + susceptibility * wom))
+
+
+def adoption_multiplier(ever_customer, winback):
+    """1 for never-customers, ``winback`` for lapsed users (who may be won back)."""
+    return 1.0 + ever_customer * (winback - 1.0)
 
 
 def utility(quality, price, price_sensitivity, reference_price, feature_appeal, network, share):
@@ -138,14 +155,37 @@ def visit_probability(base, habit_weight, habit, satisfaction_weight, satisfacti
     return sigmoid(base + habit_weight * habit + satisfaction_weight * (satisfaction - 0.5) + uplift)
 
 
+def combined_effect(features, subscribed, plan, member, loyalty):
+    """An effect summed over its sources: the features a user uses (``features``, their
+    sum), a subscription (``plan`` if subscribed) and a loyalty programme (``loyalty``
+    if a member). Used for visit uplifts and for experience boosts."""
+    return features + subscribed * plan + member * loyalty
+
+
+def is_loyalty_member(habit, min_habit):
+    """A customer counts as a frequent user (a programme member) from ``min_habit`` on."""
+    return habit >= min_habit
+
+
 def feature_takeup_probability(adoption_rate, affinity):
     """Probability that a visiting customer starts using a launched feature today."""
     return adoption_rate * affinity
 
 
+def transaction_multiplier(subscribed, plan_uplift, feature_factor):
+    """Multiplier on need: subscription uplift times the product over used features of
+    (1 + transaction_uplift_f) (``feature_factor``)."""
+    return (1.0 + subscribed * plan_uplift) * feature_factor
+
+
 def transactions_mean(need, multiplier=1.0):
     """Expected transactions of one visit (Poisson mean)."""
     return need * multiplier
+
+
+def price_paid(price, subscribed, discount):
+    """Price per transaction, after a subscriber's discount."""
+    return price * (1.0 - subscribed * discount)
 
 
 def poisson_from_uniform(lam, u):
@@ -154,6 +194,14 @@ def poisson_from_uniform(lam, u):
     Inversion keeps common random numbers: the same ``u`` gives a count that grows
     monotonically with ``lam``.
     """
+    if isinstance(lam, float | int) and isinstance(u, float | int):
+        k, p = 0, math.exp(-lam)
+        cdf = p
+        while u > cdf and p > 1e-300 and k < 1000:
+            k += 1
+            p *= lam / k
+            cdf += p
+        return k
     lam = np.asarray(lam, dtype=float)
     u = np.asarray(u, dtype=float)
     k = np.zeros(np.broadcast(lam, u).shape, dtype=np.int64)
@@ -172,7 +220,7 @@ def poisson_from_uniform(lam, u):
         # stop when the cdf passes u, or when floating point stops it growing
         still = (u_b[active] > cf[active]) & (pf[active] > 1e-300)
         active = active[still]
-    return k if k.ndim else int(k)
+    return k
 
 
 # ---- 4. experience ------------------------------------------------------------------------
@@ -194,11 +242,15 @@ def ema(old, target, rate):
 def churn_hazard(base_daily, proneness, habit_k, habit, satisfaction_k, satisfaction,
                  multiplier=1.0):
     """Daily probability that a customer leaves their product (capped at 1)."""
-    return np.minimum(
-        1.0,
+    return _cap1(
         base_daily * proneness * multiplier
-        * np.exp(-habit_k * habit + satisfaction_k * (0.5 - satisfaction)),
+        * _exp(-habit_k * habit + satisfaction_k * (0.5 - satisfaction))
     )
+
+
+def churn_multiplier(subscribed, plan_multiplier, member, loyalty_reduction):
+    """Churn hazard multiplier of a subscription and of loyalty-programme membership."""
+    return (1.0 + subscribed * (plan_multiplier - 1.0)) * (1.0 - member * loyalty_reduction)
 
 
 # ---- 6. subscriptions ---------------------------------------------------------------------
@@ -209,12 +261,15 @@ def renewal_probability(base, satisfaction_weight, satisfaction, value_weight, v
 
 def subscription_value(period_transactions, price, discount, bundle_value, fee):
     """Value for money of a subscription period: (savings + extras) / fee."""
-    return (period_transactions * price * discount + bundle_value) / np.maximum(fee, 1e-9)
+    fee = max(fee, 1e-9) if isinstance(fee, float | int) else np.maximum(fee, 1e-9)
+    return (period_transactions * price * discount + bundle_value) / fee
 
 
 # ---- 7. metrics ---------------------------------------------------------------------------
 def nps_score(satisfaction):
     """Likelihood-to-recommend score 0..10 from satisfaction (0..1)."""
+    if isinstance(satisfaction, float | int):
+        return min(10, math.floor(11.0 * satisfaction))
     return np.minimum(10, np.floor(11.0 * np.asarray(satisfaction)))
 
 
