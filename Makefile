@@ -47,10 +47,10 @@ demo: $(STAMP) ## Run the ride-hailing duopoly scenario into results/
 	$(VENV)/bin/simkit run $(DEMO) --out results/$(DEMO)
 
 test: $(STAMP) ## Run the whole test suite (pytest-xdist, JOBS workers)
-	$(VPY) -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
+	$(VPY) -m pytest -n $(JOBS) --dist worksteal $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## Run the tests not marked slow
-	$(VPY) -m pytest -n $(JOBS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+	$(VPY) -m pytest -n $(JOBS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check + ruff format --check
 	$(VENV)/bin/ruff check $(LINT_PATHS)

@@ -100,17 +100,17 @@ class UserAgent(mesa.Agent):
         """Steps 2-6 of the day for this user (see the module docstring)."""
         m, R, T, i = self.model, self.model.rules, self.model.today, self.i
         b = m.spec.behaviour
-        K = m.K
-        was_customer = self.product < K
+        was_customer = self.product < m.K
         self.visited = adopted = self.member = False
         self.transactions = 0
+        u_event = m.draws["event"][i]
 
         # 2. adoption
         if not was_customer:
             hazard = R.adoption_hazard(
                 T.p_total, self.word_of_mouth(), self.innovativeness, self.susceptibility,
-                R.adoption_multiplier(self.ever, b.adoption.winback * T.winback_multiplier))
-            if m.draws["event"][i] < hazard:
+                R.adoption_multiplier(self.ever, T.winback))
+            if u_event < hazard:
                 choice = self.choose(m.draws["choice"][i])
                 m.count_join(self, choice, switching=False)
                 self.join(choice)
@@ -124,9 +124,10 @@ class UserAgent(mesa.Agent):
             uplift = R.combined_effect(
                 self.feature_sum(T.frequency_uplift, k), self.subscribed,
                 T.sub_frequency_uplift[k], self.member, T.loyalty_frequency_uplift[k])
-            p_visit = R.visit_probability(b.visit.base, b.visit.habit_weight, self.habit,
-                                          b.visit.satisfaction_weight, self.satisfaction, uplift)
-            self.visited = m.draws["event"][i] < p_visit
+            v = b.visit
+            p_visit = R.visit_probability(v.base, v.habit_weight, self.habit,
+                                          v.satisfaction_weight, self.satisfaction, uplift)
+            self.visited = u_event < p_visit
         visited_product = self.product
         if self.visited:
             self.visit()  # feature take-up, transactions and 4. experience
@@ -151,8 +152,10 @@ class UserAgent(mesa.Agent):
     def word_of_mouth(self) -> float:
         """Sum over products of q per day times the product's share of the market (or
         of this user's contacts)."""
-        shares = self.contact_shares()
-        return sum(q * s for q, s in zip(self.model.today.q_day, shares, strict=True))
+        m = self.model
+        if m.adjacency is None:
+            return m.today.wom  # fully mixed: the same for everyone
+        return sum(q * s for q, s in zip(m.today.q_day, self.contact_shares(), strict=True))
 
     def contact_shares(self) -> list[float]:
         m = self.model
@@ -344,6 +347,8 @@ class AgentMarketModel(MarketBase):
         for k in self.start_product:
             counts[k] += 1
         self.market_shares = [c / N for c in counts[:K]]
+        self.today.wom = sum(q * s for q, s in zip(self.today.q_day, self.market_shares, strict=True))
+        self.today.winback = self.spec.behaviour.adoption.winback * self.today.winback_multiplier
         self._start_ours = counts[self.ours]
         self._reset_counters()
 

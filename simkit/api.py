@@ -127,7 +127,7 @@ class RunResult:
 def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         days: int | None = None, values: dict[str, float] | None = None,
         without_outputs=None, variant: str | None = None, journeys: int = 10,
-        engine: str = "vector") -> RunResult:
+        engine: str = "vector", warmup_days: int | None = None, rules=None) -> RunResult:
     """Simulate a scenario once.
 
     Parameters
@@ -154,6 +154,11 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         ``"vector"`` (default): users as numpy arrays, fast. ``"agents"``: one
         ``mesa.Agent`` per user whose ``step()`` reads like the rules; same rules, same
         results in distribution, ~100x slower. For teaching and for following a user.
+    warmup_days : int, optional
+        Days simulated before day 0 instead of the scenario's ``warmup_days``.
+    rules : module or namespace, optional
+        Where the rule functions come from (default :mod:`simkit.rules`). For
+        experimenting with an alternative rule, and for testing the engines.
 
     Returns
     -------
@@ -172,6 +177,8 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         overrides["days"] = days
     if users is not None:
         overrides["market.users"] = users
+    if warmup_days is not None:
+        overrides["warmup_days"] = warmup_days
     if overrides:
         sc = with_values(sc, overrides)
     ss = as_seed_sequence(sc.seed if seed is None else seed)
@@ -187,7 +194,7 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
     if engine not in ENGINES:
         raise SimkitError(f"unknown engine '{engine}' (expected one of: {', '.join(ENGINES)})")
     model = ENGINES[engine](resolved, without_outputs=skip, journeys=journeys,
-                            rng=np.random.default_rng(model_ss))
+                            rules_module=rules, rng=np.random.default_rng(model_ss))
     for _ in range(resolved.warmup_days + resolved.days):
         model.step()
     rec = model.recorder

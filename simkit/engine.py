@@ -392,7 +392,7 @@ class MarketModel(MarketBase):
             cogs=float(tx_ours.sum() * T.unit_cost[ours]),
             loyalty_costs=float(tx_ours @ member_v[is_ours] * T.loyalty_cost_per_transaction[ours]),
         )
-        if self.journeys is not None:
+        if self.journeys is not None and d >= 0:
             self.journeys.visits(V, tx)
 
         # 4. experience -------------------------------------------------------------------

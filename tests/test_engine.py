@@ -161,9 +161,9 @@ def test_bass_daily_adoptions_match_the_hazard():
 @pytest.mark.slow
 def test_bass_mean_curve_follows_the_recurrence():
     """Mean cumulative adopters over 20 seeds vs the discrete-time Bass recurrence,
-    at every month of the ten-year horizon: within 2% wherever the ensemble's own
-    standard error allows resolving 2% (4 standard errors otherwise: month 1 holds
-    only ~50 adopters per run, so its binomial noise alone is ~3% over 20 seeds)."""
+    at every month of the ten-year horizon: within 2%, or within 3 standard errors of
+    the ensemble mean where that is wider (month 1 holds only ~50 adopters per run, so
+    binomial noise alone is ~3% over 20 seeds; the S-curve's timing noise is ~1%)."""
     sc = simkit.load_scenario("bass_diffusion")
     m, days, seeds = sc.market.users, sc.days, 20
     curves = np.array([simkit.run(sc, seed=s).metrics["customers"].to_numpy() for s in range(seeds)])
@@ -172,9 +172,8 @@ def test_bass_mean_curve_follows_the_recurrence():
     mean = curves.mean(axis=0)[months]
     se = curves.std(axis=0, ddof=1)[months] / np.sqrt(seeds)
     err = np.abs(mean - rec[months])
-    tol = np.maximum(0.02 * rec[months], 4 * se)
-    bad = np.flatnonzero(err > tol)
-    assert bad.size == 0, f"months {bad + 1}: rel. error {(err / rec[months])[bad]}"
-    # and the 2% criterion itself is what binds over most of the curve
-    assert np.mean(0.02 * rec[months] >= 4 * se) > 0.8
+    rel = err / rec[months]
+    bad = np.flatnonzero((rel > 0.02) & (err > 3 * se))
+    assert bad.size == 0, f"months {bad + 1}: rel. error {rel[bad]}, 3 s.e. {3 * se[bad] / rec[months][bad]}"
+    assert np.median(rel) < 0.01
     assert np.max(err / rec[months]) < 0.05
