@@ -9,9 +9,14 @@ process, and prints
 * peak memory traced by ``tracemalloc`` during the run (numpy reports its buffers to
   it), in bytes per user, measured in a separate run so it does not slow the timing.
 
-Targets (issue 2): <= 0.10 µs per user-day at 100k users, <= 200 bytes per user.
+Then both engines side by side (``engine="vector"`` and the per-agent reference
+``engine="agents"``) at 10k and 100k users, with the speed ratio.
 
-    python benchmarks/engine.py [--sizes 10000 100000 1000000] [--scenario NAME] [--repeat 1]
+Targets: <= 0.10 µs per user-day at 100k users and <= 200 bytes per user (vector
+engine); the vector engine >= 100x the per-agent engine at 100k users.
+
+    python benchmarks/engine.py [--sizes 10000 100000 1000000] [--compare 10000 100000]
+                                [--scenario NAME] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -25,14 +30,15 @@ import time
 CHILD = r"""
 import json, sys, time, tracemalloc
 import simkit
-name, users, days, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+name, users, days, mode, engine = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
+                                   sys.argv[4], sys.argv[5])
 sc = simkit.load_scenario(name)
-simkit.run(sc, users=1000)  # import and first-call costs out of the way
+simkit.run(sc, users=200, engine=engine)  # import and first-call costs out of the way
 if mode == "memory":
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
 t = time.perf_counter()
-r = simkit.run(sc, seed=1, users=users, days=days)
+r = simkit.run(sc, seed=1, users=users, days=days, engine=engine, journeys=0)
 elapsed = time.perf_counter() - t
 out = {"seconds": elapsed, "warmup": r.scenario.warmup_days, "days": days}
 if mode == "memory":
@@ -41,9 +47,9 @@ print(json.dumps(out))
 """
 
 
-def measure(name: str, users: int, days: int, mode: str) -> dict:
+def measure(name: str, users: int, days: int, mode: str, engine: str = "vector") -> dict:
     res = subprocess.run(
-        [sys.executable, "-c", CHILD, name, str(users), str(days), mode],
+        [sys.executable, "-c", CHILD, name, str(users), str(days), mode, engine],
         capture_output=True, text=True,
     )
     if res.returncode:
@@ -57,6 +63,8 @@ def main() -> None:
     ap.add_argument("--scenario", default="ridehailing_duopoly")
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--repeat", type=int, default=1, help="timing runs per size (best is kept)")
+    ap.add_argument("--compare", type=int, nargs="*", default=[10_000, 100_000],
+                    help="sizes at which to time the per-agent engine too")
     args = ap.parse_args()
     print(f"engine benchmark: {args.scenario}, {args.days} days "
           f"(python {sys.version.split()[0]})")
@@ -72,8 +80,17 @@ def main() -> None:
         us_all = best["seconds"] / (n * total_days) * 1e6
         print(f"{n:>10,} {best['seconds']:>8.2f} {us:>12.3f} {us_all:>14.3f} "
               f"{mem['peak_bytes'] / 1e6:>8.1f} {mem['peak_bytes'] / n:>10.0f}", flush=True)
-    print(f"(warm-up days per run: {best['warmup']}; total benchmark time "
-          f"{time.perf_counter() - t0:.0f} s)")
+    print(f"(warm-up days per run: {best['warmup']})")
+    if args.compare:
+        print("\nvector vs per-agent engine (µs per simulated user-day, warm-up included)")
+        print(f"{'users':>10} {'vector':>8} {'agents':>8} {'ratio':>7}")
+        for n in args.compare:
+            v = measure(args.scenario, n, args.days, "time", "vector")
+            a = measure(args.scenario, n, args.days, "time", "agents")
+            ud = n * (v["days"] + v["warmup"])
+            print(f"{n:>10,} {v['seconds'] / ud * 1e6:>8.3f} {a['seconds'] / ud * 1e6:>8.3f} "
+                  f"{a['seconds'] / v['seconds']:>6.0f}x", flush=True)
+    print(f"(total benchmark time {time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":
