@@ -18,6 +18,7 @@ scenario and its counterfactual are measured on common random numbers.
 
 from __future__ import annotations
 
+import copy
 import zlib
 from dataclasses import dataclass
 
@@ -274,6 +275,30 @@ class MarketModel(MarketBase):
     See :class:`MarketBase` for the parameters. This is the default engine
     (``engine="vector"``).
     """
+
+    # ---- warm-up snapshots ------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        """A copy of everything a day changes (users, random streams, recorder), to
+        resume from -- e.g. the state at the end of the warm-up, which does not depend on
+        the plan of outputs (outputs ship on day 0 or later)."""
+        return {
+            "day": self.day,
+            "users": copy.deepcopy(self.users),
+            "streams": {k: g.bit_generator.state for k, g in self.streams.items()},
+            "recorder": copy.deepcopy(self.recorder),
+            "running_costs": self._running_costs,
+        }
+
+    def restore(self, snap: dict) -> None:
+        """Continue from a :meth:`snapshot` of a model built from the same scenario
+        (outputs aside), users and seed."""
+        self.day = snap["day"]
+        self.users = copy.deepcopy(snap["users"])
+        for k, state in snap["streams"].items():
+            self.streams[k].bit_generator.state = state
+        self.recorder = copy.deepcopy(snap["recorder"])
+        self._running_costs = snap["running_costs"]
+        self._table = None
 
     # ---- hooks used by outputs ------------------------------------------------------------
     def migrate_customers(self, target: ProductAgent, acquirer: ProductAgent, retained: float):

@@ -113,6 +113,13 @@ class Recorder:
         self.daily_horizon = daily_horizon
         self.visit_days = np.zeros((weeks, daily_horizon), dtype=np.int64)
 
+    @property
+    def nbytes(self) -> int:
+        arrays = [*self.facts.values(), self.customers_k, self.transactions_k,
+                  self.feature_users, self.segment_customers, self.segment_dau,
+                  self.visit_weeks, self.visit_days]
+        return sum(a.nbytes for a in arrays)
+
     # ---- engine side -------------------------------------------------------------------
     def add(self, day: int, facts: dict, customers_k, transactions_k, feature_users,
             segment_customers, segment_dau) -> None:

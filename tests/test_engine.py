@@ -177,3 +177,26 @@ def test_bass_mean_curve_follows_the_recurrence():
     assert bad.size == 0, f"months {bad + 1}: rel. error {rel[bad]}, 3 s.e. {3 * se[bad] / rec[months][bad]}"
     assert np.median(rel) < 0.01
     assert np.max(err / rec[months]) < 0.05
+
+
+def test_warmup_snapshot_gives_the_same_numbers(monkeypatch):
+    import simkit.api as api
+
+    sc = simkit.load_scenario("ridehailing_duopoly")
+    kw = dict(seed=9, users=1500, warmup_days=60)
+    api._warmups.clear()
+    first = simkit.run(sc, **kw)
+    cf = simkit.run(sc, without_outputs=[0], **kw)  # resumes from the cached warm-up
+    assert len(api._warmups) == 1
+    monkeypatch.setattr(api, "WARMUP_CACHE_BYTES", 0)
+    api._warmups.clear()
+    pd.testing.assert_frame_equal(first.metrics, simkit.run(sc, **kw).metrics)
+    pd.testing.assert_frame_equal(cf.metrics, simkit.run(sc, without_outputs=[0], **kw).metrics)
+    # a different behaviour parameter is a different warm-up
+    api._warmups.clear()
+    monkeypatch.setattr(api, "WARMUP_CACHE_BYTES", 2**28)
+    simkit.run(sc, **kw)
+    simkit.run(sc, values={}, **kw)
+    other = simkit.scenario.with_values(sc, {"behaviour.churn.base_monthly": 0.2})
+    simkit.run(other, **kw)
+    assert len(api._warmups) == 2
