@@ -307,6 +307,9 @@ class AgentMarketModel(MarketBase):
             "segment_dau": lambda m: list(m.segment_dau),
         })
 
+    def _segments_of(self, idx: np.ndarray) -> np.ndarray:
+        return np.array([self.user_agents[i].segment for i in idx], dtype=np.int64)
+
     # ---- hooks used by outputs --------------------------------------------------------
     def migrate_customers(self, target: ProductAgent, acquirer: ProductAgent, retained: float):
         draw = self.streams["migration"].random(self.N, dtype=F32).tolist()

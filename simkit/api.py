@@ -97,6 +97,7 @@ class RunResult:
     users: int
     scale: float
     parameters: dict = field(default_factory=dict)
+    population_seed: object = None
     without_outputs: list = field(default_factory=list)
     variant: str | None = None
     engine: str = "vector"
@@ -130,7 +131,8 @@ class RunResult:
 def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         days: int | None = None, values: dict[str, float] | None = None,
         without_outputs=None, variant: str | None = None, journeys: int = 10,
-        engine: str = "vector", warmup_days: int | None = None, rules=None) -> RunResult:
+        engine: str = "vector", warmup_days: int | None = None, rules=None,
+        population_seed=None) -> RunResult:
     """Simulate a scenario once.
 
     Parameters
@@ -138,11 +140,13 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
     scenario : Scenario, str or Path
         A scenario, a YAML path or a bundled scenario name.
     seed : int or numpy.random.SeedSequence, optional
-        Default: the scenario's ``seed``. Same seed, same numbers.
+        Seed of what happens from day 0 on (default: the scenario's ``seed``). Same
+        seeds, same numbers.
     users : int, optional
         Simulated users instead of ``market.users``.
     days : int, optional
-        Days instead of ``days`` (outputs after the horizon are an error).
+        Days to simulate instead of ``days``; outputs after a shorter horizon do not
+        ship (they are listed in ``RunResult.without_outputs``).
     values : dict, optional
         Values for uncertain parameters by path; the others are drawn from the seed.
     without_outputs : list of int or "all", optional
@@ -162,6 +166,12 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
     rules : module or namespace, optional
         Where the rule functions come from (default :mod:`simkit.rules`). For
         experimenting with an alternative rule, and for testing the engines.
+    population_seed : int or SeedSequence, optional
+        Seed of the market as it stands on day 0 -- the users' traits, who is a
+        customer of what, and the warm-up that settles them (default: the scenario's
+        ``seed``). Runs with different ``seed`` but the same population seed start from
+        the same day-0 market and differ in what happens next: the question a plan
+        asks. The warm-up is simulated once and reused (see ``_warm_up``).
 
     Returns
     -------
@@ -176,8 +186,9 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
     """
     sc = load_scenario(scenario)
     overrides = {}
-    if days is not None:
+    if days is not None and days > sc.days:
         overrides["days"] = days
+    horizon = sc.days if days is None else days
     if users is not None:
         overrides["market.users"] = users
     if warmup_days is not None:
@@ -185,6 +196,7 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
     if overrides:
         sc = with_values(sc, overrides)
     ss = as_seed_sequence(sc.seed if seed is None else seed)
+    pop_ss = as_seed_sequence(sc.seed if population_seed is None else population_seed)
     param_ss, model_ss = ss.spawn(2)
     resolved, drawn = resolve(sc, np.random.default_rng(param_ss), values)
     skip = _output_indices(resolved, without_outputs)
@@ -196,12 +208,16 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         skip |= set(range(len(resolved.outputs))) - keep
     if engine not in ENGINES:
         raise SimkitError(f"unknown engine '{engine}' (expected one of: {', '.join(ENGINES)})")
-    model = ENGINES[engine](resolved, without_outputs=skip, journeys=journeys,
-                            rules_module=rules, rng=np.random.default_rng(model_ss))
-    _warm_up(model, resolved, model_ss, engine, journeys, rules)
-    for _ in range(resolved.days):
+    # outputs past a shortened horizon simply do not ship
+    skip |= {i for i, o in enumerate(resolved.outputs) if resolved.output_day(o) >= horizon}
+    model = ENGINES[engine](resolved, without_outputs=skip, rules_module=rules,
+                            rng=np.random.default_rng(pop_ss))
+    _warm_up(model, resolved, pop_ss, engine, rules)
+    model.start_dynamics(model_ss, journeys)
+    for _ in range(horizon):
         model.step()
     rec = model.recorder
+    rec.truncate(horizon)
     cohorts = rec.cohort_tables(*model.cohort_arrays())
     return RunResult(
         metrics=rec.frame(),
@@ -212,6 +228,7 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         segments=rec.segments_frame(),
         scenario=resolved,
         seed=seed if seed is not None else sc.seed,
+        population_seed=population_seed if population_seed is not None else sc.seed,
         users=model.N,
         scale=model.scale,
         parameters=drawn,
@@ -230,10 +247,14 @@ WARMUP_CACHE_BYTES = 256 * 2**20
 _warmups: OrderedDict[str, dict] = OrderedDict()
 
 
-def _warmup_key(sc: Scenario, ss: np.random.SeedSequence, engine, journeys, rules) -> str:
-    data = sc.model_dump(mode="json", exclude={"outputs", "variants", "name", "description"})
-    key = json.dumps([data, ss.entropy, list(ss.spawn_key), engine, journeys, id(rules)],
-                     sort_keys=True, default=str)
+def _warmup_key(sc: Scenario, ss: np.random.SeedSequence, engine, rules) -> str:
+    # everything the warm-up depends on: the scenario but its plan (outputs only ship
+    # from day 0), the features the plan defines (users hold an affinity for each),
+    # the population seed, the engine and the rules
+    data = sc.model_dump(mode="json", exclude={"outputs", "variants", "okrs", "controls",
+                                               "name", "description"})
+    key = json.dumps([data, sc.feature_names, ss.entropy, list(ss.spawn_key), engine,
+                      id(rules)], sort_keys=True, default=str)
     return hashlib.sha1(key.encode()).hexdigest()
 
 
@@ -241,12 +262,12 @@ def _snapshot_bytes(snap: dict) -> int:
     return snap["users"].nbytes + snap["recorder"].nbytes
 
 
-def _warm_up(model, sc: Scenario, ss, engine: str, journeys: int, rules) -> None:
+def _warm_up(model, sc: Scenario, ss, engine: str, rules) -> None:
     """Run the warm-up days, or resume from a cached snapshot of them."""
     if not sc.warmup_days:
         return
     cacheable = hasattr(model, "snapshot") and WARMUP_CACHE_BYTES > 0
-    key = _warmup_key(sc, ss, engine, journeys, rules) if cacheable else None
+    key = _warmup_key(sc, ss, engine, rules) if cacheable else None
     if key in _warmups:
         _warmups.move_to_end(key)
         model.restore(_warmups[key])

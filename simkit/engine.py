@@ -148,11 +148,29 @@ class MarketBase(mesa.Model):
         self.adjacency, self.degree = self._init_network()
         self.journeys = None
         if journeys:
-            sample = np.sort(self.streams["journeys"].choice(self.N, min(journeys, self.N),
-                                                             replace=False))
-            self.journeys = Journeys(
-                sample, [p.name for p in self.products], self.features,
-                [self.segment_names[s] for s in self.users.segment[sample]])
+            self.follow(journeys)
+
+    def start_dynamics(self, ss: np.random.SeedSequence, journeys: int = 0) -> None:
+        """Draw what happens from now on from ``ss``: every random stream but the
+        population's is seeded anew (the run's own seed, after a warm-up that the
+        population seed fixed), and ``journeys`` users are sampled to follow."""
+        children = ss.spawn(len(STREAMS))
+        for name, child in zip(STREAMS, children, strict=True):
+            if name != "init":
+                self.streams[name] = np.random.Generator(np.random.PCG64(child))
+        self.journeys = None
+        if journeys:
+            self.follow(journeys)
+
+    def follow(self, n: int) -> None:
+        """Sample ``n`` users (from the journeys stream) to record day by day."""
+        sample = np.sort(self.streams["journeys"].choice(self.N, min(n, self.N), replace=False))
+        segments = self._segments_of(sample)
+        self.journeys = Journeys(sample, [p.name for p in self.products], self.features,
+                                 [self.segment_names[s] for s in segments])
+
+    def _segments_of(self, idx: np.ndarray) -> np.ndarray:
+        return self.users.segment[idx]
 
     def step(self) -> None:  # pragma: no cover - engines implement it
         raise NotImplementedError
@@ -225,7 +243,8 @@ class MarketBase(mesa.Model):
             if p.plan is not None and spec.subscription.initial_subscribers > 0:
                 subs = idx[rng.random(n) < spec.subscription.initial_subscribers]
                 u.subscribed[subs] = True
-                u.renewal_day[subs] = rng.integers(0, p.plan.period_days, subs.size)
+                # renewals spread over the first period from the model's first day
+                u.renewal_day[subs] = self.day + rng.integers(0, p.plan.period_days, subs.size)
         return u
 
     def _init_network(self):

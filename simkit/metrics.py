@@ -147,8 +147,13 @@ class Recorder:
         np.add.at(self.visit_days, (c[near], since[near]), 1)
 
     # ---- results ----------------------------------------------------------------------
+    def truncate(self, days: int) -> None:
+        """Report only the first ``days`` days (a run stopped before the horizon)."""
+        self.days = min(self.days, days)
+
     def frame(self) -> pd.DataFrame:
-        return self._frame().iloc[self.warmup :].reset_index(drop=True).rename_axis("day")
+        rows = slice(self.warmup, self.warmup + self.days)
+        return self._frame().iloc[rows].reset_index(drop=True).rename_axis("day")
 
     def _frame(self) -> pd.DataFrame:
         f = self.facts
@@ -207,8 +212,8 @@ class Recorder:
         return pd.DataFrame({
             "day": d,
             "segment": seg,
-            "customers": self.segment_customers[w:].ravel() * self.scale,
-            "dau": self.segment_dau[w:].ravel() * self.scale,
+            "customers": self.segment_customers[w : w + self.days].ravel() * self.scale,
+            "dau": self.segment_dau[w : w + self.days].ravel() * self.scale,
         })
 
     def cohort_tables(self, cohort_day: np.ndarray, first_left_day: np.ndarray) -> CohortTables:
@@ -231,10 +236,10 @@ class Recorder:
         observed = (7 * k[:, None] + 6) + (7 * k[None, :] + 6) <= days - 1  # (cohort, week)
         S = np.where(observed & (sizes[:, None] > 0), ratio(alive_after, sizes[:, None]), np.nan)
         R = np.where(observed & (sizes[:, None] > 0),
-                     ratio(self.visit_weeks[:, :weeks], sizes[:, None]), np.nan)
+                     ratio(self.visit_weeks[:weeks, :weeks], sizes[:, None]), np.nan)
         h = self.daily_horizon
         dobs = (7 * np.arange(weeks)[:, None] + 6 + np.arange(h)[None, :]) <= days - 1
-        D = np.where(dobs & (sizes[:, None] > 0), ratio(self.visit_days, sizes[:, None]), np.nan)
+        D = np.where(dobs & (sizes[:, None] > 0), ratio(self.visit_days[:weeks], sizes[:, None]), np.nan)
         keep = sizes > 0
         idx = pd.Index(np.flatnonzero(keep), name="cohort_week")
         cols = pd.Index(np.arange(weeks), name="week")

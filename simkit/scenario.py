@@ -36,6 +36,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -51,6 +52,7 @@ __all__ = [
     "uncertain_parameters",
     "with_values",
     "get_value",
+    "metric_names",
     "OUTPUT_KINDS",
 ]
 
@@ -986,6 +988,141 @@ class Behaviour(Strict):
 
 
 # ---------------------------------------------------------------------------------------
+# OKRs: objectives and their key results (DESIGN §1, §5)
+# ---------------------------------------------------------------------------------------
+
+# The columns of RunResult.metrics, in their order (simkit/metrics.py, Recorder._frame);
+# "{f}" stands for every feature, "{p}" for every product. A key result names one of them.
+# tests/test_okr.py checks this list against the columns of real runs.
+_METRIC_LAYOUT = (
+    "dau", "wau", "mau", "stickiness", "feature_utilization:{f}", "visits_per_user_week",
+    "transactions", "transactions_per_active_user", "new_customers", "new_adopters",
+    "won_back", "switched_in", "acquired_customers", "subscription_conversions",
+    "customers", "churned", "switched_out", "churn_rate", "market_share",
+    "transaction_share", ("customers:{p}", "market_share:{p}", "transaction_share:{p}"),
+    "transaction_revenue", "subscription_revenue", "revenue", "mrr", "subscribers", "cogs",
+    "output_costs", "gross_profit", "gross_margin", "nps", "renewal_rate", "satisfaction",
+    "habit", "loyalty_members",
+)
+AGGREGATIONS = ("value", "mean", "sum")
+DIRECTIONS = ("at_least", "at_most")
+DEFAULT_WINDOW = 28  # days in a key result's mean or sum when window is not given
+MIN_KEY_RESULTS, MAX_KEY_RESULTS = 2, 5
+
+
+def metric_names(scenario: Scenario) -> list[str]:
+    """The names of the daily metrics of a run of ``scenario`` (the columns of
+    ``RunResult.metrics``): what a key result's ``metric`` may name."""
+    features = scenario.feature_names
+    products = [p.name for p in scenario.products]
+    out: list[str] = []
+    for item in _METRIC_LAYOUT:
+        if isinstance(item, tuple):
+            out += [name.format(p=p) for p in products for name in item]
+        elif "{f}" in item:
+            out += [item.format(f=f) for f in features]
+        else:
+            out.append(item)
+    return out
+
+
+DayOrDate = int | dt.date
+
+
+class Lever(Strict):
+    """A parameter of the plan the team controls (e.g. how much a feature lifts visits, or
+    the size of a price cut), searched by the OKR stress test for *what it takes*: the
+    value nearest to least at which the key result is met with probability >= 80%."""
+
+    path: str = Field(
+        description="Path of the number in this scenario, e.g. outputs[0].frequency_uplift "
+        "or outputs[2].change (see RunResult.parameters for the paths of uncertain ones)."
+    )
+    least: float = Field(
+        description="The value that costs least, usually the plan's own (0 uplift, no price "
+        "cut); the search starts here [the parameter's unit].",
+    )
+    most: float = Field(
+        description="The largest effort worth considering; may be below least, e.g. -0.3 for "
+        "a price cut of up to 30% [the parameter's unit].",
+    )
+
+
+class KeyResult(Strict):
+    """A key result: a metric, aggregated on a deadline, against a target. Met when the
+    aggregate (or its relative change since baseline_day) is at least (or at most) the
+    target; the OKR stress test gives the probability of that across runs."""
+
+    name: str | None = Field(
+        None, description="Short label for tables and plots (default: written from the fields)."
+    )
+    metric: str = Field(
+        description="A daily metric of the run (a column of RunResult.metrics): dau, "
+        "transactions, visits_per_user_week, nps, market_share, mrr, renewal_rate, ...; "
+        "feature_utilization:F for a feature F, market_share:P for a product P."
+    )
+    aggregation: Literal["value", "mean", "sum"] = Field(
+        "value",
+        description="value: the metric on the deadline day; mean or sum: over the window of "
+        "days ending on the deadline (and, for a relative target, on baseline_day).",
+    )
+    window: int | None = Field(
+        None,
+        ge=1,
+        le=3650,
+        description="Days in the mean or sum, ending on the day (default 28); only with "
+        "aggregation mean or sum [days].",
+    )
+    target: float = Field(
+        description="The target: a value of the metric, or with baseline_day its relative "
+        "change since then, e.g. 0.2 for +20% [the metric's unit, or relative].",
+    )
+    baseline_day: DayOrDate | None = Field(
+        None,
+        description="Day number or date (with start_date) the change is measured from; "
+        "given, the target is a relative change; before the deadline [day or date].",
+    )
+    direction: Literal["at_least", "at_most"] = Field(
+        "at_least",
+        description="at_least: met when the result is >= target (more is better); at_most: "
+        "met when it is <= target (e.g. churn_rate).",
+    )
+    deadline: DayOrDate = Field(
+        description="Day number (0 is the first day) or date (with start_date) the result is "
+        "due; inside the horizon [day or date].",
+    )
+    lever: Lever | None = Field(
+        None,
+        description="For what it takes: the parameter to search and its range (absent: the "
+        "stress test skips this key result's search unless given one).",
+    )
+
+
+class Objective(Strict):
+    """An objective: a qualitative goal with 2 to 5 measurable key results; it is met when
+    all of its key results are met."""
+
+    name: str = Field(
+        description="The objective in words, e.g. 'Become the everyday ride'; unique."
+    )
+    key_results: list[KeyResult] = Field(
+        min_length=MIN_KEY_RESULTS,
+        max_length=MAX_KEY_RESULTS,
+        description="Its 2 to 5 key results.",
+    )
+
+    @field_validator("key_results", mode="before")
+    @classmethod
+    def _two_to_five(cls, v: Any):
+        if isinstance(v, list) and not MIN_KEY_RESULTS <= len(v) <= MAX_KEY_RESULTS:
+            raise _custom(
+                f"an objective has {MIN_KEY_RESULTS} to {MAX_KEY_RESULTS} key results, got "
+                f"{len(v)}"
+            )
+        return v
+
+
+# ---------------------------------------------------------------------------------------
 # The scenario
 # ---------------------------------------------------------------------------------------
 
@@ -1029,6 +1166,11 @@ class Scenario(Strict):
         default_factory=dict,
         description="Named alternatives to compare (e.g. three hypotheses): each lists the "
         "ids of the outputs it ships; a run of a variant ships only those.",
+    )
+    okrs: list[Objective] = Field(
+        default_factory=list,
+        description="Objectives and key results the plan is judged by (see Objective); "
+        "validated here, evaluated by simkit okr / simkit.okr.stress_test.",
     )
 
     # -- derived helpers -------------------------------------------------------------
@@ -1207,6 +1349,136 @@ class Scenario(Strict):
                         _unknown("feature", f, features, "features are named by feature outputs"),
                     )
         return self
+
+    # -- OKRs -------------------------------------------------------------------------------
+    def day_number(self, day: int | dt.date) -> int:
+        """A day number (0 is the first day) from a day number or a date."""
+        if isinstance(day, dt.date):
+            return (day - self.start_date).days
+        return int(day)
+
+    @model_validator(mode="after")
+    def _okr_references(self):
+        """Key results name known metrics, fall inside the horizon and have 2-5 siblings;
+        runs after :meth:`_cross_references`, so problems of the plan are reported first."""
+        if not self.okrs:
+            return self
+
+        def fail(path: str, msg: str):
+            raise PydanticCustomError(
+                "reference", "{msg}", {"msg": _one_line(msg), "abspath": path}
+            )
+
+        def day_of(value, path: str) -> int:
+            if isinstance(value, dt.date):
+                if self.start_date is None:
+                    fail(path, "a date needs start_date at the top of the scenario")
+                day = (value - self.start_date).days
+                if day < 0:
+                    fail(path, f"{value} is before start_date {self.start_date}")
+            else:
+                day = value
+                if day < 0:
+                    fail(path, f"expected a day >= 0 (0 is the first day), got {day}")
+            if day > self.days - 1:
+                when = f"{value} (day {day}) is" if isinstance(value, dt.date) else f"day {day} is"
+                fail(
+                    path,
+                    f"{when} after the last simulated day, {self.days - 1} (days: {self.days}, "
+                    "counted from day 0)",
+                )
+            return day
+
+        known = metric_names(self)
+        objectives: list[str] = []
+        for i, objective in enumerate(self.okrs):
+            here = f"okrs[{i}]"
+            if objective.name in objectives:
+                fail(f"{here}.name", f"duplicate objective '{objective.name}'")
+            objectives.append(objective.name)
+            names: list[str] = []
+            for j, kr in enumerate(objective.key_results):
+                at = f"{here}.key_results[{j}]"
+                if kr.name is not None:
+                    if kr.name in names:
+                        fail(f"{at}.name", f"duplicate key result '{kr.name}' in this objective")
+                    names.append(kr.name)
+                problem = self._metric_problem(kr.metric, known)
+                if problem:
+                    fail(f"{at}.metric", problem)
+                deadline = day_of(kr.deadline, f"{at}.deadline")
+                window = kr.window
+                if kr.aggregation == "value":
+                    if window is not None:
+                        fail(
+                            f"{at}.window",
+                            "a window goes with aggregation mean or sum; aggregation value "
+                            "takes the metric on the deadline day",
+                        )
+                    window = 1
+                elif window is None:
+                    window = DEFAULT_WINDOW
+                if deadline - window + 1 < 0:
+                    fail(
+                        f"{at}.window" if kr.window is not None else f"{at}.deadline",
+                        f"the {window}-day window ending on the deadline (day {deadline}) "
+                        "starts before day 0 (use a later deadline or a shorter window)",
+                    )
+                if kr.baseline_day is not None:
+                    base = day_of(kr.baseline_day, f"{at}.baseline_day")
+                    if base >= deadline:
+                        fail(
+                            f"{at}.baseline_day",
+                            f"the baseline day (day {base}) must be before the deadline "
+                            f"(day {deadline})",
+                        )
+                    if base - window + 1 < 0:
+                        fail(
+                            f"{at}.baseline_day",
+                            f"the {window}-day window ending on the baseline day (day {base}) "
+                            f"starts before day 0 (use a baseline_day >= {window - 1} or a "
+                            "shorter window)",
+                        )
+                if kr.lever is not None:
+                    self._lever_problem(kr.lever, f"{at}.lever", fail)
+        return self
+
+    def _metric_problem(self, metric: str, known: list[str]) -> str | None:
+        if metric in known:
+            return None
+        prefix, sep, rest = metric.partition(":")
+        if sep and prefix == "feature_utilization":
+            return _unknown(
+                "feature", rest, self.feature_names, "features are named by feature outputs"
+            ) + f" in metric '{_one_line(metric)}'"
+        if sep and prefix in ("customers", "market_share", "transaction_share"):
+            names = [p.name for p in self.products]
+            return _unknown("product", rest, names) + f" in metric '{_one_line(metric)}'"
+        close = difflib.get_close_matches(metric, known, n=1)
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else "expected a metric such as dau, transactions, visits_per_user_week, nps, "
+            "market_share, mrr or feature_utilization:<feature>; the columns of "
+            "RunResult.metrics"
+        )
+        return f"unknown metric {_describe(metric)} ({hint})"
+
+    def _lever_problem(self, lever: Lever, at: str, fail) -> None:
+        if lever.least == lever.most:
+            fail(f"{at}.most", "most must differ from least (they bound the range searched)")
+        if lever.path.startswith("okrs"):
+            fail(f"{at}.path", "a lever is a number of the plan, not of the OKRs")
+        try:
+            value = get_value(self, lever.path)
+        except KeyError:
+            fail(f"{at}.path", f"no number at '{_one_line(lever.path)}' in this scenario")
+        is_dist = isinstance(value, dict) and "dist" in value
+        if not is_dist and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            fail(
+                f"{at}.path",
+                f"'{_one_line(lever.path)}' is {_describe(value)}, not a number of the plan",
+            )
 
     def _day_or_zero(self, i: int) -> int:
         d = self.outputs[i].day

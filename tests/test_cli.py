@@ -47,6 +47,13 @@ def test_run_prints_summary_and_writes_csv_and_png(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
 
+def test_run_shorter_than_the_plan_ships_only_what_fits():
+    res = simkit_cli("run", "ridehailing_duopoly", "--users", "500", "--days", "60", "--no-plot")
+    assert res.returncode == 0, res.stderr
+    shipped = res.stdout.split("outputs shipped:")[1]
+    assert "scheduled rides" in shipped and "shared rides" not in shipped
+
+
 def test_run_parquet_and_baseline(tmp_path):
     res = simkit_cli("run", "bass_diffusion", "--users", "500", "--days", "200", "--baseline",
                      "--format", "parquet", "--no-plot", "--out", str(tmp_path))
@@ -62,7 +69,6 @@ def test_run_parquet_and_baseline(tmp_path):
         (["run", "bass_diffusion", "--seed", "x"], "--seed"),
         (["run", "bass_diffusion", "--users", "-5"], "--users"),
         (["run", "bass_diffusion", "--format", "xlsx"], "--format"),
-        (["run", "ridehailing_duopoly", "--days", "10"], "after the last simulated day"),
         (["run", "ridehailing_duopoly", "--variant", "nope"], "unknown variant"),
         (["frobnicate"], "invalid choice"),
     ],
