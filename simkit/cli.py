@@ -4,6 +4,7 @@
     simkit validate FILE...             check scenario files
     simkit schema [--markdown]          the scenario JSON Schema (or field reference)
     simkit run FILE|NAME [--seed N] [--users N] [--days N] [--out DIR] [--format csv|parquet]
+    simkit okr FILE|NAME [--runs N] [--executor SPEC] [--out DIR]   OKR stress test
 
 Bad input prints one line on stderr and exits with status 2.
 """
@@ -69,7 +70,79 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--baseline", action="store_true", help="ship no outputs (the baseline)")
     r.add_argument("--format", choices=["csv", "parquet"], default="csv")
     r.add_argument("--no-plot", action="store_true", help="do not write the overview PNG")
+
+    rep = sub.add_parser("report", help="scenario vs counterfactual: dashboard, HTML, CSVs")
+    rep.add_argument("scenario", metavar="FILE|NAME")
+    rep.add_argument("--runs", type=_positive_int, default=8, help="seeds per arm (default 8)")
+    rep.add_argument("--seed", type=_seed, default=None, help="random seed (default: scenario's)")
+    rep.add_argument("--users", type=_positive_int, default=None, help="simulated users")
+    rep.add_argument("--days", type=_positive_int, default=None, help="days to simulate")
+    rep.add_argument("--out", type=Path, default=None,
+                     help="output directory (default: results/<name>-report)")
+    rep.add_argument("--without", default="ours",
+                     help="outputs the counterfactual lacks: ours (default), all, or ids/indices "
+                          "separated by commas")
+    rep.add_argument("--variant", default=None, help="both arms ship only this variant's outputs")
+    _add_okr_parser(sub)
     return p
+
+
+def _executor_spec(text: str) -> str:
+    from .executors import as_executor
+
+    try:
+        as_executor(text)  # checks the spec; starts nothing
+    except SimkitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _add_okr_parser(sub) -> None:
+    o = sub.add_parser("okr", help="stress-test the OKRs of a scenario over an ensemble")
+    o.add_argument("scenario", metavar="FILE|NAME")
+    o.add_argument("--runs", type=_positive_int, default=200, help="runs (default 200)")
+    o.add_argument("--seed", type=_seed, default=None, help="random seed (default: scenario's)")
+    o.add_argument("--users", type=_positive_int, default=None, help="simulated users")
+    o.add_argument("--days", type=_positive_int, default=None,
+                   help="days to simulate (e.g. stop after the last deadline)")
+    o.add_argument("--executor", type=_executor_spec, default=None,
+                   help="where runs are computed: inline, processes[:N] (default), "
+                        "dask-local:N or dask://host:port")
+    o.add_argument("--out", type=Path, default=None,
+                   help="directory for tables, figures and the runs (an interrupted run "
+                        "resumes there)")
+    o.add_argument("--variant", default=None, help="ship only this variant's outputs")
+    o.add_argument("--sampler", choices=["lhs", "random"], default="lhs",
+                   help="sampling of uncertain parameters (default lhs)")
+    o.add_argument("--sensitivity", choices=["sobol", "morris", "none"], default="sobol",
+                   help="sensitivity analysis (default sobol)")
+    o.add_argument("--lever", nargs=3, metavar=("PATH", "LEAST", "MOST"), default=None,
+                   help="search this parameter for every key result (default: their levers)")
+    o.add_argument("--no-what-it-takes", action="store_true", help="skip the lever search")
+    o.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def cmd_okr(args) -> int:
+    from .okr import stress_test
+
+    lever = None
+    if args.lever is not None:
+        path, least, most = args.lever
+        try:
+            lever = (path, float(least), float(most))
+        except ValueError:
+            raise SimkitError(f"--lever: LEAST and MOST must be numbers, got {least!r} "
+                              f"{most!r}") from None
+    result = stress_test(
+        args.scenario, runs=args.runs, seed=args.seed, users=args.users, days=args.days,
+        executor=args.executor, sampler=args.sampler, variant=args.variant, out=args.out,
+        progress=not args.no_progress, what_it_takes=not args.no_what_it_takes, lever=lever,
+        sensitivity=None if args.sensitivity == "none" else args.sensitivity,
+    )
+    print(result.format())
+    if args.out is not None:
+        print(f"wrote tables, figures and runs to {args.out}")
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -136,7 +209,23 @@ def cmd_run(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "validate": cmd_validate, "schema": cmd_schema, "run": cmd_run}
+def cmd_report(args) -> int:
+    from .report import build_report
+
+    without = args.without
+    if without not in ("ours", "all"):
+        without = [int(w) if w.strip().isdigit() else w.strip()
+                   for w in without.split(",") if w.strip()]
+    written = build_report(args.scenario, runs=args.runs, seed=args.seed, users=args.users,
+                           days=args.days, out=args.out, without=without, variant=args.variant)
+    print("wrote " + ", ".join(str(w) for w in written))
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "validate": cmd_validate, "schema": cmd_schema, "run": cmd_run,
+            "report": cmd_report}
+
+COMMANDS["okr"] = cmd_okr
 
 
 def main(argv: list[str] | None = None) -> int:
