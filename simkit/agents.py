@@ -241,6 +241,8 @@ class UserAgent(mesa.Agent):
         self.uses = [False] * len(self.uses)
         if k == m.ours and self.cohort_day == NO_COHORT:
             self.cohort_day = m.day if m.day >= 0 else EXCLUDED
+            if m.day >= 0:
+                m.first_time_today += 1
 
     def leave(self) -> None:
         """Leave the current product: switch to a competitor or lapse (the outside option)."""
@@ -330,7 +332,7 @@ class AgentMarketModel(MarketBase):
     # ---- one day --------------------------------------------------------------------------
     def step(self) -> None:
         d = self.day
-        self._acquired_today = 0
+        self._acquired_today = self.first_time_today = 0
         costs = self._apply_outputs(d)  # 1. outputs due today
         self.today = _Today(self._product_table(d), len(self.segment_names))
         N, K = self.N, self.K
@@ -451,6 +453,7 @@ class AgentMarketModel(MarketBase):
             mau=sum(1 for a in agents if a.last_visit >= d - 29),
             transactions=self.tx_k[ours],
             acquired_customers=self._acquired_today,
+            first_time_customers=self.first_time_today,
             subscription_conversions=self.subs["conversions"],
             subscribers=subs,
             customers=n_mine,

@@ -141,7 +141,7 @@ class MarketBase(mesa.Model):
         self._running_costs = 0.0
         self._table: ProductTable | None = None
         self._table_changes: set[int] = {0}
-        self._acquired_today = 0
+        self._acquired_today = self._first_time_today = 0
         b = scenario.behaviour
         self._churn_base = self.rules.daily_from_monthly(b.churn.base_monthly)
         self.users = self._init_users()
@@ -346,7 +346,7 @@ class MarketModel(MarketBase):
         """
         d = self.day
         rules = self.rules
-        self._acquired_today = 0
+        self._acquired_today = self._first_time_today = 0
         costs = self._apply_outputs(d)  # 1. outputs due today
         T = self._product_table(d)
         u, N, K, ours = self.users, self.N, self.K, self.ours
@@ -535,6 +535,8 @@ class MarketModel(MarketBase):
         u.uses[:, idx] = False
         fresh = idx[(choice == self.ours) & (u.cohort_day[idx] == NO_COHORT)]
         u.cohort_day[fresh] = d if d >= 0 else EXCLUDED
+        if d >= 0:
+            self._first_time_today += fresh.size
 
     def _count_cohort_visits(self, d: int, vo: np.ndarray) -> None:
         """Feed today's visits of cohort members to the retention tables."""
@@ -599,6 +601,7 @@ class MarketModel(MarketBase):
             mau=np.count_nonzero(u.last_visit >= d - 29),
             transactions=tx_k[ours],
             acquired_customers=self._acquired_today,
+            first_time_customers=self._first_time_today,
             subscription_conversions=conversions,
             subscribers=subs,
             customers=n_mine,

@@ -10,7 +10,9 @@ Leading (product outcomes), for our product:
     the trailing 30 days; ``visits_per_user_week`` = visits in the trailing 7 days /
     wau; ``transactions``; ``transactions_per_active_user`` = transactions / dau;
     ``new_customers`` (= ``new_adopters`` + ``won_back`` + ``switched_in`` +
-    ``acquired_customers``); ``subscription_conversions``.
+    ``acquired_customers``); ``first_time_customers`` (those who become our customer
+    for the first time, by adoption or switching: the day's additions to the cohort
+    tables); ``subscription_conversions``.
 
 Trailing (business outcomes):
     ``customers``; ``churned`` (= lapsed + ``switched_out``); ``churn_rate`` (monthly
@@ -67,7 +69,8 @@ def trailing_sum(x: np.ndarray, window: int) -> np.ndarray:
 # Facts an engine reports each day. Counts are in simulated users.
 COUNT_FACTS = (
     "dau", "wau", "mau", "transactions", "new_adopters", "won_back", "switched_in",
-    "acquired_customers", "lapsed", "switched_out", "subscription_conversions",
+    "acquired_customers", "first_time_customers", "lapsed", "switched_out",
+    "subscription_conversions",
     "subscribers", "customers", "customers_start", "loyalty_members",
 )
 MONEY_FACTS = ("transaction_revenue", "subscription_revenue", "mrr", "cogs", "loyalty_costs")
@@ -169,7 +172,8 @@ class Recorder:
         m["transactions_per_active_user"] = ratio(f["transactions"], f["dau"])
         new = f["new_adopters"] + f["won_back"] + f["switched_in"] + f["acquired_customers"]
         m["new_customers"] = new * s
-        for k in ("new_adopters", "won_back", "switched_in", "acquired_customers"):
+        for k in ("new_adopters", "won_back", "switched_in", "acquired_customers",
+                  "first_time_customers"):
             m[k] = f[k] * s
         m["subscription_conversions"] = f["subscription_conversions"] * s
         # trailing
