@@ -17,7 +17,7 @@ DEMO        ?= ridehailing_duopoly
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help venv demo test test-fast lint bench lock clean
+.PHONY: help venv demo test test-fast lint bench dashboards lock clean
 
 help: ## List the targets
 	@echo "simkit make targets:"
@@ -58,6 +58,18 @@ lint: $(STAMP) ## ruff check + ruff format --check
 
 bench: $(STAMP) ## Run the engine benchmark
 	$(VPY) benchmarks/engine.py
+
+dashboards: $(STAMP) ## Re-render docs/dashboards/ (the README's pictures) from the bundled scenarios
+	@set -e; tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	for spec in ridehailing_duopoly:: marketplace_subscription:: market_share_hypotheses:: \
+	            market_share_hypotheses:price_cut: market_share_hypotheses:features: \
+	            market_share_hypotheses:acquisition: bass_diffusion::--users=5000; do \
+		name="$${spec%%:*}"; rest="$${spec#*:}"; variant="$${rest%%:*}"; extra="$${rest#*:}"; \
+		png="docs/dashboards/$$name$${variant:+-$$variant}.png"; \
+		$(VENV)/bin/simkit report "$$name" --runs 8 $${variant:+--variant $$variant} $$extra \
+			--out "$$tmp/$$name$$variant" > /dev/null; \
+		cp "$$tmp/$$name$$variant/dashboard.png" "$$png"; echo "wrote $$png"; \
+	done
 
 # --- dependency lock ----------------------------------------------------------
 # Resolve pyproject.toml from scratch in a throwaway venv (the existing lock is
