@@ -33,13 +33,17 @@ ALPHA = 0.01
 
 
 def settings(name: str) -> dict:
-    """Run settings per bundled scenario: 2,000 users; the warm-up shortened to 30 days
-    and the ten-year Bass scenario cut to two years, to keep the suite fast
+    """Run settings per bundled scenario: 2,000 users; the warm-up shortened to 30 days,
+    the horizon to a month past the last launch (at least 180 days) and the ten-year Bass
+    scenario to two years, to keep the suite fast
     (equivalence of the rules does not depend on the warm-up length)."""
     sc = simkit.load_scenario(name)
     kw = {"users": USERS, "warmup_days": min(sc.warmup_days, 30)}
     if name == "bass_diffusion":
         kw["days"] = 730
+    elif sc.outputs:  # a month past the last launch, and at least the week-12 cohorts
+        last = max(sc.output_day(o) for o in sc.outputs)
+        kw["days"] = min(sc.days, max(180, last + 30))
     return kw
 
 
