@@ -6,19 +6,25 @@
 >>> result.metrics[["dau", "market_share", "revenue"]].tail()  # doctest: +SKIP
 """
 
+from . import okr
 from .api import RunResult, run
+from .ensemble import EnsembleResult, ensemble, load_ensemble
 from .errors import ScenarioError, SimkitError
 from .scenario import Scenario, bundled_scenarios, load_scenario, parse_scenario
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EnsembleResult",
     "RunResult",
     "Scenario",
     "ScenarioError",
     "SimkitError",
     "bundled_scenarios",
+    "ensemble",
+    "load_ensemble",
     "load_scenario",
+    "okr",
     "parse_scenario",
     "run",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import difflib
+import functools
 import math
 import numbers
 import re
@@ -991,19 +992,6 @@ class Behaviour(Strict):
 # OKRs: objectives and their key results (DESIGN §1, §5)
 # ---------------------------------------------------------------------------------------
 
-# The columns of RunResult.metrics, in their order (simkit/metrics.py, Recorder._frame);
-# "{f}" stands for every feature, "{p}" for every product. A key result names one of them.
-# tests/test_okr.py checks this list against the columns of real runs.
-_METRIC_LAYOUT = (
-    "dau", "wau", "mau", "stickiness", "feature_utilization:{f}", "visits_per_user_week",
-    "transactions", "transactions_per_active_user", "new_customers", "new_adopters",
-    "won_back", "switched_in", "acquired_customers", "subscription_conversions",
-    "customers", "churned", "switched_out", "churn_rate", "market_share",
-    "transaction_share", ("customers:{p}", "market_share:{p}", "transaction_share:{p}"),
-    "transaction_revenue", "subscription_revenue", "revenue", "mrr", "subscribers", "cogs",
-    "output_costs", "gross_profit", "gross_margin", "nps", "renewal_rate", "satisfaction",
-    "habit", "loyalty_members",
-)
 AGGREGATIONS = ("value", "mean", "sum")
 DIRECTIONS = ("at_least", "at_most")
 DEFAULT_WINDOW = 28  # days in a key result's mean or sum when window is not given
@@ -1012,18 +1000,19 @@ MIN_KEY_RESULTS, MAX_KEY_RESULTS = 2, 5
 
 def metric_names(scenario: Scenario) -> list[str]:
     """The names of the daily metrics of a run of ``scenario`` (the columns of
-    ``RunResult.metrics``): what a key result's ``metric`` may name."""
-    features = scenario.feature_names
-    products = [p.name for p in scenario.products]
-    out: list[str] = []
-    for item in _METRIC_LAYOUT:
-        if isinstance(item, tuple):
-            out += [name.format(p=p) for p in products for name in item]
-        elif "{f}" in item:
-            out += [item.format(f=f) for f in features]
-        else:
-            out.append(item)
-    return out
+    ``RunResult.metrics``, per-feature and per-product ones included): what a key result's
+    ``metric`` may name."""
+    return list(_metric_columns(tuple(scenario.feature_names),
+                                tuple(p.name for p in scenario.products)))
+
+
+@functools.lru_cache(maxsize=256)
+def _metric_columns(features: tuple[str, ...], products: tuple[str, ...]) -> tuple[str, ...]:
+    """Asked of simkit/metrics.py, where metrics are defined: the columns of an empty
+    one-day recording with these features and products."""
+    from .metrics import Recorder
+
+    return tuple(Recorder(1, list(products), list(features), ["all"]).frame().columns)
 
 
 DayOrDate = int | dt.date
