@@ -1217,9 +1217,11 @@ def format_stress_test(st: StressTest) -> str:
                 note = " (AUC undefined: every run " + ("met it)" if r["met"] else "missed it)")
                 parts, own_text = [], ""
             elif fewer < 10:
-                note = f" (noisy: only {fewer} runs {'met' if r['met'] == fewer else 'missed'} it)"
+                runs_text = "1 run" if fewer == 1 else f"{fewer} runs"
+                which = "met" if r["met"] == fewer else "missed"
+                note = f" (noisy: only {runs_text} {which} it)"
             items = parts + ([own_text] if own_text else [])
-            lines.append(f"  KR {kr.id}  " + "; ".join(items) + note)
+            lines.append((f"  KR {kr.id}  " + "; ".join(items) + note).replace("   (", "  ("))
     if st.sensitivity is not None and len(st.sensitivity):
         method = st.sensitivity["method"].iloc[0]
         what = "Sobol total effect ST" if method == "sobol" else "Morris mu* (scaled)"
