@@ -32,6 +32,9 @@ class ScenarioError(SimkitError):
         self.more = more
         super().__init__(str(self))
 
+    def __reduce__(self):  # picklable, so it crosses process and Dask boundaries
+        return (type(self), (self.source, self.path, self.message, self.more))
+
     def __str__(self) -> str:
         where = f"{self.source}: {self.path}: " if self.path else f"{self.source}: "
         tail = f" (and {self.more} more problem{'s' if self.more > 1 else ''})" if self.more else ""

@@ -1111,3 +1111,12 @@ def test_every_mutation_was_exercised():
 def test_package_exports():
     assert simkit.ScenarioError is ScenarioError
     assert issubclass(ScenarioError, simkit.SimkitError)
+
+
+def test_scenario_error_survives_pickling():
+    """Errors raised in worker processes (ensembles) reach the caller intact."""
+    import pickle
+
+    err = ScenarioError("plan.yaml", "outputs[2].day", "day 400 is after the last day", more=1)
+    back = pickle.loads(pickle.dumps(err))
+    assert str(back) == str(err) and back.path == "outputs[2].day" and back.more == 1
