@@ -81,7 +81,7 @@ def format_summary(result: RunResult) -> str:
     head = (
         f"{sc.name}: {result.users:,} simulated users"
         + (f" standing for {sc.market.population:,.0f}" if sc.market.population else "")
-        + f", {sc.days} days, seed {result.seed}"
+        + f", {len(result.metrics)} days, seed {result.seed}"
     )
     money = f"(money in {sc.market.currency})"
     launches = [
