@@ -128,6 +128,26 @@ class RunResult:
         return written
 
 
+def with_overrides(sc: Scenario, users=None, days=None, warmup_days=None):
+    """Apply the run-size overrides of :func:`run`; returns the scenario and the horizon.
+
+    A longer ``days`` extends the scenario (validated like the file); a shorter one is
+    a horizon at which runs stop, so outputs after it simply do not ship.
+    """
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+        raise SimkitError(f"days must be a whole number >= 1, got {days!r}")
+    overrides = {}
+    if days is not None and days > sc.days:
+        overrides["days"] = days
+    if users is not None:
+        overrides["market.users"] = users
+    if warmup_days is not None:
+        overrides["warmup_days"] = warmup_days
+    if overrides:
+        sc = with_values(sc, overrides)
+    return sc, sc.days if days is None else int(days)
+
+
 def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         days: int | None = None, values: dict[str, float] | None = None,
         without_outputs=None, variant: str | None = None, journeys: int = 10,
@@ -185,16 +205,7 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
     True
     """
     sc = load_scenario(scenario)
-    overrides = {}
-    if days is not None and days > sc.days:
-        overrides["days"] = days
-    horizon = sc.days if days is None else days
-    if users is not None:
-        overrides["market.users"] = users
-    if warmup_days is not None:
-        overrides["warmup_days"] = warmup_days
-    if overrides:
-        sc = with_values(sc, overrides)
+    sc, horizon = with_overrides(sc, users=users, days=days, warmup_days=warmup_days)
     ss = as_seed_sequence(sc.seed if seed is None else seed)
     pop_ss = as_seed_sequence(sc.seed if population_seed is None else population_seed)
     param_ss, model_ss = ss.spawn(2)

@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .api import as_seed_sequence, run
+from .api import as_seed_sequence, run, with_overrides
 from .errors import SimkitError
 from .executors import Executor, as_executor
 from .scenario import (
@@ -708,18 +708,7 @@ def ensemble(
     ['run', 'seed_entropy', 'spawn_key']
     """
     sc = load_scenario(scenario)
-    overrides = {}
-    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
-        raise SimkitError(f"days must be a whole number >= 1, got {days!r}")
-    if days is not None and days > sc.days:
-        overrides["days"] = days  # longer: validated like the file (outputs, OKRs)
-    horizon = sc.days if days is None else int(days)
-    if users is not None:
-        overrides["market.users"] = users
-    if warmup_days is not None:
-        overrides["warmup_days"] = warmup_days
-    if overrides:
-        sc = with_values(sc, overrides)
+    sc, horizon = with_overrides(sc, users=users, days=days, warmup_days=warmup_days)
     if sampler not in SAMPLERS:
         raise SimkitError(f"unknown sampler '{sampler}' (expected one of: {', '.join(SAMPLERS)})")
     design_frame: pd.DataFrame | None = None
