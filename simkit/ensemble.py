@@ -636,7 +636,7 @@ def ensemble(
     variant: str | None = None,
     without_outputs=None,
     warmup_days: int | None = None,
-    engine: str = "vector",
+    engine: str = "compiled",
     metrics: Sequence[str] | None = None,
     retention_weeks: Sequence[int] = DEFAULT_WEEKS,
     out: str | Path | None = None,

@@ -73,6 +73,18 @@ def _cap1(x):
     return (x if x < 1.0 else 1.0) if isinstance(x, float | int) else np.minimum(1.0, x)
 
 
+def _at_least(x, low):
+    return (x if x > low else low) if isinstance(x, float | int) else np.maximum(x, low)
+
+
+def _is_scalar(x) -> bool:
+    return isinstance(x, float | int)
+
+
+# (simkit.fast compiles these rules with numba; it supplies scalar versions of the
+# helpers above, so the rules exist once for every engine.)
+
+
 # ---- rates ------------------------------------------------------------------------------
 def per_day(per_year):
     """Bass coefficient per day from its per-year value (p_day = p_year / 365)."""
@@ -149,6 +161,43 @@ def sample_choice(probabilities, u):
     return np.minimum(idx, probabilities.shape[-1] - 1)
 
 
+def logit_choice(utilities, u, outside=0.0, with_outside=False):
+    """One choice by multinomial logit: the loop form of :func:`choice_probabilities`
+    followed by :func:`sample_choice`, for one user (same operations, same order).
+
+    ``utilities`` is a 1-D sequence (``-inf`` = unavailable); with ``with_outside`` the
+    outside option (utility ``outside``) is a last alternative, index ``len(utilities)``.
+    """
+    n = len(utilities)
+    m = -math.inf
+    for x in utilities:
+        if x > m:
+            m = x
+    if with_outside and outside > m:
+        m = outside
+    if not math.isfinite(m):
+        m = 0.0
+    total = 0.0
+    for x in utilities:
+        total += math.exp(x - m)
+    if with_outside:
+        total += math.exp(outside - m)
+    if total == 0.0:  # nothing available (as the array form: the first index)
+        return 0
+    last = n if with_outside else n - 1
+    idx = 0
+    cdf = 0.0
+    for j in range(n):
+        cdf += math.exp(utilities[j] - m) / total
+        if u >= cdf:
+            idx += 1
+    if with_outside:
+        cdf += math.exp(outside - m) / total
+        if u >= cdf:
+            idx += 1
+    return idx if idx < last else last
+
+
 # ---- 3. engagement ------------------------------------------------------------------------
 def visit_probability(base, habit_weight, habit, satisfaction_weight, satisfaction, uplift=0.0):
     """Probability that a customer visits today."""
@@ -188,20 +237,26 @@ def price_paid(price, subscribed, discount):
     return price * (1.0 - subscribed * discount)
 
 
+def poisson_scalar(lam, u):
+    """Poisson(lam) by inversion of one uniform ``u`` (the scalar case of
+    :func:`poisson_from_uniform`)."""
+    k, p = 0, math.exp(-lam)
+    cdf = p
+    while u > cdf and p > 1e-300 and k < 1000:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
+
+
 def poisson_from_uniform(lam, u):
     """Poisson(lam) variates by inversion of uniforms ``u`` (one per variate).
 
     Inversion keeps common random numbers: the same ``u`` gives a count that grows
     monotonically with ``lam``.
     """
-    if isinstance(lam, float | int) and isinstance(u, float | int):
-        k, p = 0, math.exp(-lam)
-        cdf = p
-        while u > cdf and p > 1e-300 and k < 1000:
-            k += 1
-            p *= lam / k
-            cdf += p
-        return k
+    if _is_scalar(lam) and _is_scalar(u):
+        return poisson_scalar(lam, u)
     lam = np.asarray(lam, dtype=float)
     u = np.asarray(u, dtype=float)
     k = np.zeros(np.broadcast(lam, u).shape, dtype=np.int64)
@@ -261,15 +316,19 @@ def renewal_probability(base, satisfaction_weight, satisfaction, value_weight, v
 
 def subscription_value(period_transactions, price, discount, bundle_value, fee):
     """Value for money of a subscription period: (savings + extras) / fee."""
-    fee = max(fee, 1e-9) if isinstance(fee, float | int) else np.maximum(fee, 1e-9)
-    return (period_transactions * price * discount + bundle_value) / fee
+    return (period_transactions * price * discount + bundle_value) / _at_least(fee, 1e-9)
 
 
 # ---- 7. metrics ---------------------------------------------------------------------------
+def nps_scalar(satisfaction):
+    """Likelihood-to-recommend score of one user (the scalar case of :func:`nps_score`)."""
+    return min(10, math.floor(11.0 * satisfaction))
+
+
 def nps_score(satisfaction):
     """Likelihood-to-recommend score 0..10 from satisfaction (0..1)."""
-    if isinstance(satisfaction, float | int):
-        return min(10, math.floor(11.0 * satisfaction))
+    if _is_scalar(satisfaction):
+        return nps_scalar(satisfaction)
     return np.minimum(10, np.floor(11.0 * np.asarray(satisfaction)))
 
 

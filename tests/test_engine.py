@@ -204,7 +204,7 @@ def test_warmup_snapshot_gives_the_same_numbers(monkeypatch):
 
 @pytest.mark.parametrize("name", ["ridehailing_duopoly", "market_share_hypotheses"])
 def test_cohort_sizes_add_up_to_first_time_customers(name):
-    for engine in ("vector", "agents"):
+    for engine in ("compiled", "vector", "agents"):
         r = simkit.run(name, seed=1, users=800, warmup_days=30, engine=engine, journeys=0)
         assert r.cohort_sizes.sum() == pytest.approx(r.metrics["first_time_customers"].sum() / r.scale)
         assert r.cohort_sizes.sum() > 0

@@ -1,11 +1,12 @@
-"""The per-agent reference engine and the vectorised engine are the same model.
+"""The three engines -- per-agent reference, vectorised, compiled -- are the same model.
 
 Two kinds of evidence:
 
-* **pathwise**: with the same seed both engines draw the same random numbers and call
-  the same rule functions, so their metrics coincide day by day (up to float rounding);
+* **pathwise**: with the same seed the engines draw the same random numbers and call
+  the same rule functions, so their metrics coincide day by day (up to float rounding):
+  agents vs vectorised on small markets, compiled vs vectorised on larger ones;
 * **statistical** (the proof that survives any change of random-number plumbing): over
-  20 seeds per engine -- *different* seeds for each engine -- the mean curves of DAU,
+  20 seeds per engine -- *different* seeds for each engine -- the mean curves (compiled engine vs agents) of DAU,
   customers, market share, revenue, NPS and MRR (in 30-day windows) and the week-4 and
   week-12 cohort activity retention show no significant difference: Welch's two-sample
   t-test for each statistic, Holm's step-down correction over all of them, family-wise
@@ -103,12 +104,15 @@ def test_holm_procedure_detects_a_shift_and_not_noise():
 
 
 @pytest.mark.parametrize("name", sorted(bundled_scenarios()))
-def test_engines_agree_pathwise_with_the_same_seed(name):
+@pytest.mark.parametrize("engines", [("vector", "agents"), ("compiled", "vector")])
+def test_engines_agree_pathwise_with_the_same_seed(name, engines):
     kw = settings(name) | {"users": 400, "warmup_days": 30}
+    if engines[1] != "agents":  # both fast: a larger market, a longer warm-up
+        kw |= {"users": 3000, "warmup_days": 200}
     sc = simkit.load_scenario(name)
     kw["days"] = min(kw.get("days", sc.days), sc.days)
-    a = simkit.run(name, seed=7, engine="vector", **kw)
-    b = simkit.run(name, seed=7, engine="agents", **kw)
+    a = simkit.run(name, seed=7, engine=engines[0], **kw)
+    b = simkit.run(name, seed=7, engine=engines[1], **kw)
     pd.testing.assert_frame_equal(a.metrics, b.metrics, rtol=1e-4, atol=1e-6)
     pd.testing.assert_frame_equal(a.retention, b.retention)
     pd.testing.assert_frame_equal(a.journeys, b.journeys, rtol=1e-4, atol=1e-6)
@@ -129,10 +133,10 @@ def test_journeys_follow_sampled_users_day_by_day():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(bundled_scenarios()))
 def test_engines_agree_in_distribution(name):
-    vector = ensemble(name, "vector", range(SEEDS))
+    compiled = ensemble(name, "compiled", range(SEEDS))
     agents = ensemble(name, "agents", range(1000, 1000 + SEEDS))
-    assert len(vector.columns) >= 20
-    assert holm_rejections(vector, agents) == []
+    assert len(compiled.columns) >= 20
+    assert holm_rejections(compiled, agents) == []
 
 
 @pytest.mark.slow
@@ -141,7 +145,7 @@ def test_equivalence_test_has_power_against_a_doubled_churn_hazard():
                                       if not k.startswith("__")})
     broken.churn_hazard = lambda *a, **k: np.minimum(1.0, 2.0 * rules.churn_hazard(*a, **k))
     name = "ridehailing_duopoly"
-    vector = ensemble(name, "vector", range(SEEDS))
+    compiled = ensemble(name, "compiled", range(SEEDS))
     agents = ensemble(name, "agents", range(1000, 1000 + SEEDS), rules_module=broken)
-    rejected = holm_rejections(vector, agents)
+    rejected = holm_rejections(compiled, agents)
     assert any(r.startswith("customers") for r in rejected), rejected
