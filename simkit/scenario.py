@@ -998,12 +998,24 @@ DEFAULT_WINDOW = 28  # days in a key result's mean or sum when window is not giv
 MIN_KEY_RESULTS, MAX_KEY_RESULTS = 2, 5
 
 
-def metric_names(scenario: Scenario) -> list[str]:
-    """The names of the daily metrics of a run of ``scenario`` (the columns of
-    ``RunResult.metrics``, per-feature and per-product ones included): what a key result's
-    ``metric`` may name."""
-    return list(_metric_columns(tuple(scenario.feature_names),
-                                tuple(p.name for p in scenario.products)))
+def metric_names(scenario: Scenario | str | Path) -> list[str]:
+    """Every metric column a run of ``scenario`` produces, in the order of
+    ``RunResult.metrics``: the fixed metrics (DESIGN.md section 3) and the per-feature
+    (``feature_utilization:<feature>``) and per-product (``customers:<product>``,
+    ``market_share:<product>``, ``transaction_share:<product>``) ones.
+
+    What a key result's ``metric``, ``simkit.ensemble(metrics=...)`` and plots may name.
+    ``scenario`` is a Scenario, a YAML path or a bundled name.
+
+    >>> import simkit
+    >>> simkit.metric_names("bass_diffusion")[:4]
+    ['dau', 'wau', 'mau', 'stickiness']
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    features = tuple(scenario.feature_names)
+    products = tuple(p.name for p in scenario.products)
+    return list(_metric_columns(features, products))
 
 
 @functools.lru_cache(maxsize=256)
@@ -1468,6 +1480,17 @@ class Scenario(Strict):
                 f"{at}.path",
                 f"'{_one_line(lever.path)}' is {_describe(value)}, not a number of the plan",
             )
+        # both ends must be values the parameter may take (checked on a copy without OKRs,
+        # so that this check does not run again inside itself)
+        data = _dump(self)
+        data.pop("okrs", None)
+        plan = parse_scenario(data, self.name)
+        for end in ("least", "most"):
+            x = getattr(lever, end)
+            try:
+                with_values(plan, {lever.path: x})
+            except ScenarioError as exc:
+                fail(f"{at}.{end}", f"{_one_line(lever.path)} = {x:g}: {exc.message}")
 
     def _day_or_zero(self, i: int) -> int:
         d = self.outputs[i].day
