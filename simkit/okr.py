@@ -1313,6 +1313,9 @@ def plot_kr_distribution(st: StressTest, kr: str, ax=None):
 
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_ylabel("runs", fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7, frameon=False)
     return ax
 
