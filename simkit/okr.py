@@ -220,6 +220,21 @@ def _select(krs: list[KR], which) -> list[KR]:
     return [by_id[i] for i in ids]
 
 
+def _check_horizon(krs: list[KR], sc: Scenario, days: int | None) -> list[KR]:
+    """Runs of ``days`` days (default: the scenario's) must reach every deadline; checked
+    before any run."""
+    if days is None:
+        return krs
+    late = [k for k in krs if k.deadline >= days]
+    if late:
+        k = max(late, key=lambda k: k.deadline)
+        raise SimkitError(
+            f"days: key result {k.id} of {sc.name} is due on day {k.deadline}, so runs need "
+            f"at least {k.deadline + 1} days, not {days}"
+        )
+    return krs
+
+
 # ---------------------------------------------------------------------------------------
 # Evaluating key results
 # ---------------------------------------------------------------------------------------
@@ -493,7 +508,7 @@ def what_it_takes(
     for name, value, least in (("iterations", iterations, 0), ("bootstrap", bootstrap, 1)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
             raise SimkitError(f"{name} must be a whole number >= {least}, got {value!r}")
-    chosen = _select(key_results(sc), krs)
+    chosen = _check_horizon(_select(key_results(sc), krs), sc, days)
     override = _as_lever(lever, sc) if lever is not None else None
     groups: dict[tuple, list[KR]] = {}
     for kr in chosen:
@@ -804,7 +819,7 @@ def sensitivity(
         from .scenario import with_values
 
         sc = with_values(sc, {"market.users": users})
-    chosen = _select(key_results(sc), krs)
+    chosen = _check_horizon(_select(key_results(sc), krs), sc, days)
     fixed = dict(values or {})
     params = [p for p in sorted(uncertain_parameters(sc)) if p not in fixed]
     sobol_cols = ["S1", "S1_conf", "ST", "ST_conf"]
@@ -1058,6 +1073,7 @@ def stress_test(
 
         sc = with_values(sc, {"market.users": users})
     krs = key_results(sc)
+    _check_horizon(krs, sc, days if ensemble is None else ensemble.days)
     if not krs:
         raise SimkitError(
             f"{sc.name} has no OKRs: add an okrs section (objectives with 2 to 5 key results; "

@@ -414,6 +414,37 @@ def test_a_bad_lever_is_a_one_line_error_before_any_run(tiny, tmp_path, lever, p
     assert not out.exists()  # nothing ran
 
 
+def test_runs_too_short_for_a_deadline_are_refused_before_any_run(tiny, tmp_path):
+    out = tmp_path / "st"
+    with pytest.raises(SimkitError) as info:
+        okr.stress_test(tiny, runs=2, days=40, out=out, progress=False)
+    assert str(info.value) == (
+        "days: key result 1.1 of tiny_okr is due on day 69, so runs need at least 70 days, not 40"
+    )
+    assert not out.exists()
+    with pytest.raises(SimkitError, match="at least 70 days"):
+        okr.what_it_takes(tiny, lever=(UPLIFT, 0, 1), days=60, runs=2, progress=False)
+
+
+def test_a_stress_test_resumes_its_runs_from_out(tiny, tmp_path):
+    common = dict(
+        runs=6,
+        seed=SEED,
+        executor="inline",
+        progress=False,
+        what_it_takes=False,
+        sensitivity=None,
+        early_warning=False,
+        out=tmp_path,
+    )
+    first = okr.stress_test(tiny, **common)
+    assert first.ensemble.computed == 6 and (tmp_path / "ensemble" / "manifest.json").exists()
+    again = okr.stress_test(tiny, **common)
+    assert again.ensemble.computed == 0  # read back from out/ensemble
+    pd.testing.assert_frame_equal(first.key_results, again.key_results)
+    pd.testing.assert_frame_equal(first.outcomes, again.outcomes)
+
+
 def test_report_and_figures(stress, tmp_path):
     text = stress.format()
     assert "KR 1.4" in text and "P(met)" in text and "Early warning" in text
