@@ -16,6 +16,7 @@ for every field with its unit and range.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import datetime as dt
 import difflib
@@ -1029,6 +1030,13 @@ def _metric_columns(features: tuple[str, ...], products: tuple[str, ...]) -> tup
 
 DayOrDate = int | dt.date
 
+# True while with_values re-validates a copy whose OKRs it does not change: the levers'
+# ranges were checked when the original was validated, and checking them again costs
+# three parses per lever in every run of an ensemble.
+_LEVER_RANGES_KNOWN: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lever_ranges_known", default=False
+)
+
 
 class Lever(Strict):
     """A parameter of the plan the team controls (e.g. how much a feature lifts visits, or
@@ -1480,6 +1488,8 @@ class Scenario(Strict):
                 f"{at}.path",
                 f"'{_one_line(lever.path)}' is {_describe(value)}, not a number of the plan",
             )
+        if _LEVER_RANGES_KNOWN.get():
+            return
         # both ends must be values the parameter may take (checked on a copy without OKRs,
         # so that this check does not run again inside itself)
         data = _dump(self)
@@ -1913,4 +1923,9 @@ def with_values(scenario: Scenario, values: dict[str, Any]) -> Scenario:
             value = value.model_dump(by_alias=True, exclude_none=True)
         obj[last] = value
     changes = ", ".join(f"{k} = {_describe(v)}" for k, v in values.items())
-    return parse_scenario(data, f"<{scenario.name} with {changes}>")
+    known = not any(str(p).startswith("okrs") for p in values)
+    token = _LEVER_RANGES_KNOWN.set(known)
+    try:
+        return parse_scenario(data, f"<{scenario.name} with {changes}>")
+    finally:
+        _LEVER_RANGES_KNOWN.reset(token)
