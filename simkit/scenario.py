@@ -1468,8 +1468,8 @@ class Scenario(Strict):
             f"did you mean '{close[0]}'?"
             if close
             else "expected a metric such as dau, transactions, visits_per_user_week, nps, "
-            "market_share, mrr or feature_utilization:<feature>; the columns of "
-            "RunResult.metrics"
+            "market_share, mrr or feature_utilization:<feature>; "
+            "simkit.metric_names(scenario) lists them all"
         )
         return f"unknown metric {_describe(metric)} ({hint})"
 

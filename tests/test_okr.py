@@ -140,6 +140,11 @@ MALFORMED = [
         "unknown metric 'daus' (did you mean 'dau'?)",
     ),
     (
+        lambda d: kr(d).update(metric="zzz"),
+        "okrs[0].key_results[1].metric",
+        "unknown metric 'zzz' (expected a metric such as dau",
+    ),
+    (
         lambda d: kr(d).update(metric="feature_utilization:bost"),
         "okrs[0].key_results[1].metric",
         "unknown feature 'bost'",
