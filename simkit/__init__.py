@@ -10,7 +10,7 @@ from . import okr
 from .api import RunResult, run
 from .ensemble import EnsembleResult, ensemble, load_ensemble
 from .errors import ScenarioError, SimkitError
-from .scenario import Scenario, bundled_scenarios, load_scenario, parse_scenario
+from .scenario import Scenario, bundled_scenarios, load_scenario, metric_names, parse_scenario
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,7 @@ __all__ = [
     "ensemble",
     "load_ensemble",
     "load_scenario",
+    "metric_names",
     "okr",
     "parse_scenario",
     "run",

@@ -1057,10 +1057,10 @@ def cross_correlation(x, y, max_lag: int = 90) -> pd.DataFrame:
         raise SimkitError("cross_correlation: series must have the same length")
     rows = []
     for lag in range(-max_lag, max_lag + 1):
-        if lag >= 0:
-            a, b = x[: x.size - lag], y[lag:]
+        if lag >= 0:  # (a lag longer than the series leaves no pairs)
+            a, b = x[: max(x.size - lag, 0)], y[lag:]
         else:
-            a, b = x[-lag:], y[: y.size + lag]
+            a, b = x[-lag:], y[: max(y.size + lag, 0)]
         ok = np.isfinite(a) & np.isfinite(b)
         a, b = a[ok], b[ok]
         r = np.nan

@@ -4,7 +4,8 @@
     simkit validate FILE...             check scenario files
     simkit schema [--markdown]          the scenario JSON Schema (or field reference)
     simkit run FILE|NAME [--seed N] [--users N] [--days N] [--out DIR] [--format csv|parquet]
-    simkit okr FILE|NAME [--runs N] [--executor SPEC] [--out DIR]   OKR stress test
+    simkit report FILE|NAME [--runs N] [--executor SPEC] [--out DIR]   vs the counterfactual
+    simkit okr FILE|NAME [--runs N] [--executor SPEC] [--out DIR]      OKR stress test
 
 Bad input prints one line on stderr and exits with status 2.
 """
@@ -83,8 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="outputs the counterfactual lacks: ours (default), all, or ids/indices "
                           "separated by commas")
     rep.add_argument("--variant", default=None, help="both arms ship only this variant's outputs")
+    rep.add_argument("--executor", type=_executor_spec, default=None, help=EXECUTOR_HELP)
     _add_okr_parser(sub)
     return p
+
+
+EXECUTOR_HELP = ("where runs are computed: inline, processes[:N] (default: one process per CPU), "
+                 "dask-local:N or dask://host:port")
 
 
 def _executor_spec(text: str) -> str:
@@ -105,9 +111,7 @@ def _add_okr_parser(sub) -> None:
     o.add_argument("--users", type=_positive_int, default=None, help="simulated users")
     o.add_argument("--days", type=_positive_int, default=None,
                    help="days to simulate (e.g. stop after the last deadline)")
-    o.add_argument("--executor", type=_executor_spec, default=None,
-                   help="where runs are computed: inline, processes[:N] (default), "
-                        "dask-local:N or dask://host:port")
+    o.add_argument("--executor", type=_executor_spec, default=None, help=EXECUTOR_HELP)
     o.add_argument("--out", type=Path, default=None,
                    help="directory for tables, figures and the runs (an interrupted run "
                         "resumes there)")
@@ -210,14 +214,17 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .executors import as_executor
     from .report import build_report
 
     without = args.without
     if without not in ("ours", "all"):
         without = [int(w) if w.strip().isdigit() else w.strip()
                    for w in without.split(",") if w.strip()]
-    written = build_report(args.scenario, runs=args.runs, seed=args.seed, users=args.users,
-                           days=args.days, out=args.out, without=without, variant=args.variant)
+    with as_executor(args.executor, runs=2 * args.runs) as ex:  # both arms
+        written = build_report(args.scenario, runs=args.runs, seed=args.seed, users=args.users,
+                               days=args.days, out=args.out, without=without,
+                               variant=args.variant, map_fn=ex.map)
     print("wrote " + ", ".join(str(w) for w in written))
     return 0
 

@@ -745,7 +745,11 @@ def ensemble(
                 import difflib
 
                 close = difflib.get_close_matches(str(m), known, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else "see RunResult.metrics"
+                hint = (
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else "simkit.metric_names(scenario) lists them"
+                )
                 raise SimkitError(f"metrics: unknown metric '{m}' ({hint})")
     weeks = tuple(int(w) for w in retention_weeks)
     if any(w < 0 for w in weeks):

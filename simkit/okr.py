@@ -220,6 +220,21 @@ def _select(krs: list[KR], which) -> list[KR]:
     return [by_id[i] for i in ids]
 
 
+def _check_horizon(krs: list[KR], sc: Scenario, days: int | None) -> list[KR]:
+    """Runs of ``days`` days (default: the scenario's) must reach every deadline; checked
+    before any run."""
+    if days is None:
+        return krs
+    late = [k for k in krs if k.deadline >= days]
+    if late:
+        k = max(late, key=lambda k: k.deadline)
+        raise SimkitError(
+            f"days: key result {k.id} of {sc.name} is due on day {k.deadline}, so runs need "
+            f"at least {k.deadline + 1} days, not {days}"
+        )
+    return krs
+
+
 # ---------------------------------------------------------------------------------------
 # Evaluating key results
 # ---------------------------------------------------------------------------------------
@@ -390,14 +405,28 @@ def _transient(progress) -> bool | dict:
     return {"leave": False, **(progress if isinstance(progress, dict) else {})}
 
 
-def _as_lever(lever) -> Lever:
-    if isinstance(lever, Lever):
-        return lever
+def _as_lever(lever, sc: Scenario) -> Lever:
+    """A lever given as an argument, checked against ``sc`` as a scenario's lever is
+    (a number of the plan; least and most differ and are values it may take)."""
+    expected = "lever: expected (path, least, most) or {path:, least:, most:}"
     if isinstance(lever, dict):
-        return Lever(**lever)
-    if isinstance(lever, tuple | list) and len(lever) == 3:
-        return Lever(path=str(lever[0]), least=float(lever[1]), most=float(lever[2]))
-    raise SimkitError("lever: expected (path, least, most) or {path:, least:, most:}")
+        try:
+            lever = Lever(**lever)
+        except (TypeError, ValueError):
+            raise SimkitError(f"{expected} with numbers, got {lever!r}") from None
+    elif isinstance(lever, tuple | list) and len(lever) == 3:
+        try:
+            lever = Lever(path=str(lever[0]), least=float(lever[1]), most=float(lever[2]))
+        except (TypeError, ValueError):
+            raise SimkitError(f"{expected} with numbers, got {tuple(lever)!r}") from None
+    elif not isinstance(lever, Lever):
+        raise SimkitError(expected)
+
+    def fail(path: str, msg: str):
+        raise SimkitError(f"{path}: {msg}")
+
+    sc._lever_problem(lever, "lever", fail)
+    return lever
 
 
 def _first_crossing(e: np.ndarray, p: np.ndarray, p_star: float) -> np.ndarray:
@@ -476,8 +505,11 @@ def what_it_takes(
         sc = with_values(sc, {"market.users": users})
     if not 0 < target_probability < 1:
         raise SimkitError(f"target_probability must be in (0, 1), got {target_probability}")
-    chosen = _select(key_results(sc), krs)
-    override = _as_lever(lever) if lever is not None else None
+    for name, value, least in (("iterations", iterations, 0), ("bootstrap", bootstrap, 1)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise SimkitError(f"{name} must be a whole number >= {least}, got {value!r}")
+    chosen = _check_horizon(_select(key_results(sc), krs), sc, days)
+    override = _as_lever(lever, sc) if lever is not None else None
     groups: dict[tuple, list[KR]] = {}
     for kr in chosen:
         lv = override or kr.lever
@@ -787,7 +819,7 @@ def sensitivity(
         from .scenario import with_values
 
         sc = with_values(sc, {"market.users": users})
-    chosen = _select(key_results(sc), krs)
+    chosen = _check_horizon(_select(key_results(sc), krs), sc, days)
     fixed = dict(values or {})
     params = [p for p in sorted(uncertain_parameters(sc)) if p not in fixed]
     sobol_cols = ["S1", "S1_conf", "ST", "ST_conf"]
@@ -968,8 +1000,12 @@ class StressTest:
                 "okr_what_it_takes.png": (_plot_all_what_it_takes, {}),
                 "okr_sensitivity.png": (_plot_all_sensitivity, {}),
             }
+            panels = len(self.krs)
             for name, (draw, kw) in drawings.items():
-                fig = Figure(figsize=(11, 3.2 * max(1, math.ceil(len(self.krs) / 2)) + 0.8))
+                n = panels
+                if name == "okr_what_it_takes.png" and self.what_it_takes_curve is not None:
+                    n = self.what_it_takes_curve["kr"].nunique()
+                fig = Figure(figsize=_grid_size(n))
                 if draw(self, fig=fig, **kw) is None:
                     continue
                 path = out / name
@@ -1037,10 +1073,17 @@ def stress_test(
 
         sc = with_values(sc, {"market.users": users})
     krs = key_results(sc)
+    _check_horizon(krs, sc, days if ensemble is None else ensemble.days)
     if not krs:
         raise SimkitError(
             f"{sc.name} has no OKRs: add an okrs section (objectives with 2 to 5 key results; "
             "see docs/scenarios.md)"
+        )
+    if what_it_takes and lever is not None:
+        lever = _as_lever(lever, sc)  # checked before any run
+    if sensitivity is not None and sensitivity not in SENSITIVITY_METHODS:
+        raise SimkitError(
+            f"unknown sensitivity method '{sensitivity}' (expected sobol, morris or None)"
         )
     if ensemble is not None and _scenario_digest(ensemble.scenario) != _scenario_digest(sc):
         raise SimkitError(
@@ -1246,14 +1289,28 @@ def _new_ax(ax):
     return ax
 
 
+def _bins_on(x: np.ndarray, edge: float, bins: int) -> np.ndarray:
+    """Histogram bin edges of about ``bins`` equal bins covering ``x`` and ``edge``, with
+    ``edge`` one of them, so that no bin mixes results on both sides of a target."""
+    width = float(np.diff(np.histogram_bin_edges(np.append(x, edge), bins=bins)).mean())
+    if not width > 0:
+        width = abs(edge) * 0.05 or 1.0
+    k0 = math.floor((min(x.min(), edge) - edge) / width)
+    k1 = math.floor((max(x.max(), edge) - edge) / width) + 1
+    return edge + width * np.arange(k0, k1 + 1)
+
+
 def plot_kr_distribution(st: StressTest, kr: str, ax=None):
     """Histogram of a KR's result across runs, with the target and P(met)."""
     ax = _new_ax(ax)
     k = st.kr(kr)
     x = st.outcomes.loc[st.outcomes["kr"] == k.id, "value"].to_numpy(dtype=float)
     x = x[np.isfinite(x)]
+    if not len(x):
+        ax.text(0.5, 0.5, "no finite results", ha="center", va="center", transform=ax.transAxes)
+        return ax
     met_side = x >= k.target if k.direction == "at_least" else x <= k.target
-    bins = np.histogram_bin_edges(np.append(x, k.target), bins=min(30, max(8, len(x) // 5)))
+    bins = _bins_on(x, k.target, bins=min(30, max(8, len(x) // 5)))
     ax.hist(x[~met_side], bins=bins, color="#c8553d", alpha=0.8, label="missed")
     ax.hist(x[met_side], bins=bins, color="#2a9d8f", alpha=0.8, label="met")
     ax.axvline(k.target, color="black", lw=1.5, ls="--", label="target")
@@ -1272,15 +1329,24 @@ def plot_kr_distribution(st: StressTest, kr: str, ax=None):
 
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_ylabel("runs", fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7, frameon=False)
     return ax
 
 
 def plot_what_it_takes(st_or_curve, kr: str, ax=None, target_probability: float = 0.8):
-    """P(met) against the lever value (Wilson band), the 80% line and the answer."""
+    """P(met) against the lever value (Wilson band), the 80% line and the answer with its
+    interval; from a StressTest, a WhatItTakes or its ``curve`` frame."""
     ax = _new_ax(ax)
-    curve = st_or_curve.what_it_takes_curve if isinstance(st_or_curve, StressTest) else st_or_curve
-    table = st_or_curve.what_it_takes if isinstance(st_or_curve, StressTest) else None
+    if isinstance(st_or_curve, StressTest):
+        curve, table = st_or_curve.what_it_takes_curve, st_or_curve.what_it_takes
+        target_probability = st_or_curve.options.get("target_probability", target_probability)
+    elif isinstance(st_or_curve, WhatItTakes):
+        curve, table = st_or_curve.curve, st_or_curve.table
+    else:
+        curve, table = st_or_curve, None
     g = curve[curve["kr"] == kr].sort_values("value")
     if g.empty:
         ax.text(0.5, 0.5, "no lever", ha="center", va="center", transform=ax.transAxes)
@@ -1290,6 +1356,10 @@ def plot_what_it_takes(st_or_curve, kr: str, ax=None, target_probability: float 
     ax.axhline(target_probability, color="black", lw=1, ls="--")
     if table is not None:
         row = table[table["kr"] == kr]
+        if len(row):
+            ends = sorted(float(v) for v in row[["least", "most"]].iloc[0])
+            pad = 0.03 * (ends[1] - ends[0])
+            ax.set_xlim(ends[0] - pad, ends[1] + pad)
         if len(row) and row["reached"].iloc[0]:
             v, lo, hi = row[["value", "lo", "hi"]].iloc[0]
             ax.axvline(v, color="#e76f51", lw=1.5)
@@ -1349,7 +1419,7 @@ def plot_early_warning(
     ax.set_xlabel("weeks of change", fontsize=8)
     ax.set_ylabel("AUC (either direction)", fontsize=8)
     ax.set_title(f"KR {kr}: early warning", fontsize=9)
-    ax.legend(fontsize=6.5, frameon=False, loc="lower right")
+    ax.legend(fontsize=6.5, frameon=False, loc="best")
     return ax
 
 
@@ -1372,6 +1442,13 @@ def plot_sensitivity(st_or_table, kr: str, ax=None):
         return ax
     g = g.sort_values("importance")
     y = np.arange(len(g))
+    importance = g["importance"].to_numpy(dtype=float)
+    if np.isnan(importance).all():
+        note = "the result is the same in every run"
+    elif np.nanmax(np.abs(importance)) == 0:
+        note = "no uncertain parameter moves it"
+    else:
+        note = ""
     if g["method"].iloc[0] == "sobol":
         ax.barh(y + 0.2, g["ST"], 0.4, xerr=g["ST_conf"], color="#264653", label="ST (total)")
         ax.barh(y - 0.2, g["S1"], 0.4, xerr=g["S1_conf"], color="#2a9d8f", label="S1 (alone)")
@@ -1380,9 +1457,23 @@ def plot_sensitivity(st_or_table, kr: str, ax=None):
     else:
         ax.barh(y, g["importance"], 0.6, color="#264653")
         ax.set_xlabel("Morris mu* (scaled to the largest)", fontsize=8)
+    if g["method"].iloc[0] == "sobol":
+        reach = np.concatenate([g["ST"] + g["ST_conf"], g["S1"] + g["S1_conf"]])
+        low = np.nanmin(np.concatenate([g["S1"] - g["S1_conf"], [0.0]]))
+    else:
+        reach, low = importance, 0.0
+    top = np.nanmax(np.append(reach, 1.0 if g["method"].iloc[0] == "morris" else 0.1))
+    ax.set_xlim(min(0.0, low), 1.05 * top)
+    if note:
+        ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes, fontsize=8)
     ax.set_yticks(y, g["parameter"], fontsize=7)
     ax.set_title(f"KR {kr}: what drives it", fontsize=9)
     return ax
+
+
+def _grid_size(n: int) -> tuple[float, float]:
+    """Figure size for ``n`` panels, two a row."""
+    return (11, 3.2 * math.ceil(n / 2) + 0.8) if n > 1 else (6.5, 4)
 
 
 def _grid(st: StressTest, fig, draw) -> object:
@@ -1403,7 +1494,7 @@ def plot_stress_test(st: StressTest, fig=None):
     if fig is None:
         import matplotlib.pyplot as plt
 
-        fig = plt.figure(figsize=(11, 3.2 * math.ceil(len(st.krs) / 2) + 0.8))
+        fig = plt.figure(figsize=_grid_size(len(st.krs)))
     return _grid(st, fig, plot_kr_distribution)
 
 

@@ -16,6 +16,7 @@ for every field with its unit and range.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import datetime as dt
 import difflib
@@ -998,12 +999,24 @@ DEFAULT_WINDOW = 28  # days in a key result's mean or sum when window is not giv
 MIN_KEY_RESULTS, MAX_KEY_RESULTS = 2, 5
 
 
-def metric_names(scenario: Scenario) -> list[str]:
-    """The names of the daily metrics of a run of ``scenario`` (the columns of
-    ``RunResult.metrics``, per-feature and per-product ones included): what a key result's
-    ``metric`` may name."""
-    return list(_metric_columns(tuple(scenario.feature_names),
-                                tuple(p.name for p in scenario.products)))
+def metric_names(scenario: Scenario | str | Path) -> list[str]:
+    """Every metric column a run of ``scenario`` produces, in the order of
+    ``RunResult.metrics``: the fixed metrics (DESIGN.md section 3) and the per-feature
+    (``feature_utilization:<feature>``) and per-product (``customers:<product>``,
+    ``market_share:<product>``, ``transaction_share:<product>``) ones.
+
+    What a key result's ``metric``, ``simkit.ensemble(metrics=...)`` and plots may name.
+    ``scenario`` is a Scenario, a YAML path or a bundled name.
+
+    >>> import simkit
+    >>> simkit.metric_names("bass_diffusion")[:4]
+    ['dau', 'wau', 'mau', 'stickiness']
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    features = tuple(scenario.feature_names)
+    products = tuple(p.name for p in scenario.products)
+    return list(_metric_columns(features, products))
 
 
 @functools.lru_cache(maxsize=256)
@@ -1016,6 +1029,13 @@ def _metric_columns(features: tuple[str, ...], products: tuple[str, ...]) -> tup
 
 
 DayOrDate = int | dt.date
+
+# True while with_values re-validates a copy whose OKRs it does not change: the levers'
+# ranges were checked when the original was validated, and checking them again costs
+# three parses per lever in every run of an ensemble.
+_LEVER_RANGES_KNOWN: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lever_ranges_known", default=False
+)
 
 
 class Lever(Strict):
@@ -1448,8 +1468,8 @@ class Scenario(Strict):
             f"did you mean '{close[0]}'?"
             if close
             else "expected a metric such as dau, transactions, visits_per_user_week, nps, "
-            "market_share, mrr or feature_utilization:<feature>; the columns of "
-            "RunResult.metrics"
+            "market_share, mrr or feature_utilization:<feature>; "
+            "simkit.metric_names(scenario) lists them all"
         )
         return f"unknown metric {_describe(metric)} ({hint})"
 
@@ -1468,6 +1488,19 @@ class Scenario(Strict):
                 f"{at}.path",
                 f"'{_one_line(lever.path)}' is {_describe(value)}, not a number of the plan",
             )
+        if _LEVER_RANGES_KNOWN.get():
+            return
+        # both ends must be values the parameter may take (checked on a copy without OKRs,
+        # so that this check does not run again inside itself)
+        data = _dump(self)
+        data.pop("okrs", None)
+        plan = parse_scenario(data, self.name)
+        for end in ("least", "most"):
+            x = getattr(lever, end)
+            try:
+                with_values(plan, {lever.path: x})
+            except ScenarioError as exc:
+                fail(f"{at}.{end}", f"{_one_line(lever.path)} = {x:g}: {exc.message}")
 
     def _day_or_zero(self, i: int) -> int:
         d = self.outputs[i].day
@@ -1890,4 +1923,9 @@ def with_values(scenario: Scenario, values: dict[str, Any]) -> Scenario:
             value = value.model_dump(by_alias=True, exclude_none=True)
         obj[last] = value
     changes = ", ".join(f"{k} = {_describe(v)}" for k, v in values.items())
-    return parse_scenario(data, f"<{scenario.name} with {changes}>")
+    known = not any(str(p).startswith("okrs") for p in values)
+    token = _LEVER_RANGES_KNOWN.set(known)
+    try:
+        return parse_scenario(data, f"<{scenario.name} with {changes}>")
+    finally:
+        _LEVER_RANGES_KNOWN.reset(token)

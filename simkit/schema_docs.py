@@ -21,7 +21,13 @@ from pydantic import BaseModel, TypeAdapter
 from .distributions import DIST_KINDS, Dist, DistTypes
 from .scenario import OUTPUT_KINDS, Scenario
 
-__all__ = ["scenario_json_schema", "scenario_markdown", "documented_models", "MINIMAL_EXAMPLE"]
+__all__ = [
+    "scenario_json_schema",
+    "scenario_markdown",
+    "documented_models",
+    "MINIMAL_EXAMPLE",
+    "OKR_EXAMPLE",
+]
 
 _DIST_REF = {"$ref": "#/$defs/Distribution"}
 
@@ -61,7 +67,7 @@ ORDER = [
     "SubscriptionPlan", "Renewal", "Behaviour", "AdoptionRules", "VisitRules",
     "ExperienceRules", "ChurnRules", "InitialState", "Cost",
     "FeatureOutput", "PriceChange", "Acquisition", "Campaign", "LoyaltyProgram",
-    "SubscriptionOutput",
+    "SubscriptionOutput", "Objective", "KeyResult", "Lever",
 ]
 TITLES = {
     "Scenario": "Top level",
@@ -87,6 +93,9 @@ TITLES = {
     "ChurnRules": "Churn (`behaviour.churn`)",
     "InitialState": "Initial state (`behaviour.initial`)",
     "Cost": "Cost (`outputs[i].cost`)",
+    "Objective": "Objective (an item of `okrs`)",
+    "KeyResult": "Key result (`okrs[i].key_results[j]`)",
+    "Lever": "Lever (`okrs[i].key_results[j].lever`)",
 }
 _DIST_CLASS = {cls.model_fields["dist"].annotation.__args__[0]: cls for cls in DistTypes}
 
@@ -328,7 +337,8 @@ simkit/schema_docs.py: do not edit by hand; regenerate with
 A scenario is a YAML file (read with a safe YAML loader: plain data, never executed). It
 describes a market of potential users in segments, the products competing for them, and
 a dated plan of *outputs* (features, price changes, acquisitions, campaigns, loyalty
-programmes, subscriptions) that the products ship. `simkit validate FILE` checks a file
+programmes, subscriptions) that the products ship, and optionally the [OKRs](#okrs) the
+plan is judged by. `simkit validate FILE` checks a file
 without running it; `simkit run FILE` runs it. The bundled scenarios are in
 `scenarios/` (`simkit list`).
 
@@ -362,6 +372,55 @@ at the end of this page.
 **Days** of outputs are 0-based day numbers (0 is the first simulated day, `days - 1` the
 last), or dates (`2026-03-01`) when `start_date` is given. An output after the last day,
 or before `start_date`, is an error.
+"""
+
+OKR_EXAMPLE = """\
+okrs:
+  - name: Become riders' everyday app
+    key_results:
+      - name: daily ride requests +20% in six months
+        metric: transactions
+        aggregation: mean           # the 28-day mean (window: 28 by default) ...
+        target: 0.20                # ... up 20% ...
+        baseline_day: 2026-01-28    # ... on the 28 days to 28 January
+        deadline: 2026-06-30
+        lever: {path: "outputs[0].frequency_uplift", least: 0.0, most: 1.0}
+      - name: 42% of monthly riders schedule rides by June
+        metric: feature_utilization:scheduled_rides
+        target: 0.42
+        deadline: 2026-06-30
+      - name: monthly churn under 2%
+        metric: churn_rate
+        aggregation: mean
+        target: 0.02
+        direction: at_most
+        deadline: 2026-12-31
+"""
+
+OKR_SECTION = f"""
+<a id="okrs"></a>
+
+## OKRs
+
+`okrs` lists the objectives a plan is judged by, each with 2 to 5 key results. A key
+result names a **metric** (any column of `RunResult.metrics`; `simkit.metric_names(scenario)`
+lists them: `dau`, `transactions`, `visits_per_user_week`, `nps`, `market_share`, `mrr`,
+`renewal_rate`, `feature_utilization:<feature>`, `market_share:<product>`, ...), an
+**aggregation** on its **deadline** (`value`: the metric on that day; `mean` or `sum`:
+over the `window` days ending on it) and a **target**. With `baseline_day` the target is
+a relative change of the same aggregate since that day (0.2 = +20%); without, it is a
+value of the metric. `direction: at_most` is for metrics where less is better
+(`churn_rate`). A key result is met in a run when its result reaches the target; an
+objective is met when all its key results are met in the same run. An optional `lever`
+names the number of the plan (a feature's uplift, a price change) that the stress test
+searches for *what it takes*. Example (from `scenarios/ridehailing_duopoly.yaml`):
+
+```yaml
+{OKR_EXAMPLE}```
+
+`simkit run` ignores the OKRs; `simkit okr FILE` and `simkit.okr.stress_test` evaluate
+them over an ensemble: the probability each is met, what it takes, which leading
+indicator warns first and what drives them ([okr.md](okr.md)).
 """
 
 DAY_SECTION = """
@@ -416,6 +475,10 @@ shares adding up to 1; exactly one product with `ours: true`; the products'
 `initial_share` adding up to at most 1; unique names; output days inside the horizon
 (and dates only with `start_date`); acquisitions of existing competitors only; YAML
 syntax (with line and column), duplicate keys and tags (`!!python/...` is refused).
+In `okrs`: known metrics (with a suggestion), deadlines and baseline days inside the
+horizon and in that order, windows that start on or after day 0, 2 to 5 key results per
+objective, unique names, and levers that name a number of the plan with `least` and
+`most` values it may take.
 """
 
 
@@ -438,6 +501,31 @@ def _example_errors() -> list[str]:
         lambda d: d["products"][1].update(pirce=d["products"][1].pop("price")),
         lambda d: d["segments"].append({"name": "students", "share": 0.2}),
         lambda d: d["products"][0]["bass"].update(q={"dist": "normal", "mean": 0.38}),
+        lambda d: d.update(
+            okrs=[
+                {
+                    "name": "Grow",
+                    "key_results": [
+                        {"metric": "dau", "target": 0.2, "baseline_day": 30, "deadline": 200},
+                        {"metric": "market_share", "target": 0.5, "deadline": 179},
+                    ],
+                }
+            ]
+        ),
+        lambda d: d.update(
+            okrs=[
+                {
+                    "name": "Grow",
+                    "key_results": [
+                        {"metric": "daus", "target": 0.2, "baseline_day": 30, "deadline": 179},
+                        {"metric": "market_share", "target": 0.5, "deadline": 179},
+                    ],
+                }
+            ]
+        ),
+        lambda d: d.update(
+            okrs=[{"name": "Grow", "key_results": [{"metric": "dau", "target": 900, "deadline": 90}]}]
+        ),
     ]
     lines = []
     for change in mistakes:
@@ -473,6 +561,8 @@ def scenario_markdown() -> str:
                 "(for `uniform` and `triangular` they are the ends of the range).\n"
             )
             first_dist = False
+        if name == "Objective":
+            out.append(OKR_SECTION)
         d = defs.get(name, {})
         out.append(f"\n<a id=\"{name.lower()}\"></a>\n\n## {_title(name, cls)}\n")
         doc = " ".join((cls.__doc__ or "").split("\n\n")[0].split()) if cls.__doc__ else ""

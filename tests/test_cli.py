@@ -1,4 +1,5 @@
-"""The command line: list, validate, schema, run; one-line errors with exit code 2."""
+"""The command line: list, validate, schema, run, report --executor; one-line errors with
+exit code 2."""
 
 from __future__ import annotations
 
@@ -71,6 +72,9 @@ def test_run_parquet_and_baseline(tmp_path):
         (["run", "bass_diffusion", "--format", "xlsx"], "--format"),
         (["run", "ridehailing_duopoly", "--variant", "nope"], "unknown variant"),
         (["frobnicate"], "invalid choice"),
+        (["report", "bass_diffusion", "--executor", "bogus"], "unknown executor 'bogus'"),
+        (["report", "bass_diffusion", "--executor", "processes:0"], "number of workers >= 1"),
+        (["okr", "bass_diffusion", "--lever", "products[0].bass.q", "0.3", "x"], "--lever"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, phrase):
@@ -80,3 +84,16 @@ def test_bad_input_is_one_line_and_exit_2(args, phrase):
     assert len(lines) == 1, res.stderr
     assert phrase in lines[0]
     assert "Traceback" not in res.stderr
+
+
+def test_report_runs_through_the_executors_with_identical_results(tmp_path):
+    """Same seeds, same files, in this process or in two worker processes (a short horizon
+    also checks that lead-lag copes with fewer weeks than its largest lag)."""
+    common = ["report", "ridehailing_duopoly", "--runs", "2", "--users", "300", "--days", "60"]
+    for ex in ("inline", "processes:2"):
+        res = simkit_cli(*common, "--executor", ex, "--out", str(tmp_path / ex))
+        assert res.returncode == 0, res.stderr
+    for name in ("metrics.csv", "comparison.csv", "time_to_detect.csv", "retention.csv"):
+        inline = pd.read_csv(tmp_path / "inline" / name)
+        pd.testing.assert_frame_equal(inline, pd.read_csv(tmp_path / "processes:2" / name))
+    assert len(pd.read_csv(tmp_path / "inline" / "metrics.csv")) == 2 * 2 * 60  # arms x runs x days

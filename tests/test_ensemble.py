@@ -263,8 +263,11 @@ def test_same_results_on_a_dask_local_cluster(tiny, inline):
         by_address = ensemble(
             tiny, runs=RUNS, seed=SEED, executor=address, progress=False, chunk_size=3
         )
+    # and a LocalCluster of its own, started and closed by the executor
+    local = ensemble(tiny, runs=RUNS, seed=SEED, executor="dask-local:2", progress=False)
     assert_same(inline, on_dask)
     assert_same(inline, by_address)
+    assert_same(inline, local)
 
 
 # --- nothing lost -----------------------------------------------------------------------------------
@@ -443,9 +446,33 @@ def test_memory_does_not_grow_with_runs_when_streaming(tiny, tmp_path):
 # --- interface ---------------------------------------------------------------------------------------
 
 
-def test_progress_bar(tiny, capsys):
+def test_progress_bar(tiny, capsys, monkeypatch):
     ensemble(tiny, runs=2, seed=SEED, executor="inline", metrics=["dau"], progress=True)
     assert "2/2" in capsys.readouterr().err
+    # the bar comes from tqdm.auto, which is a widget in Jupyter and text elsewhere
+    import tqdm.auto
+    import tqdm.std
+
+    bars = []
+
+    class Recording(tqdm.std.tqdm):
+        def __init__(self, *args, **kwargs):
+            bars.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    ensemble(
+        tiny,
+        runs=2,
+        seed=SEED,
+        executor="inline",
+        metrics=["dau"],
+        progress={"leave": False},
+        desc="mine",
+    )
+    assert bars and bars[0]["total"] == 2 and bars[0]["desc"] == "mine"
+    assert bars[0]["leave"] is False
+    capsys.readouterr()
     ensemble(tiny, runs=2, seed=SEED, executor="inline", metrics=["dau"], progress=False)
     assert capsys.readouterr().err == ""
 
@@ -457,6 +484,7 @@ def test_progress_bar(tiny, capsys):
         ({"sampler": "sobol"}, "unknown sampler 'sobol'"),
         ({"executor": "bogus"}, "unknown executor 'bogus'"),
         ({"metrics": ["daus"]}, "unknown metric 'daus' (did you mean 'dau'?)"),
+        ({"metrics": ["zzzz"]}, "unknown metric 'zzzz' (simkit.metric_names(scenario) lists"),
         ({"values": {"outputs[7].appeal": 1}}, "no parameter at 'outputs[7].appeal'"),
         ({"values": {"outputs[0].adoption_rate": 9}}, "outputs[0].adoption_rate"),
         ({"variant": "plan_b"}, "unknown variant 'plan_b'"),

@@ -117,6 +117,10 @@ def test_key_results_are_resolved(tiny):
 def test_metric_names_are_the_columns_of_a_run(tiny):
     res = simkit.run(tiny, seed=1, days=20, users=100)
     assert metric_names(tiny) == list(res.metrics.columns)
+    assert simkit.metric_names is metric_names and "metric_names" in simkit.__all__
+    # by bundled name too, with a column per feature and per product
+    names = simkit.metric_names("ridehailing_duopoly")
+    assert "feature_utilization:scheduled_rides" in names and "market_share:Swift" in names
 
 
 def _with(data, change) -> dict:
@@ -134,6 +138,11 @@ MALFORMED = [
         lambda d: kr(d).update(metric="daus"),
         "okrs[0].key_results[1].metric",
         "unknown metric 'daus' (did you mean 'dau'?)",
+    ),
+    (
+        lambda d: kr(d).update(metric="zzz"),
+        "okrs[0].key_results[1].metric",
+        "unknown metric 'zzz' (expected a metric such as dau",
     ),
     (
         lambda d: kr(d).update(metric="feature_utilization:bost"),
@@ -213,6 +222,11 @@ MALFORMED = [
         lambda d: kr(d, 0, 3)["lever"].update(most=0.0),
         "okrs[0].key_results[3].lever.most",
         "most must differ from least",
+    ),
+    (
+        lambda d: kr(d, 0, 3)["lever"].update(path="outputs[0].adoption_rate", most=2.0),
+        "okrs[0].key_results[3].lever.most",
+        "outputs[0].adoption_rate = 2: expected a number from 0 to 1, got 2",
     ),
     (lambda d: d.pop("start_date"), "okrs[0].key_results[2].deadline", "a date needs start_date"),
     (lambda d: d.update(okrs={"name": "x"}), "okrs", "expected a list"),
@@ -380,6 +394,62 @@ def test_an_existing_ensemble_is_reused_with_new_targets(stress, tiny):
         okr.stress_test(other, ensemble=stress.ensemble, progress=False)
 
 
+@pytest.mark.parametrize(
+    "lever,phrase",
+    [
+        (("outputs[9].appeal", 0, 1), "lever.path: no number at 'outputs[9].appeal'"),
+        (("outputs[0].feature", 0, 1), "lever.path: 'outputs[0].feature' is 'boost', not a number"),
+        (("okrs[0].key_results[0].target", 0, 1), "lever.path: a lever is a number of the plan"),
+        (("outputs[0].adoption_rate", 0.1, 1.5), "lever.most: outputs[0].adoption_rate = 1.5"),
+        ((UPLIFT, 0.5, 0.5), "lever.most: most must differ from least"),
+        ((UPLIFT, "none", 1), "lever: expected (path, least, most)"),
+        ({"path": UPLIFT, "least": 0}, "lever: expected (path, least, most)"),
+        ("outputs[0].appeal", "lever: expected (path, least, most)"),
+    ],
+)
+def test_a_bad_lever_is_a_one_line_error_before_any_run(tiny, tmp_path, lever, phrase):
+    out = tmp_path / "st"
+    for call in (
+        lambda: okr.what_it_takes(tiny, lever=lever, runs=2, executor="inline", progress=False),
+        lambda: okr.stress_test(tiny, lever=lever, runs=2, out=out, progress=False),
+    ):
+        with pytest.raises(SimkitError) as info:
+            call()
+        assert phrase in str(info.value) and "\n" not in str(info.value)
+    assert not out.exists()  # nothing ran
+
+
+def test_runs_too_short_for_a_deadline_are_refused_before_any_run(tiny, tmp_path):
+    out = tmp_path / "st"
+    with pytest.raises(SimkitError) as info:
+        okr.stress_test(tiny, runs=2, days=40, out=out, progress=False)
+    assert str(info.value) == (
+        "days: key result 1.1 of tiny_okr is due on day 69, so runs need at least 70 days, not 40"
+    )
+    assert not out.exists()
+    with pytest.raises(SimkitError, match="at least 70 days"):
+        okr.what_it_takes(tiny, lever=(UPLIFT, 0, 1), days=60, runs=2, progress=False)
+
+
+def test_a_stress_test_resumes_its_runs_from_out(tiny, tmp_path):
+    common = dict(
+        runs=6,
+        seed=SEED,
+        executor="inline",
+        progress=False,
+        what_it_takes=False,
+        sensitivity=None,
+        early_warning=False,
+        out=tmp_path,
+    )
+    first = okr.stress_test(tiny, **common)
+    assert first.ensemble.computed == 6 and (tmp_path / "ensemble" / "manifest.json").exists()
+    again = okr.stress_test(tiny, **common)
+    assert again.ensemble.computed == 0  # read back from out/ensemble
+    pd.testing.assert_frame_equal(first.key_results, again.key_results)
+    pd.testing.assert_frame_equal(first.outcomes, again.outcomes)
+
+
 def test_report_and_figures(stress, tmp_path):
     text = stress.format()
     assert "KR 1.4" in text and "P(met)" in text and "Early warning" in text
@@ -403,6 +473,12 @@ def test_report_and_figures(stress, tmp_path):
     assert okr.plot_kr_distribution(stress, "1.4", ax=ax) is ax
     target_lines = [line for line in ax.lines if list(line.get_xdata()) == [0.4, 0.4]]
     assert target_lines
+    # the target is a bin edge: no bar mixes met and missed runs
+    lefts = np.array([p.get_x() for p in ax.patches])
+    assert np.isclose(lefts, 0.4).any()
+    heights = sum(p.get_height() for p in ax.patches)
+    assert heights == RUNS
+    ax.clear()
     assert okr.plot_early_warning(stress, "1.4", ax=ax) is ax
     plt.close(fig)
 
@@ -421,6 +497,16 @@ def test_what_it_takes_is_monotone_and_its_answer_works(tiny):
         assert np.all(np.diff(p) >= -1 / runs - 1e-9), (kr_id, p)  # common random numbers
     row = table.loc["1.5"]
     assert row["p_met"] >= 0.8  # by construction, on these runs
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    assert okr.plot_what_it_takes(wit, "1.5", ax=ax) is ax
+    assert ax.get_xlim()[0] < 0.0 < 2.0 < ax.get_xlim()[1]  # the lever's whole range
+    assert len(ax.lines[0].get_xdata()) == len(wit.curve[wit.curve["kr"] == "1.5"])
+    plt.close(fig)
     assert row["lo"] <= row["value"] + 2.0 / 2**4 and row["lo"] < row["hi"]
     # fed back in: the same runs meet the KR with P >= 80%; fresh runs agree within
     # the Wilson interval
@@ -453,6 +539,19 @@ def test_sobol_finds_what_drives_each_key_result(tiny):
         executor="inline",
         progress=False,
     )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    assert okr.plot_sensitivity(s, "1.4", ax=ax) is ax  # the bar chart: S1 and ST per parameter
+    bars = {(round(p.get_y() + p.get_height() / 2, 6), round(p.get_width(), 6)) for p in ax.patches}
+    assert len(ax.patches) == 2 * 2
+    top = s[s["kr"] == "1.4"].sort_values("importance").iloc[-1]
+    assert any(np.isclose(w, top["ST"]) for _, w in bars)
+    assert [t.get_text() for t in ax.get_yticklabels()][-1] == UPLIFT  # largest on top
+    plt.close(fig)
     s = s.set_index(["kr", "parameter"])
     assert s.loc[("1.4", UPLIFT), "ST"] > 0.6
     assert s.loc[("1.4", COST), "ST"] < 0.1

@@ -14,7 +14,12 @@ from pydantic import BaseModel
 from simkit import cli
 from simkit.distributions import DistTypes
 from simkit.scenario import Scenario, bundled_scenarios, parse_scenario
-from simkit.schema_docs import MINIMAL_EXAMPLE, scenario_json_schema, scenario_markdown
+from simkit.schema_docs import (
+    MINIMAL_EXAMPLE,
+    OKR_EXAMPLE,
+    scenario_json_schema,
+    scenario_markdown,
+)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "scenarios.md"
 REGENERATE = "run `python -m simkit schema --markdown > docs/scenarios.md` and commit the result"
@@ -120,6 +125,22 @@ def test_reference_examples_are_real(markdown):
     examples = markdown.split("```text\n", 1)[1].split("```", 1)[0].strip().splitlines()
     assert len(examples) >= 4
     assert all(line.startswith("plan.yaml: ") for line in examples)
+    assert any(line.startswith("plan.yaml: okrs[0].key_results") for line in examples)
+
+
+def test_okr_section_and_its_example(markdown):
+    section = _section(markdown, "okrs")
+    assert OKR_EXAMPLE in section and "metric_names" in section and "okr.md" in section
+    data = yaml.safe_load(bundled_scenarios()["ridehailing_duopoly"].read_text(encoding="utf-8"))
+    data["okrs"] = yaml.safe_load(OKR_EXAMPLE)["okrs"]
+    sc = parse_scenario(data, "example.yaml")  # the example is valid where it says it is from
+    assert [len(o.key_results) for o in sc.okrs] == [3]
+    for name, title in (
+        ("Objective", "Objective (an item of `okrs`)"),
+        ("KeyResult", "Key result (`okrs[i].key_results[j]`)"),
+        ("Lever", "Lever (`okrs[i].key_results[j].lever`)"),
+    ):
+        assert f"## {title}\n" in _section(markdown, name)
 
 
 def _json_ready(data):
