@@ -45,8 +45,9 @@ With ``holdout=K`` the last *K* periods are projected, not fitted, and the proje
 error (size-weighted RMSE over cohort cells, in percentage points) is reported for
 simkit and for two reference models fitted by maximum likelihood on the same periods,
 each a survival function *S* with *S(0) = 1*: survival at the end of period *k* is
-*S(k + 1)*; activity retention in period *k* is :math:`r_0 S(k)`, with :math:`r_0` the
-observed share active in period 0. All models, simkit included, predict one curve for
+*S(k + 1)*; activity retention is the observed share :math:`r_0` in period 0 and
+:math:`\ell\,S(k - 1)` from period 1 (a fitted level :math:`\ell`: not every customer
+is active every period). All models, simkit included, predict one curve for
 every cohort, and errors are taken over the cohorts' cells:
 
 * **constant churn** (geometric): :math:`S(k) = (1 - \theta)^k`;
@@ -89,19 +90,31 @@ import numpy as np
 import pandas as pd
 import yaml
 from scipy import optimize
-from scipy.special import betaln, expit, logit
+from scipy.special import betaln, expit
 
 from .errors import ScenarioError, SimkitError
 from .executors import as_executor
 from .observed import ObservedCohorts, read_data
 from .scenario import Scenario, get_value, load_scenario, with_values
 
-__all__ = ["calibrate", "Calibration", "FitParameter", "fit_geometric", "fit_sbg", "plot_fit"]
+__all__ = [
+    "calibrate",
+    "Calibration",
+    "FitParameter",
+    "fit_geometric",
+    "fit_sbg",
+    "plot_fit",
+    "plot_retention_rates",
+    "simulate_curves",
+]
 
 FIT_CURVES = ("retention", "survival")
 MODELS = ("simkit", "geometric", "sbg")
-MODEL_LABELS = {"simkit": "simkit (calibrated)", "geometric": "constant churn (geometric)",
-                "sbg": "shifted-beta-geometric"}
+MODEL_LABELS = {
+    "simkit": "simkit (calibrated)",
+    "geometric": "constant churn (geometric)",
+    "sbg": "shifted-beta-geometric",
+}
 DAILY_HORIZON = 91  # days of RunResult.daily_retention
 
 
@@ -126,7 +139,9 @@ class FitParameter:
     def value(self, u: float) -> float:
         u = min(max(float(u), 0.0), 1.0)
         if self.log:
-            return float(math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low))))
+            return float(
+                math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+            )
         return float(self.low + u * (self.high - self.low))
 
     def unit(self, x: float) -> float:
@@ -145,8 +160,9 @@ def _valid(sc: Scenario, path: str, x: float) -> bool:
 
 def _parameter(sc: Scenario, path: str, bounds, start) -> FitParameter:
     if not isinstance(path, str) or not path.strip():
-        raise SimkitError(f"fit: expected a parameter path like behaviour.churn.base_monthly, "
-                          f"got {path!r}")
+        raise SimkitError(
+            f"fit: expected a parameter path like behaviour.churn.base_monthly, got {path!r}"
+        )
     try:
         v = get_value(sc, path)
     except KeyError:
@@ -158,14 +174,18 @@ def _parameter(sc: Scenario, path: str, bounds, start) -> FitParameter:
             except KeyError:
                 pv = None
             if isinstance(pv, int | float):
-                hint = (f" ({parent} is the number {pv:g}; write it as a distribution, e.g. "
-                        f"{{dist: lognormal, mean: {pv:g}, sd: 0.5}}, to fit its "
-                        f"{path.rsplit('.', 1)[1]})")
+                hint = (
+                    f" ({parent} is the number {pv:g}; write it as a distribution, e.g. "
+                    f"{{dist: lognormal, mean: {pv:g}, sd: 0.5}}, to fit its "
+                    f"{path.rsplit('.', 1)[1]})"
+                )
         raise SimkitError(f"fit: no parameter at '{path}' in {sc.name}{hint}") from None
     if isinstance(v, dict):
         keys = [k for k in v if k not in ("dist", "low", "high")]
-        raise SimkitError(f"fit: {path} is a {v.get('dist', '')} distribution; fit one of its "
-                          f"numbers: " + ", ".join(f"{path}.{k}" for k in keys))
+        raise SimkitError(
+            f"fit: {path} is a {v.get('dist', '')} distribution; fit one of its "
+            f"numbers: " + ", ".join(f"{path}.{k}" for k in keys)
+        )
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise SimkitError(f"fit: {path} is not a number (got {v!r})")
     x0 = float(v if start is None else start)
@@ -178,8 +198,10 @@ def _parameter(sc: Scenario, path: str, bounds, start) -> FitParameter:
     elif x0 < 0:
         lo, hi = x0 * 3 - 1, x0 / 3 + 1
     else:
-        raise SimkitError(f"fit: {path} is 0; give its bounds (bounds={{'{path}': (low, high)}} "
-                          "or --bounds PATH LOW HIGH)")
+        raise SimkitError(
+            f"fit: {path} is 0; give its bounds (bounds={{'{path}': (low, high)}} "
+            "or --bounds PATH LOW HIGH)"
+        )
     if bounds is None:  # pull default bounds inside what the scenario accepts
         for _ in range(30):
             if _valid(sc, path, hi):
@@ -202,19 +224,32 @@ def _parameter(sc: Scenario, path: str, bounds, start) -> FitParameter:
 # ---------------------------------------------------------------------------------------
 
 
+def curve_hint(curves) -> str | None:
+    """The curve a one-curve cohort table measures, when the caller names only one."""
+    if isinstance(curves, str):
+        return curves
+    if curves is not None and len(curves) == 1:
+        return list(curves)[0]
+    return None
+
+
 def _measurable(curves, unit: str, periods: int, unit_days: float) -> None:
     for c in curves:
         if c not in FIT_CURVES:
-            raise SimkitError(f"curves: cannot fit '{c}' (simkit measures {', '.join(FIT_CURVES)} "
-                              "by cohort)")
+            raise SimkitError(
+                f"curves: cannot fit '{c}' (simkit measures {', '.join(FIT_CURVES)} by cohort)"
+            )
         if c == "retention" and unit in ("month", "year"):
             raise SimkitError(
                 f"activity retention by {unit} cannot be measured from simkit's weekly cohort "
                 "tables: fit survival (shares still customers), or give weekly data (an event "
-                "log read with unit=week)")
+                "log read with unit=week)"
+            )
         if c == "retention" and unit == "day" and periods > DAILY_HORIZON:
-            raise SimkitError(f"daily activity retention is measured for {DAILY_HORIZON} days; "
-                              f"use periods <= {DAILY_HORIZON} or weekly data")
+            raise SimkitError(
+                f"daily activity retention is measured for {DAILY_HORIZON} days; "
+                f"use periods <= {DAILY_HORIZON} or weekly data"
+            )
 
 
 def _pool(table: pd.DataFrame, sizes: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -238,9 +273,18 @@ def _interp_survival(weekly: np.ndarray, ages: np.ndarray) -> np.ndarray:
     return np.exp(np.interp(ages, xs, ys))
 
 
-def simulate_curves(scenario: Scenario, values: dict, seed, unit: str, periods: int,
-                    curves=FIT_CURVES, users=None, days=None, warmup_days=None,
-                    without_outputs="all") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def simulate_curves(
+    scenario: Scenario,
+    values: dict,
+    seed,
+    unit: str,
+    periods: int,
+    curves=FIT_CURVES,
+    users=None,
+    days=None,
+    warmup_days=None,
+    without_outputs="all",
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Run ``scenario`` with ``values`` once and measure its pooled cohort curves.
 
     Returns ``{curve: (share by period, simulated users observed by period)}`` for
@@ -248,9 +292,17 @@ def simulate_curves(scenario: Scenario, values: dict, seed, unit: str, periods: 
     """
     from .api import run
 
-    res = run(scenario, seed=seed, population_seed=seed, users=users, days=days,
-              values=values or None, without_outputs=without_outputs, journeys=0,
-              warmup_days=warmup_days)
+    res = run(
+        scenario,
+        seed=seed,
+        population_seed=seed,
+        users=users,
+        days=days,
+        values=values or None,
+        without_outputs=without_outputs,
+        journeys=0,
+        warmup_days=warmup_days,
+    )
     sizes = res.cohort_sizes
     L = {"day": 1.0, "week": 7.0, "month": 365.25 / 12, "year": 365.25}[unit]
     out = {}
@@ -295,18 +347,34 @@ def _sbg_survival(alpha: float, beta: float, k: np.ndarray) -> np.ndarray:
     return np.exp(betaln(alpha, beta + k) - betaln(alpha, beta))
 
 
-def reference_curve(curve: str, survival_fn, periods: int, r0: float = 1.0) -> np.ndarray:
+def reference_curve(
+    curve: str, survival_fn, periods: int, r0: float = 1.0, level: float = 1.0
+) -> np.ndarray:
     """A reference model's pooled curve over periods 0 .. periods - 1.
 
     Survival: the share still a customer at the end of period k is ``S(k + 1)``.
-    Activity retention: ``r0 * S(k)``, with ``r0`` the observed share active in period 0.
+    Activity retention: ``r0`` (the observed share active in period 0) in period 0, then
+    ``level * S(k - 1)``: the share active in period 1 is a free level (not every
+    customer is active every period), and it decays as the model's survival.
     """
     k = np.arange(periods)
-    return survival_fn(k + 1) if curve == "survival" else r0 * survival_fn(k)
+    if curve == "survival":
+        return survival_fn(k + 1)
+    out = level * survival_fn(np.maximum(k - 1, 0))
+    out[0] = r0
+    return out
 
 
-def _neg_loglik(survival_fn, curve: str, y: np.ndarray, n: np.ndarray, F: int, r0: float,
-                exact: bool) -> float:
+def _neg_loglik(
+    survival_fn,
+    curve: str,
+    y: np.ndarray,
+    n: np.ndarray,
+    F: int,
+    r0: float,
+    level: float,
+    exact: bool,
+) -> float:
     """Negative log-likelihood of the shares ``y`` (cohort x period) in the fit periods.
 
     ``exact`` (survival counts): each cohort's period-to-period survivals are binomial
@@ -314,7 +382,7 @@ def _neg_loglik(survival_fn, curve: str, y: np.ndarray, n: np.ndarray, F: int, r
     binomial pseudo-likelihood per cell, weighted by cohort size.
     """
     eps = 1e-12
-    pred = reference_curve(curve, survival_fn, F, r0)
+    pred = reference_curve(curve, survival_fn, F, r0, level)
     if exact:
         S = np.concatenate([[1.0], pred])  # S(0) = 1 at adoption
         r = np.clip(S[1:] / np.clip(S[:-1], eps, None), eps, 1 - eps)
@@ -332,33 +400,65 @@ def _neg_loglik(survival_fn, curve: str, y: np.ndarray, n: np.ndarray, F: int, r
     return -float(ll)
 
 
-def fit_geometric(curve: str, y: np.ndarray, n: np.ndarray, F: int, r0: float = 1.0,
-                  exact: bool = False) -> dict:
-    """Constant churn per period, S(k) = (1 - churn)^k, by maximum likelihood on the
-    first ``F`` periods of ``y`` (cohort x period shares, cohort sizes ``n``)."""
-    res = optimize.minimize_scalar(
-        lambda z: _neg_loglik(lambda k: _geo_survival(expit(z), k), curve, y, n, F, r0, exact),
-        bounds=(-15, 15), method="bounded", options={"xatol": 1e-9})
-    return {"churn": float(expit(res.x)), "loglik": -float(res.fun)}
-
-
-def fit_sbg(curve: str, y: np.ndarray, n: np.ndarray, F: int, r0: float = 1.0,
-            exact: bool = False) -> dict:
-    """Shifted-beta-geometric, S(k) = B(alpha, beta + k) / B(alpha, beta), by maximum
-    likelihood on the first ``F`` periods (Fader & Hardie 2007)."""
-    def nll(z):
-        a, b = np.exp(np.clip(z, -12, 12))
-        return _neg_loglik(lambda k: _sbg_survival(a, b, k), curve, y, n, F, r0, exact)
-
+def _ml(nll, starts) -> optimize.OptimizeResult:
     best = None
-    for z0 in ([0.0, 1.0], [-1.0, 0.5], [1.0, 3.0]):
-        r = optimize.minimize(nll, np.array(z0), method="Nelder-Mead",
-                              options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000})
+    for z0 in starts:
+        r = optimize.minimize(
+            nll,
+            np.array(z0, float),
+            method="Nelder-Mead",
+            options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 6000},
+        )
         if best is None or r.fun < best.fun:
             best = r
-    a, b = (float(v) for v in np.exp(np.clip(best.x, -12, 12)))
-    return {"alpha": a, "beta": b, "mean_churn": a / (a + b), "polarization": 1 / (a + b + 1),
-            "loglik": -float(best.fun)}
+    return best
+
+
+def fit_geometric(
+    curve: str, y: np.ndarray, n: np.ndarray, F: int, r0: float = 1.0, exact: bool = False
+) -> dict:
+    """Constant churn per period, S(k) = (1 - churn)^k, by maximum likelihood on the
+    first ``F`` periods of ``y`` (cohort x period shares, cohort sizes ``n``); activity
+    retention also fits its period-1 level (:func:`reference_curve`)."""
+    ret = curve == "retention"
+
+    def nll(z):
+        level = expit(z[1]) if ret else 1.0
+        return _neg_loglik(
+            lambda k: _geo_survival(expit(z[0]), k), curve, y, n, F, r0, level, exact
+        )
+
+    best = _ml(nll, [[-2.0, 0.5], [-4.0, 1.5], [0.0, -0.5]])
+    return {
+        "churn": float(expit(best.x[0])),
+        "level": float(expit(best.x[1])) if ret else 1.0,
+        "loglik": -float(best.fun),
+    }
+
+
+def fit_sbg(
+    curve: str, y: np.ndarray, n: np.ndarray, F: int, r0: float = 1.0, exact: bool = False
+) -> dict:
+    """Shifted-beta-geometric, S(k) = B(alpha, beta + k) / B(alpha, beta), by maximum
+    likelihood on the first ``F`` periods (Fader & Hardie 2007); activity retention
+    also fits its period-1 level."""
+    ret = curve == "retention"
+
+    def nll(z):
+        a, b = np.exp(np.clip(z[:2], -12, 12))
+        level = expit(z[2]) if ret else 1.0
+        return _neg_loglik(lambda k: _sbg_survival(a, b, k), curve, y, n, F, r0, level, exact)
+
+    best = _ml(nll, [[0.0, 1.0, 0.5], [-1.0, 0.5, 1.5], [1.0, 3.0, -0.5]])
+    a, b = (float(v) for v in np.exp(np.clip(best.x[:2], -12, 12)))
+    return {
+        "alpha": a,
+        "beta": b,
+        "level": float(expit(best.x[2])) if ret else 1.0,
+        "mean_churn": a / (a + b),
+        "polarization": 1 / (a + b + 1),
+        "loglik": -float(best.fun),
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -437,19 +537,24 @@ class Calibration:
         """Write the calibrated scenario (it loads again with ``simkit.load_scenario``)."""
         p = Path(path)
         data = self.scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
-        lines = [f"# {self.scenario.name} calibrated by simkit.calibrate to "
-                 f"{self.observed.source} on {dt.date.today().isoformat()}",
-                 f"# fitted on {self.fit_periods} {self.observed.unit}s "
-                 f"({', '.join(self.fit_curves)}), {self.holdout} held out; "
-                 f"{self.simulations} simulations"]
+        lines = [
+            f"# {self.scenario.name} calibrated by simkit.calibrate to "
+            f"{self.observed.source} on {dt.date.today().isoformat()}",
+            f"# fitted on {self.fit_periods} {self.observed.unit}s "
+            f"({', '.join(self.fit_curves)}), {self.holdout} held out; "
+            f"{self.simulations} simulations",
+        ]
         for path_, row in self.parameters.iterrows():
-            lines.append(f"#   {path_} = {row['value']:.4g} +- {row['sd']:.2g} "
-                         f"(started at {row['start']:.4g})")
+            lines.append(
+                f"#   {path_} = {row['value']:.4g} +- {row['sd']:.2g} "
+                f"(started at {row['start']:.4g})"
+            )
         if self.holdout:
-            lines.append("# holdout RMSE (pp): " + ", ".join(
-                f"{MODEL_LABELS[m]} {self.error(m):.2f}" for m in MODELS))
-        text = "\n".join(lines) + "\n" + yaml.safe_dump(data, sort_keys=False,
-                                                         allow_unicode=True)
+            lines.append(
+                "# holdout RMSE (pp): "
+                + ", ".join(f"{MODEL_LABELS[m]} {self.error(m):.2f}" for m in MODELS)
+            )
+        text = "\n".join(lines) + "\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text, encoding="utf-8")
@@ -460,44 +565,108 @@ class Calibration:
     def format(self) -> str:
         """A plain-text report: fitted values, errors, and why constant churn fails."""
         o = self.observed
-        out = [f"Calibrated {self.scenario.name} to {o.describe()}",
-               f"fit on periods 0-{self.fit_periods - 1}"
-               + (f", holdout {self.fit_periods}-{self.periods - 1}" if self.holdout else "")
-               + f" ({', '.join(self.fit_curves)}); {self.evaluations} candidates, "
-               f"{self.simulations} simulations, {self.seconds:.0f} s"
-               + ("" if self.converged else " (budget used up before convergence)"),
-               ""]
+        out = [
+            f"Calibrated {self.scenario.name} to {o.describe()}",
+            f"fit on periods 0-{self.fit_periods - 1}"
+            + (f", holdout {self.fit_periods}-{self.periods - 1}" if self.holdout else "")
+            + f" ({', '.join(self.fit_curves)}); {self.evaluations} candidates, "
+            f"{self.simulations} simulations, {self.seconds:.0f} s"
+            + ("" if self.converged else " (budget used up before convergence)"),
+            "",
+        ]
         w = max(len(p) for p in self.parameters.index)
         out.append(f"{'parameter':<{w}}  {'start':>9}  {'fitted':>9}  {'sd':>8}  95% interval")
         for path, r in self.parameters.iterrows():
             sd = f"{r['sd']:.3g}" if np.isfinite(r["sd"]) else "n/a"
-            out.append(f"{path:<{w}}  {r['start']:>9.4g}  {r['value']:>9.4g}  {sd:>8}  "
-                       f"[{r['lo95']:.4g}, {r['hi95']:.4g}]")
+            out.append(
+                f"{path:<{w}}  {r['start']:>9.4g}  {r['value']:>9.4g}  {sd:>8}  "
+                f"[{r['lo95']:.4g}, {r['hi95']:.4g}]"
+            )
         out.append("")
         parts = ["fit", "holdout"] if self.holdout else ["fit"]
         out.append(f"{'RMSE, percentage points':<32}" + "".join(f"{p:>10}" for p in parts))
         for m in MODELS:
-            out.append(f"{MODEL_LABELS[m]:<32}" + "".join(f"{self.error(m, p):>10.2f}"
-                                                          for p in parts))
-        rr = self.retention_rates
+            out.append(
+                f"{MODEL_LABELS[m]:<32}" + "".join(f"{self.error(m, p):>10.2f}" for p in parts)
+            )
         for c in self.fit_curves:
-            r = rr[rr["curve"] == c].dropna(subset=["observed"])
-            if len(r) >= 3:
-                first, last = r.iloc[0], r.iloc[-1]
-                ref = self.reference.get(c, {})
-                out.append("")
-                out.append(
-                    f"{c}: period-to-period retention rises from {first['observed']:.1%} "
-                    f"(period {int(first['period'])}) to {last['observed']:.1%} (period "
-                    f"{int(last['period'])}); constant churn keeps it at "
-                    f"{1 - ref['geometric']['churn']:.1%}. The users who stay are the less "
-                    "churn-prone: heterogeneity (sBG polarisation "
-                    f"{ref['sbg']['polarization']:.2f}, 0 = alike, 1 = all or nothing).")
+            line = self.heterogeneity(c)
+            if line:
+                out += ["", line]
         return "\n".join(out)
 
-    def plot(self, ax=None):
+    def heterogeneity(self, curve: str) -> str:
+        """One sentence: does the observed retention rate rise with tenure (heterogeneity)?"""
+        rr = self.retention_rates
+        r = rr[(rr["curve"] == curve) & (rr["period"] >= (2 if curve == "retention" else 1))]
+        r = r.dropna(subset=["observed"])
+        if len(r) < 3:
+            return ""
+        ref = self.reference[curve]
+        # least-squares trend of the observed rate over tenure, weighted by users
+        users = self.curves.set_index(["curve", "period"])["users"]
+        w = users.reindex(list(zip([curve] * len(r), r["period"], strict=True))).to_numpy()
+        slope = np.polyfit(r["period"], r["observed"], 1, w=np.sqrt(w))[0]
+        first, last = r["period"].iloc[0], r["period"].iloc[-1]
+        a, b = first * slope, last * slope
+        intercept = np.average(r["observed"] - slope * r["period"], weights=w)
+        lo, hi = intercept + a, intercept + b
+        geo = 1 - ref["geometric"]["churn"]
+        if hi - lo > 0.01:
+            return (
+                f"{curve}: the period-to-period retention rate rises with tenure, from "
+                f"~{lo:.1%} (period {first}) to ~{hi:.1%} (period {last}); constant churn "
+                f"holds it at {geo:.1%}. The users who stay are the less churn-prone: "
+                "heterogeneity, which constant churn cannot follow (sBG polarisation "
+                f"{ref['sbg']['polarization']:.2f}; 0 = all alike)."
+            )
+        return (
+            f"{curve}: the period-to-period retention rate does not rise with tenure "
+            f"(~{lo:.1%} in period {first}, ~{hi:.1%} in period {last}): no sign of "
+            "heterogeneity in churn; constant churn is a fair description here."
+        )
+
+    def plot(self, ax=None, curve: str | None = None):
         """Observed vs simulated curves, fit and holdout shaded (see :func:`plot_fit`)."""
-        return plot_fit(self, ax=ax)
+        return plot_fit(self, curve=curve, ax=ax)
+
+    def figure(self, fig=None):
+        """Per fitted curve: the fit (:func:`plot_fit`) and the period-to-period retention
+        rates (:func:`plot_retention_rates`). Returns the figure."""
+        from matplotlib.figure import Figure
+
+        n = len(self.fit_curves)
+        fig = fig or Figure(figsize=(13, 4.6 * n))
+        axes = fig.subplots(n, 2, squeeze=False, width_ratios=[1.4, 1])
+        for row, c in zip(axes, self.fit_curves, strict=True):
+            plot_fit(self, curve=c, ax=row[0])
+            plot_retention_rates(self, curve=c, ax=row[1])
+        fig.tight_layout()
+        return fig
+
+    def save(self, out: str | Path) -> list[Path]:
+        """Write ``calibrated.yaml``, ``fit.png``, ``errors.csv``, ``curves.csv``,
+        ``parameters.csv``, ``retention_rates.csv`` and ``history.csv`` to ``out``."""
+        out = Path(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            written = [self.to_yaml(out / "calibrated.yaml")]
+            png = out / "fit.png"
+            self.figure().savefig(png, dpi=110)
+            written.append(png)
+            for name, df, index in (
+                ("errors", self.errors, False),
+                ("curves", self.curves, False),
+                ("parameters", self.parameters, True),
+                ("retention_rates", self.retention_rates, False),
+                ("history", self.history, False),
+            ):
+                path = out / f"{name}.csv"
+                df.to_csv(path, index=index)
+                written.append(path)
+        except OSError as exc:
+            raise SimkitError(f"cannot write to {out}: {exc.strerror or exc}") from None
+        return written
 
 
 # ---------------------------------------------------------------------------------------
@@ -505,13 +674,30 @@ class Calibration:
 # ---------------------------------------------------------------------------------------
 
 
-def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int = 0,
-              curves=None, bounds: dict | None = None, start: dict | None = None,
-              seed=None, users: int | None = None, days: int | None = None,
-              warmup_days: int | None = None, replications: int = 2, budget: int = 40,
-              method: str = "nelder-mead", uncertainty_seeds: int = 4,
-              bootstrap: int = 400, executor=None, without_outputs="all",
-              unit: str | None = None, progress=None) -> Calibration:
+def calibrate(
+    scenario,
+    data,
+    fit,
+    *,
+    periods: int | None = None,
+    holdout: int = 0,
+    curves=None,
+    bounds: dict | None = None,
+    start: dict | None = None,
+    seed=None,
+    users: int | None = None,
+    days: int | None = None,
+    warmup_days: int | None = None,
+    replications: int = 2,
+    budget: int = 40,
+    method: str = "nelder-mead",
+    uncertainty_seeds: int = 4,
+    bootstrap: int = 400,
+    executor=None,
+    without_outputs="all",
+    unit: str | None = None,
+    progress=None,
+) -> Calibration:
     """Fit scenario parameters to observed cohort curves; check on held-out periods.
 
     Parameters
@@ -563,7 +749,7 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
     """
     t0 = time.perf_counter()
     sc = load_scenario(scenario)
-    obs = read_data(data, unit=unit)
+    obs = read_data(data, unit=unit, curve=curve_hint(curves))
     fit = [fit] if isinstance(fit, str) else list(fit or [])
     if not fit:
         raise SimkitError("fit: give at least one parameter path to fit")
@@ -590,13 +776,19 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
         raise SimkitError(f"holdout: expected a whole number >= 0, got {holdout!r}")
     F = P - holdout
     if F < 2:
-        raise SimkitError(f"holdout {holdout} leaves {F} period(s) to fit; at least 2 are needed "
-                          f"(the data have {P})")
+        raise SimkitError(
+            f"holdout {holdout} leaves {F} period(s) to fit; at least 2 are needed "
+            f"(the data have {P})"
+        )
     _measurable(curves, obs.unit, P, obs.unit_days)
     if method not in ("nelder-mead", "differential-evolution"):
         raise SimkitError(f"method: expected nelder-mead or differential-evolution, got {method!r}")
-    for name, v, lo in (("replications", replications, 1), ("budget", budget, 2),
-                        ("uncertainty_seeds", uncertainty_seeds, 0), ("bootstrap", bootstrap, 0)):
+    for name, v, lo in (
+        ("replications", replications, 1),
+        ("budget", budget, 2),
+        ("uncertainty_seeds", uncertainty_seeds, 0),
+        ("bootstrap", bootstrap, 0),
+    ):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise SimkitError(f"{name}: expected a whole number >= {lo}, got {v!r}")
 
@@ -604,9 +796,13 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
     L = obs.unit_days
     age = int(math.ceil(P * L))
     if days is None:
-        days = int(7 * math.ceil((age + max(56, age // 2) + 14) / 7))
-    sim_kw = {"users": users, "days": days, "warmup_days": warmup_days,
-              "without_outputs": without_outputs}
+        days = int(7 * math.ceil((age + max(56, age // 4) + 14) / 7))
+    sim_kw = {
+        "users": users,
+        "days": days,
+        "warmup_days": warmup_days,
+        "without_outputs": without_outputs,
+    }
     root = np.random.SeedSequence(sc.seed if seed is None else seed)
     crn = root.spawn(replications)
     extra_seeds = root.spawn(uncertainty_seeds) if uncertainty_seeds else []
@@ -628,9 +824,15 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
 
     def run_batch(us, seeds) -> list[list[dict]]:
         nonlocal runs_made
-        futures = [[ex.submit(_sim_task, (sc, values_of(u), s, obs.unit, P,
-                                          {"curves": curves, **sim_kw})) for s in seeds]
-                   for u in us]
+        futures = [
+            [
+                ex.submit(
+                    _sim_task, (sc, values_of(u), s, obs.unit, P, {"curves": curves, **sim_kw})
+                )
+                for s in seeds
+            ]
+            for u in us
+        ]
         out = [[f.result() for f in fs] for fs in futures]
         runs_made += sum(len(fs) for fs in futures)
         return out
@@ -666,8 +868,10 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
                 history.append({**values_of(u), "loss": cache[u]["loss"]})
             if progress:
                 best = min(h["loss"] for h in history)
-                progress(f"{len(history)} candidates, {runs_made} simulations, "
-                         f"best RMSE {100 * math.sqrt(best):.2f} pp")
+                progress(
+                    f"{len(history)} candidates, {runs_made} simulations, "
+                    f"best RMSE {100 * math.sqrt(best):.2f} pp"
+                )
         return [cache[key(u)]["loss"] for u in us]
 
     u0 = np.array([p.unit(p.start) for p in params])
@@ -676,7 +880,8 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
         if not np.isfinite(l0):
             raise SimkitError(
                 f"{sc.name}: the simulated market has no cohorts old enough for {P} "
-                f"{obs.unit}s; give more days (days=) or a scenario with ongoing adoption")
+                f"{obs.unit}s; give more days (days=) or a scenario with ongoing adoption"
+            )
         converged = True
         if method == "nelder-mead":
             step = 0.2
@@ -687,12 +892,20 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
                 simplex.append(v)
             evaluate(simplex)
             res = optimize.minimize(
-                lambda u: evaluate([u])[0], u0, method="Nelder-Mead",
+                lambda u: evaluate([u])[0],
+                u0,
+                method="Nelder-Mead",
                 bounds=[(0.0, 1.0)] * len(params),
-                options={"initial_simplex": np.array(simplex), "maxfev": budget,
-                         "xatol": 0.02, "fatol": 2e-3 * l0})
+                options={
+                    "initial_simplex": np.array(simplex),
+                    "maxfev": budget,
+                    "xatol": 0.02,
+                    "fatol": 2e-3 * l0,
+                },
+            )
             converged = bool(res.success)
         else:
+
             def mapper(func, xs):
                 xs = list(xs)
                 evaluate(xs)
@@ -701,9 +914,18 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
             pop = max(3, int(math.ceil(8 / len(params))))
             maxiter = max(1, budget // (pop * len(params)) - 1)
             res = optimize.differential_evolution(
-                lambda u: evaluate([u])[0], [(0.0, 1.0)] * len(params), x0=u0,
-                popsize=pop, maxiter=maxiter, tol=1e-3, polish=False, updating="deferred",
-                workers=mapper, seed=np.random.default_rng(root.spawn(1)[0]), init="sobol")
+                lambda u: evaluate([u])[0],
+                [(0.0, 1.0)] * len(params),
+                x0=u0,
+                popsize=pop,
+                maxiter=maxiter,
+                tol=1e-3,
+                polish=False,
+                updating="deferred",
+                workers=mapper,
+                seed=np.random.default_rng(root.spawn(1)[0]),
+                init="sobol",
+            )
             converged = bool(res.success)
         # the best candidate seen (Nelder-Mead's answer may be a step behind it)
         best_key = min(cache, key=lambda k: cache[k]["loss"])
@@ -728,9 +950,13 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
     def stacked(s: dict) -> np.ndarray:
         return np.concatenate([s[c][0][:F] for c in curves])
 
-    J = np.column_stack([
-        (stacked(cache[key(pts[2 * i])]["sim"]) - stacked(cache[key(pts[2 * i + 1])]["sim"]))
-        / dx[i] for i in range(len(params))])
+    J = np.column_stack(
+        [
+            (stacked(cache[key(pts[2 * i])]["sim"]) - stacked(cache[key(pts[2 * i + 1])]["sim"]))
+            / dx[i]
+            for i in range(len(params))
+        ]
+    )
     m_hat = stacked(sim)
     pooled = {c: _pool(tables[c].iloc[:, :F], w_obs) for c in curves}
     y_bar = np.concatenate([pooled[c][0] for c in curves])
@@ -778,17 +1004,27 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
             Sm = np.atleast_2d(np.cov(D.T)) / len(crn)  # the fit averages len(crn) seeds
             Ag = A
             cov_sim = Ag @ Sm @ Ag.T
-    sd_data = np.sqrt(np.clip(np.diag(cov_data), 0, None)) if A is not None \
+    sd_data = (
+        np.sqrt(np.clip(np.diag(cov_data), 0, None))
+        if A is not None
         else np.full(len(params), np.inf)
+    )
     sd_sim = np.sqrt(np.clip(np.diag(cov_sim), 0, None))
     sd = np.sqrt(sd_data**2 + sd_sim**2)
-    table = pd.DataFrame({
-        "start": [p.start for p in params], "value": theta, "sd": sd,
-        "sd_data": sd_data, "sd_simulation": sd_sim,
-        "lo95": np.maximum(theta - 1.96 * sd, [p.low for p in params]),
-        "hi95": np.minimum(theta + 1.96 * sd, [p.high for p in params]),
-        "low": [p.low for p in params], "high": [p.high for p in params],
-    }, index=pd.Index(fit, name="path"))
+    table = pd.DataFrame(
+        {
+            "start": [p.start for p in params],
+            "value": theta,
+            "sd": sd,
+            "sd_data": sd_data,
+            "sd_simulation": sd_sim,
+            "lo95": np.maximum(theta - 1.96 * sd, [p.low for p in params]),
+            "hi95": np.minimum(theta + 1.96 * sd, [p.high for p in params]),
+            "low": [p.low for p in params],
+            "high": [p.high for p in params],
+        },
+        index=pd.Index(fit, name="path"),
+    )
 
     # --- reference models and errors ----------------------------------------------------
     reference, curve_rows, err_rows, rate_rows = {}, [], [], []
@@ -800,19 +1036,31 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
         r0 = float(obs_pool[0]) if np.isfinite(obs_pool[0]) else 1.0
         geo = fit_geometric(c, y, n, F, r0, exact)
         sbg = fit_sbg(c, y, n, F, r0, exact)
-        reference[c] = {"geometric": geo, "sbg": sbg, "likelihood": "exact" if exact else
-                        "binomial pseudo-likelihood"}
+        reference[c] = {
+            "geometric": geo,
+            "sbg": sbg,
+            "likelihood": "exact" if exact else "binomial pseudo-likelihood",
+        }
         curves_by_model = {
             "simkit": sim[c][0][:P],
-            "geometric": reference_curve(c, lambda k: _geo_survival(geo["churn"], k), P, r0),
+            "geometric": reference_curve(
+                c, lambda k, g=geo: _geo_survival(g["churn"], k), P, r0, geo["level"]
+            ),
             "sbg": reference_curve(
-                c, lambda k: _sbg_survival(sbg["alpha"], sbg["beta"], k), P, r0),
+                c, lambda k, g=sbg: _sbg_survival(g["alpha"], g["beta"], k), P, r0, sbg["level"]
+            ),
         }
         preds = {m: np.broadcast_to(v[None, :], y.shape) for m, v in curves_by_model.items()}
         ok = np.isfinite(y)
         for kk in range(P):
-            row = {"curve": c, "period": kk, "observed": obs_pool[kk], "users": obs_w[kk],
-                   "cohorts": int(ok[:, kk].sum()), "in_fit": kk < F}
+            row = {
+                "curve": c,
+                "period": kk,
+                "observed": obs_pool[kk],
+                "users": obs_w[kk],
+                "cohorts": int(ok[:, kk].sum()),
+                "in_fit": kk < F,
+            }
             for mname, v in curves_by_model.items():
                 row[mname] = float(v[kk])
             curve_rows.append(row)
@@ -826,22 +1074,32 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
                 ks = np.arange(P)[cols]
                 pe = obs_pool[ks] - curves_by_model[mname][ks]
                 okk = np.isfinite(pe) & (obs_w[ks] > 0)
-                err_rows.append({
-                    "model": mname, "curve": c, "part": part, "cells": int(okp.sum()),
-                    "rmse_pp": 100 * float(np.sqrt(np.average(e[okp] ** 2, weights=wts))),
-                    "mae_pp": 100 * float(np.average(np.abs(e[okp]), weights=wts)),
-                    "bias_pp": 100 * float(np.average(-e[okp], weights=wts)),
-                    "pooled_rmse_pp": 100 * float(np.sqrt(np.average(
-                        pe[okk] ** 2, weights=obs_w[ks][okk]))) if okk.any() else np.nan,
-                })
+                err_rows.append(
+                    {
+                        "model": mname,
+                        "curve": c,
+                        "part": part,
+                        "cells": int(okp.sum()),
+                        "rmse_pp": 100 * float(np.sqrt(np.average(e[okp] ** 2, weights=wts))),
+                        "mae_pp": 100 * float(np.average(np.abs(e[okp]), weights=wts)),
+                        "bias_pp": 100 * float(np.average(-e[okp], weights=wts)),
+                        "pooled_rmse_pp": 100
+                        * float(np.sqrt(np.average(pe[okk] ** 2, weights=obs_w[ks][okk])))
+                        if okk.any()
+                        else np.nan,
+                    }
+                )
         # period-to-period retention rates over the cohorts observed in both periods
         for kk in range(1, P):
             both = ok[:, kk] & ok[:, kk - 1]
             if not both.any():
                 continue
             nb = n[both]
-            row = {"curve": c, "period": kk,
-                   "observed": float(np.sum(nb * y[both, kk]) / np.sum(nb * y[both, kk - 1]))}
+            row = {
+                "curve": c,
+                "period": kk,
+                "observed": float(np.sum(nb * y[both, kk]) / np.sum(nb * y[both, kk - 1])),
+            }
             for mname, pr in preds.items():
                 row[mname] = float(np.sum(nb * pr[both, kk]) / np.sum(nb * pr[both, kk - 1]))
             row["in_fit"] = kk < F
@@ -852,21 +1110,67 @@ def calibrate(scenario, data, fit, *, periods: int | None = None, holdout: int =
     hist.insert(0, "candidate", range(len(hist)))
     hist["rmse_pp"] = 100 * np.sqrt(hist["loss"])
     return Calibration(
-        scenario=calibrated, observed=obs, parameters=table,
-        curves=pd.DataFrame(curve_rows), errors=pd.DataFrame(err_rows),
-        retention_rates=pd.DataFrame(rate_rows), reference=reference, history=hist,
-        loss=float(best["loss"]), simulations=runs_made, evaluations=len(cache),
-        seconds=time.perf_counter() - t0, periods=P, holdout=holdout,
-        fit_curves=tuple(curves), converged=converged,
-        settings={"days": days, "users": users or sc.market.users, "warmup_days": warmup_days,
-                  "replications": replications, "method": method, "budget": budget,
-                  "seed": sc.seed if seed is None else seed},
+        scenario=calibrated,
+        observed=obs,
+        parameters=table,
+        curves=pd.DataFrame(curve_rows),
+        errors=pd.DataFrame(err_rows),
+        retention_rates=pd.DataFrame(rate_rows),
+        reference=reference,
+        history=hist,
+        loss=float(best["loss"]),
+        simulations=runs_made,
+        evaluations=len(cache),
+        seconds=time.perf_counter() - t0,
+        periods=P,
+        holdout=holdout,
+        fit_curves=tuple(curves),
+        converged=converged,
+        settings={
+            "days": days,
+            "users": users or sc.market.users,
+            "warmup_days": warmup_days,
+            "replications": replications,
+            "method": method,
+            "budget": budget,
+            "seed": sc.seed if seed is None else seed,
+        },
     )
 
 
 # ---------------------------------------------------------------------------------------
 # The fit plot
 # ---------------------------------------------------------------------------------------
+
+
+def plot_retention_rates(cal: Calibration, curve: str | None = None, ax=None):
+    """Period-to-period retention rates, observed and per model: heterogeneity makes the
+    observed rate rise with tenure; constant churn is a flat line. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.2))
+    curve = curve or cal.fit_curves[0]
+    d = cal.retention_rates[cal.retention_rates["curve"] == curve]
+    first = 2 if curve == "retention" else 1  # retention's first step is the activity drop
+    d = d[d["period"] >= first]
+    F, P = cal.fit_periods, cal.periods
+    ax.axvspan(first - 0.5, F - 0.5, color="tab:blue", alpha=0.07, lw=0)
+    if cal.holdout:
+        ax.axvspan(F - 0.5, P - 0.5, color="tab:orange", alpha=0.12, lw=0)
+    ax.plot(d["period"], d["observed"], "o", color="black", label="observed")
+    for m in MODELS:
+        color, ls = _STYLES[m]
+        ax.plot(d["period"], d[m], color=color, ls=ls, lw=2, label=MODEL_LABELS[m])
+    ax.set_xlabel(f"{cal.observed.unit}s since adoption")
+    ax.set_ylabel(f"{curve} in period k / period k-1")
+    ax.set_title("retention rate by tenure: rising = heterogeneous users")
+    ax.set_xlim(first - 0.5, P - 0.5)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+_STYLES = {"simkit": ("tab:blue", "-"), "geometric": ("tab:red", "--"), "sbg": ("tab:green", ":")}
 
 
 def plot_fit(cal: Calibration, curve: str | None = None, ax=None):
@@ -884,14 +1188,18 @@ def plot_fit(cal: Calibration, curve: str | None = None, ax=None):
         ax.axvspan(F - 0.5, P - 0.5, color="tab:orange", alpha=0.12, lw=0)
     size = 12 + 60 * d["users"] / max(d["users"].max(), 1)
     ax.scatter(d["period"], d["observed"], s=size, color="black", zorder=3, label="observed")
-    styles = {"simkit": ("tab:blue", "-"), "geometric": ("tab:red", "--"),
-              "sbg": ("tab:green", ":")}
     for m in MODELS:
-        color, ls = styles[m]
+        color, ls = _STYLES[m]
         rmse = cal.error(m, "holdout", curve) if cal.holdout else cal.error(m, "fit", curve)
         part = "holdout" if cal.holdout else "fit"
-        ax.plot(d["period"], d[m], color=color, ls=ls, lw=2,
-                label=f"{MODEL_LABELS[m]} ({part} RMSE {rmse:.1f} pp)")
+        ax.plot(
+            d["period"],
+            d[m],
+            color=color,
+            ls=ls,
+            lw=2,
+            label=f"{MODEL_LABELS[m]} ({part} RMSE {rmse:.1f} pp)",
+        )
     top = ax.get_ylim()[1]
     ax.text(-0.4, top, "fit", va="top", color="tab:blue", fontsize=9)
     if cal.holdout:
@@ -901,5 +1209,5 @@ def plot_fit(cal: Calibration, curve: str | None = None, ax=None):
     ax.set_ylabel(f"share of cohort {what}")
     ax.set_title(f"{curve}: {cal.scenario.name} calibrated to {Path(cal.observed.source).name}")
     ax.set_xlim(-0.5, P - 0.5)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper right")
     return ax

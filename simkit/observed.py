@@ -59,31 +59,99 @@ UNIT_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12, "year": 365.25}
 CURVES = ("retention", "survival", "repeat")
 
 # column names understood (lower case, spaces and dashes read as underscores)
-_COHORT_NAMES = ("cohort", "cohort_start", "cohort_date", "cohort_week", "cohort_month",
-                 "cohort_day", "cohort_year", "signup", "signup_date", "signup_week",
-                 "signup_month", "acquisition_date", "acquisition_month", "start", "start_date")
+_COHORT_NAMES = (
+    "cohort",
+    "cohort_start",
+    "cohort_date",
+    "cohort_week",
+    "cohort_month",
+    "cohort_day",
+    "cohort_year",
+    "signup",
+    "signup_date",
+    "signup_week",
+    "signup_month",
+    "acquisition_date",
+    "acquisition_month",
+    "start",
+    "start_date",
+)
 _PERIOD_NAMES = ("period", "periods", "age", "period_number", "tenure")
-_SIZE_NAMES = ("size", "cohort_size", "users_at_start", "new_users", "new_customers",
-               "signups", "acquired")
+_SIZE_NAMES = (
+    "size",
+    "cohort_size",
+    "users_at_start",
+    "new_users",
+    "new_customers",
+    "signups",
+    "acquired",
+)
 _SHARE_NAMES = {
-    "share": None, "retention": "retention", "retention_rate": "retention", "rate": None,
-    "active_share": "retention", "retained_share": "survival", "survival": "survival",
-    "survival_rate": "survival", "pct": None, "percent": None,
+    "share": None,
+    "retention": "retention",
+    "retention_rate": "retention",
+    "rate": None,
+    "active_share": "retention",
+    "retained_share": "survival",
+    "survival": "survival",
+    "survival_rate": "survival",
+    "pct": None,
+    "percent": None,
 }
 _COUNT_NAMES = {
-    "count": None, "users": "retention", "active": "retention", "active_users": "retention",
-    "retained": "survival", "retained_users": "survival", "customers": "survival",
-    "subscribers": "survival", "alive": "survival", "n": None,
+    "count": None,
+    "users": "retention",
+    "active": "retention",
+    "active_users": "retention",
+    "retained": "survival",
+    "retained_users": "survival",
+    "customers": "survival",
+    "subscribers": "survival",
+    "alive": "survival",
+    "n": None,
 }
-_USER_NAMES = ("user_id", "user", "userid", "customer_id", "customer", "client_id",
-               "account_id", "member_id", "id")
-_TIME_NAMES = ("timestamp", "time", "datetime", "date", "event_time", "event_date",
-               "created_at", "ts", "order_date", "occurred_at")
+_USER_NAMES = (
+    "user_id",
+    "user",
+    "userid",
+    "customer_id",
+    "customer",
+    "client_id",
+    "account_id",
+    "member_id",
+    "id",
+)
+_TIME_NAMES = (
+    "timestamp",
+    "time",
+    "datetime",
+    "date",
+    "event_time",
+    "event_date",
+    "created_at",
+    "ts",
+    "order_date",
+    "occurred_at",
+)
 _AMOUNT_NAMES = ("amount", "value", "revenue", "price", "total", "spend")
-_UNIT_WORDS = {"d": "day", "day": "day", "days": "day", "daily": "day",
-               "w": "week", "week": "week", "weeks": "week", "weekly": "week",
-               "m": "month", "month": "month", "months": "month", "monthly": "month",
-               "y": "year", "year": "year", "years": "year", "yearly": "year"}
+_UNIT_WORDS = {
+    "d": "day",
+    "day": "day",
+    "days": "day",
+    "daily": "day",
+    "w": "week",
+    "week": "week",
+    "weeks": "week",
+    "weekly": "week",
+    "m": "month",
+    "month": "month",
+    "months": "month",
+    "monthly": "month",
+    "y": "year",
+    "year": "year",
+    "years": "year",
+    "yearly": "year",
+}
 _WIDE_COLUMN = re.compile(r"^\s*([A-Za-z][A-Za-z_ .-]*?)?[\s_.-]*(\d+)\s*$")
 
 
@@ -157,7 +225,9 @@ class ObservedCohorts:
     def curve(self, name: str) -> pd.DataFrame:
         if name not in self.curves:
             have = ", ".join(self.curves) or "none"
-            raise DataError(self.source, "", f"no {name} curve in this {self.kind} (it has: {have})")
+            raise DataError(
+                self.source, "", f"no {name} curve in this {self.kind} (it has: {have})"
+            )
         return self.curves[name]
 
     def to_frame(self) -> pd.DataFrame:
@@ -176,8 +246,10 @@ class ObservedCohorts:
         curves = ", ".join(self.curves)
         size = f", {int(self.sizes.sum()):,} users" if self.sizes.notna().all() else ""
         ev = f" ({self.events:,} events)" if self.events else ""
-        return (f"{self.source}: {self.kind}{ev}, {self.cohorts} cohorts{size}, "
-                f"{self.periods} {self.unit}s observed; curves: {curves}")
+        return (
+            f"{self.source}: {self.kind}{ev}, {self.cohorts} cohorts{size}, "
+            f"{self.periods} {self.unit}s observed; curves: {curves}"
+        )
 
 
 def _last_observed(df: pd.DataFrame) -> int:
@@ -211,11 +283,15 @@ def _read_csv(data, what: str) -> tuple[pd.DataFrame, str]:
     try:
         df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
     except UnicodeDecodeError as exc:
-        raise DataError(source, "", f"not UTF-8 text (byte {exc.start} cannot be decoded); "
-                                    f"expected a {what} as CSV") from None
+        raise DataError(
+            source,
+            "",
+            f"not UTF-8 text (byte {exc.start} cannot be decoded); expected a {what} as CSV",
+        ) from None
     except pd.errors.EmptyDataError:
-        raise DataError(source, "", f"the file is empty (expected a {what}: a CSV with a "
-                                    "header line)") from None
+        raise DataError(
+            source, "", f"the file is empty (expected a {what}: a CSV with a header line)"
+        ) from None
     except pd.errors.ParserError as exc:
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         raise DataError(source, "", f"not a readable CSV file: {msg}") from None
@@ -258,8 +334,9 @@ def _numbers(df: pd.DataFrame, col, source: str, what: str, where=None) -> pd.Se
     return num.astype(float)
 
 
-def _parse_dates(values: pd.Series, source: str, col: str, df: pd.DataFrame,
-                 required: bool = True) -> pd.Series | None:
+def _parse_dates(
+    values: pd.Series, source: str, col: str, df: pd.DataFrame, required: bool = True
+) -> pd.Series | None:
     """Datetimes (naive, UTC when zoned), or None when none parse and not ``required``."""
     text = values.astype("string")
     parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
@@ -271,8 +348,12 @@ def _parse_dates(values: pd.Series, source: str, col: str, df: pd.DataFrame,
         return None
     if bad.any():
         i = bad.idxmax()
-        raise DataError(source, _line(df, i), f"{col} {_shown(values[i])} is not a date "
-                                              "(expected e.g. 2025-03-01 or 2025-03-01 14:05)")
+        raise DataError(
+            source,
+            _line(df, i),
+            f"{col} {_shown(values[i])} is not a date "
+            "(expected e.g. 2025-03-01 or 2025-03-01 14:05)",
+        )
     return parsed.dt.tz_localize(None)
 
 
@@ -307,8 +388,11 @@ def _unit_from_cohorts(dates: pd.Series | None) -> str | None:
 def _check_unit(unit, source: str) -> str:
     u = _UNIT_WORDS.get(str(unit).lower()) if unit is not None else None
     if u is None:
-        raise DataError(source, "", f"unknown period unit {_shown(unit)} (expected one of: "
-                                    "day, week, month, year)")
+        raise DataError(
+            source,
+            "",
+            f"unknown period unit {_shown(unit)} (expected one of: day, week, month, year)",
+        )
     return u
 
 
@@ -316,8 +400,9 @@ def _curve_arg(curve, source: str) -> str | None:
     if curve is None:
         return None
     if curve not in ("retention", "survival"):
-        raise DataError(source, "", f"unknown curve {_shown(curve)} (expected retention or "
-                                    "survival)")
+        raise DataError(
+            source, "", f"unknown curve {_shown(curve)} (expected retention or survival)"
+        )
     return curve
 
 
@@ -326,22 +411,28 @@ def _cohort_labels(df, col, source) -> tuple[pd.Series, pd.Series | None]:
     raw = df[col]
     missing = raw.isna()
     if missing.any():
-        raise DataError(source, _line(df, missing.idxmax()), f"empty {col} (every row needs "
-                                                             "its cohort)")
+        raise DataError(
+            source, _line(df, missing.idxmax()), f"empty {col} (every row needs its cohort)"
+        )
     labels = raw.astype(str).str.strip()
     looks_dated = labels.str.match(r"^\d{4}[-/]\d{1,2}([-/]\d{1,2})?([ T].*)?$")
     if not looks_dated.any():
         return labels, None
     if not looks_dated.all():
         i = (~looks_dated).idxmax()
-        raise DataError(source, _line(df, i), f"{col} {_shown(raw[i])} is not a date like the "
-                                              "other cohorts (expected e.g. 2025-03-01 or 2025-03)")
+        raise DataError(
+            source,
+            _line(df, i),
+            f"{col} {_shown(raw[i])} is not a date like the "
+            "other cohorts (expected e.g. 2025-03-01 or 2025-03)",
+        )
     dates = _parse_dates(labels, source, col, df)
     return labels, dates
 
 
-def read_cohort_table(data, *, unit: str | None = None, values: str | None = None,
-                      curve: str | None = None) -> ObservedCohorts:
+def read_cohort_table(
+    data, *, unit: str | None = None, values: str | None = None, curve: str | None = None
+) -> ObservedCohorts:
     """Read a cohort table (CSV path or frame) into :class:`ObservedCohorts`.
 
     Parameters
@@ -374,21 +465,38 @@ def read_cohort_table(data, *, unit: str | None = None, values: str | None = Non
     if cohort_col is None:
         cohort_col = next((c for c in cols if "cohort" in _norm(c)), None)
     if cohort_col is None:
-        raise DataError(source, "", "missing column 'cohort' (a cohort table needs cohort, "
-                                    f"period and counts or shares; found: {_found(cols)})")
+        raise DataError(
+            source,
+            "",
+            "missing column 'cohort' (a cohort table needs cohort, "
+            f"period and counts or shares; found: {_found(cols)})",
+        )
     period_col = _find(cols, _PERIOD_NAMES)
     if period_col is None:
-        period_col = next((c for c in cols if c != cohort_col and _unit_from_name(c)
-                           and not _WIDE_COLUMN.match(str(c))), None)
-    wide_cols = [c for c in cols if c != cohort_col and _WIDE_COLUMN.match(str(c))
-                 and _norm(c) not in _SIZE_NAMES]
+        period_col = next(
+            (
+                c
+                for c in cols
+                if c != cohort_col and _unit_from_name(c) and not _WIDE_COLUMN.match(str(c))
+            ),
+            None,
+        )
+    wide_cols = [
+        c
+        for c in cols
+        if c != cohort_col and _WIDE_COLUMN.match(str(c)) and _norm(c) not in _SIZE_NAMES
+    ]
     if period_col is not None:
         return _read_long(df, source, cohort_col, period_col, unit, values, curve)
     if wide_cols:
         return _read_wide(df, source, cohort_col, wide_cols, unit, values, curve)
-    raise DataError(source, "", "missing column 'period' (long form: cohort, period and a count "
-                                "or share column; wide form: cohort and one column per period "
-                                f"named 0, 1, 2, ...; found: {_found(cols)})")
+    raise DataError(
+        source,
+        "",
+        "missing column 'period' (long form: cohort, period and a count "
+        "or share column; wide form: cohort and one column per period "
+        f"named 0, 1, 2, ...; found: {_found(cols)})",
+    )
 
 
 def _found(cols) -> str:
@@ -399,30 +507,51 @@ def _found(cols) -> str:
 def _read_long(df, source, cohort_col, period_col, unit, values, curve) -> ObservedCohorts:
     cols = [c for c in df.columns if c not in (cohort_col, period_col)]
     size_col = _find(cols, _SIZE_NAMES)
-    value_cols = [c for c in cols if c != size_col
-                  and (_norm(c) in _SHARE_NAMES or _norm(c) in _COUNT_NAMES)]
+    value_cols = [
+        c for c in cols if c != size_col and (_norm(c) in _SHARE_NAMES or _norm(c) in _COUNT_NAMES)
+    ]
     if not value_cols:
-        raise DataError(source, "", "missing a value column (expected counts such as 'active' "
-                                    "or 'retained', or shares such as 'share' or 'retention'; "
-                                    f"found: {_found(list(df.columns))})")
+        raise DataError(
+            source,
+            "",
+            "missing a value column (expected counts such as 'active' "
+            "or 'retained', or shares such as 'share' or 'retention'; "
+            f"found: {_found(list(df.columns))})",
+        )
     labels, dates = _cohort_labels(df, cohort_col, source)
-    unit = unit or _unit_from_name(period_col) or _unit_from_name(cohort_col) \
+    unit = (
+        unit
+        or _unit_from_name(period_col)
+        or _unit_from_name(cohort_col)
         or _unit_from_cohorts(dates)
+    )
     if unit is None:
-        raise DataError(source, "", f"cannot tell what a period is: name the period column day, "
-                                    "week, month or year (or pass unit=, --unit)")
+        raise DataError(
+            source,
+            "",
+            "cannot tell what a period is: name the period column day, "
+            "week, month or year (or pass unit=, --unit)",
+        )
     per = _numbers(df, period_col, source, "a whole number of periods since adoption, 0, 1, 2")
     bad = per.isna() | (per < 0) | (per != np.round(per))
     if bad.any():
         i = bad.idxmax()
-        raise DataError(source, _line(df, i), f"{period_col} {_shown(df[period_col][i])} is not a "
-                                              "whole number >= 0 (periods since adoption)")
+        raise DataError(
+            source,
+            _line(df, i),
+            f"{period_col} {_shown(df[period_col][i])} is not a "
+            "whole number >= 0 (periods since adoption)",
+        )
     per = per.astype(int)
     dup = pd.DataFrame({"c": labels, "p": per}).duplicated()
     if dup.any():
         i = dup.idxmax()
-        raise DataError(source, _line(df, i), f"cohort {labels[i]}, {period_col} {per[i]} appears "
-                                              "twice (one row per cohort and period)")
+        raise DataError(
+            source,
+            _line(df, i),
+            f"cohort {labels[i]}, {period_col} {per[i]} appears "
+            "twice (one row per cohort and period)",
+        )
     order = _cohort_order(labels, dates)
     sizes = None
     if size_col is not None:
@@ -433,11 +562,13 @@ def _read_long(df, source, cohort_col, period_col, unit, values, curve) -> Obser
         kind = _value_kind(vc, values)
         what = curve or _curve_of(vc) or "retention"
         if what in curves:
-            raise DataError(source, "", f"two {what} columns ({vc} and another); pass curve= "
-                                        "or keep one")
+            raise DataError(
+                source, "", f"two {what} columns ({vc} and another); pass curve= or keep one"
+            )
         v = _numbers(df, vc, source, "a count or a share")
-        table = pd.DataFrame({"c": labels, "p": per, "v": v}).pivot(index="c", columns="p",
-                                                                      values="v")
+        table = pd.DataFrame({"c": labels, "p": per, "v": v}).pivot(
+            index="c", columns="p", values="v"
+        )
         table = table.reindex(index=order, columns=range(int(per.max()) + 1))
 
         def where(c, k, pc=period_col):
@@ -452,8 +583,11 @@ def _read_wide(df, source, cohort_col, wide_cols, unit, values, curve) -> Observ
     labels, dates = _cohort_labels(df, cohort_col, source)
     if labels.duplicated().any():
         i = labels.duplicated().idxmax()
-        raise DataError(source, _line(df, i), f"cohort {labels[i]} appears twice (wide form: one "
-                                              "row per cohort)")
+        raise DataError(
+            source,
+            _line(df, i),
+            f"cohort {labels[i]} appears twice (wide form: one row per cohort)",
+        )
     periods = {}
     for c in wide_cols:
         m = _WIDE_COLUMN.match(str(c))
@@ -465,8 +599,12 @@ def _read_wide(df, source, cohort_col, wide_cols, unit, values, curve) -> Observ
             unit = _unit_from_name(m.group(1).strip(" _.-"))
     unit = unit or _unit_from_name(cohort_col) or _unit_from_cohorts(dates)
     if unit is None:
-        raise DataError(source, "", "cannot tell what a period is: name the period columns like "
-                                    "'week 0' or 'month 3' (or pass unit=, --unit)")
+        raise DataError(
+            source,
+            "",
+            "cannot tell what a period is: name the period columns like "
+            "'week 0' or 'month 3' (or pass unit=, --unit)",
+        )
     ks = sorted(periods)
     table = pd.DataFrame(index=labels.to_numpy(), columns=range(ks[-1] + 1), dtype=float)
     for k in ks:
@@ -500,13 +638,17 @@ def _sizes_from_rows(df, labels, s, source, col) -> pd.Series:
     bad = frame["s"] <= 0
     if bad.any():
         i = bad.idxmax()
-        raise DataError(source, _line(df, i), f"{col} {_fmt(frame['s'][i])} is not a cohort size "
-                                              "(expected a number of users > 0)")
+        raise DataError(
+            source,
+            _line(df, i),
+            f"{col} {_fmt(frame['s'][i])} is not a cohort size (expected a number of users > 0)",
+        )
     nun = frame.groupby("c")["s"].nunique()
     if (nun > 1).any():
         c = nun.index[np.argmax(nun.to_numpy() > 1)]
-        raise DataError(source, f"cohort {c}", f"{col} differs between the cohort's rows (one "
-                                               "size per cohort)")
+        raise DataError(
+            source, f"cohort {c}", f"{col} differs between the cohort's rows (one size per cohort)"
+        )
     return frame.groupby("c")["s"].first()
 
 
@@ -537,15 +679,19 @@ def _to_shares(table: pd.DataFrame, kind: str, sizes, source, col, where):
     neg = np.argwhere(vals < 0)
     if neg.size:
         c, k = neg[0]
-        raise DataError(source, where(table.index[c], table.columns[k]),
-                        f"{col} {_fmt(vals[c, k])} is negative")
+        raise DataError(
+            source, where(table.index[c], table.columns[k]), f"{col} {_fmt(vals[c, k])} is negative"
+        )
     if kind == "shares":
         bad = np.argwhere(vals > 1 + 1e-9)
         if bad.size:
             c, k = bad[0]
-            raise DataError(source, where(table.index[c], table.columns[k]),
-                            f"share {_fmt(vals[c, k])} is outside [0, 1] (give shares as "
-                            "fractions, or counts with values=counts)")
+            raise DataError(
+                source,
+                where(table.index[c], table.columns[k]),
+                f"share {_fmt(vals[c, k])} is outside [0, 1] (give shares as "
+                "fractions, or counts with values=counts)",
+            )
         if sizes is None:
             sizes = pd.Series(np.nan, index=table.index)
         return table.astype(float), sizes.reindex(table.index)
@@ -554,8 +700,11 @@ def _to_shares(table: pd.DataFrame, kind: str, sizes, source, col, where):
         if 0 not in table.columns or table[0].isna().any():
             c = table.index[table[0].isna().to_numpy().argmax()] if 0 in table.columns else None
             at = f"cohort {c}" if c is not None else ""
-            raise DataError(source, at, "counts need the cohort's size: add a size column or the "
-                                        "count in period 0")
+            raise DataError(
+                source,
+                at,
+                "counts need the cohort's size: add a size column or the count in period 0",
+            )
         sizes = table[0].astype(float)
     sizes = sizes.reindex(table.index)
     if sizes.isna().any():
@@ -564,9 +713,12 @@ def _to_shares(table: pd.DataFrame, kind: str, sizes, source, col, where):
     over = np.argwhere(vals > sizes.to_numpy()[:, None] + 1e-9)
     if over.size:
         c, k = over[0]
-        raise DataError(source, where(table.index[c], table.columns[k]),
-                        f"{_fmt(vals[c, k])} users, more than the cohort's {_fmt(sizes.iloc[c])} "
-                        "(retention cannot rise above the cohort's size)")
+        raise DataError(
+            source,
+            where(table.index[c], table.columns[k]),
+            f"{_fmt(vals[c, k])} users, more than the cohort's {_fmt(sizes.iloc[c])} "
+            "(retention cannot rise above the cohort's size)",
+        )
     return table.div(sizes, axis=0).astype(float), sizes
 
 
@@ -588,9 +740,12 @@ def _check_survival(df: pd.DataFrame, source: str) -> None:
         rise = np.flatnonzero(np.diff(row[ok]) > 1e-9)
         if rise.size:
             a, b = ok[rise[0]], ok[rise[0] + 1]
-            raise DataError(source, f"cohort {df.index[i]}, period {df.columns[b]}",
-                            f"survival rises from {row[a]:.4g} to {row[b]:.4g} (the share still "
-                            "a customer cannot rise; for activity use curve=retention)")
+            raise DataError(
+                source,
+                f"cohort {df.index[i]}, period {df.columns[b]}",
+                f"survival rises from {row[a]:.4g} to {row[b]:.4g} (the share still "
+                "a customer cannot rise; for activity use curve=retention)",
+            )
 
 
 # ---------------------------------------------------------------------------------------
@@ -623,19 +778,25 @@ def read_event_log(data, *, unit: str = "week", end=None) -> ObservedCohorts:
     cols = list(df.columns)
     user_col = _find(cols, _USER_NAMES)
     time_col = _find(cols, _TIME_NAMES)
-    for col, name, names in ((user_col, "user_id", _USER_NAMES), (time_col, "timestamp", _TIME_NAMES)):
+    for col, name in ((user_col, "user_id"), (time_col, "timestamp")):
         if col is None:
-            raise DataError(source, "", f"missing column '{name}' (an event log needs a user id "
-                                        "and a timestamp per row, and optionally an amount; "
-                                        f"found: {_found(cols)})")
+            raise DataError(
+                source,
+                "",
+                f"missing column '{name}' (an event log needs a user id "
+                "and a timestamp per row, and optionally an amount; "
+                f"found: {_found(cols)})",
+            )
     miss = df[user_col].isna()
     if miss.any():
-        raise DataError(source, _line(df, miss.idxmax()), f"empty {user_col} (every event needs "
-                                                          "its user)")
+        raise DataError(
+            source, _line(df, miss.idxmax()), f"empty {user_col} (every event needs its user)"
+        )
     miss = df[time_col].isna()
     if miss.any():
-        raise DataError(source, _line(df, miss.idxmax()), f"empty {time_col} (every event needs "
-                                                          "a date)")
+        raise DataError(
+            source, _line(df, miss.idxmax()), f"empty {time_col} (every event needs a date)"
+        )
     t = _parse_dates(df[time_col], source, time_col, df)
     amount_col = _find(cols, _AMOUNT_NAMES)
     if amount_col is not None:
@@ -662,9 +823,9 @@ def read_event_log(data, *, unit: str = "week", end=None) -> ObservedCohorts:
     horizon = (log_end - cohort_end.groupby(labels).first()).dt.days + 1  # days after cohort
     max_k = int(np.floor(horizon.max() / L)) if len(horizon) else 0
     kmax = max(max_k, 1)
-    observed = pd.DataFrame(
-        {k: horizon >= np.ceil((k + 1) * L) for k in range(kmax)}
-    ).reindex(order)
+    observed = pd.DataFrame({k: horizon >= np.ceil((k + 1) * L) for k in range(kmax)}).reindex(
+        order
+    )
     # retention: users with an event at age k
     ev = pd.DataFrame({"cohort": users.map(labels), "user": users, "age": age})
     ev = ev[ev["age"] < kmax]
@@ -687,11 +848,21 @@ def read_event_log(data, *, unit: str = "week", end=None) -> ObservedCohorts:
         c.index.name, c.columns.name = "cohort", "period"
         curves[name] = c
     if not np.isfinite(R.to_numpy(float)).any():
-        raise DataError(source, "", f"the log is too short for one whole {unit} after the first "
-                                    f"cohort (from {day.min():%Y-%m-%d} to {log_end:%Y-%m-%d})")
+        raise DataError(
+            source,
+            "",
+            f"the log is too short for one whole {unit} after the first "
+            f"cohort (from {day.min():%Y-%m-%d} to {log_end:%Y-%m-%d})",
+        )
     sizes.index.name = "cohort"
-    return ObservedCohorts(curves=curves, sizes=sizes.astype(float), unit=unit, source=source,
-                           kind="event log", events=len(df))
+    return ObservedCohorts(
+        curves=curves,
+        sizes=sizes.astype(float),
+        unit=unit,
+        source=source,
+        kind="event log",
+        events=len(df),
+    )
 
 
 _LABEL = {"day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
@@ -723,8 +894,9 @@ def _period_end(start: pd.Series, unit: str) -> pd.Series:
 # ---------------------------------------------------------------------------------------
 
 
-def read_data(data, *, unit: str | None = None, values: str | None = None,
-              curve: str | None = None) -> ObservedCohorts:
+def read_data(
+    data, *, unit: str | None = None, values: str | None = None, curve: str | None = None
+) -> ObservedCohorts:
     """A cohort table or an event log, told apart by its columns.
 
     An event log has a user id and a timestamp column; anything else is read as a
@@ -734,8 +906,11 @@ def read_data(data, *, unit: str | None = None, values: str | None = None,
         return data
     df, source = _read_csv(data, "cohort table or event log")
     cols = list(df.columns)
-    if _find(cols, _USER_NAMES) is not None and _find(cols, _TIME_NAMES) is not None \
-            and _find(cols, _COHORT_NAMES) is None:
+    if (
+        _find(cols, _USER_NAMES) is not None
+        and _find(cols, _TIME_NAMES) is not None
+        and _find(cols, _COHORT_NAMES) is None
+    ):
         obs = read_event_log(df, unit=unit or "week")
     else:
         obs = read_cohort_table(df, unit=unit, values=values, curve=curve)
@@ -748,8 +923,9 @@ def read_data(data, *, unit: str | None = None, values: str | None = None,
 # ---------------------------------------------------------------------------------------
 
 
-def cohorts_from_run(result, curves=("retention", "survival"), periods: int | None = None,
-                     min_size: int = 1) -> ObservedCohorts:
+def cohorts_from_run(
+    result, curves=("retention", "survival"), periods: int | None = None, min_size: int = 1
+) -> ObservedCohorts:
     """The weekly cohort tables of a :class:`~simkit.RunResult` as observed data.
 
     For generating data with simkit at known parameters (parameter recovery) and for
@@ -768,12 +944,18 @@ def cohorts_from_run(result, curves=("retention", "survival"), periods: int | No
     sizes = result.cohort_sizes.loc[keep].copy()
     sizes.index = sizes.index.map(lambda c: f"week {c}")
     sizes.index.name = "cohort"
-    return ObservedCohorts(curves=out, sizes=sizes.astype(float), unit="week",
-                           source=f"<simkit run of {result.scenario.name}>", kind="simkit run")
+    return ObservedCohorts(
+        curves=out,
+        sizes=sizes.astype(float),
+        unit="week",
+        source=f"<simkit run of {result.scenario.name}>",
+        kind="simkit run",
+    )
 
 
-def write_cohort_table(obs: ObservedCohorts, path, curve: str = "retention",
-                       counts: bool = True) -> Path:
+def write_cohort_table(
+    obs: ObservedCohorts, path, curve: str = "retention", counts: bool = True
+) -> Path:
     """Write one curve of ``obs`` as a long-form CSV (cohort, <unit>, size, active/share)."""
     df = obs.curve(curve)
     long = df.stack().dropna().rename("share").reset_index()
