@@ -266,10 +266,10 @@ def _norm(name) -> str:
     return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
 
 
-def _read_csv(data, what: str) -> tuple[pd.DataFrame, str]:
+def _read_csv(data, what: str, source: str | None = None) -> tuple[pd.DataFrame, str]:
     """A frame from a path or a frame; ``(frame, source)``."""
     if isinstance(data, pd.DataFrame):
-        return data.copy(), "<frame>"
+        return data.copy(), source or "<frame>"
     source = str(data)
     p = Path(data)
     try:
@@ -431,7 +431,12 @@ def _cohort_labels(df, col, source) -> tuple[pd.Series, pd.Series | None]:
 
 
 def read_cohort_table(
-    data, *, unit: str | None = None, values: str | None = None, curve: str | None = None
+    data,
+    *,
+    unit: str | None = None,
+    values: str | None = None,
+    curve: str | None = None,
+    source: str | None = None,
 ) -> ObservedCohorts:
     """Read a cohort table (CSV path or frame) into :class:`ObservedCohorts`.
 
@@ -447,6 +452,8 @@ def read_cohort_table(
     curve : {"retention", "survival"}, optional
         What the values measure; default: from the value column's name (``retained``,
         ``subscribers``, ``survival`` mean survival), else activity retention.
+    source : str, optional
+        The name used in messages for a frame (default ``"<frame>"``).
 
     Raises
     ------
@@ -454,7 +461,7 @@ def read_cohort_table(
         Missing columns, values that are not numbers, shares outside [0, 1], counts
         above the cohort's size, survival that rises, duplicate cells, ...
     """
-    df, source = _read_csv(data, "cohort table")
+    df, source = _read_csv(data, "cohort table", source)
     curve = _curve_arg(curve, source)
     if values is not None and values not in ("counts", "shares"):
         raise DataError(source, "", f"unknown values {_shown(values)} (expected counts or shares)")
@@ -753,7 +760,8 @@ def _check_survival(df: pd.DataFrame, source: str) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def read_event_log(data, *, unit: str = "week", end=None) -> ObservedCohorts:
+def read_event_log(data, *, unit: str = "week", end=None,
+                   source: str | None = None) -> ObservedCohorts:
     """Read an event log (CSV path or frame) and derive its cohort curves.
 
     Parameters
@@ -764,6 +772,8 @@ def read_event_log(data, *, unit: str = "week", end=None) -> ObservedCohorts:
     unit : {"day", "week", "month", "year"}
         Length of a period (cohorts are calendar periods of the first event -- weeks
         start on Monday -- and ages are whole periods since each user's first event).
+    source : str, optional
+        The name used in messages for a frame (default ``"<frame>"``).
     end : date-like, optional
         When the log ends (default: the day of its last event); cells not fully
         observed by then are left out.
@@ -773,7 +783,7 @@ def read_event_log(data, *, unit: str = "week", end=None) -> ObservedCohorts:
     ObservedCohorts
         With ``retention``, ``survival`` (by last activity) and ``repeat`` curves.
     """
-    df, source = _read_csv(data, "event log")
+    df, source = _read_csv(data, "event log", source)
     unit = _check_unit(unit, source)
     cols = list(df.columns)
     user_col = _find(cols, _USER_NAMES)
@@ -872,7 +882,7 @@ def _period_start(d: pd.Series, unit: str) -> pd.Series:
     if unit == "day":
         return d
     if unit == "week":
-        return d - pd.to_timedelta(d.dt.dayofweek, unit="D")
+        return d - pd.to_timedelta(d.dt.day_of_week, unit="D")
     if unit == "month":
         return d.dt.to_period("M").dt.start_time
     return d.dt.to_period("Y").dt.start_time
@@ -911,11 +921,8 @@ def read_data(
         and _find(cols, _TIME_NAMES) is not None
         and _find(cols, _COHORT_NAMES) is None
     ):
-        obs = read_event_log(df, unit=unit or "week")
-    else:
-        obs = read_cohort_table(df, unit=unit, values=values, curve=curve)
-    obs.source = source
-    return obs
+        return read_event_log(df, unit=unit or "week", source=source)
+    return read_cohort_table(df, unit=unit, values=values, curve=curve, source=source)
 
 
 # ---------------------------------------------------------------------------------------
