@@ -760,8 +760,9 @@ def _check_survival(df: pd.DataFrame, source: str) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def read_event_log(data, *, unit: str = "week", end=None,
-                   source: str | None = None) -> ObservedCohorts:
+def read_event_log(
+    data, *, unit: str = "week", end=None, source: str | None = None
+) -> ObservedCohorts:
     """Read an event log (CSV path or frame) and derive its cohort curves.
 
     Parameters

@@ -48,10 +48,13 @@ def write(tmp_path, name: str, text: str):
 
 
 def test_long_counts_table(tmp_path):
-    p = write(tmp_path, "c.csv",
-              "cohort,week,size,active\n"
-              "2025-01-06,0,100,100\n2025-01-06,1,100,60\n2025-01-06,2,100,50\n"
-              "2025-01-13,0,50,50\n2025-01-13,1,50,20\n")
+    p = write(
+        tmp_path,
+        "c.csv",
+        "cohort,week,size,active\n"
+        "2025-01-06,0,100,100\n2025-01-06,1,100,60\n2025-01-06,2,100,50\n"
+        "2025-01-13,0,50,50\n2025-01-13,1,50,20\n",
+    )
     obs = read_cohort_table(p)
     assert obs.unit == "week" and list(obs.curves) == ["retention"]
     r = obs.curves["retention"]
@@ -64,9 +67,11 @@ def test_long_counts_table(tmp_path):
 
 
 def test_wide_shares_table_with_month_columns(tmp_path):
-    p = write(tmp_path, "w.csv",
-              "cohort,size,month 0,month 1,month 2\n2024-01,200,0.9,0.8,0.75\n"
-              "2024-02,100,0.85,0.7,\n")
+    p = write(
+        tmp_path,
+        "w.csv",
+        "cohort,size,month 0,month 1,month 2\n2024-01,200,0.9,0.8,0.75\n2024-02,100,0.85,0.7,\n",
+    )
     obs = read_cohort_table(p, curve="survival")
     assert obs.unit == "month" and list(obs.curves) == ["survival"]
     assert obs.curves["survival"].loc["2024-02"].tolist()[:2] == [0.85, 0.7]
@@ -89,7 +94,7 @@ def test_round_trip_through_the_long_format(tmp_path):
     a = obs.curves["survival"].round(6)
     b = back.curves["survival"].round(6)
     # counts are rounded to whole users: shares agree to within one user per cohort
-    diff = (a.to_numpy() - b.reindex(index=a.index).to_numpy())
+    diff = a.to_numpy() - b.reindex(index=a.index).to_numpy()
     assert np.nanmax(np.abs(diff)) <= 1 / obs.sizes.min() + 1e-9
 
 
@@ -134,23 +139,31 @@ BAD = [
     ("week,active\n0,10\n", "missing column 'cohort'"),
     ("cohort,active\nA,10\n", "missing column 'period'"),
     ("cohort,week,share\nA,0,1\nA,1,1.4\n", "share 1.4 is outside [0, 1]"),
-    ("cohort,week,size,active\nA,0,100,100\nA,1,100,130\n",
-     "130 users, more than the cohort's 100"),
+    (
+        "cohort,week,size,active\nA,0,100,100\nA,1,100,130\n",
+        "130 users, more than the cohort's 100",
+    ),
     ("cohort,week,retained\nA,0,100\nA,1,80\nA,2,90\n", "survival rises from 0.8 to 0.9"),
     ("cohort,week,active\nA,0,100\nA,1,lots\n", "line 3: active 'lots' is not a number"),
     ("cohort,week,active\nA,0,100\nA,0,90\n", "line 3: cohort A, week 0 appears twice"),
     ("cohort,week,active\nA,0,100\nA,1.5,90\n", "line 3: week '1.5' is not a whole number"),
     ("cohort,week,active\nA,0,-3\n", "is negative"),
-    ("cohort,week,active\n2025-01-06,0,5\nlast week,0,4\n",
-     "line 3: cohort 'last week' is not a date like the other cohorts"),
+    (
+        "cohort,week,active\n2025-01-06,0,5\nlast week,0,4\n",
+        "line 3: cohort 'last week' is not a date like the other cohorts",
+    ),
     ("cohort,period,active\nA,0,10\nA,1,5\n", "cannot tell what a period is"),
     ("cohort,week,share\nA,0,0.9\n", None),  # fine: shares without sizes
     ("", "the file is empty"),
-    ("user_id,timestamp\nu1,2025-01-06\nu2,yesterday\n",
-     "line 3: timestamp 'yesterday' is not a date"),
+    (
+        "user_id,timestamp\nu1,2025-01-06\nu2,yesterday\n",
+        "line 3: timestamp 'yesterday' is not a date",
+    ),
     ("user_id,timestamp\nu1,2025-01-06\n,2025-01-07\n", "line 3: empty user_id"),
-    ("user_id,timestamp,amount\nu1,2025-01-06,12\nu1,2025-01-20,free\n",
-     "line 3: amount 'free' is not a number"),
+    (
+        "user_id,timestamp,amount\nu1,2025-01-06,12\nu1,2025-01-20,free\n",
+        "line 3: amount 'free' is not a number",
+    ),
     ("user_id,timestamp\nu1,2025-01-06\nu1,2025-01-07\n", "too short for one whole week"),
 ]
 
@@ -186,10 +199,14 @@ def test_event_log_needs_user_and_time(tmp_path):
     ("args", "expected"),
     [
         (["bad.csv", "--fit", BASE], "share 2 is outside [0, 1]"),
-        (["good.csv", "--fit", "behaviour.churn.nope"],
-         "fit: no parameter at 'behaviour.churn.nope'"),
-        (["good.csv", "--fit", "segments[0].traits.need.sd"],
-         "need is the number 1; write it as a distribution"),
+        (
+            ["good.csv", "--fit", "behaviour.churn.nope"],
+            "fit: no parameter at 'behaviour.churn.nope'",
+        ),
+        (
+            ["good.csv", "--fit", "segments[0].traits.need.sd"],
+            "need is the number 1; write it as a distribution",
+        ),
         (["good.csv", "--fit", SD, "--holdout", "5"], "leaves 1 period(s) to fit"),
         (["missing.csv", "--fit", BASE], "missing.csv: no such file"),
     ],
@@ -197,8 +214,11 @@ def test_event_log_needs_user_and_time(tmp_path):
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)
     write(tmp_path, "bad.csv", "cohort,week,share\nA,0,1\nA,1,2\n")
-    write(tmp_path, "good.csv", "cohort,week,share\nA,0,1\nA,1,0.8\nA,2,0.7\nA,3,0.6\n"
-                                "A,4,0.5\nA,5,0.5\n")
+    write(
+        tmp_path,
+        "good.csv",
+        "cohort,week,share\nA,0,1\nA,1,0.8\nA,2,0.7\nA,3,0.6\nA,4,0.5\nA,5,0.5\n",
+    )
     import os
 
     app = os.path.join(os.path.dirname(__file__), "..", APP)
@@ -214,8 +234,12 @@ def test_cli_subprocess_bad_file_is_one_line(tmp_path):
     import sys
 
     p = write(tmp_path, "bad.csv", "user_id,timestamp\nu1,2025-13-45\n")
-    proc = subprocess.run([sys.executable, "-m", "simkit", "calibrate", APP, str(p), "--fit",
-                           BASE], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "simkit", "calibrate", APP, str(p), "--fit", BASE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "line 2: timestamp '2025-13-45' is not a date" in proc.stderr
@@ -231,7 +255,7 @@ def sbg_counts(alpha, beta, sizes, periods):
     s = _sbg_survival(alpha, beta, k + 1)
     y = np.tile(s, (len(sizes), 1))
     for i in range(len(sizes)):  # a triangle: later cohorts are seen for fewer periods
-        y[i, periods - i:] = np.nan
+        y[i, periods - i :] = np.nan
     return y
 
 
@@ -265,15 +289,33 @@ def test_interpolated_survival_is_exact_at_week_ends():
 
 @pytest.fixture(scope="module")
 def small_data():
-    r = simkit.run(APP, seed=11, population_seed=11, users=3000, days=70, journeys=0,
-                   warmup_days=10, without_outputs="all")
+    r = simkit.run(
+        APP,
+        seed=11,
+        population_seed=11,
+        users=3000,
+        days=70,
+        journeys=0,
+        warmup_days=10,
+        without_outputs="all",
+    )
     return cohorts_from_run(r, curves=["survival"], periods=6)
 
 
 def test_calibrate_small_end_to_end(small_data, tmp_path):
-    cal = calibrate(APP, small_data, [BASE], holdout=2, users=3000, warmup_days=10,
-                    replications=1, budget=8, uncertainty_seeds=2, bootstrap=50,
-                    executor="inline")
+    cal = calibrate(
+        APP,
+        small_data,
+        [BASE],
+        holdout=2,
+        users=3000,
+        warmup_days=10,
+        replications=1,
+        budget=8,
+        uncertainty_seeds=2,
+        bootstrap=50,
+        executor="inline",
+    )
     v = cal.values[BASE]
     assert 0.03 <= v <= 1.0
     assert cal.evaluations <= 8 + 2 + 1
@@ -296,8 +338,9 @@ def test_calibrate_checks_its_arguments(small_data):
     with pytest.raises(SimkitError, match="holdout 5 leaves 1 period"):
         calibrate(APP, small_data, [BASE], holdout=5)
     with pytest.raises(SimkitError, match="activity retention by month"):
-        monthly = read_cohort_table(pd.DataFrame({"cohort": ["A", "A"], "month": [0, 1],
-                                                  "active": [10, 5]}))
+        monthly = read_cohort_table(
+            pd.DataFrame({"cohort": ["A", "A"], "month": [0, 1], "active": [10, 5]})
+        )
         calibrate(APP, monthly, [BASE])
     with pytest.raises(SimkitError, match="bounds: x is not one of the fitted paths"):
         calibrate(APP, small_data, [BASE], bounds={"x": (0, 1)})
@@ -311,11 +354,27 @@ def test_parameter_recovery_within_reported_uncertainty():
     """Data from simkit at known parameters (a different population and seed); the
     calibration starts elsewhere and recovers them within 2.5 reported sd."""
     truth = {BASE: 0.3, SD: 1.0}
-    data_run = simkit.run(APP, seed=99, population_seed=99, users=40000, days=126, journeys=0,
-                          values=None, without_outputs="all")
+    data_run = simkit.run(
+        APP,
+        seed=99,
+        population_seed=99,
+        users=40000,
+        days=126,
+        journeys=0,
+        values=None,
+        without_outputs="all",
+    )
     obs = cohorts_from_run(data_run, curves=["survival"], periods=12)
-    cal = calibrate(APP, obs, list(truth), start={BASE: 0.15, SD: 0.4}, users=12000,
-                    budget=36, executor="processes:2", seed=5)
+    cal = calibrate(
+        APP,
+        obs,
+        list(truth),
+        start={BASE: 0.15, SD: 0.4},
+        users=12000,
+        budget=36,
+        executor="processes:2",
+        seed=5,
+    )
     for path, value in truth.items():
         row = cal.parameters.loc[path]
         assert np.isfinite(row["sd"]) and row["sd"] > 0
@@ -332,8 +391,9 @@ def heterogeneous_cohorts(rng, cohorts=12, size=3000, periods=16, shape=0.5, wee
         hazard = weekly * rng.gamma(shape, 1 / shape, size)
         t = rng.geometric(np.clip(1 - np.exp(-hazard), 1e-9, 1)) - 1  # weeks survived
         for k in range(periods - c):  # a triangle: later cohorts seen for fewer weeks
-            rows.append({"cohort": f"c{c:02d}", "week": k, "size": size,
-                         "retained": int((t > k).sum())})
+            rows.append(
+                {"cohort": f"c{c:02d}", "week": k, "size": size, "retained": int((t > k).sum())}
+            )
     return pd.DataFrame(rows)
 
 
@@ -341,8 +401,16 @@ def heterogeneous_cohorts(rng, cohorts=12, size=3000, periods=16, shape=0.5, wee
 def test_heterogeneous_churn_holdout_beats_constant_churn():
     df = heterogeneous_cohorts(np.random.default_rng(7))
     obs = read_cohort_table(df)
-    cal = calibrate(APP, obs, [BASE, SD, "behaviour.churn.habit_k"], holdout=6, users=12000,
-                    budget=40, executor="processes:2", seed=3)
+    cal = calibrate(
+        APP,
+        obs,
+        [BASE, SD, "behaviour.churn.habit_k"],
+        holdout=6,
+        users=12000,
+        budget=40,
+        executor="processes:2",
+        seed=3,
+    )
     simkit_err = cal.error("simkit", "holdout")
     geo_err = cal.error("geometric", "holdout")
     assert simkit_err < 0.4 * geo_err, cal.format()
@@ -351,3 +419,24 @@ def test_heterogeneous_churn_holdout_beats_constant_churn():
     rates = cal.retention_rates
     assert rates["observed"].iloc[-3:].mean() > rates["observed"].iloc[:3].mean() + 0.02
     assert "rises with tenure" in cal.format()
+
+
+@pytest.mark.slow
+def test_notebook_runs_within_a_minute(tmp_path):
+    """notebooks/05 runs top to bottom at its small size (its cells assert the holdout)."""
+    import time
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "05_calibrate_to_your_data.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    t0 = time.perf_counter()
+    NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(path.parent)}}).execute()
+    assert time.perf_counter() - t0 < 120  # ~45 s on 2 shared cores
+    text = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+    assert "Calibrated subscription_app" in text and "OKR stress test" in text
