@@ -8,6 +8,7 @@
 
 from . import okr
 from .api import RunResult, run
+from .calibrate import calibrate
 from .ensemble import EnsembleResult, ensemble, load_ensemble
 from .errors import ScenarioError, SimkitError
 from .scenario import Scenario, bundled_scenarios, load_scenario, metric_names, parse_scenario
@@ -21,6 +22,7 @@ __all__ = [
     "ScenarioError",
     "SimkitError",
     "bundled_scenarios",
+    "calibrate",
     "ensemble",
     "load_ensemble",
     "load_scenario",

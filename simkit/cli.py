@@ -6,6 +6,7 @@
     simkit run FILE|NAME [--seed N] [--users N] [--days N] [--out DIR] [--format csv|parquet]
     simkit report FILE|NAME [--runs N] [--executor SPEC] [--out DIR]   vs the counterfactual
     simkit okr FILE|NAME [--runs N] [--executor SPEC] [--out DIR]      OKR stress test
+    simkit calibrate FILE|NAME DATA.csv --fit PATH [--fit PATH ...] [--holdout K] [--out DIR]
 
 Bad input prints one line on stderr and exits with status 2.
 """
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--variant", default=None, help="both arms ship only this variant's outputs")
     rep.add_argument("--executor", type=_executor_spec, default=None, help=EXECUTOR_HELP)
     _add_okr_parser(sub)
+    _add_calibrate_parser(sub)
     return p
 
 
@@ -233,6 +235,72 @@ COMMANDS = {"list": cmd_list, "validate": cmd_validate, "schema": cmd_schema, "r
             "report": cmd_report}
 
 COMMANDS["okr"] = cmd_okr
+
+
+def _add_calibrate_parser(sub) -> None:
+    c = sub.add_parser("calibrate", help="fit population parameters to your cohort data")
+    c.add_argument("scenario", metavar="FILE|NAME")
+    c.add_argument("data", metavar="DATA.csv", help="a cohort table or an event log (CSV)")
+    c.add_argument("--fit", action="append", required=True, metavar="PATH",
+                   help="a parameter to fit, e.g. behaviour.churn.base_monthly (repeatable)")
+    c.add_argument("--holdout", type=int, default=0, metavar="K",
+                   help="project the last K periods instead of fitting them (default 0)")
+    c.add_argument("--periods", type=_positive_int, default=None,
+                   help="periods used (default: all the data has)")
+    c.add_argument("--out", type=Path, default=None,
+                   help="directory for calibrated.yaml, fit.png, errors.csv (default: "
+                        "results/<name>-calibration)")
+    c.add_argument("--unit", choices=["day", "week", "month", "year"], default=None,
+                   help="what a period is, if the file does not say")
+    c.add_argument("--curve", choices=["retention", "survival"], default=None,
+                   help="what the table's values measure / which curve to fit")
+    c.add_argument("--values", choices=["counts", "shares"], default=None,
+                   help="whether the table holds counts or shares (default: guessed)")
+    c.add_argument("--bounds", nargs=3, action="append", metavar=("PATH", "LOW", "HIGH"),
+                   default=None, help="search range of a fitted parameter")
+    c.add_argument("--seed", type=_seed, default=None, help="random seed (default: scenario's)")
+    c.add_argument("--users", type=_positive_int, default=None, help="simulated users")
+    c.add_argument("--budget", type=_positive_int, default=40,
+                   help="most candidate parameter vectors evaluated (default 40)")
+    c.add_argument("--replications", type=_positive_int, default=2,
+                   help="seeds per candidate (default 2)")
+    c.add_argument("--executor", type=_executor_spec, default=None,
+                   help="where runs are computed (default: local processes)")
+
+
+def cmd_calibrate(args) -> int:
+    from .calibrate import calibrate
+    from .observed import read_data
+
+    if args.holdout < 0:
+        raise SimkitError(f"--holdout: expected a whole number >= 0, got {args.holdout}")
+    bounds = {}
+    for path, lo, hi in args.bounds or []:
+        try:
+            bounds[path] = (float(lo), float(hi))
+        except ValueError:
+            raise SimkitError(f"--bounds {path}: LOW and HIGH must be numbers, got {lo!r} "
+                              f"{hi!r}") from None
+    data = read_data(args.data, unit=args.unit, values=args.values, curve=args.curve)
+    cal = calibrate(args.scenario, data, args.fit, periods=args.periods, holdout=args.holdout,
+                    curves=[args.curve] if args.curve else None, bounds=bounds or None,
+                    seed=args.seed, users=args.users, budget=args.budget,
+                    replications=args.replications, executor=args.executor,
+                    progress=_progress_line if sys.stderr.isatty() else None)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(cal.format())
+    out = args.out or Path("results") / f"{cal.scenario.name}-calibration"
+    written = cal.save(out)
+    print("wrote " + ", ".join(str(w) for w in written))
+    return 0
+
+
+def _progress_line(line: str) -> None:
+    print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
+
+
+COMMANDS["calibrate"] = cmd_calibrate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,3 +39,12 @@ class ScenarioError(SimkitError):
         where = f"{self.source}: {self.path}: " if self.path else f"{self.source}: "
         tail = f" (and {self.more} more problem{'s' if self.more > 1 else ''})" if self.more else ""
         return f"{where}{self.message}{tail}"
+
+
+class DataError(ScenarioError):
+    """A data file (a cohort table or an event log) is malformed.
+
+    ``source`` is the file, ``path`` where inside it (``line 17``, ``cohort 2025-01-06,
+    period 3``) and ``message`` what was expected; printed as one line like a
+    :class:`ScenarioError`.
+    """

@@ -1,0 +1,111 @@
+"""Calibration benchmark: fit simkit to a 12-period cohort table, then check the holdout.
+
+Two 12-period tables from ``examples/calibration`` (synthetic, not made by simkit):
+
+* ``weekly``: ``cohorts_weekly.csv`` (activity retention by week; 12 of its weeks), fitting
+  churn hazard, the spread of churn proneness and the visit base;
+* ``monthly``: ``subscriptions_monthly.csv`` (survival by month), fitting churn hazard,
+  the spread of churn proneness and the habit effect on churn (the simulated market
+  is ~16 months long, so each run costs ~4x a weekly one).
+
+Each is calibrated with 4 periods held out on ``--workers`` local processes, from the
+example scenario's values. Reported: wall time, simkit runs (simulations) and candidate
+parameter vectors, the fitted values with their sd, and the holdout RMSE of simkit,
+constant churn and the shifted-beta-geometric model. Goal: <= 2 minutes per table on a
+2-core machine.
+
+    python benchmarks/calibrate.py [--table weekly|monthly|both] [--workers 2]
+                                   [--budget 40] [--users N] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import simkit
+from simkit.executors import LocalProcesses, available_cpus
+
+HERE = Path(__file__).resolve().parent.parent / "examples" / "calibration"
+SCENARIO = HERE / "subscription_app.yaml"
+BASE = "behaviour.churn.base_monthly"
+SD = "segments[0].traits.churn_proneness.sd"
+TABLES = {
+    "weekly": {
+        "data": HERE / "cohorts_weekly.csv",
+        "periods": 12,
+        "curve": None,
+        "fit": [BASE, SD, "behaviour.visit.base"],
+    },
+    "monthly": {
+        "data": HERE / "subscriptions_monthly.csv",
+        "periods": 12,
+        "curve": "survival",
+        "fit": [BASE, SD, "behaviour.churn.habit_k"],
+    },
+}
+
+
+def bench(name: str, workers: int, budget: int, users: int | None) -> dict:
+    t = TABLES[name]
+    with LocalProcesses(workers) as ex:
+        ex.submit(int, 0).result()  # start the workers outside the timing
+        t0 = time.perf_counter()
+        cal = simkit.calibrate(
+            SCENARIO,
+            t["data"],
+            t["fit"],
+            periods=t["periods"],
+            holdout=4,
+            curves=t["curve"],
+            budget=budget,
+            users=users,
+            executor=ex,
+        )
+        wall = time.perf_counter() - t0
+    out = {
+        "table": name,
+        "wall_seconds": round(wall, 1),
+        "simulations": cal.simulations,
+        "candidates": cal.evaluations,
+        "converged": cal.converged,
+        "simulated_days": cal.settings["days"],
+        "users": cal.settings["users"],
+        "fitted": {
+            p: [round(r["value"], 4), round(r["sd"], 4)] for p, r in cal.parameters.iterrows()
+        },
+        "holdout_rmse_pp": {m: round(cal.error(m), 2) for m in ("simkit", "geometric", "sbg")},
+    }
+    print(f"\n== {name}: {cal.observed.describe()}")
+    print(cal.format())
+    print(
+        f"-> {wall:.1f} s wall, {cal.simulations} simulations "
+        f"({cal.evaluations} candidates), {workers} workers"
+    )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table", choices=[*TABLES, "both"], default="both")
+    ap.add_argument("--workers", type=int, default=min(2, available_cpus()))
+    ap.add_argument("--budget", type=int, default=40)
+    ap.add_argument("--users", type=int, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    try:
+        load = f"load {os.getloadavg()[0]:.1f} on {available_cpus()} CPUs"
+    except OSError:
+        load = "load unknown"
+    print(f"simkit calibration benchmark ({load})")
+    names = list(TABLES) if args.table == "both" else [args.table]
+    results = [bench(n, args.workers, args.budget, args.users) for n in names]
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
