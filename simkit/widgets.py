@@ -582,7 +582,7 @@ class Explorer(W.VBox):
 
     def png(self, name: str) -> bytes:
         """The PNG bytes of figure ``name`` as shown."""
-        return self.images[name].value
+        return bytes(self.images[name].value)
 
 
 def explore(
