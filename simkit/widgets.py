@@ -666,10 +666,18 @@ def kr_table(runs: list[RunResult], baseline: list[RunResult] | None = None) -> 
 
 
 def _bands(results: list[RunResult], metrics: list[str], smooth: int = 7):
+    """Mean over runs and the middle 95% of the runs (2.5% and 97.5% quantiles, as
+    ``simkit.analysis`` with ``interval="spread"``); NaN bands for one run."""
     stack = np.stack(
         [an.smooth_metrics(r.metrics[metrics], smooth).to_numpy(float) for r in results]
     )
-    return an._band(stack, "spread")
+    if len(results) < 2:
+        nan = np.full(stack.shape[1:], np.nan)
+        return stack[0], nan, nan.copy(), 1
+    if np.isnan(stack).any():  # nanquantile is exact but slow: only where needed
+        return an._band(stack, "spread")
+    lo, hi = np.quantile(stack, [0.025, 0.975], axis=0)
+    return stack.mean(axis=0), lo, hi, len(results)
 
 
 def figure_data(runs: list[RunResult], baseline: list[RunResult] | None = None) -> dict:
