@@ -42,6 +42,7 @@ import html
 import io
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,6 +151,12 @@ def derived_controls(scenario: Scenario | str | Path) -> list[Control]:
                 lo, hi = max(lo, 0.0), min(hi, 1.0)
             out.append(Control(path=path, label=label, min=lo, max=hi, step=step))
     return out
+
+
+def control_class(key: str) -> str:
+    """The CSS class of a control in the page: ``outputs[0].appeal`` ->
+    ``simkit-c-outputs-0-appeal``, ``ship:1`` -> ``simkit-c-ship-1``."""
+    return "simkit-c-" + re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
 
 
 def _label_from_path(path: str) -> str:
@@ -277,7 +284,8 @@ class Explorer(W.VBox):
         children.append(W.HBox([panel, results], layout=W.Layout(align_items="flex-start")))
         super().__init__(children)
         self.add_class("simkit-explorer")
-        for w in self.controls.values():
+        for key, w in self.controls.items():
+            w.add_class(control_class(key))  # a handle for browser tests and custom CSS
             w.observe(self._on_change, names="value")
         if auto_update:
             self.update()
@@ -311,7 +319,7 @@ class Explorer(W.VBox):
         sc = self.scenario
         base_users = sc.market.users if users is None else int(users)
         choices = sorted(set(USER_CHOICES) | {base_users})
-        box_kw = dict(style={"description_width": "120px"}, layout=W.Layout(width="100%"))
+        box_kw = dict(style={"description_width": "120px"}, layout=W.Layout(width="96%"))
         self.controls["users"] = W.Dropdown(
             options=[(f"{u:,}", u) for u in choices],
             value=base_users,
@@ -338,7 +346,7 @@ class Explorer(W.VBox):
             _group(
                 "Simulation",
                 [self.controls["users"], self.controls["seed"], self.controls["runs"]],
-                "Each run simulates every user; more runs draw 95% bands.",
+                "more runs: bands",
             )
         ]
         by_output: dict[int, list[Control]] = {}
@@ -351,7 +359,6 @@ class Explorer(W.VBox):
                 other.append(spec)
         data = sc.model_dump(mode="python", by_alias=True, exclude_none=True)
         for i, o in enumerate(sc.outputs):
-            ours = i in self._ours
             ship = W.Checkbox(
                 value=True, description="ship it", indent=False, layout=W.Layout(width="auto")
             )
@@ -359,8 +366,9 @@ class Explorer(W.VBox):
             day = sc.output_day(o)
             last = max(self.horizon - 1, day)
             if sc.start_date is not None:
+                fmt = "%d %b" if last < 366 else "%b %Y"  # fits the slider's readout
                 options = [
-                    ((sc.start_date + dt.timedelta(days=d)).strftime("%d %b %Y"), d)
+                    ((sc.start_date + dt.timedelta(days=d)).strftime(fmt), d)
                     for d in range(last + 1)
                 ]
                 when = W.SelectionSlider(
@@ -386,8 +394,7 @@ class Explorer(W.VBox):
                 w = self._slider(spec, _mean(_at(data, spec.path)))
                 self.controls[spec.path] = w
                 rows.append(w)
-            who = "" if ours else f" <span class='simkit-rival'>({html.escape(o.product)})</span>"
-            title = f"{html.escape(an.output_label(sc, i))}{who}"
+            title = html.escape(an.output_label(sc, i))
             groups.append(_group(title, rows, _output_note(sc, i), raw=True))
         if other:
             rows = []
@@ -631,9 +638,9 @@ def kr_table(runs: list[RunResult], baseline: list[RunResult] | None = None) -> 
     for kr in krs:
         sign = "≥" if kr.direction == "at_least" else "≤"
         target = (
-            f"{sign} {kr.target:+.0%} vs day {kr.baseline_day}"
+            f"{sign} {kr.target:+.0%} vs {_day_text(sc, kr.baseline_day)}"
             if kr.relative
-            else f"{sign} {okr._value_text(kr, kr.target)}"
+            else f"{sign} {_kr_text(kr, kr.target)}"
         )
         row = dict(
             kr=kr.id,
@@ -652,7 +659,7 @@ def kr_table(runs: list[RunResult], baseline: list[RunResult] | None = None) -> 
         if kr.deadline < horizon:
             x, met = okr.evaluate(kr, _matrix(runs, kr.metric))
             row["value"] = float(np.nanmean(x)) if np.isfinite(x).any() else np.nan
-            row["value_text"] = okr._value_text(kr, row["value"])
+            row["value_text"] = _kr_text(kr, row["value"])
             row["p_met"] = float(met.mean())
             n = len(runs)
             k = int(met.sum())
@@ -660,9 +667,24 @@ def kr_table(runs: list[RunResult], baseline: list[RunResult] | None = None) -> 
             if baseline is not None:
                 bx, _ = okr.evaluate(kr, _matrix(baseline, kr.metric))
                 row["baseline"] = float(np.nanmean(bx)) if np.isfinite(bx).any() else np.nan
-                row["baseline_text"] = okr._value_text(kr, row["baseline"])
+                row["baseline_text"] = _kr_text(kr, row["baseline"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _day_text(sc: Scenario, day: int) -> str:
+    if sc.start_date is None:
+        return f"day {day}"
+    return (sc.start_date + dt.timedelta(days=int(day))).strftime("%d %b %Y")
+
+
+def _kr_text(kr: okr.KR, x: float) -> str:
+    """A key result's value as people read it: a change in per cent, a share in per cent
+    (market share, feature use, churn rate), otherwise the number."""
+    shares = plots.PERCENT_METRICS | {"feature_utilization", "market_share"}
+    if x == x and not kr.relative and kr.metric.split(":", 1)[0] in shares:
+        return f"{x:.1%}"
+    return okr._value_text(kr, x)
 
 
 def _bands(results: list[RunResult], metrics: list[str], smooth: int = 7):
@@ -1163,7 +1185,8 @@ def _at(data, path: str):
 
 def _output_note(sc: Scenario, i: int) -> str:
     o = sc.outputs[i]
-    return f"{o.kind.replace('_', ' ')} · {o.product}"
+    kind = o.kind.replace("_", " ")
+    return kind if o.product == sc.our_product.name else f"a competitor's {kind}"
 
 
 def _group(title: str, rows: list, note: str = "", raw: bool = False) -> W.Widget:
@@ -1183,7 +1206,6 @@ _STYLE = """<style>
 .simkit-note { color: #666; font-size: 12px; }
 .simkit-group { font-weight: 600; border-bottom: 1px solid #ddd; margin: 4px 0 2px 0; }
 .simkit-group .simkit-note { font-weight: normal; }
-.simkit-rival { color: #888; font-weight: normal; }
 .simkit-running { color: #555; }
 .simkit-done { color: #2b7a3d; }
 .simkit-error { color: #b2182b; font-weight: 600; }
