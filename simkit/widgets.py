@@ -899,10 +899,10 @@ class LeadingChart(_Chart):
     def layout_key(self, res):
         data = res.figure_data["leading"]
         return (
-            tuple(dict.fromkeys(data["metric"])),
+            tuple(data["metric"].unique().tolist()),
             len(res.runs) > 1,
             len(res.runs),
-            tuple(dict.fromkeys(data["arm"])),
+            tuple(data["arm"].unique().tolist()),
             len(res.runs[0].metrics),
         )
 
@@ -912,7 +912,7 @@ class LeadingChart(_Chart):
         return [i for i, o in enumerate(res.scenario.outputs) if o.product == ours]
 
     def panels(self, res) -> list[tuple[str, list[str]]]:
-        metrics = list(dict.fromkeys(res.figure_data["leading"]["metric"]))
+        metrics = list(res.figure_data["leading"]["metric"].unique().tolist())
         feats = [m for m in metrics if m.startswith("feature_utilization:")]
         panels = [(m, [m]) for m in metrics if m not in feats]
         if feats:
@@ -1004,7 +1004,7 @@ class RetentionChart(_Chart):
 
     def layout_key(self, res):
         data = res.figure_data["retention"]
-        return (tuple(dict.fromkeys(data["arm"])), data.empty)
+        return (tuple(data["arm"].unique().tolist()), data.empty)
 
     def build(self, res):
         ax = self.ax = self.fig.subplots()
@@ -1059,7 +1059,11 @@ class ShareChart(_Chart):
 
     def layout_key(self, res):
         data = res.figure_data["market_share"]
-        return (data["metric"].iloc[0], tuple(dict.fromkeys(data["arm"])), len(res.runs[0].metrics))
+        return (
+            data["metric"].iloc[0],
+            tuple(data["arm"].unique().tolist()),
+            len(res.runs[0].metrics),
+        )
 
     def build(self, res):
         ax = self.ax = self.fig.subplots()
