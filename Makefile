@@ -13,11 +13,14 @@ JOBS        ?= 2
 PYTEST_ARGS ?=
 LINT_PATHS  := $(wildcard simkit tests benchmarks)
 DEMO        ?= ridehailing_duopoly
+APP_PORT    ?= 8866
+APP_USERS   ?= 5000
+CHROMIUM    ?= /usr/bin/chromium
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help venv demo test test-fast lint bench dashboards lock clean
+.PHONY: help venv demo test test-fast lint bench dashboards lab app chromium lock clean
 
 help: ## List the targets
 	@echo "simkit make targets:"
@@ -46,7 +49,7 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP) ## Run the ride-hailing duopoly scenario into results/
 	$(VENV)/bin/simkit run $(DEMO) --out results/$(DEMO)
 
-test: $(STAMP) ## Run the whole test suite (pytest-xdist, JOBS workers)
+test: $(STAMP) chromium ## Run the whole test suite (pytest-xdist, JOBS workers)
 	$(VPY) -m pytest -n $(JOBS) --dist worksteal $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## Run the tests not marked slow
@@ -70,6 +73,31 @@ dashboards: $(STAMP) ## Re-render docs/dashboards/ (the README's pictures) from 
 			--out "$$tmp/$$name$$variant" > /dev/null; \
 		cp "$$tmp/$$name$$variant/dashboard.png" "$$png"; echo "wrote $$png"; \
 	done
+
+# --- notebooks and the explorer ---------------------------------------------
+lab: $(STAMP) ## Open JupyterLab on notebooks/
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+app: $(STAMP) ## Serve the explorer (Voila) on 127.0.0.1, port APP_PORT, APP_USERS users
+	@echo "simkit explorer: http://127.0.0.1:$(APP_PORT)/  (Ctrl-C stops it)"
+	SIMKIT_APP_USERS=$(APP_USERS) $(VENV)/bin/voila notebooks/app.ipynb --no-browser \
+		--port=$(APP_PORT) --Voila.ip=127.0.0.1
+
+# The browser test drives Debian's Chromium (Playwright's own download cannot work here).
+# Installed with apt when missing; quiet when it is there.
+chromium: ## Install Debian's chromium for the browser test, if missing
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing chromium with apt-get (for tests/test_browser.py)"; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null \
+			|| { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			     $$sudo apt-get install -y -qq chromium >/dev/null; } \
+			|| echo "warning: could not install chromium; the browser test will be skipped"; \
+	else \
+		echo "note: no $(CHROMIUM) and no apt-get: install Chromium and set CHROMIUM=/path" \
+		     "(SIMKIT_CHROMIUM for pytest); the browser test will be skipped"; \
+	fi
 
 # --- dependency lock ----------------------------------------------------------
 # Resolve pyproject.toml from scratch in a throwaway venv (the existing lock is

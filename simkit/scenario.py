@@ -1131,6 +1131,32 @@ class Objective(Strict):
         return v
 
 
+
+class Control(Strict):
+    """A slider of the explorer widget (`simkit.widgets.explore`): a number of the
+    scenario that a user moves to see what changes. Without a controls section the widget
+    derives sliders from the outputs' effect parameters."""
+
+    path: str = Field(
+        description="Path of the number in this scenario, e.g. outputs[0].appeal, "
+        "products[1].price or behaviour.churn.base_monthly; a distribution's slider starts at "
+        "its mean and replaces it by a number."
+    )
+    label: str | None = Field(
+        None, description="Text next to the slider (default: written from the path)."
+    )
+    min: float = Field(description="Smallest value of the slider [the parameter's unit].")
+    max: float = Field(
+        description="Largest value of the slider; above min [the parameter's unit]."
+    )
+    step: float | None = Field(
+        None,
+        gt=0,
+        description="Increment of the slider, at most max - min (default: (max - min) / 100) "
+        "[the parameter's unit].",
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # The scenario
 # ---------------------------------------------------------------------------------------
@@ -1180,6 +1206,11 @@ class Scenario(Strict):
         default_factory=list,
         description="Objectives and key results the plan is judged by (see Objective); "
         "validated here, evaluated by simkit okr / simkit.okr.stress_test.",
+    )
+    controls: list[Control] = Field(
+        default_factory=list,
+        description="Sliders of the explorer widget (see Control), in order; absent: the "
+        "widget derives them from the outputs' effect parameters.",
     )
 
     # -- derived helpers -------------------------------------------------------------
@@ -1452,6 +1483,69 @@ class Scenario(Strict):
                     self._lever_problem(kr.lever, f"{at}.lever", fail)
         return self
 
+    # -- controls of the explorer widget ------------------------------------------------------
+    @model_validator(mode="after")
+    def _control_references(self):
+        """Each control names a number of the market or the plan, once, with a range that
+        holds its current value (a distribution's mean) and that the field allows; runs
+        after the plan and OKR checks."""
+        if not self.controls:
+            return self
+
+        def fail(path: str, msg: str):
+            raise PydanticCustomError(
+                "reference", "{msg}", {"msg": _one_line(msg), "abspath": path}
+            )
+
+        data = _dump(self)
+        seen: dict[str, int] = {}
+        for i, c in enumerate(self.controls):
+            at = f"controls[{i}]"
+            where = f"'{_one_line(c.path)}'"
+            keys = _split_path(c.path)
+            if c.path in seen:
+                fail(f"{at}.path", f"{where} already has a slider (controls[{seen[c.path]}])")
+            seen[c.path] = i
+            if keys and keys[0] in ("okrs", "controls", "name", "description"):
+                fail(f"{at}.path", f"a control moves a number of the market or the plan, not {where}")
+            if len(keys) == 3 and keys[0] == "outputs" and keys[2] == "day":
+                fail(f"{at}.path", f"the explorer has a launch-day slider per output; remove {where}")
+            if c.path in ("seed", "market.users"):
+                fail(
+                    f"{at}.path",
+                    f"the explorer has its own users and seed controls; remove {where}",
+                )
+            value = _lookup(data, keys) if keys else _MISSING
+            if value is _MISSING:
+                fail(f"{at}.path", f"no number at {where} in this scenario")
+            is_dist = isinstance(value, dict) and "dist" in value
+            if not is_dist and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+                fail(f"{at}.path", f"{where} is {_describe(value)}, not a number")
+            if not c.min < c.max:
+                fail(f"{at}.max", f"max must be above min ({_fmt_num(c.min)}), got {_fmt_num(c.max)}")
+            if c.step is not None and c.step > c.max - c.min:
+                fail(
+                    f"{at}.step",
+                    f"the step {_fmt_num(c.step)} is larger than the range "
+                    f"{_fmt_num(c.min)}..{_fmt_num(c.max)}",
+                )
+            current = _dist_mean(value) if is_dist else float(value)
+            if not c.min <= current <= c.max:
+                what = "the mean of its distribution is" if is_dist else "its value is"
+                fail(
+                    f"{at}.min" if current < c.min else f"{at}.max",
+                    f"{where}: {what} {_fmt_num(current)}, outside the slider's range "
+                    f"{_fmt_num(c.min)}..{_fmt_num(c.max)}",
+                )
+            bounds = _path_bounds(self, keys)
+            if bounds and not _in_bounds(c.min, **bounds):
+                fail(f"{at}.min", f"{where} must be {_bounds_text('a number', **bounds)}, "
+                     f"but min is {_fmt_num(c.min)}")
+            if bounds and not _in_bounds(c.max, **bounds):
+                fail(f"{at}.max", f"{where} must be {_bounds_text('a number', **bounds)}, "
+                     f"but max is {_fmt_num(c.max)}")
+        return self
+
     def _metric_problem(self, metric: str, known: list[str]) -> str | None:
         if metric in known:
             return None
@@ -1507,6 +1601,55 @@ class Scenario(Strict):
         if isinstance(d, dt.date):
             return (d - self.start_date).days if self.start_date else 0
         return d
+
+
+_MISSING = object()
+
+
+def _lookup(data: Any, keys: list[str | int]) -> Any:
+    """The value at ``keys`` in a dumped scenario, or ``_MISSING``."""
+    for key in keys:
+        try:
+            data = data[key]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data
+
+
+@functools.lru_cache(maxsize=128)
+def _schema_bounds(cls: type[BaseModel], key: str) -> dict:
+    """The numeric bounds (ge/gt/le/lt) a field of ``cls`` states in its JSON Schema."""
+    prop = cls.model_json_schema(by_alias=True).get("properties", {}).get(key, {})
+    todo = [prop]
+    while todo:
+        p = todo.pop(0)
+        if not isinstance(p, dict):
+            continue
+        names = {"minimum": "ge", "exclusiveMinimum": "gt", "maximum": "le", "exclusiveMaximum": "lt"}
+        found = {names[k]: v for k, v in p.items() if k in names}
+        if found:
+            return found
+        todo += p.get("anyOf", []) + p.get("oneOf", [])
+    return {}
+
+
+def _path_bounds(scenario: Scenario, keys: list[str | int]) -> dict:
+    """The bounds of the field at ``keys`` (e.g. ``{"ge": 0, "le": 1}``); {} if unknown."""
+    obj: Any = scenario
+    owner, name = None, None
+    for key in keys:
+        if isinstance(obj, BaseModel) and isinstance(key, str):
+            fields = type(obj).model_fields
+            attr = next((n for n, f in fields.items() if (f.alias or n) == key), key)
+            owner, name = type(obj), key
+            obj = getattr(obj, attr, None)
+        else:
+            owner = None
+            try:
+                obj = obj[key]
+            except (KeyError, IndexError, TypeError):
+                return {}
+    return _schema_bounds(owner, name) if owner is not None else {}
 
 
 def _unknown(what: str, name: str, known: list[str], note: str = "") -> str:

@@ -30,7 +30,7 @@ MAX_DAYS = 120
 def shortened(sc: simkit.Scenario, days: int) -> simkit.Scenario:
     """``sc`` cut to ``days`` days: outputs shipping later are dropped (``run(days=)``
     rejects them), and so are their ids in ``variants``, the affinities for the features
-    they launch, and the OKRs (due later)."""
+    they launch, the OKRs (due later) and the explorer's controls."""
     if sc.days <= days:
         return sc
     data = sc.model_dump(mode="python", by_alias=True, exclude_none=True)
@@ -44,6 +44,7 @@ def shortened(sc: simkit.Scenario, days: int) -> simkit.Scenario:
         for f in set(aff) - features:
             del aff[f]
     data.pop("okrs", None)  # deadlines and levers refer to the full horizon and plan
+    data.pop("controls", None)  # so do the explorer's sliders
     data["days"] = days
     return parse_scenario(data, f"<{sc.name} cut to {days} days>")
 

@@ -1,0 +1,114 @@
+"""Explorer latency: how long the widget takes to answer a control change.
+
+For each bundled scenario at its default size (``market.users``, ``days``), an explorer
+is built (the first update runs the warm-up and the baseline) and then a few controls are
+moved one at a time, as a user would: the scenario's first sliders (each to two values),
+a launch day and a ship-it toggle. Each change is one :meth:`Explorer.update`, timed
+end to end (rebuilding the scenario, simulating, summarising, drawing the PNGs, the KR
+table) and split into simulation and drawing. The baseline is memoised per seed, so a
+change to one of our outputs re-runs the plan only; a change of a competitor's move
+re-runs both (reported as "baseline re-run").
+
+Target (issue 6): re-run latency <= 0.25 s at the bundled scenarios' default size.
+
+    python benchmarks/widgets.py [--scenario NAME ...] [--users N] [--days N] [--changes 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import simkit
+from simkit import widgets
+from simkit.executors import available_cpus
+
+TARGET = 0.25
+
+
+def _changes(ex: widgets.Explorer, n: int) -> list[dict]:
+    """Up to ``n`` control changes: sliders moved to 3/4 and 1/4 of their range, then
+    a launch day and a toggle of the first output."""
+    out: list[dict] = []
+    for key in ex._specs:
+        w = ex.controls[key]
+        for frac in (0.75, 0.25):
+            value = w.min + frac * (w.max - w.min)
+            if isinstance(w.value, int):
+                value = int(round(value))
+            out.append({key: value})
+    if ex.scenario.outputs:
+        day = ex.controls["day:0"].value
+        out.append({"day:0": day + 14})
+        out.append({"day:0": day, "ship:0": False})
+        out.append({"ship:0": True})
+    return out[:n]
+
+
+def bench(name: str, users: int | None, days: int | None, n: int) -> dict:
+    sc = simkit.load_scenario(name)
+    t = time.perf_counter()
+    ex = widgets.explore(sc, users=users, days=days)
+    first = time.perf_counter() - t
+    rows = []
+    for change in _changes(ex, n):
+        t = time.perf_counter()
+        res = ex.set(change)
+        total = time.perf_counter() - t
+        if res is None:
+            raise SystemExit(f"{name}: {change} failed: {ex.error}")
+        rows.append((total, res.seconds, res.render_seconds, res.baseline_cached < len(res.runs)))
+    return {
+        "name": name,
+        "users": ex.controls["users"].value,
+        "days": ex.horizon,
+        "first": first,
+        "changes": len(rows),
+        "median": statistics.median(r[0] for r in rows),
+        "sim": statistics.median(r[1] for r in rows),
+        "draw": statistics.median(r[2] for r in rows),
+        "max": max(r[0] for r in rows),
+        "baseline_reruns": sum(r[3] for r in rows),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", nargs="*", default=list(simkit.bundled_scenarios()))
+    parser.add_argument("--users", type=int, default=None, help="default: the scenario's")
+    parser.add_argument("--days", type=int, default=None, help="default: the scenario's")
+    parser.add_argument("--changes", type=int, default=4, help="control changes per scenario")
+    args = parser.parse_args(argv)
+    try:
+        load = f"load {os.getloadavg()[0]:.1f} on {available_cpus()} CPUs"
+    except OSError:
+        load = "load unknown"
+    print(f"Explorer re-run latency (target <= {TARGET} s); {load}")
+    head = (
+        f"{'scenario':26} {'users':>7} {'days':>5} {'first':>7} {'median':>7} "
+        f"{'sim':>6} {'draw':>6} {'max':>6}  baseline re-runs  target"
+    )
+    print(head)
+    print("-" * len(head))
+    for name in args.scenario:
+        r = bench(name, args.users, args.days, args.changes)
+        ok = "met" if r["median"] <= TARGET else "missed"
+        print(
+            f"{r['name']:26} {r['users']:>7,} {r['days']:>5} {r['first']:>6.2f}s "
+            f"{r['median']:>6.2f}s {r['sim']:>5.2f}s {r['draw']:>5.2f}s {r['max']:>5.2f}s"
+            f"  {r['baseline_reruns']} of {r['changes']:<10} {ok}",
+            flush=True,
+        )
+    print(
+        "median/max: one control change, end to end (median over the changes); sim: "
+        "simulation; draw: figures and KR table; first: building the explorer (warm-up, "
+        "baseline)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
