@@ -228,8 +228,8 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
                             rng=np.random.default_rng(pop_ss))
     _warm_up(model, resolved, pop_ss, engine, rules)
     model.start_dynamics(model_ss, journeys)
-    for _ in range(horizon):
-        model.step()
+    _simulate_plan(model, resolved, skip, horizon,
+                   _run_key(resolved, pop_ss, model_ss, engine, rules, journeys))
     rec = model.recorder
     rec.truncate(horizon)
     cohorts = rec.cohort_tables(*model.cohort_arrays())
@@ -274,6 +274,50 @@ def _warmup_key(sc: Scenario, ss: np.random.SeedSequence, engine, rules) -> str:
 
 def _snapshot_bytes(snap: dict) -> int:
     return snap["users"].nbytes + snap["recorder"].nbytes
+
+
+# Launch-day snapshots: two runs with the same seed whose plans agree on the outputs
+# shipped before day D are identical until the morning of day D (common random
+# numbers), so a run that changes only later outputs -- a widget's slider, a what-it-
+# takes search, a counterfactual -- resumes from the last such morning of an earlier run.
+PLAN_CACHE_BYTES = 64 * 2**20
+_launches: OrderedDict[tuple[str, int], tuple[str, dict]] = OrderedDict()
+
+
+def _run_key(sc: Scenario, pop_ss, model_ss, engine, rules, journeys) -> str:
+    key = json.dumps([_warmup_key(sc, pop_ss, engine, rules), model_ss.entropy,
+                      list(model_ss.spawn_key), journeys])
+    return hashlib.sha1(key.encode()).hexdigest()
+
+
+def _plan_before(sc: Scenario, skip: set[int], day: int) -> str:
+    """The outputs that ship before ``day`` (what a launch-day snapshot depends on)."""
+    shipped = [o.model_dump(mode="json") for i, o in enumerate(sc.outputs)
+               if i not in skip and sc.output_day(o) < day]
+    return hashlib.sha1(json.dumps(shipped, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _simulate_plan(model, sc: Scenario, skip: set[int], horizon: int, key: str) -> None:
+    """Simulate days 0..horizon-1, resuming from the latest launch-day snapshot of an
+    earlier run that is valid for this plan, and keeping this run's launch mornings."""
+    cacheable = hasattr(model, "snapshot") and PLAN_CACHE_BYTES > 0
+    start = 0
+    if cacheable:
+        for (k, day), (plan, _) in _launches.items():
+            if k == key and start < day < horizon and plan == _plan_before(sc, skip, day):
+                start = day
+        if start:
+            _launches.move_to_end((key, start))
+            model.restore(_launches[(key, start)][1])
+    launches = {sc.output_day(o) for i, o in enumerate(sc.outputs) if i not in skip}
+    for day in range(start, horizon):
+        if cacheable and day in launches and day > start:
+            plan = _plan_before(sc, skip, day)
+            if _launches.get((key, day), ("",))[0] != plan:
+                _launches[(key, day)] = (plan, model.snapshot())
+            while sum(_snapshot_bytes(s) for _, s in _launches.values()) > PLAN_CACHE_BYTES:
+                _launches.popitem(last=False)
+        model.step()
 
 
 def _warm_up(model, sc: Scenario, ss, engine: str, rules) -> None:

@@ -44,6 +44,9 @@ TRAIT_RANGES = {
     "churn_proneness": (0.0, None),
 }
 
+# what outputs change in a product (snapshots copy it)
+PRODUCT_STATE = ("price", "active", "plan", "features", "campaigns", "loyalty", "left_day")
+
 STREAMS = ("init", "event", "choice", "feature", "transactions", "noise", "churn",
            "subscription", "migration", "journeys")
 
@@ -297,26 +300,37 @@ class MarketModel(MarketBase):
 
     # ---- warm-up snapshots ------------------------------------------------------------------
     def snapshot(self) -> dict:
-        """A copy of everything a day changes (users, random streams, recorder), to
-        resume from -- e.g. the state at the end of the warm-up, which does not depend on
-        the plan of outputs (outputs ship on day 0 or later)."""
+        """A copy of everything a day changes (users, products, random streams,
+        recorder, followed journeys), to resume from: the state at the end of the
+        warm-up, which does not depend on the plan of outputs (outputs ship on day 0 or
+        later), or the state on the morning of a launch, which depends only on the
+        outputs shipped before it."""
         return {
             "day": self.day,
             "users": copy.deepcopy(self.users),
+            "products": [{a: copy.deepcopy(getattr(p, a)) for a in PRODUCT_STATE}
+                         for p in self.products],
             "streams": {k: g.bit_generator.state for k, g in self.streams.items()},
             "recorder": copy.deepcopy(self.recorder),
+            "journeys": copy.deepcopy(self.journeys),
             "running_costs": self._running_costs,
+            "table_changes": set(self._table_changes),
         }
 
     def restore(self, snap: dict) -> None:
         """Continue from a :meth:`snapshot` of a model built from the same scenario
-        (outputs aside), users and seed."""
+        (outputs shipping from the snapshot's day on aside), users and seed."""
         self.day = snap["day"]
         self.users = copy.deepcopy(snap["users"])
+        for p, state in zip(self.products, snap["products"], strict=True):
+            for a, v in state.items():
+                setattr(p, a, copy.deepcopy(v))
         for k, state in snap["streams"].items():
             self.streams[k].bit_generator.state = state
         self.recorder = copy.deepcopy(snap["recorder"])
+        self.journeys = copy.deepcopy(snap["journeys"])
         self._running_costs = snap["running_costs"]
+        self._table_changes = set(snap["table_changes"])
         self._table = None
 
     # ---- hooks used by outputs ------------------------------------------------------------

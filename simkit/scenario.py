@@ -1585,9 +1585,11 @@ class Scenario(Strict):
         if _LEVER_RANGES_KNOWN.get():
             return
         # both ends must be values the parameter may take (checked on a copy without OKRs,
-        # so that this check does not run again inside itself)
+        # so that this check does not run again inside itself, and without the controls,
+        # which are checked after the OKRs)
         data = _dump(self)
         data.pop("okrs", None)
+        data.pop("controls", None)
         plan = parse_scenario(data, self.name)
         for end in ("least", "most"):
             x = getattr(lever, end)

@@ -102,6 +102,7 @@ def test_same_seed_same_frame_different_seed_different(name, monkeypatch):
     a = small_run(name, 1)
     # from scratch: neither the cached run nor a cached warm-up
     monkeypatch.setattr(simkit.api, "WARMUP_CACHE_BYTES", 0, raising=False)
+    monkeypatch.setattr(simkit.api, "PLAN_CACHE_BYTES", 0, raising=False)
     b = simkit.run(small_scenario(name), seed=1, users=USERS)
     c = small_run(name, 2)
     pd.testing.assert_frame_equal(a.metrics, b.metrics)

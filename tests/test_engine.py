@@ -179,6 +179,36 @@ def test_bass_mean_curve_follows_the_recurrence():
     assert np.max(err / rec[months]) < 0.05
 
 
+@pytest.mark.parametrize("engine", ["compiled", "vector"])
+def test_launch_day_snapshots_give_the_same_numbers(monkeypatch, engine):
+    """A run that changes only later outputs resumes from an earlier run's launch morning
+    and gets exactly the numbers of a run from scratch."""
+    import simkit.api as api
+
+    sc = simkit.load_scenario("ridehailing_duopoly")
+    kw = dict(seed=4, users=1500, warmup_days=60, journeys=4, engine=engine)
+    later = {"outputs[3].appeal": 2.5, "outputs[4].day": 250}  # safety toolkit, shared rides
+    api._launches.clear()
+    simkit.run(sc, **kw)
+    assert len(api._launches) == 5  # one morning per launch day
+    calls = []
+    monkeypatch.setattr(api.ENGINES[engine], "restore",
+                        lambda self, snap, f=api.ENGINES[engine].restore: (calls.append(snap["day"]), f(self, snap)))
+    changed = simkit.run(simkit.scenario.with_values(sc, later), **kw)
+    toggled = simkit.run(sc, without_outputs=[4], **kw)
+    day3 = sc.output_day(sc.outputs[3])
+    # each run: the warm-up's end (day 0), then the last launch morning it shares
+    assert calls == [0, day3, 0, sc.output_day(sc.outputs[4])]
+    monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 0)
+    api._launches.clear()
+    for cached, fresh in ((changed, simkit.run(simkit.scenario.with_values(sc, later), **kw)),
+                          (toggled, simkit.run(sc, without_outputs=[4], **kw))):
+        pd.testing.assert_frame_equal(cached.metrics, fresh.metrics)
+        pd.testing.assert_frame_equal(cached.retention, fresh.retention)
+        pd.testing.assert_frame_equal(cached.journeys, fresh.journeys)
+    assert not changed.metrics.equals(toggled.metrics)
+
+
 def test_warmup_snapshot_gives_the_same_numbers(monkeypatch):
     import simkit.api as api
 
