@@ -13,14 +13,14 @@ The warm-up snapshot cache is off (each run simulates its warm-up): the figures 
 the engine's own; with the cache, a run that reuses a warm-up skips those days and holds
 one extra copy of the users' state.
 
-Then both engines side by side (``engine="vector"`` and the per-agent reference
-``engine="agents"``) at 10k and 100k users, with the speed ratio.
+Then the three engines side by side (``engine="compiled"``, the default, ``"vector"``
+and the per-agent reference ``"agents"``) at 10k and 100k users, with speed ratios.
 
-Targets: <= 0.10 µs per user-day at 100k users and <= 200 bytes per user (vector
-engine); the vector engine >= 100x the per-agent engine at 100k users.
+Targets: <= 0.10 µs per user-day at 100k users and <= 200 bytes per user (default
+engine); the fast engines >= 100x the per-agent engine at 100k users.
 
     python benchmarks/engine.py [--sizes 10000 100000 1000000] [--compare 10000 100000]
-                                [--scenario NAME] [--repeat 1]
+                                [--scenario NAME] [--repeat 1] [--engine compiled]
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ CHILD = r"""
 import json, sys, time, tracemalloc
 import simkit
 import simkit.api
-simkit.api.WARMUP_CACHE_BYTES = 0  # measure the engine, not the warm-up snapshot cache
+simkit.api.WARMUP_CACHE_BYTES = 0  # measure the engine, not the snapshot caches
+simkit.api.PLAN_CACHE_BYTES = 0
 name, users, days, mode, engine = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
                                    sys.argv[4], sys.argv[5])
 sc = simkit.load_scenario(name)
@@ -53,7 +54,7 @@ print(json.dumps(out))
 """
 
 
-def measure(name: str, users: int, days: int, mode: str, engine: str = "vector") -> dict:
+def measure(name: str, users: int, days: int, mode: str, engine: str = "compiled") -> dict:
     res = subprocess.run(
         [sys.executable, "-c", CHILD, name, str(users), str(days), mode, engine],
         capture_output=True, text=True,
@@ -70,17 +71,20 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--repeat", type=int, default=1, help="timing runs per size (best is kept)")
     ap.add_argument("--compare", type=int, nargs="*", default=[10_000, 100_000],
-                    help="sizes at which to time the per-agent engine too")
+                    help="sizes at which to time the three engines side by side")
+    ap.add_argument("--engine", default="compiled", choices=["compiled", "vector", "agents"],
+                    help="engine of the size table")
     args = ap.parse_args()
-    print(f"engine benchmark: {args.scenario}, {args.days} days "
+    print(f"engine benchmark: {args.scenario}, {args.days} days, engine {args.engine} "
           f"(python {sys.version.split()[0]})")
     print(f"{'users':>10} {'seconds':>8} {'µs/user-day':>12} {'incl. warm-up':>14} "
           f"{'peak MB':>8} {'bytes/user':>10}")
     t0 = time.perf_counter()
     for n in args.sizes:
-        runs = [measure(args.scenario, n, args.days, "time") for _ in range(args.repeat)]
+        runs = [measure(args.scenario, n, args.days, "time", args.engine)
+                for _ in range(args.repeat)]
         best = min(runs, key=lambda r: r["seconds"])
-        mem = measure(args.scenario, n, args.days, "memory")
+        mem = measure(args.scenario, n, args.days, "memory", args.engine)
         total_days = best["days"] + best["warmup"]
         us = best["seconds"] / (n * best["days"]) * 1e6
         us_all = best["seconds"] / (n * total_days) * 1e6
@@ -88,14 +92,18 @@ def main() -> None:
               f"{mem['peak_bytes'] / 1e6:>8.1f} {mem['peak_bytes'] / n:>10.0f}", flush=True)
     print(f"(warm-up days per run: {best['warmup']})")
     if args.compare:
-        print("\nvector vs per-agent engine (µs per simulated user-day, warm-up included)")
-        print(f"{'users':>10} {'vector':>8} {'agents':>8} {'ratio':>7}")
+        print("\nthe engines side by side (µs per simulated user-day, warm-up included)")
+        print(f"{'users':>10} {'compiled':>9} {'vector':>8} {'agents':>8} "
+              f"{'agents/compiled':>16} {'agents/vector':>14} {'vector/compiled':>16}")
         for n in args.compare:
+            c = measure(args.scenario, n, args.days, "time", "compiled")
             v = measure(args.scenario, n, args.days, "time", "vector")
             a = measure(args.scenario, n, args.days, "time", "agents")
             ud = n * (v["days"] + v["warmup"])
-            print(f"{n:>10,} {v['seconds'] / ud * 1e6:>8.3f} {a['seconds'] / ud * 1e6:>8.3f} "
-                  f"{a['seconds'] / v['seconds']:>6.0f}x", flush=True)
+            print(f"{n:>10,} {c['seconds'] / ud * 1e6:>9.3f} {v['seconds'] / ud * 1e6:>8.3f} "
+                  f"{a['seconds'] / ud * 1e6:>8.3f} {a['seconds'] / c['seconds']:>15.0f}x "
+                  f"{a['seconds'] / v['seconds']:>13.0f}x {v['seconds'] / c['seconds']:>15.1f}x",
+                  flush=True)
     print(f"(total benchmark time {time.perf_counter() - t0:.0f} s)")
 
 
