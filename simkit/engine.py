@@ -291,6 +291,34 @@ class MarketBase(mesa.Model):
             ss.entropy, spawn_key=(*ss.spawn_key, *(k % 2**32 for k in keys)))))
 
 
+    def _add_day(self, d: int, T: ProductTable, facts: dict, *, promoters, detractors,
+                 sat_sum, habit_sum, by_product_segment, transactions_k, feature_users,
+                 segment_dau) -> None:
+        """Record day ``d``: the facts an engine counted, plus those derived from them
+        (subscribers only with a plan, MRR, NPS, mean satisfaction and habit, customers
+        per product and per segment), derived here once for the array engines."""
+        ours, K, S = self.ours, self.K, len(self.segment_names)
+        n = facts["customers"]
+        subs = facts["subscribers"] if T.has_plan[ours] else 0
+        facts.update(
+            subscribers=subs,
+            acquired_customers=self._acquired_today,
+            mrr=subs * T.fee[ours] * 30.0 / max(T.period_days[ours], 1),
+            nps=100.0 * (promoters - detractors) / n if n else 0.0,
+            satisfaction=sat_sum / n if n else 0.0,
+            habit=habit_sum / n if n else 0.0,
+        )
+        by_ps = np.asarray(by_product_segment).reshape(K + 1, S)
+        self.recorder.add(
+            d, facts,
+            customers_k=by_ps[:K].sum(axis=1),
+            transactions_k=transactions_k[:K],
+            feature_users=feature_users,
+            segment_customers=by_ps[ours],
+            segment_dau=segment_dau,
+        )
+
+
 class MarketModel(MarketBase):
     """A market of users and products, one day per step, users as numpy arrays.
 
@@ -602,48 +630,39 @@ class MarketModel(MarketBase):
         u, K, ours = self.users, self.K, self.ours
         prod = u.product
         mine = prod == ours
-        n_mine = int(np.count_nonzero(mine))
-        subs = int(np.count_nonzero(mine & u.subscribed)) if T.has_plan[ours] else 0
         score = self.rules.nps_score(u.satisfaction)
-        promoters = np.count_nonzero(mine & (score >= 9))
-        detractors = np.count_nonzero(mine & (score <= 6))
-        sat_sum = float(np.dot(mine, u.satisfaction))
-        habit_sum = float(np.dot(mine, u.habit))
+        S = len(self.segment_names)
         facts = dict(
             dau=vo.size,
             wau=np.count_nonzero(u.last_visit >= d - 6),
             mau=np.count_nonzero(u.last_visit >= d - 29),
             transactions=tx_k[ours],
-            acquired_customers=self._acquired_today,
             first_time_customers=self._first_time_today,
             subscription_conversions=conversions,
-            subscribers=subs,
-            customers=n_mine,
+            subscribers=int(np.count_nonzero(mine & u.subscribed)),
+            customers=int(np.count_nonzero(mine)),
             customers_start=start_ours,
             loyalty_members=members,
             subscription_revenue=sub_money,
-            mrr=subs * T.fee[ours] * 30.0 / max(T.period_days[ours], 1),
             output_costs=output_costs,
-            nps=100.0 * (promoters - detractors) / n_mine if n_mine else 0.0,
-            satisfaction=sat_sum / n_mine if n_mine else 0.0,
-            habit=habit_sum / n_mine if n_mine else 0.0,
             renewals_due=renew_due,
             renewals_done=renew_done,
             **flows,
             **money,
         )
-        feature_users = [np.count_nonzero(u.last_used[f] >= d - 29) for f in range(len(self.features))]
-        S = len(self.segment_names)
-        by_prod_seg = np.bincount(prod.astype(np.int32) * S + u.segment, minlength=(K + 1) * S)
-        self.recorder.add(
-            d, facts,
-            customers_k=by_prod_seg.reshape(K + 1, S)[:K].sum(axis=1),
+        self._add_day(
+            d, T, facts,
+            promoters=np.count_nonzero(mine & (score >= 9)),
+            detractors=np.count_nonzero(mine & (score <= 6)),
+            sat_sum=float(np.dot(mine, u.satisfaction)),
+            habit_sum=float(np.dot(mine, u.habit)),
+            by_product_segment=np.bincount(prod.astype(np.int32) * S + u.segment,
+                                           minlength=(K + 1) * S),
             transactions_k=tx_k,
-            feature_users=feature_users,
-            segment_customers=by_prod_seg.reshape(K + 1, S)[ours],
+            feature_users=[np.count_nonzero(u.last_used[f] >= d - 29)
+                           for f in range(len(self.features))],
             segment_dau=np.bincount(u.segment[vo], minlength=S),
         )
-
 
 def _draw(spec, rng: np.random.Generator, n: int) -> np.ndarray:
     """Per-user draws of a trait (a constant or a distribution)."""

@@ -554,35 +554,23 @@ class CompiledMarketModel(MarketModel):
         self.day += 1
 
     def _record_day(self, d: int, T, out: np.ndarray, output_costs: float) -> None:
-        ours, K, S = self.ours, self.K, len(self.segment_names)
-        n_mine = out[CUSTOMERS]
-        subs = out[SUBSCRIBERS] if T.has_plan[ours] else 0.0
         facts = dict(
-            dau=out[DAU], wau=out[WAU], mau=out[MAU], transactions=self._tx_k[ours],
-            acquired_customers=self._acquired_today, first_time_customers=out[FIRST_TIME],
-            subscription_conversions=out[CONVERSIONS], subscribers=subs, customers=n_mine,
+            dau=out[DAU], wau=out[WAU], mau=out[MAU], transactions=self._tx_k[self.ours],
+            first_time_customers=out[FIRST_TIME], subscription_conversions=out[CONVERSIONS],
+            subscribers=out[SUBSCRIBERS], customers=out[CUSTOMERS],
             customers_start=out[START_OURS], loyalty_members=out[MEMBERS],
-            subscription_revenue=out[SUB_MONEY],
-            mrr=subs * T.fee[ours] * 30.0 / max(T.period_days[ours], 1),
-            output_costs=output_costs,
-            nps=100.0 * (out[PROMOTERS] - out[DETRACTORS]) / n_mine if n_mine else 0.0,
-            satisfaction=out[SAT_SUM] / n_mine if n_mine else 0.0,
-            habit=out[HABIT_SUM] / n_mine if n_mine else 0.0,
+            subscription_revenue=out[SUB_MONEY], output_costs=output_costs,
             renewals_due=out[RENEW_DUE], renewals_done=out[RENEW_DONE],
             new_adopters=out[NEW_ADOPTERS], won_back=out[WON_BACK], switched_in=out[SWITCHED_IN],
             lapsed=out[LAPSED], switched_out=out[SWITCHED_OUT],
             transaction_revenue=out[TX_REVENUE], cogs=out[COGS], loyalty_costs=out[LOYALTY_COSTS],
         )
-        by_ps = self._by_ps.reshape(K + 1, S)
-        self.recorder.add(
-            d, facts,
-            customers_k=by_ps[:K].sum(axis=1),
-            transactions_k=self._tx_k[:K],
-            feature_users=self._feature_users,
-            segment_customers=by_ps[ours],
+        self._add_day(
+            d, T, facts, promoters=out[PROMOTERS], detractors=out[DETRACTORS],
+            sat_sum=out[SAT_SUM], habit_sum=out[HABIT_SUM], by_product_segment=self._by_ps,
+            transactions_k=self._tx_k, feature_users=self._feature_users,
             segment_dau=self._seg_dau,
         )
-
 
 def cache_dir() -> Path:
     """Where compiled code is kept: ``$SIMKIT_CACHE_DIR`` or ``~/.cache/simkit``, in a
