@@ -164,6 +164,11 @@ def _preload_simkit(ctx) -> None:
         ctx.set_forkserver_preload([*current, "simkit.ensemble"])
 
 
+def _one_thread_each() -> None:
+    """Worker processes run side by side: one thread per run in each."""
+    os.environ["SIMKIT_THREADS"] = "1"
+
+
 class LocalProcesses(Executor):
     """A pool of worker processes on this machine (:class:`concurrent.futures.ProcessPoolExecutor`).
 
@@ -198,7 +203,9 @@ class LocalProcesses(Executor):
         ctx = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             _preload_simkit(ctx)
-        self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=ctx, initializer=_one_thread_each
+        )
 
     def _submit(self, fn: Callable, *args) -> cf.Future:
         return self._pool.submit(fn, *args)

@@ -26,6 +26,8 @@ import hashlib
 import math
 import os
 import sys
+import threading
+import types
 from pathlib import Path
 
 import numba
@@ -225,41 +227,94 @@ def _utilities(i, K, S, seg, shares, P, FE, avail, fin, affinity, price_sensitiv
                          P[NETWORK, k], shares[k]) + P[CAMPAIGN_APPEAL, k]
 
 
-@numba.njit(error_model="numpy", cache=False)
-def day(d, record, K, ours, S,
-        # traits
-        segment, price_sensitivity, need, innovativeness, susceptibility, churn_proneness,
-        affinity,
-        # state (changed in place)
-        product, ever, joined_day, habit, satisfaction, last_visit, uses, last_used,
-        subscribed, renewal_day, period_transactions, cohort_day, first_left,
-        # today's uniforms (one per user and stream) and per-feature uniforms [F, N]
-        u_event, u_choice, u_tx, u_noise, u_churn, u_sub, u_feature,
-        # products, features and behaviour
-        P, FE, avail, fin, B, indptr, indices,
-        # results
-        out, tx_k, by_product_segment, segment_dau, feature_users, visited_today, tx_today,
-        cohort_buf, first_buf, start):
+# The users of a day are cut into CHUNKS fixed slices, each summed on its own and the
+# slices added up in order: the numbers are the same whether the slices run one after
+# the other (``day_serial``) or on several threads (``day_parallel``), and do not depend
+# on the number of threads.
+CHUNKS = 32
+
+
+def _day(d, record, K, ours, S,
+         # traits
+         segment, price_sensitivity, need, innovativeness, susceptibility, churn_proneness,
+         affinity,
+         # state (changed in place)
+         product, ever, joined_day, habit, satisfaction, last_visit, uses, last_used,
+         subscribed, renewal_day, period_transactions, cohort_day, first_left,
+         # today's uniforms (one per user and stream) and per-feature uniforms [F, N]
+         u_event, u_choice, u_tx, u_noise, u_churn, u_sub, u_feature,
+         # products, features and behaviour
+         P, FE, avail, fin, B, indptr, indices,
+         # results
+         out, tx_k, by_product_segment, segment_dau, feature_users, visited_today, tx_today,
+         cohort_buf, first_buf, start):
     """Steps 2-7 of day ``d`` for every user (step 1, the outputs, is the model's)."""
     N = product.shape[0]
     F = uses.shape[0]
-    network = indptr.shape[0] > 1
     # this morning's products and shares (decisions use them, so order does not matter)
     counts = np.zeros(K + 1)
     for i in range(N):
         start[i] = product[i]
         counts[product[i]] += 1.0
-    out[START_OURS] = counts[ours]
     mixed = np.empty(K)  # shares of the whole market
     wom_mixed = 0.0
     for k in range(K):
         mixed[k] = counts[k] / N
         wom_mixed += mixed[k] * P[Q_DAY, k]
+    C = min(CHUNKS, N)
+    outs = np.zeros((C, out.shape[0]))
+    txs = np.zeros((C, tx_k.shape[0]))
+    bps = np.zeros((C, by_product_segment.shape[0]), np.int64)
+    sdau = np.zeros((C, segment_dau.shape[0]), np.int64)
+    fus = np.zeros((C, F), np.int64)
+    found = np.zeros(C, np.int64)
+    for c in numba.prange(C):
+        found[c] = _users(c * N // C, (c + 1) * N // C, d, record, K, ours, S,
+                          segment, price_sensitivity, need, innovativeness, susceptibility,
+                          churn_proneness, affinity,
+                          product, ever, joined_day, habit, satisfaction, last_visit, uses,
+                          last_used, subscribed, renewal_day, period_transactions, cohort_day,
+                          first_left,
+                          u_event, u_choice, u_tx, u_noise, u_churn, u_sub, u_feature,
+                          P, FE, avail, fin, B, indptr, indices, start, mixed, wom_mixed,
+                          outs[c], txs[c], bps[c], sdau[c], fus[c], visited_today, tx_today,
+                          cohort_buf, first_buf)
+    # add the slices up in order; cohort visits are kept in user order
+    n_cohort = 0
+    for c in range(C):
+        out += outs[c]
+        tx_k += txs[c]
+        by_product_segment += bps[c]
+        segment_dau += sdau[c]
+        feature_users += fus[c]
+        lo = c * N // C
+        for j in range(found[c]):
+            cohort_buf[n_cohort] = cohort_buf[lo + j]
+            first_buf[n_cohort] = first_buf[lo + j]
+            n_cohort += 1
+    out[START_OURS] = counts[ours]
+    out[COHORT_VISITS] = n_cohort
+
+
+@numba.njit(error_model="numpy")
+def _users(lo, hi, d, record, K, ours, S,
+           segment, price_sensitivity, need, innovativeness, susceptibility, churn_proneness,
+           affinity,
+           product, ever, joined_day, habit, satisfaction, last_visit, uses, last_used,
+           subscribed, renewal_day, period_transactions, cohort_day, first_left,
+           u_event, u_choice, u_tx, u_noise, u_churn, u_sub, u_feature,
+           P, FE, avail, fin, B, indptr, indices, start, mixed, wom_mixed,
+           out, tx_k, by_product_segment, segment_dau, feature_users, visited_today, tx_today,
+           cohort_buf, first_buf):
+    """Users ``lo`` to ``hi - 1`` of the day; adds to this slice's results and returns
+    how many cohort visits it wrote to ``cohort_buf[lo:]``."""
+    F = uses.shape[0]
+    network = indptr.shape[0] > 1
     contacts = np.empty(K)  # shares of one user's contacts (with a social network)
     util = np.empty(K)
     ref = B[REF_PRICE]
     n_cohort = 0
-    for i in range(N):
+    for i in range(lo, hi):
         k0 = start[i]
         seg = segment[i]
         was_customer = k0 < K
@@ -336,8 +391,8 @@ def day(d, record, K, ours, S,
                     out[LOYALTY_COSTS] += tx * P[LOY_COST_PER_TX, ours]
                 cd = cohort_day[i]
                 if d >= 0 and cd >= 0:
-                    cohort_buf[n_cohort] = cd
-                    first_buf[n_cohort] = last_visit[i] < cd + 7 * ((d - cd) // 7)
+                    cohort_buf[lo + n_cohort] = cd
+                    first_buf[lo + n_cohort] = last_visit[i] < cd + 7 * ((d - cd) // 7)
                     n_cohort += 1
                 last_visit[i] = d
                 for f in fin:
@@ -439,7 +494,19 @@ def day(d, record, K, ours, S,
             for f in range(F):
                 if last_used[f, i] >= d - 29:
                     feature_users[f] += 1
-    out[COHORT_VISITS] = n_cohort
+    return n_cohort
+
+
+def _named(fn, name: str):
+    """A copy of ``fn`` called ``name`` (numba's disk cache tells functions by name)."""
+    code = fn.__code__.replace(co_name=name, co_qualname=name)
+    copy = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
+day_serial = numba.njit(error_model="numpy")(_named(_day, "day_serial"))
+day_parallel = numba.njit(error_model="numpy", parallel=True)(_named(_day, "day_parallel"))
 
 
 @numba.njit(inline="always")
@@ -526,6 +593,10 @@ class CompiledMarketModel(MarketModel):
         out[:] = 0.0
         for a in (self._tx_k, self._by_ps, self._seg_dau, self._feature_users):
             a[:] = 0
+        n = threads()
+        if n > 1:
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        day = day_parallel if n > 1 else day_serial
         day(d, record, K, ours, S,
             u.segment, u.price_sensitivity, u.need, u.innovativeness, u.susceptibility,
             u.churn_proneness, u.affinity,
@@ -572,6 +643,39 @@ class CompiledMarketModel(MarketModel):
             segment_dau=self._seg_dau,
         )
 
+# ---- threads ------------------------------------------------------------------------------------
+_threads: int | None = None
+
+
+def set_threads(n: int | None) -> None:
+    """Threads for the day's users in this process (``None``: decide automatically, see
+    :func:`threads`). The numbers do not depend on it."""
+    global _threads
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        from .errors import SimkitError
+
+        raise SimkitError(f"threads must be a whole number >= 1, got {n!r}")
+    _threads = n
+
+
+def threads() -> int:
+    """Threads a run uses here: :func:`set_threads`, else ``$SIMKIT_THREADS``, else every
+    CPU available to this process -- but one in any thread other than the main one (an
+    ensemble's workers, a Dask task) and in the worker processes of
+    :class:`~simkit.executors.LocalProcesses`, where runs already go side by side."""
+    if threading.current_thread() is not threading.main_thread():
+        return 1
+    if _threads is not None:
+        return _threads
+    env = os.environ.get("SIMKIT_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def cache_dir() -> Path:
     """Where compiled code is kept: ``$SIMKIT_CACHE_DIR`` or ``~/.cache/simkit``, in a
     folder keyed by this module's and the rules' source and by numba's version."""
@@ -588,7 +692,8 @@ def _enable_cache() -> None:
     previous = numba.config.CACHE_DIR
     try:
         numba.config.CACHE_DIR = str(cache_dir())
-        day.enable_caching()
+        day_serial.enable_caching()
+        day_parallel.enable_caching()
     except (OSError, RuntimeError):
         pass
     finally:

@@ -238,3 +238,29 @@ def test_cohort_sizes_add_up_to_first_time_customers(name):
         r = simkit.run(name, seed=1, users=800, warmup_days=30, engine=engine, journeys=0)
         assert r.cohort_sizes.sum() == pytest.approx(r.metrics["first_time_customers"].sum() / r.scale)
         assert r.cohort_sizes.sum() > 0
+
+
+def test_threads_do_not_change_the_numbers(monkeypatch):
+    """The compiled day runs its users in fixed slices, on one thread or several: the
+    numbers are identical (and a bad thread count is a one-line error)."""
+    import simkit.api as api
+    from simkit import fast
+
+    sc = simkit.load_scenario("marketplace_subscription")
+    kw = dict(seed=5, users=3000, days=120, warmup_days=30, journeys=3)
+    runs = []
+    for n in (1, 2, 3):
+        monkeypatch.setattr(api, "WARMUP_CACHE_BYTES", 0)
+        monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 0)
+        fast.set_threads(n)
+        try:
+            assert fast.threads() == n
+            runs.append(simkit.run(sc, **kw))
+        finally:
+            fast.set_threads(None)
+    for other in runs[1:]:
+        pd.testing.assert_frame_equal(runs[0].metrics, other.metrics)
+        pd.testing.assert_frame_equal(runs[0].retention, other.retention)
+        pd.testing.assert_frame_equal(runs[0].journeys, other.journeys)
+    with pytest.raises(simkit.SimkitError, match="threads must be a whole number"):
+        fast.set_threads(0)
