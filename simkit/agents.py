@@ -44,6 +44,7 @@ import mesa
 import numpy as np
 from scipy.special import ndtri
 
+from . import streams
 from .engine import F32, MarketBase
 from .metrics import COUNT_FACTS, MONEY_FACTS, NEVER, RATE_FACTS, REAL_FACTS
 from .products import ProductAgent, ProductTable
@@ -336,16 +337,12 @@ class AgentMarketModel(MarketBase):
         costs = self._apply_outputs(d)  # 1. outputs due today
         self.today = _Today(self._product_table(d), len(self.segment_names))
         N, K = self.N, self.K
-        st = self.streams
-        # the same draws as the vectorised engine: one per user and stream per day
-        self.draws = {
-            name: st[name].random(N, dtype=F32).tolist()
-            for name in ("event", "choice", "transactions", "noise", "churn", "subscription")
-        }
+        # the numbers of the vectorised engine: one per user and stream per day
+        users = np.arange(N)
+        self.draws = {name: self.uniforms(name, d)[users].tolist() for name in streams.DAILY}
         self.noise = ndtri(np.clip(np.array(self.draws["noise"]), 1e-7, 1 - 1e-7)).tolist()
         self.feature_draws = {
-            f: self._day_rng("feature", d, f).random(N, dtype=F32).tolist()
-            for f in self.today.features_in_use
+            f: self.uniforms("feature", d, f)[users].tolist() for f in self.today.features_in_use
         }
         self.start_product = [a.product for a in self.user_agents]
         counts = [0] * (K + 1)

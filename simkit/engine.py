@@ -26,7 +26,7 @@ import mesa
 import numpy as np
 from scipy.special import ndtri
 
-from . import rules
+from . import rules, streams
 from .metrics import NEVER, Journeys, Recorder
 from .products import ProductAgent, ProductTable, apply_output
 from .scenario import Scenario
@@ -130,6 +130,7 @@ class MarketBase(mesa.Model):
         self.K = len(self.products)
         self.ours = next(p.index for p in self.products if p.ours)
         self.streams = dict(zip(STREAMS, self.rng.spawn(len(STREAMS)), strict=True))
+        self._set_keys()
         pop = scenario.market.population
         self.scale = pop / self.N if pop else 1.0
         self.recorder = Recorder(
@@ -161,6 +162,7 @@ class MarketBase(mesa.Model):
         for name, child in zip(STREAMS, children, strict=True):
             if name != "init":
                 self.streams[name] = np.random.Generator(np.random.PCG64(child))
+        self._set_keys()
         self.journeys = None
         if journeys:
             self.follow(journeys)
@@ -284,11 +286,19 @@ class MarketBase(mesa.Model):
                                              len(self.segment_names), d)
         return self._table
 
-    def _day_rng(self, stream: str, *keys: int) -> np.random.Generator:
-        """A generator for ``stream`` that depends only on the seed and ``keys``."""
-        ss = self.streams[stream].bit_generator.seed_seq
-        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-            ss.entropy, spawn_key=(*ss.spawn_key, *(k % 2**32 for k in keys)))))
+    def _set_keys(self) -> None:
+        """The keys of the counter-based daily streams (see :mod:`simkit.streams`), from
+        the seed sequences of ``self.streams``; features get one key each."""
+        self.keys = {name: streams.key(self.streams[name].bit_generator.seed_seq)
+                     for name in streams.DAILY}
+        feature = self.streams["feature"].bit_generator.seed_seq
+        self.feature_keys = [streams.key(feature, f) for f in range(len(self.features))]
+
+    def uniforms(self, stream: str, d: int, feature: int | None = None) -> streams.Uniforms:
+        """Day ``d``'s uniforms of a daily stream (or of ``feature``'s take-up stream),
+        indexed by user: the same numbers whichever users an engine asks for."""
+        k = self.keys[stream] if feature is None else self.feature_keys[feature]
+        return streams.Uniforms(streams.day_base(k, d))
 
 
     def _add_day(self, d: int, T: ProductTable, facts: dict, *, promoters, detractors,
@@ -391,16 +401,11 @@ class MarketModel(MarketBase):
         self._acquired_today = self._first_time_today = 0
         costs = self._apply_outputs(d)  # 1. outputs due today
         T = self._product_table(d)
-        u, N, K, ours = self.users, self.N, self.K, self.ours
+        u, K, ours = self.users, self.K, self.ours
         b = self.spec.behaviour
-        st = self.streams
-        # the same number of draws per stream every day (common random numbers)
-        u_event = st["event"].random(N, dtype=F32)
-        u_choice = st["choice"].random(N, dtype=F32)
-        u_tx = st["transactions"].random(N, dtype=F32)
-        u_noise = st["noise"].random(N, dtype=F32)
-        u_churn = st["churn"].random(N, dtype=F32)
-        u_sub = st["subscription"].random(N, dtype=F32)
+        # one number per user, stream and day (common random numbers), computed on demand
+        u_event, u_choice, u_tx, u_noise, u_churn, u_sub = (
+            self.uniforms(name, d) for name in streams.DAILY)
 
         prod = u.product
         cust = prod < K
@@ -446,9 +451,9 @@ class MarketModel(MarketBase):
         if T.features_in_use:
             seg_in_prod = pv.astype(np.int32) * len(self.segment_names) + u.segment[V]
             for f in T.features_in_use:
-                # one stream per (day, feature): a feature's draws do not depend on
-                # which other features have launched (common random numbers)
-                u_feature = self._day_rng("feature", d, f).random(N, dtype=F32)
+                # one stream per feature: a feature's draws do not depend on which
+                # other features have launched (common random numbers)
+                u_feature = self.uniforms("feature", d, f)
                 cand = V[~u.uses[f][V] & T.available[f][seg_in_prod]]
                 p_take = rules.feature_takeup_probability(T.adoption_rate[f][u.product[cand]],
                                                           u.affinity[f][cand])

@@ -9,11 +9,12 @@ of rules -- in the daily order of DESIGN §2, user by user: every decision uses
 start-of-day shares and the user's own random numbers, so users are independent within
 a day and the order of the loop does not matter.
 
-The random numbers are the vectorised engine's: one uniform per user, stream and day,
-drawn in bulk from the same generators. So, with the same seed, the compiled and the
-vectorised engines make the same decisions for every user (they differ only in the
-last bits of floating-point sums, computed here in double precision like the per-agent
-engine), which ``tests/test_equivalence.py`` checks day by day.
+The random numbers are the vectorised engine's: one uniform per user, stream and day
+from the counter-based streams of :mod:`simkit.streams`, computed here only when a rule
+needs one (the other engines compute them for everyone). So, with the same seed, the
+compiled and the vectorised engines make the same decisions for every user (they differ
+only in the last bits of floating-point sums, computed here in double precision like
+the per-agent engine), which ``tests/test_equivalence.py`` checks day by day.
 
 Compiled code is cached on disk (``$SIMKIT_CACHE_DIR``, by default
 ``~/.cache/simkit``), in a folder keyed by the source of this module and of the rules:
@@ -34,8 +35,8 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from . import rules
-from .engine import EXCLUDED, F32, NO_COHORT, MarketModel
+from . import rules, streams
+from .engine import EXCLUDED, NO_COHORT, MarketModel
 from .metrics import NEVER
 
 
@@ -151,6 +152,21 @@ def ndtri(y0):
     return -x if upper else x
 
 
+# ---- random numbers -----------------------------------------------------------------------------
+# The day's uniforms of user i, computed when a rule needs them (see simkit.streams): the
+# same numbers the other engines compute for every user.
+EVENT, CHOICE, TRANSACTIONS, NOISE, CHURN, SUBSCRIPTION = (
+    streams.DAILY.index(s) for s in ("event", "choice", "transactions", "noise", "churn",
+                                     "subscription"))
+_unit = numba.njit(streams.unit)
+_GAMMA = np.uint64(streams.GAMMA)
+
+
+@numba.njit(inline="always")
+def _uniform(base, i):
+    return _unit(base + np.uint64(i) * _GAMMA)
+
+
 # ---- packed inputs -----------------------------------------------------------------------
 # Rows of the product matrix P[row, k] (k = 0..K, K = "no product", all zeros).
 (PRICE, UNIT_COST, QUALITY, NETWORK, CAMPAIGN_APPEAL, Q_DAY, ACTIVE, HAS_PLAN, FEE,
@@ -241,8 +257,8 @@ def _day(d, record, K, ours, S,
          # state (changed in place)
          product, ever, joined_day, habit, satisfaction, last_visit, uses, last_used,
          subscribed, renewal_day, period_transactions, cohort_day, first_left,
-         # today's uniforms (one per user and stream) and per-feature uniforms [F, N]
-         u_event, u_choice, u_tx, u_noise, u_churn, u_sub, u_feature,
+         # today's day bases of the daily streams [6] and of the features' streams [F]
+         U, UF,
          # products, features and behaviour
          P, FE, avail, fin, B, indptr, indices,
          # results
@@ -275,7 +291,7 @@ def _day(d, record, K, ours, S,
                           product, ever, joined_day, habit, satisfaction, last_visit, uses,
                           last_used, subscribed, renewal_day, period_transactions, cohort_day,
                           first_left,
-                          u_event, u_choice, u_tx, u_noise, u_churn, u_sub, u_feature,
+                          U, UF,
                           P, FE, avail, fin, B, indptr, indices, start, mixed, wom_mixed,
                           outs[c], txs[c], bps[c], sdau[c], fus[c], visited_today, tx_today,
                           cohort_buf, first_buf)
@@ -302,7 +318,7 @@ def _users(lo, hi, d, record, K, ours, S,
            affinity,
            product, ever, joined_day, habit, satisfaction, last_visit, uses, last_used,
            subscribed, renewal_day, period_transactions, cohort_day, first_left,
-           u_event, u_choice, u_tx, u_noise, u_churn, u_sub, u_feature,
+           U, UF,
            P, FE, avail, fin, B, indptr, indices, start, mixed, wom_mixed,
            out, tx_k, by_product_segment, segment_dau, feature_users, visited_today, tx_today,
            cohort_buf, first_buf):
@@ -321,7 +337,7 @@ def _users(lo, hi, d, record, K, ours, S,
         visited = False
         adopted = False
         member = False
-        ue = u_event[i]
+        ue = _uniform(U[EVENT], i)
         shares = mixed
 
         # 2. adoption (Bass hazard, logit choice)
@@ -339,7 +355,7 @@ def _users(lo, hi, d, record, K, ours, S,
             if ue < hazard:
                 _utilities(i, K, S, seg, shares, P, FE, avail, fin, affinity,
                            price_sensitivity[i], ref, util)
-                choice = logit_choice(util, u_choice[i], 0.0, False)
+                choice = logit_choice(util, _uniform(U[CHOICE], i), 0.0, False)
                 if choice == ours:
                     if ever[i]:
                         out[WON_BACK] += 1
@@ -371,14 +387,14 @@ def _users(lo, hi, d, record, K, ours, S,
             for f in fin:
                 if not uses[f, i] and avail[f, k * S + seg]:
                     p_take = feature_takeup_probability(FE[ADOPTION_RATE, f, k], affinity[f, i])
-                    if u_feature[f, i] < p_take:
+                    if _uniform(UF[f], i) < p_take:
                         uses[f, i] = True
             factor = 1.0
             for f in fin:
                 if uses[f, i]:
                     factor *= 1.0 + FE[TX_UPLIFT, f, k]
             mult = transaction_multiplier(subscribed[i], P[SUB_TX_UPLIFT, k], factor)
-            tx = poisson_scalar(transactions_mean(need[i], mult), u_tx[i])
+            tx = poisson_scalar(transactions_mean(need[i], mult), _uniform(U[TRANSACTIONS], i))
             paid = price_paid(P[PRICE, k], subscribed[i], P[DISCOUNT, k])
             tx_today[i] = tx
             tx_k[k] += tx
@@ -407,7 +423,7 @@ def _users(lo, hi, d, record, K, ours, S,
                     features += FE[SAT_BOOST, f, k]
             boost = combined_effect(features, subscribed[i], P[SUB_SAT_BOOST, k], member,
                                     P[LOY_SAT_BOOST, k])
-            un = min(max(float(u_noise[i]), 1e-7), 1.0 - 1e-7)
+            un = min(max(_uniform(U[NOISE], i), 1e-7), 1.0 - 1e-7)
             e = experience(B[E_BASE], B[E_QUALITY_W], P[QUALITY, k], boost, B[E_PRICE_W],
                            price_sensitivity[i], paid, ref, B[E_NOISE_SD] * ndtri(un))
             satisfaction[i] = ema(satisfaction[i], e, B[E_SAT_RATE])
@@ -420,14 +436,14 @@ def _users(lo, hi, d, record, K, ours, S,
                                     P[LOY_CHURN_RED, k0])
             hazard = churn_hazard(B[CHURN_BASE], churn_proneness[i], B[C_HABIT_K], habit[i],
                                   B[C_SAT_K], satisfaction[i], mult)
-            if u_churn[i] < hazard:
+            if _uniform(U[CHURN], i) < hazard:
                 if network:
                     _contact_shares(i, start, K, indptr, indices, contacts)
                     shares = contacts
                 _utilities(i, K, S, seg, shares, P, FE, avail, fin, affinity,
                            price_sensitivity[i], ref, util)
                 util[k0] = -math.inf  # not back to the product just left
-                choice = logit_choice(util, u_choice[i], B[C_OUTSIDE], True)
+                choice = logit_choice(util, _uniform(U[CHOICE], i), B[C_OUTSIDE], True)
                 if k0 == ours:
                     if choice < K:
                         out[SWITCHED_OUT] += 1
@@ -447,7 +463,7 @@ def _users(lo, hi, d, record, K, ours, S,
         # 6. subscriptions
         k = product[i]
         if visited and not subscribed[i] and k == visited_product and P[HAS_PLAN, k] != 0.0:
-            if u_sub[i] < P[CONVERSION, k]:
+            if _uniform(U[SUBSCRIPTION], i) < P[CONVERSION, k]:
                 subscribed[i] = True
                 renewal_day[i] = d + int(P[PERIOD_DAYS, k])
                 period_transactions[i] = 0.0
@@ -459,7 +475,7 @@ def _users(lo, hi, d, record, K, ours, S,
                                        P[BUNDLE_VALUE, k], P[FEE, k])
             p = renewal_probability(P[RENEWAL_BASE, k], P[RENEWAL_SAT_W, k], satisfaction[i],
                                     P[RENEWAL_VALUE_W, k], value)
-            renewed = u_sub[i] < p
+            renewed = _uniform(U[SUBSCRIPTION], i) < p
             if renewed:
                 renewal_day[i] += int(P[PERIOD_DAYS, k])
                 period_transactions[i] = 0.0
@@ -544,7 +560,7 @@ class CompiledMarketModel(MarketModel):
                               "use engine='vector' or 'agents' to try other rules")
         super().__init__(scenario, users, **kwargs)
         N, F, K, S = self.N, len(self.features), self.K, len(self.segment_names)
-        self._u_feature = np.zeros((F, N), F32)
+        self._UF = np.zeros(F, np.uint64)
         self._packed = None
         self._start = np.empty(N, np.int8)
         self._visited = np.zeros(N, bool)
@@ -579,12 +595,11 @@ class CompiledMarketModel(MarketModel):
         if self._packed is None or self._packed[0] is not T:
             self._packed = (T, *pack_products(T), np.asarray(T.features_in_use, np.int64))
         _, P, FE, fin = self._packed
-        u, N, K, ours, S = self.users, self.N, self.K, self.ours, len(self.segment_names)
-        st = self.streams
-        draws = [st[name].random(N, dtype=F32) for name in
-                 ("event", "choice", "transactions", "noise", "churn", "subscription")]
+        u, K, ours, S = self.users, self.K, self.ours, len(self.segment_names)
+        U = np.array([streams.day_base(self.keys[name], d) for name in streams.DAILY])
+        UF = self._UF
         for f in T.features_in_use:
-            self._day_rng("feature", d, f).random(N, dtype=F32, out=self._u_feature[f])
+            UF[f] = streams.day_base(self.feature_keys[f], d)
         B = self._B
         B[P_TOTAL] = float(T.p_day.sum())
         B[WINBACK] = self.spec.behaviour.adoption.winback * T.winback_multiplier
@@ -603,7 +618,7 @@ class CompiledMarketModel(MarketModel):
             u.product, u.ever, u.joined_day, u.habit, u.satisfaction, u.last_visit, u.uses,
             u.last_used, u.subscribed, u.renewal_day, u.period_transactions, u.cohort_day,
             u.first_left,
-            *draws, self._u_feature,
+            U, UF,
             P, FE, T.available, fin, B, self._indptr, self._indices,
             out, self._tx_k, self._by_ps, self._seg_dau, self._feature_users, self._visited,
             self._tx, self._cohort_buf, self._first_buf, self._start)
@@ -678,10 +693,11 @@ def threads() -> int:
 
 def cache_dir() -> Path:
     """Where compiled code is kept: ``$SIMKIT_CACHE_DIR`` or ``~/.cache/simkit``, in a
-    folder keyed by this module's and the rules' source and by numba's version."""
+    folder keyed by the source of this module, the rules and the streams and by numba's
+    version."""
     root = os.environ.get("SIMKIT_CACHE_DIR") or Path.home() / ".cache" / "simkit"
     h = hashlib.sha1(numba.__version__.encode())
-    for mod in (rules, sys.modules[__name__]):
+    for mod in (rules, streams, sys.modules[__name__]):
         h.update(Path(mod.__file__).read_bytes())
     return Path(root) / f"numba-{h.hexdigest()[:12]}"
 

@@ -222,7 +222,9 @@ def test_time_to_detect_leading_before_trailing(isolated):
         assert ttd.loc[m, "direction"] == 1
     assert days[FEATURE] <= days["dau"]
     assert days[FEATURE] < days["revenue"] and days[FEATURE] < days["market_share"]
-    assert days["dau"] < days["market_share"]
+    # a big feature is detected in market share within days too (new adopters choose by
+    # utility at once): detection can tie; the share's effect takes longer to build (below)
+    assert days["dau"] <= days["market_share"]
     assert days["dau"] < days["customers"]
     assert ttd.loc["market_share", "days_to_half_effect"] > ttd.loc["dau", "days_to_half_effect"]
     assert ttd.loc["dau", "family"] == "leading" and ttd.loc["revenue", "family"] == "trailing"

@@ -339,7 +339,7 @@ def test_trivial_targets_are_met_and_impossible_ones_are_not(stress):
 def test_p_met_falls_as_the_target_rises(stress):
     p20, p40, p80 = (p_met(stress, k) for k in ("1.3", "1.4", "1.5"))
     assert p20 >= p40 >= p80
-    assert p20 - p80 > 0.5  # the uncertain uplift spreads the results widely
+    assert p20 - p80 > 0.35  # the uncertain uplift spreads the results widely (40 runs)
     assert 0.2 < p40 < 0.8  # a target in the middle of the spread
 
 
