@@ -63,6 +63,7 @@ from .scenario import (
     Control,
     Scenario,
     bundled_scenarios,
+    dist_mean,
     get_value,
     load_scenario,
     uncertain_parameters,
@@ -124,9 +125,7 @@ def _round_range(lo: float, hi: float, step: float) -> tuple[float, float]:
 
 def _mean(value) -> float:
     if isinstance(value, dict) and "dist" in value:
-        from .scenario import _dist_mean
-
-        return _dist_mean(value)
+        return dist_mean(value)
     return float(value)
 
 
@@ -357,7 +356,6 @@ class Explorer(W.VBox):
                 by_output.setdefault(int(parts[0][8:]), []).append(spec)
             else:
                 other.append(spec)
-        data = sc.model_dump(mode="python", by_alias=True, exclude_none=True)
         for i, o in enumerate(sc.outputs):
             ship = W.Checkbox(
                 value=True, description="ship it", indent=False, layout=W.Layout(width="auto")
@@ -391,7 +389,7 @@ class Explorer(W.VBox):
             self.controls[f"day:{i}"] = when
             rows = [ship, when]
             for spec in by_output.get(i, []):
-                w = self._slider(spec, _mean(_at(data, spec.path)))
+                w = self._slider(spec, _mean(get_value(sc, spec.path)))
                 self.controls[spec.path] = w
                 rows.append(w)
             title = html.escape(an.output_label(sc, i))
@@ -399,7 +397,7 @@ class Explorer(W.VBox):
         if other:
             rows = []
             for spec in other:
-                w = self._slider(spec, _mean(_at(data, spec.path)))
+                w = self._slider(spec, _mean(get_value(sc, spec.path)))
                 self.controls[spec.path] = w
                 rows.append(w)
             groups.append(_group("Market", rows))
@@ -684,7 +682,7 @@ def _kr_text(kr: okr.KR, x: float) -> str:
     shares = plots.PERCENT_METRICS | {"feature_utilization", "market_share"}
     if x == x and not kr.relative and kr.metric.split(":", 1)[0] in shares:
         return f"{x:.1%}"
-    return okr._value_text(kr, x)
+    return okr.value_text(kr, x)
 
 
 def _bands(results: list[RunResult], metrics: list[str], smooth: int = 7):
@@ -697,7 +695,7 @@ def _bands(results: list[RunResult], metrics: list[str], smooth: int = 7):
         nan = np.full(stack.shape[1:], np.nan)
         return stack[0], nan, nan.copy(), 1
     if np.isnan(stack).any():  # nanquantile is exact but slow: only where needed
-        return an._band(stack, "spread")
+        return an.band(stack, "spread")
     lo, hi = np.quantile(stack, [0.025, 0.975], axis=0)
     return stack.mean(axis=0), lo, hi, len(results)
 
@@ -930,7 +928,7 @@ class LeadingChart(_Chart):
             ax.set_xlim(days.min(), days.max())
             if panel == "features":
                 ax.set_title("our features' use (share of monthly users)", fontsize=9)
-                plots._percent_axis(ax)
+                plots.percent_axis(ax)
                 ax.legend(
                     handles=[
                         _handle(_feature_color(res, m), "-", plots.metric_label(m)) for m in names
@@ -946,7 +944,7 @@ class LeadingChart(_Chart):
                     ax.yaxis.set_major_formatter(plots.human_formatter())
             ax.tick_params(labelsize=7.5)
             ax.grid(alpha=0.25, lw=0.5)
-            plots._days_axis(ax, res.scenario.start_date, label=False)
+            plots.days_axis(ax, res.scenario.start_date, label=False)
         for ax in axes[len(self.axes) :]:
             ax.set_visible(False)
         handles = [
@@ -1009,7 +1007,7 @@ class RetentionChart(_Chart):
     def build(self, res):
         ax = self.ax = self.fig.subplots()
         color = plots.metric_color("customers")
-        plots._percent_axis(ax)
+        plots.percent_axis(ax)
         ax.set_xlabel("weeks since adoption", fontsize=8)
         handles = [
             _handle(color, "-", "visited that week"),
@@ -1071,14 +1069,14 @@ class ShareChart(_Chart):
         self.metric = data["metric"].iloc[0]
         pct = self.metric == "market_share"
         if pct:
-            plots._percent_axis(ax, decimals=1)
+            plots.percent_axis(ax, decimals=1)
             name = res.scenario.our_product.name
             ax.set_title(f"Market share of {name} (share of customers)", fontsize=9, pad=16)
         else:
             ax.yaxis.set_major_formatter(plots.human_formatter())
             ax.set_title("Customers (adoption)", fontsize=9, pad=16)
         ax.set_xlim(data["day"].min(), data["day"].max())
-        plots._days_axis(ax, res.scenario.start_date, label=False)
+        plots.days_axis(ax, res.scenario.start_date, label=False)
         ax.tick_params(labelsize=7.5)
         ax.grid(alpha=0.25, lw=0.5)
         color = plots.metric_color(self.metric)
@@ -1179,12 +1177,6 @@ def kr_html(table: pd.DataFrame, runs: int) -> str:
 
 
 # --- layout helpers -------------------------------------------------------------------------
-
-
-def _at(data, path: str):
-    from .scenario import _lookup, _split_path
-
-    return _lookup(data, _split_path(path))
 
 
 def _output_note(sc: Scenario, i: int) -> str:
