@@ -252,6 +252,7 @@ class Explorer(W.VBox):
         self.error: str | None = None
         self._hold = False
         self._baselines: dict[str, RunResult] = {}
+        self._kr_memo: dict = {}
         self._charts = {
             "leading": LeadingChart(),
             "retention": RetentionChart(),
@@ -545,19 +546,22 @@ class Explorer(W.VBox):
         last = self.last_result.curves if self.last_result is not None else None
         reuse = last.arms.get("baseline") if last is not None else None
         curves = _curves(results, base, off, reuse=reuse)
+        if base is None or curves.arms["baseline"] is not reuse:
+            self._kr_memo = {}  # the baseline's key results, while the baseline stays
+        krs = _kr_rows(results, base, self._kr_memo)
         res = ExplorerResult(
             scenario=sc,
             values=values,
             without=off,
             runs=results,
             baseline=baseline,
-            kr_table=kr_table(results, base),
+            kr_table=pd.DataFrame(krs),
             figure_data=_FigureData(curves),
             seconds=t1 - t0,
             baseline_cached=cached,
             curves=curves,
         )
-        self._render(res)
+        self._render(res, krs)
         res.render_seconds = time.perf_counter() - t1
         self.last_result = res
         self.error = None
@@ -577,10 +581,10 @@ class Explorer(W.VBox):
         )
 
     # -- drawing ------------------------------------------------------------------------------
-    def _render(self, res: ExplorerResult) -> None:
+    def _render(self, res: ExplorerResult, krs: list[dict]) -> None:
         for name, chart in self._charts.items():
             self.images[name].value = chart.render(res)
-        self.kr_html.value = kr_html(res.kr_table, len(res.runs))
+        self.kr_html.value = _kr_html(krs, len(res.runs))
 
     # -- accessors for scripts and tests ------------------------------------------------------
     @property
@@ -641,6 +645,15 @@ def kr_table(runs: list[RunResult], baseline: list[RunResult] | None = None) -> 
     """Every key result of the runs' scenario, judged with :func:`simkit.okr.evaluate`:
     its result (mean over runs), the baseline's, the share of runs that meet it and a
     status (``met`` / ``missed`` for one run, ``met in k of n runs`` otherwise)."""
+    return pd.DataFrame(_kr_rows(runs, baseline))
+
+
+def _kr_rows(
+    runs: list[RunResult], baseline: list[RunResult] | None, memo: dict | None = None
+) -> list[dict]:
+    """The rows of :func:`kr_table`; ``memo`` keeps the baseline's results between calls
+    with the same baseline runs."""
+    memo = {} if memo is None else memo
     sc = runs[0].scenario
     krs = okr.key_results(sc)
     horizon = len(runs[0].metrics)
@@ -675,11 +688,14 @@ def kr_table(runs: list[RunResult], baseline: list[RunResult] | None = None) -> 
             k = int(met.sum())
             row["status"] = ("met" if k else "missed") if n == 1 else f"met in {k} of {n} runs"
             if baseline is not None:
-                bx, _ = okr.evaluate(kr, _matrix(baseline, kr.metric))
-                row["baseline"] = float(np.nanmean(bx)) if np.isfinite(bx).any() else np.nan
+                key = (kr.metric, kr.deadline, kr.window, kr.aggregation, kr.baseline_day)
+                if key not in memo:  # what the result depends on (not the target)
+                    bx, _ = okr.evaluate(kr, _matrix(baseline, kr.metric))
+                    memo[key] = float(np.nanmean(bx)) if np.isfinite(bx).any() else np.nan
+                row["baseline"] = memo[key]
                 row["baseline_text"] = _kr_text(kr, row["baseline"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _day_text(sc: Scenario, day: int) -> str:
@@ -741,7 +757,10 @@ class _Arm:
 
 
 def _summarise_arm(results: list[RunResult], leading: list[str], share: str) -> _Arm:
-    stack = np.stack([r.metrics[[*leading, share]].to_numpy(dtype=float) for r in results])
+    cols = [*leading, share]
+    stack = np.stack(
+        [np.column_stack([r.metrics[c].to_numpy(dtype=float) for c in cols]) for r in results]
+    )
     daily = [j for j, m in enumerate(leading) if an.is_daily(m)]
     if daily:
         stack[:, :, daily] = _rolling_mean(stack[:, :, daily], SMOOTH_DAYS)
@@ -1438,16 +1457,17 @@ def _patch(color, label):
 
 def kr_html(table: pd.DataFrame, runs: int) -> str:
     """The key-result table as HTML (status coloured: met green, missed red)."""
-    if table.empty:
+    return _kr_html(table.to_dict("records"), runs)
+
+
+def _kr_html(records: list[dict], runs: int) -> str:
+    if not records:
         return "<div class='simkit-note'>This scenario has no OKRs (an okrs section).</div>"
     head = (
         "<tr><th>key result</th><th>target</th><th>this plan</th><th>baseline</th>"
         f"<th>{'status' if runs == 1 else 'runs meeting it'}</th></tr>"
     )
     rows = []
-    keys = ("kr", "objective", "label", "target", "value_text", "baseline_text", "p_met", "status")
-    columns = [table[k].tolist() for k in keys]
-    records = [dict(zip(keys, r, strict=True)) for r in zip(*columns, strict=True)]
     for objective in dict.fromkeys(r["objective"] for r in records):
         rows.append(
             f"<tr class='simkit-objective'><td colspan='5'>{html.escape(objective)}</td></tr>"
