@@ -24,11 +24,15 @@ with :mod:`simkit.analysis` (bands, retention curves, market share) and judges t
 results with :func:`simkit.okr.evaluate`. The only thing it keeps between updates is
 the baseline runs, per seed, keyed by everything they depend on (the scenario without
 our outputs' effects, users, days, seed): moving a slider of one of our outputs re-runs
-the plan, not the baseline.
+the plan, not the baseline (and reuses the baseline's summaries and key results).
 
 Sliders update on release (``continuous_update=False``); figures are PNG images
 (``ipywidgets.Image``) replaced in place, so nothing flickers, and a status line says
-when a run is under way and how long the last one took. For scripts and tests the
+when a run is under way and how long the last one took. Drawing is quick because each
+figure keeps its static parts as pixels and redraws only what changed (``_Chart``:
+frame, y axes, launch lines and baseline, then the plan's curves), and the y limits
+stay put while the curves fit them, so that moving a slider moves a curve, not the
+axes. For scripts and tests the
 explorer has a programmatic side: :attr:`Explorer.controls`, :meth:`Explorer.set`,
 :meth:`Explorer.update`, :attr:`Explorer.last_result`, :attr:`Explorer.figure_data`
 and :attr:`Explorer.kr_table`.
@@ -588,11 +592,11 @@ class Explorer(W.VBox):
 
     # -- accessors for scripts and tests ------------------------------------------------------
     @property
-    def figure_data(self) -> dict[str, pd.DataFrame]:
+    def figure_data(self) -> Mapping[str, pd.DataFrame]:
         """The data behind the figures of the last update: ``"leading"`` (day, metric, arm,
         value, lo, hi), ``"retention"`` (week, kind, arm, value, lo, hi) and
         ``"market_share"`` (day, metric, arm, value, lo, hi); ``arm`` is ``"plan"`` or
-        ``"baseline"``."""
+        ``"baseline"``. A read-only mapping whose frames are built on first read."""
         return self.last_result.figure_data if self.last_result else {}
 
     @property
