@@ -4,6 +4,9 @@
 >>> scenario = simkit.load_scenario("ridehailing_duopoly")
 >>> result = simkit.run(scenario, seed=7, users=5000)
 >>> result.metrics[["dau", "market_share", "revenue"]].tail()  # doctest: +SKIP
+
+``simkit.widgets`` (the explorer widget) is imported on first use, so that ``import simkit``
+does not load ipywidgets.
 """
 
 from . import okr
@@ -31,3 +34,17 @@ __all__ = [
     "parse_scenario",
     "run",
 ]
+
+
+def __getattr__(name: str):
+    """``simkit.widgets`` (the explorer) is imported on first use: ``import simkit`` stays
+    quick and does not load ipywidgets."""
+    if name == "widgets":
+        import importlib
+
+        return importlib.import_module(".widgets", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "widgets"})

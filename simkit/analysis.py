@@ -82,6 +82,7 @@ from .scenario import Scenario, load_scenario
 __all__ = [
     "Comparison",
     "average_curve",
+    "band",
     "cohort_table",
     "compare",
     "cross_correlation",
@@ -246,7 +247,7 @@ def _as_list(results) -> list[RunResult]:
     return results
 
 
-def _band(values: np.ndarray, interval: str = "mean", axis: int = 0):
+def band(values: np.ndarray, interval: str = "mean", axis: int = 0):
     """Mean and 95% band across runs (axis 0) ignoring NaN: t-interval of the mean or
     2.5/97.5% quantiles. With fewer than two runs the band is NaN."""
     if interval not in INTERVALS:
@@ -386,7 +387,7 @@ def average_curve(
         curves.append(mean)
         cohorts.append(nc)
         users.append(nu)
-    value, lo, hi, n = _band(np.vstack(curves), interval)
+    value, lo, hi, n = band(np.vstack(curves), interval)
     out = pd.DataFrame(
         {
             "week": np.arange(width),
@@ -440,7 +441,7 @@ def retention_summary(
                 vals.append(np.nan)
                 nc.append(0)
                 nu.append(0.0)
-        value, lo, hi, _ = _band(np.array(vals)[:, None], interval)
+        value, lo, hi, _ = band(np.array(vals)[:, None], interval)
         rows.append(
             (
                 f"{prefix}{n}",
@@ -482,7 +483,7 @@ def market_share(results, interval: str = "mean") -> pd.DataFrame:
             ("transaction_share", f"transaction_share:{p}"),
         ):
             stack = np.vstack([r.metrics[col].to_numpy(dtype=float) for r in rs])
-            mean, lo, hi, _ = _band(stack, interval)
+            mean, lo, hi, _ = band(stack, interval)
             cols[what] = mean
             if len(rs) > 1:
                 cols[f"{what}_lo"] = lo

@@ -110,6 +110,7 @@ __all__ = [
     "early_warning",
     "sensitivity",
     "stress_test",
+    "value_text",
     "plot_kr_distribution",
     "plot_what_it_takes",
     "plot_early_warning",
@@ -1180,7 +1181,9 @@ def _pct(p: float) -> str:
     return "n/a" if p != p else f"{100 * p:.0f}%"
 
 
-def _value_text(kr: KR, x: float) -> str:
+def value_text(kr: KR, x: float) -> str:
+    """A key result's value as text: a signed per cent for a relative KR, else the number
+    (``n/a`` for NaN)."""
     if x != x:
         return "n/a"
     return f"{x:+.1%}" if kr.relative else _fmt(x)
@@ -1210,8 +1213,8 @@ def format_stress_test(st: StressTest) -> str:
             lines.append(
                 f"  KR {kr.id}  {kr.label}\n"
                 f"         P(met) {_pct(r['p_met'])} [{_pct(r['lo'])}, {_pct(r['hi'])}]   "
-                f"result {_value_text(kr, r['median'])} ({_value_text(kr, r['p5'])} .. "
-                f"{_value_text(kr, r['p95'])})"
+                f"result {value_text(kr, r['median'])} ({value_text(kr, r['p5'])} .. "
+                f"{value_text(kr, r['p95'])})"
             )
     if st.what_it_takes is not None and len(st.what_it_takes):
         p_star = st.options.get("target_probability", TARGET_PROBABILITY)

@@ -160,7 +160,8 @@ def human_formatter(money: str | None = None) -> FuncFormatter:
     return FuncFormatter(lambda x, _pos: human_number(x, money))
 
 
-def _percent_axis(ax, axis: str = "y", decimals: int | None = None) -> None:
+def percent_axis(ax, axis: str = "y", decimals: int | None = None) -> None:
+    """Label an axis whose values are per cent (0..100) with a % sign."""
     fmt = PercentFormatter(100, decimals=decimals)
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
@@ -356,7 +357,7 @@ def label_line_ends(
     return texts
 
 
-def _days_axis(ax, start_date=None, last_day: float | None = None, label: bool = True) -> None:
+def days_axis(ax, start_date=None, last_day: float | None = None, label: bool = True) -> None:
     """Day axis: month ticks ("Feb", "Mar", ...) when the scenario has a start date, else
     day numbers; ticks stop at ``last_day`` (room right of it is for labels)."""
     x0, x1 = ax.get_xlim()
@@ -531,7 +532,7 @@ def plot_cohort_curves(
                 label="95% band across runs",
             )
     ax.set_ylim(0, 102)
-    _percent_axis(ax)
+    percent_axis(ax)
     ax.set_xlabel("weeks since adoption")
     ax.set_ylabel("still a customer" if kind == "survival" else "active in week")
     ax.set_title("Survival by cohort" if kind == "survival" else "Activity retention by cohort")
@@ -592,11 +593,11 @@ def plot_market_share(frame, ax=None, measure: str = "user_share", launches=None
         base += v
     ax.set_xlim(wide.index[0], wide.index[-1])
     ax.set_ylim(0, 100)
-    _percent_axis(ax)
+    percent_axis(ax)
     if launches is not None:
         for d in _launch_frame(launches)["day"].unique():
             ax.axvline(d, color="white", lw=0.8, alpha=0.8)
-    _days_axis(ax, start_date)
+    days_axis(ax, start_date)
     what = "customers" if measure == "user_share" else "transactions"
     ax.set_ylabel(f"share of {what}")
     ax.set_title("Market share" + (" (transactions)" if measure != "user_share" else ""))
@@ -674,7 +675,7 @@ def plot_leading_trailing(
         label_line_ends(ax, ends, x=end)
     else:
         ax.legend(fontsize=7, ncol=2, loc="lower left", frameon=True, framealpha=0.85)
-    _days_axis(ax, rs[0].scenario.start_date, last_day=m.index[-1])
+    days_axis(ax, rs[0].scenario.start_date, last_day=m.index[-1])
     ax.set_ylabel(f"index (day {base_day} = 100)" if base_day == 0 else "index (pre-launch = 100)")
     ax.set_title("Leading (blue) vs trailing (red) indicators, indexed to the pre-launch level")
     return ax
@@ -690,7 +691,7 @@ def plot_levels(
     rs = _results(results)
     cols = [c for c in metrics if c in rs[0].metrics]
     stack = np.stack([an.smooth_metrics(r.metrics[cols], smooth).to_numpy(float) for r in rs])
-    mean, lo, hi, _ = an._band(stack)
+    mean, lo, hi, _ = an.band(stack)
     days = rs[0].metrics.index
     ends = []
     for j, col in enumerate(cols):
@@ -707,7 +708,7 @@ def plot_levels(
     if launches is not None:
         mark_launches(ax, launches, fit=True)
     label_line_ends(ax, ends, x=end)
-    _days_axis(ax, rs[0].scenario.start_date, last_day=days[-1])
+    days_axis(ax, rs[0].scenario.start_date, last_day=days[-1])
     ax.set_ylabel(
         "people"
         + (
@@ -822,7 +823,7 @@ def plot_difference(
     if f is not None and len(f):
         mark_launches(ax, f, label=label_launches, fit=label_launches)
     if relative:
-        _percent_axis(ax, decimals=None)
+        percent_axis(ax, decimals=None)
         ax.set_ylabel("vs counterfactual (% of its level)")
     else:
         ax.yaxis.set_major_formatter(
@@ -833,7 +834,7 @@ def plot_difference(
         label_line_ends(ax, ends, x=end)
     else:
         ax.legend(fontsize=7, ncol=2, loc="upper left", frameon=True, framealpha=0.85)
-    _days_axis(ax, start_date, last_day=frame["day"].max())
+    days_axis(ax, start_date, last_day=frame["day"].max())
     ax.set_title("Effect vs the counterfactual (mean, 95% band; dot = detected)")
     return ax
 
@@ -951,7 +952,7 @@ def plot_money(result: RunResult, ax=None, smooth: int = 7):
     ax.set_xlim(m.index[0], m.index[-1])
     ax.yaxis.set_major_formatter(human_formatter(cur))
     mark_launches(ax, an.launches(rs[0]).query("ours"), fit=True)
-    _days_axis(ax, rs[0].scenario.start_date)
+    days_axis(ax, rs[0].scenario.start_date)
     ax.set_ylabel(f"{cur} per day (7-day mean)")
     ax.set_title("Money")
     ax.legend(fontsize=7, loc="lower left", frameon=True, framealpha=0.85)
@@ -1159,6 +1160,7 @@ def save_figure(fig, path, dpi: int = 90) -> None:
 
 __all__ = [
     "dashboard",
+    "days_axis",
     "headline",
     "human_formatter",
     "human_number",
@@ -1167,6 +1169,7 @@ __all__ = [
     "metric_color",
     "metric_label",
     "overview",
+    "percent_axis",
     "plot_cohort_curves",
     "plot_difference",
     "plot_leading_trailing",

@@ -54,6 +54,7 @@ __all__ = [
     "uncertain_parameters",
     "with_values",
     "get_value",
+    "dist_mean",
     "metric_names",
     "OUTPUT_KINDS",
 ]
@@ -233,7 +234,7 @@ def _validate_dist(v: dict):
             )
     try:
         d = _dist_adapter.validate_python(v)
-        mean = _dist_mean(v)
+        mean = dist_mean(v)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise _custom(_rewrite_message(err), _loc_to_path(err["loc"], v)) from None
@@ -244,7 +245,7 @@ def _validate_dist(v: dict):
     return d
 
 
-def _dist_mean(v: dict) -> float:
+def dist_mean(v: dict) -> float:
     """Mean of a (valid) distribution mapping, without building a scipy distribution."""
     if "mean" in v:  # normal, lognormal, gamma, beta: given by their mean
         return float(v["mean"])
@@ -262,7 +263,7 @@ def _number_or_dist(v: Any, lo, hi):
         if "dist" not in v and not ({"mean", "sd", "low", "high", "mode"} & set(v)):
             raise _custom(f"expected {expected} or a distribution like {_DIST_EXAMPLE}, got a mapping")
         d = _validate_dist(v)
-        mean = _dist_mean(v)
+        mean = dist_mean(v)
         if not _in_bounds(mean, ge=lo, le=hi):
             raise _custom(
                 f"the distribution's mean {_fmt_num(mean)} is outside the allowed range "
@@ -1529,7 +1530,7 @@ class Scenario(Strict):
                     f"the step {_fmt_num(c.step)} is larger than the range "
                     f"{_fmt_num(c.min)}..{_fmt_num(c.max)}",
                 )
-            current = _dist_mean(value) if is_dist else float(value)
+            current = dist_mean(value) if is_dist else float(value)
             if not c.min <= current <= c.max:
                 what = "the mean of its distribution is" if is_dist else "its value is"
                 fail(

@@ -24,11 +24,15 @@ with :mod:`simkit.analysis` (bands, retention curves, market share) and judges t
 results with :func:`simkit.okr.evaluate`. The only thing it keeps between updates is
 the baseline runs, per seed, keyed by everything they depend on (the scenario without
 our outputs' effects, users, days, seed): moving a slider of one of our outputs re-runs
-the plan, not the baseline.
+the plan, not the baseline (and reuses the baseline's summaries and key results).
 
 Sliders update on release (``continuous_update=False``); figures are PNG images
 (``ipywidgets.Image``) replaced in place, so nothing flickers, and a status line says
-when a run is under way and how long the last one took. For scripts and tests the
+when a run is under way and how long the last one took. Drawing is quick because each
+figure keeps its static parts as pixels and redraws only what changed (``_Chart``:
+frame, y axes, launch lines and baseline, then the plan's curves), and the y limits
+stay put while the curves fit them, so that moving a slider moves a curve, not the
+axes. For scripts and tests the
 explorer has a programmatic side: :attr:`Explorer.controls`, :meth:`Explorer.set`,
 :meth:`Explorer.update`, :attr:`Explorer.last_result`, :attr:`Explorer.figure_data`
 and :attr:`Explorer.kr_table`.
@@ -39,18 +43,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html
-import io
 import json
 import math
 import re
+import struct
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import ipywidgets as W
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -63,6 +69,7 @@ from .scenario import (
     Control,
     Scenario,
     bundled_scenarios,
+    dist_mean,
     get_value,
     load_scenario,
     uncertain_parameters,
@@ -124,9 +131,7 @@ def _round_range(lo: float, hi: float, step: float) -> tuple[float, float]:
 
 def _mean(value) -> float:
     if isinstance(value, dict) and "dist" in value:
-        from .scenario import _dist_mean
-
-        return _dist_mean(value)
+        return dist_mean(value)
     return float(value)
 
 
@@ -183,12 +188,16 @@ class ExplorerResult:
         The plan and the baseline (no outputs of ours), paired by seed.
     kr_table : DataFrame
         One row per key result (see :attr:`Explorer.kr_table`).
-    figure_data : dict of DataFrame
-        The data behind each figure (see :attr:`Explorer.figure_data`).
+    figure_data : mapping of str to DataFrame
+        The data behind each figure (see :attr:`Explorer.figure_data`); the frames are
+        built when first read (the figures are drawn from :attr:`curves`).
     seconds : float
         Time spent simulating (the baseline's runs included when they were not cached).
     render_seconds : float
-        Time spent drawing.
+        Time spent after the simulation: summarising the runs, judging the key results
+        and drawing.
+    curves : object
+        The same data as arrays (internal layout, for the figures).
     """
 
     scenario: Scenario
@@ -197,10 +206,11 @@ class ExplorerResult:
     runs: list[RunResult]
     baseline: list[RunResult]
     kr_table: pd.DataFrame
-    figure_data: dict = field(default_factory=dict)
+    figure_data: Mapping = field(default_factory=dict)
     seconds: float = 0.0
     render_seconds: float = 0.0
     baseline_cached: int = 0
+    curves: object = field(default=None, repr=False, compare=False)
 
 
 # --- the widget ----------------------------------------------------------------------------
@@ -246,6 +256,7 @@ class Explorer(W.VBox):
         self.error: str | None = None
         self._hold = False
         self._baselines: dict[str, RunResult] = {}
+        self._kr_memo: dict = {}
         self._charts = {
             "leading": LeadingChart(),
             "retention": RetentionChart(),
@@ -357,7 +368,6 @@ class Explorer(W.VBox):
                 by_output.setdefault(int(parts[0][8:]), []).append(spec)
             else:
                 other.append(spec)
-        data = sc.model_dump(mode="python", by_alias=True, exclude_none=True)
         for i, o in enumerate(sc.outputs):
             ship = W.Checkbox(
                 value=True, description="ship it", indent=False, layout=W.Layout(width="auto")
@@ -391,7 +401,7 @@ class Explorer(W.VBox):
             self.controls[f"day:{i}"] = when
             rows = [ship, when]
             for spec in by_output.get(i, []):
-                w = self._slider(spec, _mean(_at(data, spec.path)))
+                w = self._slider(spec, _mean(get_value(sc, spec.path)))
                 self.controls[spec.path] = w
                 rows.append(w)
             title = html.escape(an.output_label(sc, i))
@@ -399,7 +409,7 @@ class Explorer(W.VBox):
         if other:
             rows = []
             for spec in other:
-                w = self._slider(spec, _mean(_at(data, spec.path)))
+                w = self._slider(spec, _mean(get_value(sc, spec.path)))
                 self.controls[spec.path] = w
                 rows.append(w)
             groups.append(_group("Market", rows))
@@ -536,18 +546,26 @@ class Explorer(W.VBox):
             self.remove_class("simkit-busy")
             return None
         t1 = time.perf_counter()
+        base = baseline if self._ours else None
+        last = self.last_result.curves if self.last_result is not None else None
+        reuse = last.arms.get("baseline") if last is not None else None
+        curves = _curves(results, base, off, reuse=reuse)
+        if base is None or curves.arms["baseline"] is not reuse:
+            self._kr_memo = {}  # the baseline's key results, while the baseline stays
+        krs = _kr_rows(results, base, self._kr_memo)
         res = ExplorerResult(
             scenario=sc,
             values=values,
             without=off,
             runs=results,
             baseline=baseline,
-            kr_table=kr_table(results, baseline if self._ours else None),
+            kr_table=pd.DataFrame(krs),
+            figure_data=_FigureData(curves),
             seconds=t1 - t0,
             baseline_cached=cached,
+            curves=curves,
         )
-        res.figure_data = figure_data(results, baseline if self._ours else None)
-        self._render(res)
+        self._render(res, krs)
         res.render_seconds = time.perf_counter() - t1
         self.last_result = res
         self.error = None
@@ -567,18 +585,18 @@ class Explorer(W.VBox):
         )
 
     # -- drawing ------------------------------------------------------------------------------
-    def _render(self, res: ExplorerResult) -> None:
+    def _render(self, res: ExplorerResult, krs: list[dict]) -> None:
         for name, chart in self._charts.items():
             self.images[name].value = chart.render(res)
-        self.kr_html.value = kr_html(res.kr_table, len(res.runs))
+        self.kr_html.value = _kr_html(krs, len(res.runs))
 
     # -- accessors for scripts and tests ------------------------------------------------------
     @property
-    def figure_data(self) -> dict[str, pd.DataFrame]:
+    def figure_data(self) -> Mapping[str, pd.DataFrame]:
         """The data behind the figures of the last update: ``"leading"`` (day, metric, arm,
         value, lo, hi), ``"retention"`` (week, kind, arm, value, lo, hi) and
         ``"market_share"`` (day, metric, arm, value, lo, hi); ``arm`` is ``"plan"`` or
-        ``"baseline"``."""
+        ``"baseline"``. A read-only mapping whose frames are built on first read."""
         return self.last_result.figure_data if self.last_result else {}
 
     @property
@@ -631,6 +649,15 @@ def kr_table(runs: list[RunResult], baseline: list[RunResult] | None = None) -> 
     """Every key result of the runs' scenario, judged with :func:`simkit.okr.evaluate`:
     its result (mean over runs), the baseline's, the share of runs that meet it and a
     status (``met`` / ``missed`` for one run, ``met in k of n runs`` otherwise)."""
+    return pd.DataFrame(_kr_rows(runs, baseline))
+
+
+def _kr_rows(
+    runs: list[RunResult], baseline: list[RunResult] | None, memo: dict | None = None
+) -> list[dict]:
+    """The rows of :func:`kr_table`; ``memo`` keeps the baseline's results between calls
+    with the same baseline runs."""
+    memo = {} if memo is None else memo
     sc = runs[0].scenario
     krs = okr.key_results(sc)
     horizon = len(runs[0].metrics)
@@ -665,11 +692,14 @@ def kr_table(runs: list[RunResult], baseline: list[RunResult] | None = None) -> 
             k = int(met.sum())
             row["status"] = ("met" if k else "missed") if n == 1 else f"met in {k} of {n} runs"
             if baseline is not None:
-                bx, _ = okr.evaluate(kr, _matrix(baseline, kr.metric))
-                row["baseline"] = float(np.nanmean(bx)) if np.isfinite(bx).any() else np.nan
+                key = (kr.metric, kr.deadline, kr.window, kr.aggregation, kr.baseline_day)
+                if key not in memo:  # what the result depends on (not the target)
+                    bx, _ = okr.evaluate(kr, _matrix(baseline, kr.metric))
+                    memo[key] = float(np.nanmean(bx)) if np.isfinite(bx).any() else np.nan
+                row["baseline"] = memo[key]
                 row["baseline_text"] = _kr_text(kr, row["baseline"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _day_text(sc: Scenario, day: int) -> str:
@@ -684,77 +714,196 @@ def _kr_text(kr: okr.KR, x: float) -> str:
     shares = plots.PERCENT_METRICS | {"feature_utilization", "market_share"}
     if x == x and not kr.relative and kr.metric.split(":", 1)[0] in shares:
         return f"{x:.1%}"
-    return okr._value_text(kr, x)
+    return okr.value_text(kr, x)
 
 
-def _bands(results: list[RunResult], metrics: list[str], smooth: int = 7):
-    """Mean over runs and the middle 95% of the runs (2.5% and 97.5% quantiles, as
-    ``simkit.analysis`` with ``interval="spread"``); NaN bands for one run."""
-    stack = np.stack(
-        [an.smooth_metrics(r.metrics[metrics], smooth).to_numpy(float) for r in results]
-    )
-    if len(results) < 2:
+# --- the curves behind the figures ---------------------------------------------------------
+
+SMOOTH_DAYS = 7  # daily flows are drawn as trailing 7-day means
+
+
+def _rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Trailing ``window``-day means along axis 1 of a (runs, days, metrics) stack, NaN
+    left out and the first days over what is available: what
+    ``DataFrame.rolling(window, min_periods=1).mean()`` (:func:`simkit.analysis.smooth_metrics`)
+    gives, in a few array operations."""
+    ok = np.isfinite(x)
+    total = np.cumsum(np.where(ok, x, 0.0), axis=1)
+    count = np.cumsum(ok, axis=1, dtype=float)
+    total[:, window:] -= total[:, :-window].copy()
+    count[:, window:] -= count[:, :-window].copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1.0), np.nan)
+
+
+def _spread(stack: np.ndarray):
+    """Mean over runs (axis 0) and the middle 95% of the runs (2.5% and 97.5% quantiles,
+    as :mod:`simkit.analysis` with ``interval="spread"``); NaN bands for one run."""
+    if len(stack) < 2:
         nan = np.full(stack.shape[1:], np.nan)
-        return stack[0], nan, nan.copy(), 1
+        return stack[0], nan, nan.copy()
     if np.isnan(stack).any():  # nanquantile is exact but slow: only where needed
-        return an._band(stack, "spread")
+        mean, lo, hi, _ = an.band(stack, "spread")
+        return mean, lo, hi
     lo, hi = np.quantile(stack, [0.025, 0.975], axis=0)
-    return stack.mean(axis=0), lo, hi, len(results)
+    return stack.mean(axis=0), lo, hi
+
+
+@dataclass
+class _Arm:
+    """One arm's curves: ``leading`` (value, lo, hi), each days x leading metrics;
+    ``share`` (value, lo, hi) by day; ``retention[kind]`` (week, value, lo, hi)."""
+
+    runs: tuple
+    leading: tuple
+    share: tuple
+    retention: dict
+
+
+def _summarise_arm(results: list[RunResult], leading: list[str], share: str) -> _Arm:
+    cols = [*leading, share]
+    stack = np.stack(
+        [np.column_stack([r.metrics[c].to_numpy(dtype=float) for c in cols]) for r in results]
+    )
+    daily = [j for j, m in enumerate(leading) if an.is_daily(m)]
+    if daily:
+        stack[:, :, daily] = _rolling_mean(stack[:, :, daily], SMOOTH_DAYS)
+    mean, lo, hi = _spread(stack)
+    retention = {}
+    for kind in ("retention", "survival"):
+        c = an.average_curve(results, kind, min_cohorts=3)
+        c = c[c["week"] <= RETENTION_WEEKS]
+        retention[kind] = tuple(c[k].to_numpy() for k in ("week", "value", "lo", "hi"))
+    return _Arm(
+        runs=tuple(results),
+        leading=(mean[:, :-1], lo[:, :-1], hi[:, :-1]),
+        share=(mean[:, -1], lo[:, -1], hi[:, -1]),
+        retention=retention,
+    )
+
+
+@dataclass
+class _Curves:
+    """What the figures draw, as arrays: days, the leading metrics, the share metric
+    (``market_share``, or ``customers`` for a lone product), the arms (``"plan"`` and, with
+    outputs of ours, ``"baseline"``), the number of runs and the launches shipped within
+    the horizon as (output, day, ours)."""
+
+    days: np.ndarray
+    leading: list[str]
+    share: str
+    arms: dict[str, _Arm]
+    runs: int
+    launches: list[tuple[int, int, bool]]
+
+
+def _curves(
+    runs: list[RunResult],
+    baseline: list[RunResult] | None = None,
+    without: list[int] = (),
+    reuse: _Arm | None = None,
+) -> _Curves:
+    """Summarise the runs (and the baseline's: ``reuse`` when it holds the same runs)."""
+    sc = runs[0].scenario
+    cols = runs[0].metrics.columns
+    leading = leading_metrics(sc, cols)
+    share = "market_share" if len(sc.products) > 1 else "customers"
+    arms = {"plan": _summarise_arm(runs, leading, share)}
+    if baseline is not None:
+        same = (
+            reuse is not None
+            and len(reuse.runs) == len(baseline)
+            and all(a is b for a, b in zip(reuse.runs, baseline, strict=False))
+        )
+        arms["baseline"] = reuse if same else _summarise_arm(baseline, leading, share)
+    days = runs[0].metrics.index.to_numpy()
+    ours = sc.our_product.name
+    skip = set(without)
+    launches = []
+    for i, o in enumerate(sc.outputs):
+        day = sc.output_day(o)
+        if i not in skip and day <= days[-1]:
+            launches.append((i, int(day), o.product == ours))
+    return _Curves(days, leading, share, arms, len(runs), launches)
+
+
+def _frames(c: _Curves) -> dict[str, pd.DataFrame]:
+    """The tidy frames of :attr:`Explorer.figure_data`."""
+    names = list(c.arms)
+    nd, nm, na = len(c.days), len(c.leading), len(names)
+
+    def stack(parts):
+        return np.concatenate([np.asarray(p, dtype=float).ravel() for p in parts])
+
+    arms = c.arms.values()
+    out = {
+        "leading": pd.DataFrame(
+            {
+                "day": np.tile(c.days, nm * na),
+                "metric": np.tile(np.repeat(np.array(c.leading, dtype=object), nd), na),
+                "arm": np.repeat(np.array(names, dtype=object), nm * nd),
+                "value": stack(a.leading[0].T for a in arms),
+                "lo": stack(a.leading[1].T for a in arms),
+                "hi": stack(a.leading[2].T for a in arms),
+            }
+        )
+    }
+    cols = {k: [] for k in ("week", "kind", "arm", "value", "lo", "hi")}
+    for name, a in c.arms.items():
+        for kind in ("retention", "survival"):
+            week, value, lo, hi = a.retention[kind]
+            cols["week"].append(week)
+            cols["kind"].append(np.full(len(week), kind, dtype=object))
+            cols["arm"].append(np.full(len(week), name, dtype=object))
+            for k, v in (("value", value), ("lo", lo), ("hi", hi)):
+                cols[k].append(np.asarray(v, dtype=float))
+    out["retention"] = pd.DataFrame({k: np.concatenate(v) for k, v in cols.items()})
+    out["market_share"] = pd.DataFrame(
+        {
+            "day": np.tile(c.days, na),
+            "metric": np.full(nd * na, c.share, dtype=object),
+            "arm": np.repeat(np.array(names, dtype=object), nd),
+            "value": stack(a.share[0] for a in arms),
+            "lo": stack(a.share[1] for a in arms),
+            "hi": stack(a.share[2] for a in arms),
+        }
+    )
+    return out
+
+
+class _FigureData(Mapping):
+    """:attr:`ExplorerResult.figure_data`: the tidy frames, built from the curves when
+    first read (the figures are drawn from the arrays, not from these frames)."""
+
+    _names = ("leading", "retention", "market_share")
+
+    def __init__(self, curves: _Curves):
+        self._curves = curves
+        self._built: dict[str, pd.DataFrame] | None = None
+
+    def _frames(self) -> dict[str, pd.DataFrame]:
+        if self._built is None:
+            self._built = _frames(self._curves)
+        return self._built
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._frames()[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"figure_data({', '.join(self._names)})"
 
 
 def figure_data(runs: list[RunResult], baseline: list[RunResult] | None = None) -> dict:
     """Tidy frames behind the explorer's figures (see :attr:`Explorer.figure_data`)."""
-    arms = {"plan": runs}
-    if baseline is not None:
-        arms["baseline"] = baseline
-    cols = runs[0].metrics.columns
-    leading = leading_metrics(runs[0].scenario, cols)
-    days = runs[0].metrics.index.to_numpy()
-    out = {}
-    frames = []
-    for arm, rs in arms.items():
-        mean, lo, hi, _ = _bands(rs, leading)
-        for j, m in enumerate(leading):
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "day": days,
-                        "metric": m,
-                        "arm": arm,
-                        "value": mean[:, j],
-                        "lo": lo[:, j],
-                        "hi": hi[:, j],
-                    }
-                )
-            )
-    out["leading"] = pd.concat(frames, ignore_index=True)
-    frames = []
-    for arm, rs in arms.items():
-        for kind in ("retention", "survival"):
-            c = an.average_curve(rs, kind, min_cohorts=3)
-            c = c[c["week"] <= RETENTION_WEEKS]
-            frames.append(c[["week", "value", "lo", "hi"]].assign(kind=kind, arm=arm))
-    out["retention"] = pd.concat(frames, ignore_index=True)[
-        ["week", "kind", "arm", "value", "lo", "hi"]
-    ]
-    share = "market_share" if len(runs[0].scenario.products) > 1 else "customers"
-    frames = []
-    for arm, rs in arms.items():
-        mean, lo, hi, _ = _bands(rs, [share], smooth=1)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "day": days,
-                    "metric": share,
-                    "arm": arm,
-                    "value": mean[:, 0],
-                    "lo": lo[:, 0],
-                    "hi": hi[:, 0],
-                }
-            )
-        )
-    out["market_share"] = pd.concat(frames, ignore_index=True)
-    return out
+    return _frames(_curves(runs, baseline))
 
 
 def leading_metrics(sc: Scenario, columns) -> list[str]:
@@ -772,40 +921,209 @@ def _our_features(sc: Scenario) -> list[str]:
 
 # --- figures --------------------------------------------------------------------------------
 
+PAD = 0.06  # room above and below the curves when the y limits are (re)fitted: share of range
+KEEP_ROOM = 0.01  # limits are kept while the curves stay this far (share of range) inside ...
+KEEP_FILL = 0.6  # ... and span at least this share of the panel; otherwise they are refitted
+GROW_ROOM = 0.1  # limits grown for curves that left them get this much more room that side
+
+
+def _limits(ys, current=None, bottom=None, top=None) -> tuple[float, float] | None:
+    """y limits for the curves ``ys``: ``current`` while the curves fit inside them with a
+    little room and fill most of them (so that the drawn y axis can be reused); when the
+    curves leave them, ``current`` grown to take them in (with ``GROW_ROOM`` more on that
+    side) if they still fill most of it: moving a slider back and forth, or a little
+    further each time, then keeps the axis still; else the curves' range with ``PAD`` of
+    room either side. Clamped to ``bottom`` / ``top``; None when there is
+    nothing finite to show."""
+    v = np.concatenate([np.asarray(y, dtype=float).ravel() for y in ys]) if ys else np.array([])
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    span = hi - lo
+    unit = span if span > 0 else max(abs(hi), 1e-9)
+    pad = PAD * span if span > 0 else max(abs(hi) * 0.05, 1e-9)
+
+    def clamp(a, b):
+        return (a if bottom is None else max(a, bottom), b if top is None else min(b, top))
+
+    want = clamp(lo - pad, hi + pad)
+    if current is not None:
+        c0, c1 = current
+        need = clamp(lo - KEEP_ROOM * unit, hi + KEEP_ROOM * unit)
+        inside = c0 <= need[0] and need[1] <= c1
+        if inside and want[1] - want[0] >= KEEP_FILL * (c1 - c0):
+            return float(c0), float(c1)
+        if not inside:  # grow to take in the new curves, if they still fill the panel
+            room = GROW_ROOM * unit  # ... with room for more of the same
+            grown = clamp(
+                min(c0, want[0] - (room if need[0] < c0 else 0.0)),
+                max(c1, want[1] + (room if need[1] > c1 else 0.0)),
+            )
+            if want[1] - want[0] >= KEEP_FILL * (grown[1] - grown[0]):
+                return float(grown[0]), float(grown[1])
+    return want
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png(canvas: FigureCanvasAgg) -> bytes:
+    """The canvas's RGBA pixels as a PNG file: every row unfiltered, deflated at zlib's
+    fastest level. Pillow's encoder (what ``savefig`` uses) picks a filter per row and
+    takes twice as long for files of the same size; a chart's flat background compresses
+    well without filtering."""
+    w, h = canvas.get_width_height(physical=True)
+    raw = np.zeros((h, 4 * w + 1), dtype=np.uint8)  # filter byte 0 (none) ahead of each row
+    raw[:, 1:] = np.asarray(canvas.buffer_rgba()).reshape(h, 4 * w)
+    header = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)  # 8-bit RGBA, no interlace
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _chunk(b"IHDR", header),
+            _chunk(b"IDAT", zlib.compress(raw, 1)),
+            _chunk(b"IEND", b""),
+        )
+    )
+
 
 class _Chart:
-    """A figure whose axes, titles and legends are made once and whose curves are updated
-    in place (``Line2D.set_data``; bands and launch lines are replaced): redrawing costs
-    little more than rasterising, and the picture does not jump between updates."""
+    """A figure drawn in layers, kept as pixels (Agg blitting, as in matplotlib's
+    animation guide).
+
+    1. The *frame*: axes, titles, legends, x axes: everything but the y axes and the
+       data. Drawn (the slow part: text layout) once per layout.
+    2. The *static* layer: the frame with each panel's y axis (ticks, labels, grid) at
+       its current limits. When a panel's y limits change, only that panel's y axis is
+       drawn again, on the frame's pixels of that panel.
+    3. The *fixed* layer: the static layer with the launch lines and the baseline's
+       curves, kept while the launches and the baseline runs stay the same (moving a
+       slider of one of our outputs changes neither).
+
+    An update sets the data of the animated artists, starts from the deepest layer still
+    valid and draws only what changed on top: usually just the plan's curves, bands and
+    readouts. The y limits stay put while the curves fit them comfortably
+    (:func:`_limits`); when the curves leave them, or shrink to a small part of the panel,
+    they are refitted. Counters: :attr:`full_draws` (frames), :attr:`axis_draws` (y axes),
+    :attr:`layer_draws` (fixed layers), :attr:`blits` (updates that drew the plan only).
+    """
 
     size = (4.3, 3.1)
     margins = dict(left=0.13, right=0.97, bottom=0.16, top=0.84)
+    AXIS_PAD = 12  # pixels above and below a panel that its y axis may draw into
 
     def __init__(self):
         self.fig = Figure(figsize=self.size, dpi=DPI)
+        self.canvas = FigureCanvasAgg(self.fig)
         self.fig.subplots_adjust(**self.margins)
         self.key = None
+        self.full_draws = 0
+        self.axis_draws = 0
+        self.layer_draws = 0
+        self.blits = 0
+        self._clear()
+
+    def _clear(self) -> None:
         self.lines: dict = {}
-        self.extras: list = []
+        self.bands: dict = {}
+        self.marks: dict = {}
+        self.fixed: list = []  # launch lines and the baseline's curves
+        self.moving: list = []  # the plan's curves and the readouts
+        self.wanted: dict = {}
+        self.frame = self.static = self.layer = None  # the layers' pixels
+        self.layer_key = None
+        self.drawn: dict = {}  # y limits each panel's y axis was drawn with
+        self.areas: dict = {}  # the pixels each panel's y axis may draw into
+
+    def pixels(self) -> np.ndarray:
+        """The canvas's RGBA pixels (rows from the top), writable in place."""
+        return np.asarray(self.canvas.buffer_rgba())
 
     def render(self, res: ExplorerResult) -> bytes:
-        key = self.layout_key(res)
+        c = res.curves
+        key = self.layout_key(c)
         if key != self.key:
             self.fig.clear()
             self.fig.subplots_adjust(**self.margins)
-            self.lines = {}
-            self.extras = []
+            self._clear()
             self.build(res)
+            self.fixed.sort(key=lambda a: a.get_zorder())
+            self.moving.sort(key=lambda a: a.get_zorder())
             self.key = key
-        for artist in self.extras:
-            artist.remove()
-        self.extras = []
+        self.wanted = {}
         self.update(res)
-        buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
-        return buf.getvalue()
+        for ax, (xlim, _) in self.wanted.items():
+            ax.yaxis.set_animated(True)  # drawn on its own (2.)
+            if tuple(ax.get_xlim()) != xlim:
+                ax.set_xlim(xlim)
+                self.frame = None
+        renderer = self.canvas.get_renderer()
+        if self.frame is None:
+            self.canvas.draw()  # the animated artists and the y axes are left out
+            self.frame = self.pixels().copy()
+            self.static = None
+            self.drawn = {}
+            self.areas = self._axis_areas()
+            self.full_draws += 1
+        changed = [
+            ax
+            for ax, (_, ylim) in self.wanted.items()
+            if ax not in self.drawn or (ylim is not None and ylim != self.drawn[ax])
+        ]
+        px = self.pixels()
+        if changed or self.static is None:
+            px[...] = self.frame if self.static is None else self.static
+            for ax in changed:
+                ylim = self.wanted[ax][1]
+                if ylim is not None:
+                    ax.set_ylim(ylim)
+                rows, cols = self.areas[ax]
+                px[rows, cols] = self.frame[rows, cols]
+                ax.yaxis.draw(renderer)
+                self.drawn[ax] = tuple(ax.get_ylim())
+                self.axis_draws += 1
+            self.static = px.copy()
+            self.layer = None
+        layer_key = (tuple(c.launches), c.arms.get("baseline"))
+        if self.layer is not None and _same(layer_key, self.layer_key):
+            px[...] = self.layer
+            self.blits += 1
+        else:
+            px[...] = self.static
+            for artist in self.fixed:
+                if artist.get_visible():
+                    artist.draw(renderer)
+            self.layer = px.copy()
+            self.layer_key = layer_key
+            self.layer_draws += 1
+        for artist in self.moving:
+            if artist.get_visible():
+                artist.draw(renderer)
+        return _png(self.canvas)
 
-    def layout_key(self, res: ExplorerResult):  # pragma: no cover - overridden
+    def _axis_areas(self) -> dict:
+        """Per panel, the rows and columns of pixels its y axis (ticks, labels, grid) may
+        draw into: the panel, ``AXIS_PAD`` above and below, and leftwards up to the next
+        panel or the figure's edge."""
+        height, width = self.pixels().shape[:2]
+        boxes = {ax: ax.bbox.extents for ax in self.wanted}  # display: x0, y0, x1, y1
+        out = {}
+        for ax, (x0, y0, x1, y1) in boxes.items():
+            left = max(
+                (
+                    math.ceil(b[2]) + 2
+                    for other, b in boxes.items()
+                    if other is not ax and b[2] <= x0 and b[1] < y1 and y0 < b[3]
+                ),
+                default=0,
+            )
+            top = max(0, math.floor(height - y1) - self.AXIS_PAD)
+            bottom = min(height, math.ceil(height - y0) + self.AXIS_PAD)
+            out[ax] = (slice(top, bottom), slice(left, min(width, math.ceil(x1) + 2)))
+        return out
+
+    def layout_key(self, c: _Curves):  # pragma: no cover - overridden
         raise NotImplementedError
 
     def build(self, res: ExplorerResult) -> None:  # pragma: no cover - overridden
@@ -814,79 +1132,103 @@ class _Chart:
     def update(self, res: ExplorerResult) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def curve(
+    def animate(self, artist, fixed: bool = False):
+        """Leave ``artist`` out of the static layer: it is drawn on every update (the
+        plan's), or with the launches and the baseline (``fixed``)."""
+        artist.set_animated(True)
+        (self.fixed if fixed else self.moving).append(artist)
+        return artist
+
+    def add_curve(
         self,
         ax,
         key,
-        x,
-        y,
-        lo,
-        hi,
         color: str,
         baseline: bool,
-        scale: float = 1.0,
+        band: bool,
         ls: str | tuple | None = None,
     ) -> None:
-        """Set the line ``key`` (made on first use) and replace its band."""
-        x = np.asarray(x, dtype=float)
-        y, lo, hi = (np.asarray(v, dtype=float) * scale for v in (y, lo, hi))
-        line = self.lines.get(key)
-        if line is None:
-            style = (
-                dict(color=BASELINE_COLOR, ls="--", lw=1.3, zorder=2)
-                if baseline
-                else dict(color=color, lw=1.8, zorder=3)
-            )
-            if ls is not None:
-                style["ls"] = ls
-            (line,) = ax.plot([], [], **style)
-            self.lines[key] = line
-        line.set_data(x, y)
-        if np.isfinite(lo).any():
-            band = ax.fill_between(
-                x,
-                lo,
-                hi,
+        """The line ``key`` (and its band) in ``ax``, empty until :meth:`set_curve`."""
+        style = (
+            dict(color=BASELINE_COLOR, ls="--", lw=1.3, zorder=2)
+            if baseline
+            else dict(color=color, lw=1.8, zorder=3)
+        )
+        if ls is not None:
+            style["ls"] = ls
+        (line,) = ax.plot([], [], **style)
+        self.lines[key] = self.animate(line, fixed=baseline)
+        if band:
+            fill = ax.fill_between(
+                [0.0, 1.0],
+                [0.0, 0.0],
+                [0.0, 0.0],
                 lw=0,
                 zorder=1,
                 color=BASELINE_COLOR if baseline else color,
                 alpha=0.15 if baseline else 0.22,
             )
-            self.extras.append(band)
+            self.bands[key] = self.animate(fill, fixed=baseline)
 
-    def launches(self, ax, res: ExplorerResult) -> None:
-        f = an.launches(res.scenario, res.without)
-        last = res.runs[0].metrics.index[-1]
-        f = f[f["shipped"] & (f["day"] <= last)]
-        for _, row in f.iterrows():
-            self.extras.append(
-                ax.axvline(
-                    row["day"],
-                    color="0.25" if row["ours"] else "0.55",
-                    ls=":" if row["ours"] else "-.",
-                    lw=0.8,
-                    zorder=0,
-                )
+    def set_curve(self, key, x, y, lo=None, hi=None) -> list:
+        """Set the data of line ``key`` and its band; returns the arrays drawn (for the
+        limits)."""
+        self.lines[key].set_data(x, y)
+        band = self.bands.get(key)
+        if band is None or lo is None or not np.isfinite(lo).any():
+            if band is not None:
+                band.set_visible(False)
+            return [y]
+        band.set_data(x, lo, hi)
+        band.set_visible(True)
+        return [y, lo, hi]
+
+    def add_marks(self, ax, sc: Scenario) -> None:
+        """A launch line per output in ``ax`` (hidden until :meth:`set_marks`): dotted for
+        ours, dash-dotted for competitors'."""
+        ours = sc.our_product.name
+        for i, o in enumerate(sc.outputs):
+            mine = o.product == ours
+            line = ax.axvline(
+                0.0,
+                color="0.25" if mine else "0.55",
+                ls=":" if mine else "-.",
+                lw=0.8,
+                zorder=0,
+                visible=False,
             )
+            self.marks[(ax, i)] = self.animate(line, fixed=True)
+
+    def set_marks(self, ax, c: _Curves) -> None:
+        shown = {i: day for i, day, _ in c.launches}
+        for (a, i), line in self.marks.items():
+            if a is ax:
+                if i in shown:
+                    line.set_xdata([shown[i], shown[i]])
+                line.set_visible(i in shown)
+
+    def fit(self, ax, ys, xlim, bottom=None, top=None, ylim=None) -> None:
+        """Ask for x limits ``xlim`` and y limits around ``ys`` (or ``ylim``)."""
+        if ylim is None:
+            current = self.drawn.get(ax)
+            ylim = _limits(ys, current, bottom, top)
+        xlim = (float(xlim[0]), float(xlim[1]))
+        self.wanted[ax] = (xlim, None if ylim is None else (float(ylim[0]), float(ylim[1])))
 
 
-def _fit_y(ax, lines, bottom: float | None = None, top: float | None = None) -> None:
-    """y limits around the data of ``lines`` (and the bands drawn with them)."""
-    ys = [np.asarray(line.get_ydata(), dtype=float) for line in lines]
-    for c in ax.collections:
-        for path in c.get_paths():
-            ys.append(path.vertices[:, 1])
-    ys = np.concatenate([y[np.isfinite(y)] for y in ys]) if ys else np.array([])
-    if not ys.size:
-        return
-    lo, hi = float(ys.min()), float(ys.max())
-    pad = 0.06 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 1e-9)
-    lo, hi = lo - pad, hi + pad
-    if bottom is not None:
-        lo = max(lo, bottom)
-    if top is not None:
-        hi = min(hi, top)
-    ax.set_ylim(lo, hi)
+def _same(a: tuple, b: tuple | None) -> bool:
+    """Whether two layer keys (launches, baseline summary) are the same: equal launches
+    and the very same baseline object."""
+    return b is not None and a[0] == b[0] and a[1] is b[1]
+
+
+def _panels(leading: list[str]) -> list[tuple[str, list[str]]]:
+    """The leading chart's panels: one per indicator, our features' use together."""
+    feats = [m for m in leading if m.startswith("feature_utilization:")]
+    panels = [(m, [m]) for m in leading if m not in feats]
+    if feats:
+        panels.insert(2, ("features", feats))
+    return panels
 
 
 class LeadingChart(_Chart):
@@ -896,44 +1238,27 @@ class LeadingChart(_Chart):
     size = (8.6, 4.4)
     margins = dict(left=0.07, right=0.985, bottom=0.09, top=0.80, wspace=0.18, hspace=0.38)
 
-    def layout_key(self, res):
-        data = res.figure_data["leading"]
-        return (
-            tuple(data["metric"].unique().tolist()),
-            len(res.runs) > 1,
-            len(res.runs),
-            tuple(data["arm"].unique().tolist()),
-            len(res.runs[0].metrics),
-        )
-
-    @staticmethod
-    def _ours_of(res) -> list[int]:
-        ours = res.scenario.our_product.name
-        return [i for i, o in enumerate(res.scenario.outputs) if o.product == ours]
-
-    def panels(self, res) -> list[tuple[str, list[str]]]:
-        metrics = list(res.figure_data["leading"]["metric"].unique().tolist())
-        feats = [m for m in metrics if m.startswith("feature_utilization:")]
-        panels = [(m, [m]) for m in metrics if m not in feats]
-        if feats:
-            panels.insert(2, ("features", feats))
-        return panels
+    def layout_key(self, c):
+        return (tuple(c.leading), c.runs, tuple(c.arms), len(c.days))
 
     def build(self, res):
+        c = res.curves
+        sc = res.scenario
         fig = self.fig
         axes = fig.subplots(2, 2, sharex=True).ravel()
-        data = res.figure_data["leading"]
-        days = data["day"]
         self.axes = {}
-        for ax, (panel, names) in zip(axes, self.panels(res), strict=False):
+        self.panels = _panels(c.leading)
+        bands = c.runs > 1
+        for ax, (panel, names) in zip(axes, self.panels, strict=False):
             self.axes[panel] = ax
-            ax.set_xlim(days.min(), days.max())
+            ax.set_xlim(c.days[0], c.days[-1])
+            ax.set_autoscale_on(False)
             if panel == "features":
                 ax.set_title("our features' use (share of monthly users)", fontsize=9)
-                plots._percent_axis(ax)
+                plots.percent_axis(ax)
                 ax.legend(
                     handles=[
-                        _handle(_feature_color(res, m), "-", plots.metric_label(m)) for m in names
+                        _handle(_feature_color(sc, m), "-", plots.metric_label(m)) for m in names
                     ],
                     fontsize=7,
                     loc="upper left",
@@ -946,7 +1271,11 @@ class LeadingChart(_Chart):
                     ax.yaxis.set_major_formatter(plots.human_formatter())
             ax.tick_params(labelsize=7.5)
             ax.grid(alpha=0.25, lw=0.5)
-            plots._days_axis(ax, res.scenario.start_date, label=False)
+            plots.days_axis(ax, sc.start_date, label=False)
+            self.add_marks(ax, sc)
+            for m in names:
+                for arm in c.arms:
+                    self.add_curve(ax, (m, arm), _feature_color(sc, m), arm == "baseline", bands)
         for ax in axes[len(self.axes) :]:
             ax.set_visible(False)
         handles = [
@@ -954,10 +1283,11 @@ class LeadingChart(_Chart):
             _handle(BASELINE_COLOR, "--", "baseline (none of our outputs)"),
             _handle("0.25", ":", "our launches"),
         ]
-        if len(self._ours_of(res)) < len(res.scenario.outputs):
+        ours = sc.our_product.name
+        if any(o.product != ours for o in sc.outputs):
             handles.append(_handle("0.55", "-.", "competitors' moves"))
-        if len(res.runs) > 1:
-            handles.append(_patch(plots.LEADING_COLOR, f"middle 95% of {len(res.runs)} runs"))
+        if bands:
+            handles.append(_patch(plots.LEADING_COLOR, f"middle 95% of {c.runs} runs"))
         fig.legend(
             handles=handles,
             loc="upper center",
@@ -975,41 +1305,33 @@ class LeadingChart(_Chart):
         )
 
     def update(self, res):
-        data = res.figure_data["leading"]
-        for panel, names in self.panels(res):
+        c = res.curves
+        for panel, names in self.panels:
             ax = self.axes[panel]
             scale = 100.0 if panel in ("features", "stickiness") else 1.0
-            shown = []
+            ys = []
             for m in names:
-                for arm, h in data[data["metric"] == m].groupby("arm", sort=False):
-                    self.curve(
-                        ax,
-                        (m, arm),
-                        h["day"],
-                        h["value"],
-                        h["lo"],
-                        h["hi"],
-                        _feature_color(res, m),
-                        arm == "baseline",
-                        scale,
-                    )
-                    shown.append(self.lines[(m, arm)])
-            self.launches(ax, res)
-            _fit_y(ax, shown, bottom=0 if panel == "features" else None)
+                j = c.leading.index(m)
+                for name, arm in c.arms.items():
+                    value, lo, hi = (a[:, j] * scale for a in arm.leading)
+                    ys += self.set_curve((m, name), c.days, value, lo, hi)
+            self.set_marks(ax, c)
+            self.fit(ax, ys, (c.days[0], c.days[-1]), bottom=0 if panel == "features" else None)
 
 
 class RetentionChart(_Chart):
     """Retention of new customers by weeks since adoption (activity: visited that week;
     survival: still a customer), plan against baseline."""
 
-    def layout_key(self, res):
-        data = res.figure_data["retention"]
-        return (tuple(data["arm"].unique().tolist()), data.empty)
+    def layout_key(self, c):
+        return (tuple(c.arms), c.runs > 1)
 
     def build(self, res):
+        c = res.curves
         ax = self.ax = self.fig.subplots()
+        ax.set_autoscale_on(False)
         color = plots.metric_color("customers")
-        plots._percent_axis(ax)
+        plots.percent_axis(ax)
         ax.set_xlabel("weeks since adoption", fontsize=8)
         handles = [
             _handle(color, "-", "visited that week"),
@@ -1020,110 +1342,98 @@ class RetentionChart(_Chart):
         ax.grid(alpha=0.25, lw=0.5)
         ax.tick_params(labelsize=7.5)
         ax.set_title("Retention of new customers (cohorts by week)", fontsize=9)
-        self.note = ax.text(
-            0.5, 0.5, "", transform=ax.transAxes, ha="center", va="center", color="0.4", fontsize=8
+        self.note = self.animate(
+            ax.text(
+                0.5,
+                0.5,
+                "",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                color="0.4",
+                fontsize=8,
+            )
         )
-
-    def update(self, res):
-        data = res.figure_data["retention"]
-        color = plots.metric_color("customers")
-        ax = self.ax
         for kind, ls in (("retention", "-"), ("survival", "-.")):
-            for arm in ("plan", "baseline"):
-                g = data[(data["kind"] == kind) & (data["arm"] == arm)]
-                if arm == "baseline" and g.empty:
-                    continue
+            for arm in c.arms:
                 base = arm == "baseline"
                 style = ls if not base else ("--" if kind == "retention" else (0, (1, 2)))
-                self.curve(
-                    ax,
-                    (kind, arm),
-                    g["week"],
-                    g["value"],
-                    g["lo"] if kind == "retention" and not base else np.nan * g["lo"],
-                    g["hi"],
-                    color,
-                    base,
-                    100.0,
-                    ls=style,
-                )
-        weeks = data["week"]
-        self.note.set_text("" if len(weeks) else "too few new customers for a retention curve")
-        ax.set_xlim(0, max(float(weeks.max()) if len(weeks) else 1.0, 1.0))
-        ax.set_ylim(0, 102)
+                band = kind == "retention" and not base and c.runs > 1
+                self.add_curve(ax, (kind, arm), color, base, band, ls=style)
+
+    def update(self, res):
+        c = res.curves
+        last, shown = 1.0, 0
+        for kind in ("retention", "survival"):
+            for name, arm in c.arms.items():
+                week, value, lo, hi = arm.retention[kind]
+                self.set_curve((kind, name), week, value * 100.0, lo * 100.0, hi * 100.0)
+                if len(week):
+                    last, shown = max(last, float(week.max())), shown + len(week)
+        self.note.set_text("" if shown else "too few new customers for a retention curve")
+        self.fit(self.ax, [], (0.0, last), ylim=(0.0, 102.0))
 
 
 class ShareChart(_Chart):
     """Our market share (customers, the Bass adoption curve, for a lone product), plan
     against baseline, with launches and the last day's difference."""
 
-    def layout_key(self, res):
-        data = res.figure_data["market_share"]
-        return (
-            data["metric"].iloc[0],
-            tuple(data["arm"].unique().tolist()),
-            len(res.runs[0].metrics),
-        )
+    def layout_key(self, c):
+        return (c.share, tuple(c.arms), len(c.days), c.runs > 1)
 
     def build(self, res):
+        c = res.curves
+        sc = res.scenario
         ax = self.ax = self.fig.subplots()
-        data = res.figure_data["market_share"]
-        self.metric = data["metric"].iloc[0]
+        ax.set_autoscale_on(False)
+        self.metric = c.share
         pct = self.metric == "market_share"
         if pct:
-            plots._percent_axis(ax, decimals=1)
-            name = res.scenario.our_product.name
+            plots.percent_axis(ax, decimals=1)
+            name = sc.our_product.name
             ax.set_title(f"Market share of {name} (share of customers)", fontsize=9, pad=16)
         else:
             ax.yaxis.set_major_formatter(plots.human_formatter())
             ax.set_title("Customers (adoption)", fontsize=9, pad=16)
-        ax.set_xlim(data["day"].min(), data["day"].max())
-        plots._days_axis(ax, res.scenario.start_date, label=False)
+        ax.set_xlim(c.days[0], c.days[-1])
+        plots.days_axis(ax, sc.start_date, label=False)
         ax.tick_params(labelsize=7.5)
         ax.grid(alpha=0.25, lw=0.5)
         color = plots.metric_color(self.metric)
         handles = [_handle(color, "-", "this plan")]
-        if "baseline" in set(data["arm"]):
+        if "baseline" in c.arms:
             handles.append(_handle(BASELINE_COLOR, "--", "baseline"))
         ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
-        self.readout = ax.text(
-            0.5,
-            1.02,
-            "",
-            transform=ax.transAxes,
-            ha="center",
-            va="bottom",
-            fontsize=8,
-            color=color,
+        self.readout = self.animate(
+            ax.text(
+                0.5,
+                1.02,
+                "",
+                transform=ax.transAxes,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color=color,
+            )
         )
+        self.add_marks(ax, sc)
+        for arm in c.arms:
+            self.add_curve(ax, arm, color, arm == "baseline", c.runs > 1)
 
     def update(self, res):
-        data = res.figure_data["market_share"]
+        c = res.curves
         pct = self.metric == "market_share"
         scale = 100.0 if pct else 1.0
-        color = plots.metric_color(self.metric)
-        shown = []
-        for arm, g in data.groupby("arm", sort=False):
-            self.curve(
-                self.ax,
-                arm,
-                g["day"],
-                g["value"],
-                g["lo"],
-                g["hi"],
-                color,
-                arm == "baseline",
-                scale,
-            )
-            shown.append(self.lines[arm])
-        self.launches(self.ax, res)
-        _fit_y(self.ax, shown)
-        plan = data[data["arm"] == "plan"]["value"].to_numpy()
-        base = data[data["arm"] == "baseline"]["value"].to_numpy()
-        last = plan[-1] * scale
+        ys = []
+        for name, arm in c.arms.items():
+            value, lo, hi = (a * scale for a in arm.share)
+            ys += self.set_curve(name, c.days, value, lo, hi)
+        self.set_marks(self.ax, c)
+        self.fit(self.ax, ys, (c.days[0], c.days[-1]))
+        last = c.arms["plan"].share[0][-1] * scale
         text = f"last day: {last:.1f}%" if pct else f"last day: {plots.human_number(last)}"
-        if base.size:
-            diff = (plan[-1] - base[-1]) * scale
+        if "baseline" in c.arms:
+            diff = last - c.arms["baseline"].share[0][-1] * scale
             text += (
                 f" ({diff:+.1f} points vs baseline)"
                 if pct
@@ -1132,10 +1442,10 @@ class ShareChart(_Chart):
         self.readout.set_text(text)
 
 
-def _feature_color(res: ExplorerResult, metric: str) -> str:
+def _feature_color(sc: Scenario, metric: str) -> str:
     """Distinct blues for our features (in plan order); other indicators' own colour."""
     if metric.startswith("feature_utilization:"):
-        names = _our_features(res.scenario)
+        names = _our_features(sc)
         i = names.index(metric.split(":", 1)[1]) if metric.split(":", 1)[1] in names else 0
         return FEATURE_COLORS[i % len(FEATURE_COLORS)]
     return plots.metric_color(metric)
@@ -1151,18 +1461,22 @@ def _patch(color, label):
 
 def kr_html(table: pd.DataFrame, runs: int) -> str:
     """The key-result table as HTML (status coloured: met green, missed red)."""
-    if table.empty:
+    return _kr_html(table.to_dict("records"), runs)
+
+
+def _kr_html(records: list[dict], runs: int) -> str:
+    if not records:
         return "<div class='simkit-note'>This scenario has no OKRs (an okrs section).</div>"
     head = (
         "<tr><th>key result</th><th>target</th><th>this plan</th><th>baseline</th>"
         f"<th>{'status' if runs == 1 else 'runs meeting it'}</th></tr>"
     )
     rows = []
-    for objective, g in table.groupby("objective", sort=False):
+    for objective in dict.fromkeys(r["objective"] for r in records):
         rows.append(
             f"<tr class='simkit-objective'><td colspan='5'>{html.escape(objective)}</td></tr>"
         )
-        for _, r in g.iterrows():
+        for r in (r for r in records if r["objective"] == objective):
             p = r["p_met"]
             cls = "na" if p != p else ("met" if p >= 0.5 else "missed")
             rows.append(
@@ -1179,12 +1493,6 @@ def kr_html(table: pd.DataFrame, runs: int) -> str:
 
 
 # --- layout helpers -------------------------------------------------------------------------
-
-
-def _at(data, path: str):
-    from .scenario import _lookup, _split_path
-
-    return _lookup(data, _split_path(path))
 
 
 def _output_note(sc: Scenario, i: int) -> str:

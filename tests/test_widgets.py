@@ -4,6 +4,10 @@ the baseline; and the scenario's controls section."""
 from __future__ import annotations
 
 import copy
+import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -231,3 +235,139 @@ def test_app_switches_scenarios():
     assert app.explorer.scenario.name == "ridehailing_duopoly"
     assert app.explorer.controls["users"].value == 300
     assert app.holder.children == (app.explorer,)
+
+
+# --- drawing: cached layers, sticky limits, the PNG writer -----------------------------------
+
+
+def _panel_values(res, chart, panel) -> np.ndarray:
+    """Every finite value drawn in a leading panel (lines and bands, as scaled there)."""
+    c = res.curves
+    names = dict(chart.panels)[panel]
+    scale = 100.0 if panel in ("features", "stickiness") else 1.0
+    cols = [c.leading.index(m) for m in names]
+    v = np.concatenate(
+        [np.asarray(a)[:, cols].ravel() for arm in c.arms.values() for a in arm.leading]
+    )
+    return v[np.isfinite(v)] * scale
+
+
+def test_limits_stay_grow_and_refit():
+    keep = widgets._limits([np.array([1.0, 2.0])], current=(0.9, 2.2))
+    assert keep == (0.9, 2.2)  # the curves fit: the drawn axis is reused
+    grown = widgets._limits([np.array([1.0, 2.4])], current=(0.9, 2.2))
+    assert grown[0] == 0.9 and grown[1] > 2.4  # they left at the top: more room there
+    big = widgets._limits([np.array([1.0, 9.0])], current=(0.9, 2.2))
+    assert big[0] < 1.0 and 9.0 < big[1] < 9.0 + 0.2 * 8  # grown: still mostly curves
+    away = widgets._limits([np.array([20.0, 30.0])], current=(0.9, 2.2))
+    assert 19.0 < away[0] < 20.0 and 30.0 < away[1] < 31.0  # refitted around them
+    shrunk = widgets._limits([np.array([1.0, 1.2])], current=(0.0, 10.0))
+    assert 0.9 < shrunk[0] < 1.0 and 1.2 < shrunk[1] < 1.3  # too small a part of the panel
+    assert widgets._limits([np.array([0.0, 5.0])], bottom=0)[0] == 0
+    assert widgets._limits([np.array([np.nan])]) is None
+
+
+def test_curves_that_leave_the_limits_get_new_ones(explorer):
+    explorer.reset()
+    chart = explorer._charts["leading"]
+    before = dict(chart.drawn)
+    res = explorer.set({"outputs[0].frequency_uplift": 1.0, "outputs[0].appeal": 2.0})
+    grew = False
+    for panel, ax in chart.axes.items():
+        lo, hi = chart.drawn[ax]
+        v = _panel_values(res, chart, panel)
+        assert lo <= v.min() and v.max() <= hi, panel  # nothing is clipped
+        assert v.max() - v.min() >= widgets.KEEP_FILL * 0.9 * (hi - lo), panel  # fills it
+        assert tuple(ax.get_ylim()) == (lo, hi)
+        grew |= hi > before[ax][1]
+    assert grew  # more DAU and feature use: the axis had to grow
+    share = explorer._charts["market_share"]
+    lo, hi = share.drawn[share.ax]
+    plan = res.curves.arms["plan"].share[0] * 100
+    assert lo <= plan.min() and plan.max() <= hi
+
+
+def test_layers_are_reused_and_redrawn_when_needed(explorer):
+    explorer.reset()
+    charts = explorer._charts
+    count = {n: (c.full_draws, c.axis_draws, c.layer_draws, c.blits) for n, c in charts.items()}
+    png = explorer.png("leading")
+    again = explorer.set({"outputs[0].appeal": explorer.controls["outputs[0].appeal"].value})
+    assert again.baseline_cached == 1
+    # same controls, same runs: drawn from the cached layers, the very same picture
+    for n, c in charts.items():
+        full, axis, layer, blits = count[n]
+        assert (c.full_draws, c.axis_draws, c.layer_draws) == (full, axis, layer), n
+        assert c.blits == blits + 1, n
+    assert explorer.png("leading") == png
+    # a small move of our slider: new curves on the same layers, a different picture
+    w = explorer.controls["outputs[0].appeal"]
+    explorer.set({"outputs[0].appeal": w.value + 6 * w.step})
+    lead = charts["leading"]
+    assert lead.full_draws == count["leading"][0] and lead.layer_draws == count["leading"][2]
+    assert lead.axis_draws == count["leading"][1]  # the curves still fit the limits
+    assert explorer.png("leading") != png
+    # back: the limits stayed, so the picture is exactly the first one again
+    explorer.reset()
+    assert explorer.png("leading") == png
+    # a launch day moves the launch lines: the fixed layer is drawn again, not the frame
+    explorer.set({"day:0": 60})
+    assert lead.layer_draws == count["leading"][2] + 1
+    assert lead.full_draws == count["leading"][0]
+    line = lead.marks[(lead.axes["dau"], 0)]
+    assert line.get_visible() and list(line.get_xdata()) == [60, 60]
+    assert explorer.png("leading") != png
+    explorer.set({"ship:0": False})
+    assert not line.get_visible()
+    explorer.reset()
+
+
+def test_png_writer_round_trips_the_canvas(explorer):
+    from PIL import Image
+
+    chart = explorer._charts["market_share"]
+    data = explorer.png("market_share")
+    image = Image.open(io.BytesIO(data))
+    assert image.mode == "RGBA" and image.size == chart.canvas.get_width_height()
+    assert np.array_equal(np.asarray(image), chart.pixels())
+    # the same pixels as matplotlib's own PNG of a full redraw (layers leave nothing behind)
+    explorer.reset()
+    mine = np.asarray(Image.open(io.BytesIO(explorer.png("retention"))))
+    fig = explorer._charts["retention"].fig
+    for artist in fig.findobj():
+        if artist.get_animated():
+            artist.set_animated(False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=widgets.DPI)
+    theirs = np.asarray(Image.open(buf).convert("RGBA"))
+    assert mine.shape == theirs.shape
+    assert np.mean(np.any(mine != theirs, axis=-1)) < 0.01  # order of grid vs. legend only
+    explorer._charts["retention"].key = None  # rebuilt (animated again) on the next update
+    explorer.update()
+
+
+def test_figure_data_is_built_when_read(explorer):
+    res = explorer.last_result
+    assert res.figure_data._built is None or isinstance(res.figure_data._built, dict)
+    frames = dict(res.figure_data)
+    assert list(frames) == ["leading", "retention", "market_share"]
+    assert list(frames["leading"].columns) == ["day", "metric", "arm", "value", "lo", "hi"]
+    assert list(frames["retention"].columns) == ["week", "kind", "arm", "value", "lo", "hi"]
+    direct = widgets.figure_data(res.runs, res.baseline)
+    for name, frame in frames.items():
+        pd.testing.assert_frame_equal(frame, direct[name])
+    # the 7-day means match pandas' rolling mean (simkit.analysis.smooth_metrics)
+    smooth = an.smooth_metrics(res.runs[0].metrics)["dau"].to_numpy()
+    assert np.allclose(_plan(frames["leading"], "dau"), smooth, rtol=1e-9)
+
+
+def test_import_simkit_does_not_load_the_widgets():
+    code = (
+        "import sys, simkit\n"
+        "assert 'ipywidgets' not in sys.modules and 'simkit.widgets' not in sys.modules\n"
+        "assert simkit.widgets.explore and 'ipywidgets' in sys.modules\n"
+        "assert 'widgets' in dir(simkit)\n"
+        "try:\n    simkit.nothing\nexcept AttributeError:\n    pass\n"
+        "else:\n    raise SystemExit('no AttributeError')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
