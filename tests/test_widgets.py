@@ -300,9 +300,10 @@ def test_layers_are_reused_and_redrawn_when_needed(explorer):
         assert (c.full_draws, c.axis_draws, c.layer_draws) == (full, axis, layer), n
         assert c.blits == blits + 1, n
     assert explorer.png("leading") == png
-    # a small move of our slider: new curves on the same layers, a different picture
-    w = explorer.controls["outputs[0].appeal"]
-    explorer.set({"outputs[0].appeal": w.value + 6 * w.step})
+    # a small move of our slider (the feature's visit uplift: visits change at once) -- new
+    # curves on the same layers, a different picture
+    w = explorer.controls["outputs[0].frequency_uplift"]
+    explorer.set({"outputs[0].frequency_uplift": w.value + 2 * w.step})
     lead = charts["leading"]
     assert lead.full_draws == count["leading"][0] and lead.layer_draws == count["leading"][2]
     assert lead.axis_draws == count["leading"][1]  # the curves still fit the limits
