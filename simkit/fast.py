@@ -229,6 +229,16 @@ def _contact_shares(i, start, K, indptr, indices, out):
 
 
 @numba.njit(inline="always")
+def _used(FE, layer, k, fin, uses, i):
+    """Sum of a feature effect (``layer``) of product k over the features user i uses."""
+    total = 0.0
+    for f in fin:
+        if uses[f, i]:
+            total += FE[layer, f, k]
+    return total
+
+
+@numba.njit(inline="always")
 def _utilities(i, K, S, seg, shares, P, FE, avail, fin, affinity, price_sensitivity, ref, out):
     """Utility of every product to user i (-inf for products that are gone)."""
     for k in range(K):
@@ -370,12 +380,8 @@ def _users(lo, hi, d, record, K, ours, S,
         if was_customer:
             member = P[HAS_LOYALTY, k0] != 0.0 and is_loyalty_member(habit[i],
                                                                      P[LOY_MIN_HABIT, k0])
-            features = 0.0
-            for f in fin:
-                if uses[f, i]:
-                    features += FE[FREQ_UPLIFT, f, k0]
-            uplift = combined_effect(features, subscribed[i], P[SUB_FREQ_UPLIFT, k0], member,
-                                     P[LOY_FREQ_UPLIFT, k0])
+            uplift = combined_effect(_used(FE, FREQ_UPLIFT, k0, fin, uses, i), subscribed[i],
+                                     P[SUB_FREQ_UPLIFT, k0], member, P[LOY_FREQ_UPLIFT, k0])
             vp = visit_probability(B[VISIT_BASE], B[VISIT_HABIT_W], habit[i], B[VISIT_SAT_W],
                                    satisfaction[i], uplift)
             visited = ue < vp
@@ -417,12 +423,8 @@ def _users(lo, hi, d, record, K, ours, S,
                 out[DAU] += 1
                 segment_dau[seg] += 1
             # 4. experience
-            features = 0.0
-            for f in fin:
-                if uses[f, i]:
-                    features += FE[SAT_BOOST, f, k]
-            boost = combined_effect(features, subscribed[i], P[SUB_SAT_BOOST, k], member,
-                                    P[LOY_SAT_BOOST, k])
+            boost = combined_effect(_used(FE, SAT_BOOST, k, fin, uses, i), subscribed[i],
+                                    P[SUB_SAT_BOOST, k], member, P[LOY_SAT_BOOST, k])
             un = min(max(_uniform(U[NOISE], i), 1e-7), 1.0 - 1e-7)
             e = experience(B[E_BASE], B[E_QUALITY_W], P[QUALITY, k], boost, B[E_PRICE_W],
                            price_sensitivity[i], paid, ref, B[E_NOISE_SD] * ndtri(un))
