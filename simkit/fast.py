@@ -178,7 +178,7 @@ APPEAL, FREQ_UPLIFT, ADOPTION_RATE, SAT_BOOST, TX_UPLIFT = range(5)
 # Behaviour constants B[i].
 (VISIT_BASE, VISIT_HABIT_W, VISIT_SAT_W, E_BASE, E_QUALITY_W, E_PRICE_W, E_NOISE_SD,
  E_SAT_RATE, E_HABIT_RATE, C_HABIT_K, C_SAT_K, C_OUTSIDE, CHURN_BASE, ADOPTER_SAT,
- REF_PRICE, P_TOTAL, WINBACK) = range(17)
+ REF_PRICE, P_TOTAL, WINBACK, CHURN_BOUND) = range(18)
 # The day's results out[i] (counts and sums for the recorder).
 (NEW_ADOPTERS, WON_BACK, SWITCHED_IN, LAPSED, SWITCHED_OUT, TX_REVENUE, COGS, LOYALTY_COSTS,
  SUB_MONEY, RENEW_DUE, RENEW_DONE, CONVERSIONS, FIRST_TIME, DAU, WAU, MAU, CUSTOMERS,
@@ -212,13 +212,20 @@ def pack_products(T) -> tuple[np.ndarray, np.ndarray]:
     return P, FE
 
 
+def churn_bound(habit_k: float, satisfaction_k: float) -> float:
+    """The largest value of the churn hazard's habit and satisfaction factor,
+    ``exp(-habit_k * habit + satisfaction_k * (0.5 - satisfaction))`` over habit and
+    satisfaction in [0, 1], with a margin far above rounding errors."""
+    return math.exp(max(0.0, -habit_k) + 0.5 * abs(satisfaction_k)) * (1.0 + 1e-6)
+
+
 # ---- the day ---------------------------------------------------------------------------------
 @numba.njit(inline="always")
 def _contact_shares(i, start, K, indptr, indices, out):
     """Share of user i's contacts who were customers of each product this morning."""
     for k in range(K):
         out[k] = 0.0
-    lo, hi = indptr[i], indptr[i + 1]
+    lo, hi = indptr[i], indptr[i + np.uint64(1)]
     for j in range(lo, hi):
         k = start[indices[j]]
         if k < K:
@@ -226,16 +233,6 @@ def _contact_shares(i, start, K, indptr, indices, out):
     deg = max(hi - lo, 1)
     for k in range(K):
         out[k] /= deg
-
-
-@numba.njit(inline="always")
-def _used(FE, layer, k, fin, uses, i):
-    """Sum of a feature effect (``layer``) of product k over the features user i uses."""
-    total = 0.0
-    for f in fin:
-        if uses[f, i]:
-            total += FE[layer, f, k]
-    return total
 
 
 @numba.njit(inline="always")
@@ -273,7 +270,7 @@ def _day(d, record, K, ours, S,
          P, FE, avail, fin, B, indptr, indices,
          # results
          out, tx_k, by_product_segment, segment_dau, feature_users, visited_today, tx_today,
-         cohort_buf, first_buf, start):
+         cohort_buf, first_buf, start, W, flags):
     """Steps 2-7 of day ``d`` for every user (step 1, the outputs, is the model's)."""
     N = product.shape[0]
     F = uses.shape[0]
@@ -294,6 +291,7 @@ def _day(d, record, K, ours, S,
     sdau = np.zeros((C, segment_dau.shape[0]), np.int64)
     fus = np.zeros((C, F), np.int64)
     found = np.zeros(C, np.int64)
+    scratch = np.empty((C, 2, K))  # each slice's contacts' shares and utilities
     for c in numba.prange(C):
         found[c] = _users(c * N // C, (c + 1) * N // C, d, record, K, ours, S,
                           segment, price_sensitivity, need, innovativeness, susceptibility,
@@ -303,6 +301,7 @@ def _day(d, record, K, ours, S,
                           first_left,
                           U, UF,
                           P, FE, avail, fin, B, indptr, indices, start, mixed, wom_mixed,
+                          scratch[c, 0], scratch[c, 1], W, flags,
                           outs[c], txs[c], bps[c], sdau[c], fus[c], visited_today, tx_today,
                           cohort_buf, first_buf)
     # add the slices up in order; cohort visits are kept in user order
@@ -322,162 +321,259 @@ def _day(d, record, K, ours, S,
     out[COHORT_VISITS] = n_cohort
 
 
-@numba.njit(error_model="numpy")
+# Per-user flags of the day (``flags[i]``), set by one pass and read by the next.
+MEMBER, LEFT = 1, 2
+# Rows of the work array W[row, i]: each slice lists its users there (from ``lo`` on).
+(W_NONCUSTOMERS, W_CUSTOMERS, W_VISITORS, W_ADOPTERS, W_LEAVERS) = range(5)
+W_ROWS = 5
+
+
+@numba.njit(error_model="numpy", _nrt=False)
 def _users(lo, hi, d, record, K, ours, S,
            segment, price_sensitivity, need, innovativeness, susceptibility, churn_proneness,
            affinity,
            product, ever, joined_day, habit, satisfaction, last_visit, uses, last_used,
            subscribed, renewal_day, period_transactions, cohort_day, first_left,
            U, UF,
-           P, FE, avail, fin, B, indptr, indices, start, mixed, wom_mixed,
+           P, FE, avail, fin, B, indptr, indices, start, mixed, wom_mixed, contacts, util,
+           W, flags,
            out, tx_k, by_product_segment, segment_dau, feature_users, visited_today, tx_today,
            cohort_buf, first_buf):
     """Users ``lo`` to ``hi - 1`` of the day; adds to this slice's results and returns
-    how many cohort visits it wrote to ``cohort_buf[lo:]``."""
+    how many cohort visits it wrote to ``cohort_buf[lo:]``.
+
+    The day goes in passes over lists of users (this morning's non-customers and
+    customers, today's visitors, adopters and leavers, written to ``W[row, lo:]``), each
+    a short loop without data-dependent branches where it can: a user's branch is hard
+    to predict (visits, choices), and a mispredicted branch costs as much as an ``exp``.
+    A user's steps still run in the order of DESIGN §2, every decision uses this
+    morning's shares (``start``; ``contacts`` holds the market's when there is no
+    network), and the lists are in user order, so the passes give the same numbers as
+    one loop over the users.
+    """
     F = uses.shape[0]
+    NF = fin.shape[0]
     network = indptr.shape[0] > 1
-    contacts = np.empty(K)  # shares of one user's contacts (with a social network)
-    util = np.empty(K)
     ref = B[REF_PRICE]
-    n_cohort = 0
-    for i in range(lo, hi):
-        k0 = start[i]
-        seg = segment[i]
-        was_customer = k0 < K
-        visited = False
-        adopted = False
-        member = False
-        ue = _uniform(U[EVENT], i)
-        shares = mixed
+    for k in range(K):  # with a network, overwritten by each user's contacts' shares
+        contacts[k] = mixed[k]
+    non, cus, vis, ado, lea = (W[W_NONCUSTOMERS], W[W_CUSTOMERS], W[W_VISITORS],
+                               W[W_ADOPTERS], W[W_LEAVERS])
 
-        # 2. adoption (Bass hazard, logit choice)
-        if not was_customer:
-            if network:
-                _contact_shares(i, start, K, indptr, indices, contacts)
-                shares = contacts
-                wom = 0.0
-                for k in range(K):
-                    wom += shares[k] * P[Q_DAY, k]
-            else:
-                wom = wom_mixed
-            mult = adoption_multiplier(ever[i], B[WINBACK])
-            hazard = adoption_hazard(B[P_TOTAL], wom, innovativeness[i], susceptibility[i], mult)
-            if ue < hazard:
-                _utilities(i, K, S, seg, shares, P, FE, avail, fin, affinity,
-                           price_sensitivity[i], ref, util)
-                choice = logit_choice(util, _uniform(U[CHOICE], i), 0.0, False)
-                if choice == ours:
-                    if ever[i]:
-                        out[WON_BACK] += 1
-                    else:
-                        out[NEW_ADOPTERS] += 1
-                _join(i, choice, d, ours, product, ever, joined_day, habit, satisfaction, uses,
-                      cohort_day, B[ADOPTER_SAT], out)
-                adopted = True
-                visited = True
-
-        # 3. engagement (this morning's customers; an adopter's first visit is today)
-        if was_customer:
-            member = P[HAS_LOYALTY, k0] != 0.0 and is_loyalty_member(habit[i],
-                                                                     P[LOY_MIN_HABIT, k0])
-            uplift = combined_effect(_used(FE, FREQ_UPLIFT, k0, fin, uses, i), subscribed[i],
-                                     P[SUB_FREQ_UPLIFT, k0], member, P[LOY_FREQ_UPLIFT, k0])
-            vp = visit_probability(B[VISIT_BASE], B[VISIT_HABIT_W], habit[i], B[VISIT_SAT_W],
-                                   satisfaction[i], uplift)
-            visited = ue < vp
-        visited_product = product[i]
-        visited_today[i] = visited
+    # this morning's non-customers and customers
+    n_non = n_cus = 0
+    for j_ in range(lo, hi):
+        i = np.uint64(j_)
+        c = start[i] < K
+        non[lo + n_non] = i
+        cus[lo + n_cus] = i
+        n_non += 1 - c
+        n_cus += c
+        flags[i] = 0
+        visited_today[i] = False
         tx_today[i] = 0.0
-        if visited:
-            k = visited_product
-            for f in fin:
-                if not uses[f, i] and avail[f, k * S + seg]:
-                    p_take = feature_takeup_probability(FE[ADOPTION_RATE, f, k], affinity[f, i])
-                    if _uniform(UF[f], i) < p_take:
-                        uses[f, i] = True
-            factor = 1.0
-            for f in fin:
-                if uses[f, i]:
-                    factor *= 1.0 + FE[TX_UPLIFT, f, k]
-            mult = transaction_multiplier(subscribed[i], P[SUB_TX_UPLIFT, k], factor)
-            tx = poisson_scalar(transactions_mean(need[i], mult), _uniform(U[TRANSACTIONS], i))
-            paid = price_paid(P[PRICE, k], subscribed[i], P[DISCOUNT, k])
-            tx_today[i] = tx
-            tx_k[k] += tx
-            if subscribed[i]:
-                period_transactions[i] += tx
-            if k == ours:
-                out[TX_REVENUE] += tx * paid
-                out[COGS] += tx * P[UNIT_COST, ours]
-                if member:
-                    out[LOYALTY_COSTS] += tx * P[LOY_COST_PER_TX, ours]
-                cd = cohort_day[i]
-                if d >= 0 and cd >= 0:
-                    cohort_buf[lo + n_cohort] = cd
-                    first_buf[lo + n_cohort] = last_visit[i] < cd + 7 * ((d - cd) // 7)
-                    n_cohort += 1
-                last_visit[i] = d
-                for f in fin:
-                    if uses[f, i]:
-                        last_used[f, i] = d
-                out[DAU] += 1
-                segment_dau[seg] += 1
-            # 4. experience
-            boost = combined_effect(_used(FE, SAT_BOOST, k, fin, uses, i), subscribed[i],
-                                    P[SUB_SAT_BOOST, k], member, P[LOY_SAT_BOOST, k])
-            un = min(max(_uniform(U[NOISE], i), 1e-7), 1.0 - 1e-7)
-            e = experience(B[E_BASE], B[E_QUALITY_W], P[QUALITY, k], boost, B[E_PRICE_W],
-                           price_sensitivity[i], paid, ref, B[E_NOISE_SD] * ndtri(un))
-            satisfaction[i] = ema(satisfaction[i], e, B[E_SAT_RATE])
-        if was_customer or adopted:
-            habit[i] = ema(habit[i], 1.0 if visited else 0.0, B[E_HABIT_RATE])
 
-        # 5. churn and switching (this morning's customers)
-        if was_customer:
-            mult = churn_multiplier(subscribed[i], P[SUB_CHURN_MULT, k0], member,
-                                    P[LOY_CHURN_RED, k0])
-            hazard = churn_hazard(B[CHURN_BASE], churn_proneness[i], B[C_HABIT_K], habit[i],
-                                  B[C_SAT_K], satisfaction[i], mult)
-            if _uniform(U[CHURN], i) < hazard:
-                if network:
-                    _contact_shares(i, start, K, indptr, indices, contacts)
-                    shares = contacts
-                _utilities(i, K, S, seg, shares, P, FE, avail, fin, affinity,
-                           price_sensitivity[i], ref, util)
-                util[k0] = -math.inf  # not back to the product just left
-                choice = logit_choice(util, _uniform(U[CHOICE], i), B[C_OUTSIDE], True)
-                if k0 == ours:
-                    if choice < K:
-                        out[SWITCHED_OUT] += 1
-                    else:
-                        out[LAPSED] += 1
-                    if first_left[i] == NEVER:
-                        first_left[i] = d
-                if choice == ours:
-                    out[SWITCHED_IN] += 1
-                subscribed[i] = False
-                if choice < K:
-                    _join(i, choice, d, ours, product, ever, joined_day, habit, satisfaction,
-                          uses, cohort_day, B[ADOPTER_SAT], out)
-                else:
-                    product[i] = K
+    # 2. adoption: who adopts today (Bass hazard)
+    u_event = U[EVENT]
+    p_total = B[P_TOTAL]
+    winback = B[WINBACK]
+    n_ado = 0
+    if network:
+        for r in range(lo, lo + n_non):
+            i = np.uint64(non[r])
+            _contact_shares(i, start, K, indptr, indices, contacts)
+            wom = 0.0
+            for k in range(K):
+                wom += contacts[k] * P[Q_DAY, k]
+            mult = adoption_multiplier(ever[i], winback)
+            hazard = adoption_hazard(p_total, wom, innovativeness[i], susceptibility[i], mult)
+            ado[lo + n_ado] = i
+            n_ado += _uniform(u_event, i) < hazard
+    else:
+        for r in range(lo, lo + n_non):
+            i = np.uint64(non[r])
+            mult = adoption_multiplier(ever[i], winback)
+            hazard = adoption_hazard(p_total, wom_mixed, innovativeness[i], susceptibility[i],
+                                     mult)
+            ado[lo + n_ado] = i
+            n_ado += _uniform(u_event, i) < hazard
 
-        # 6. subscriptions
+    # 3. engagement: which of this morning's customers visit
+    n_vis = 0
+    for r in range(lo, lo + n_cus):
+        i = np.uint64(cus[r])
+        k0 = start[i]
+        member = np.uint8((P[HAS_LOYALTY, k0] != 0.0)
+                          & is_loyalty_member(habit[i], P[LOY_MIN_HABIT, k0]))
+        used = 0.0
+        for j in range(NF):  # without a branch: adding 0.0 changes no sum
+            f = fin[j]
+            used += FE[FREQ_UPLIFT, f, k0] * uses[f, i]
+        uplift = combined_effect(used, subscribed[i], P[SUB_FREQ_UPLIFT, k0], member,
+                                 P[LOY_FREQ_UPLIFT, k0])
+        vp = visit_probability(B[VISIT_BASE], B[VISIT_HABIT_W], habit[i], B[VISIT_SAT_W],
+                               satisfaction[i], uplift)
+        visited = _uniform(u_event, i) < vp
+        flags[i] = member
+        visited_today[i] = visited
+        vis[lo + n_vis] = i
+        n_vis += visited
+
+    # the adopters pick a product (logit choice); their first visit is today
+    for r in range(lo, lo + n_ado):
+        i = np.uint64(ado[r])
+        if network:
+            _contact_shares(i, start, K, indptr, indices, contacts)
+        _utilities(i, K, S, segment[i], contacts, P, FE, avail, fin, affinity,
+                   price_sensitivity[i], ref, util)
+        choice = logit_choice(util, _uniform(U[CHOICE], i), 0.0, False)
+        if choice == ours:
+            if ever[i]:
+                out[WON_BACK] += 1
+            else:
+                out[NEW_ADOPTERS] += 1
+        _join(i, choice, d, ours, product, ever, joined_day, habit, satisfaction, uses,
+              cohort_day, B[ADOPTER_SAT], out)
+        visited_today[i] = True
+        habit[i] = ema(habit[i], 1.0, B[E_HABIT_RATE])
+    # today's visitors in user order: the customers who visit and the adopters
+    r, a = lo + n_vis - 1, lo + n_ado - 1
+    n_vis += n_ado
+    for w in range(lo + n_vis - 1, lo - 1, -1):
+        if a >= lo and (r < lo or ado[a] > vis[r]):
+            vis[w] = ado[a]
+            a -= 1
+        else:
+            vis[w] = vis[r]
+            r -= 1
+
+    # 3. the visits: feature take-up, transactions; 4. experience
+    n_cohort = 0
+    revenue = cogs = loyalty_costs = 0.0
+    dau = 0
+    for r in range(lo, lo + n_vis):
+        i = np.uint64(vis[r])
         k = product[i]
-        if visited and not subscribed[i] and k == visited_product and P[HAS_PLAN, k] != 0.0:
-            if _uniform(U[SUBSCRIPTION], i) < P[CONVERSION, k]:
+        seg = segment[i]
+        member = flags[i] & MEMBER
+        factor = 1.0
+        boosts = 0.0
+        o = int(k == ours)
+        # Without branches (visits, products, features in use differ from user to user
+        # at random, so branches would be mispredicted): multiplying by 1 or adding 0
+        # changes no number, and a user's uniform below a probability of 0 is no event.
+        for j in range(NF):
+            f = fin[j]
+            using = uses[f, i]
+            p_take = feature_takeup_probability(FE[ADOPTION_RATE, f, k], affinity[f, i])
+            eligible = (1 - using) * avail[f, k * S + seg]
+            using |= _uniform(UF[f], i) < p_take * eligible
+            uses[f, i] = using
+            factor *= 1.0 + FE[TX_UPLIFT, f, k] * using
+            boosts += FE[SAT_BOOST, f, k] * using
+            last_used[f, i] = d if using & o else last_used[f, i]
+        sub = subscribed[i]
+        mult = transaction_multiplier(sub, P[SUB_TX_UPLIFT, k], factor)
+        tx = poisson_scalar(transactions_mean(need[i], mult), _uniform(U[TRANSACTIONS], i))
+        paid = price_paid(P[PRICE, k], sub, P[DISCOUNT, k])
+        tx_today[i] = tx
+        tx_k[k] += tx
+        period_transactions[i] += tx * sub
+        revenue += (tx * paid) * o
+        cogs += (tx * P[UNIT_COST, ours]) * o
+        loyalty_costs += (tx * P[LOY_COST_PER_TX, ours]) * (o & member)
+        # our cohort members' visits, for the retention tables (the slot after the
+        # last one is free: there are fewer cohort visits so far than visitors)
+        cd = cohort_day[i]
+        cohort_buf[lo + n_cohort] = cd
+        first_buf[lo + n_cohort] = last_visit[i] < cd + 7 * ((d - cd) // 7)
+        n_cohort += o & (d >= 0) & (cd >= 0)
+        last_visit[i] = d if o else last_visit[i]
+        dau += o
+        segment_dau[seg] += o
+        boost = combined_effect(boosts, sub, P[SUB_SAT_BOOST, k], member, P[LOY_SAT_BOOST, k])
+        un = min(max(_uniform(U[NOISE], i), 1e-7), 1.0 - 1e-7)
+        e = experience(B[E_BASE], B[E_QUALITY_W], P[QUALITY, k], boost, B[E_PRICE_W],
+                       price_sensitivity[i], paid, ref, B[E_NOISE_SD] * ndtri(un))
+        satisfaction[i] = ema(satisfaction[i], e, B[E_SAT_RATE])
+    out[TX_REVENUE] += revenue
+    out[COGS] += cogs
+    out[LOYALTY_COSTS] += loyalty_costs
+    out[DAU] += dau
+
+    # 4. habit; 5. churn: who of this morning's customers leaves
+    u_churn = U[CHURN]
+    n_lea = 0
+    for r in range(lo, lo + n_cus):
+        i = np.uint64(cus[r])
+        k0 = start[i]
+        h = ema(habit[i], visited_today[i] * 1.0, B[E_HABIT_RATE])
+        habit[i] = h
+        mult = churn_multiplier(subscribed[i], P[SUB_CHURN_MULT, k0], flags[i] & MEMBER,
+                                P[LOY_CHURN_RED, k0])
+        s = satisfaction[i]
+        uc = _uniform(u_churn, i)
+        # The hazard is at most base x proneness x multipliers x CHURN_BOUND (habit and
+        # satisfaction in [0, 1]; the bound has a margin for rounding): most days a
+        # customer's number is above it and the exp is not needed -- same decision.
+        a = B[CHURN_BASE] * churn_proneness[i] * mult
+        if (uc >= a * B[CHURN_BOUND] and 0.0 <= h <= 1.0 and 0.0 <= s <= 1.0):
+            continue
+        hazard = churn_hazard(B[CHURN_BASE], churn_proneness[i], B[C_HABIT_K], h,
+                              B[C_SAT_K], s, mult)
+        lea[lo + n_lea] = i
+        n_lea += uc < hazard
+    # the leavers switch to a competitor or lapse (logit against an outside option)
+    for r in range(lo, lo + n_lea):
+        i = np.uint64(lea[r])
+        k0 = start[i]
+        if network:
+            _contact_shares(i, start, K, indptr, indices, contacts)
+        _utilities(i, K, S, segment[i], contacts, P, FE, avail, fin, affinity,
+                   price_sensitivity[i], ref, util)
+        util[k0] = -math.inf  # not back to the product just left
+        choice = logit_choice(util, _uniform(U[CHOICE], i), B[C_OUTSIDE], True)
+        if k0 == ours:
+            if choice < K:
+                out[SWITCHED_OUT] += 1
+            else:
+                out[LAPSED] += 1
+            if first_left[i] == NEVER:
+                first_left[i] = d
+        if choice == ours:
+            out[SWITCHED_IN] += 1
+        subscribed[i] = False
+        flags[i] |= LEFT
+        if choice < K:
+            _join(i, choice, d, ours, product, ever, joined_day, habit, satisfaction, uses,
+                  cohort_day, B[ADOPTER_SAT], out)
+        else:
+            product[i] = K
+
+    # 6. subscriptions: visitors convert (on a plan of the product they visited) ...
+    u_sub = U[SUBSCRIPTION]
+    for r in range(lo, lo + n_vis):
+        i = np.uint64(vis[r])
+        k = product[i]
+        if not subscribed[i] and (flags[i] & LEFT) == 0 and P[HAS_PLAN, k] != 0.0:
+            if _uniform(u_sub, i) < P[CONVERSION, k]:
                 subscribed[i] = True
                 renewal_day[i] = d + int(P[PERIOD_DAYS, k])
                 period_transactions[i] = 0.0
                 if k == ours:
                     out[CONVERSIONS] += 1
                     out[SUB_MONEY] += P[FEE, ours]
-        elif subscribed[i] and renewal_day[i] == d:
+    # ... and subscribers renew or not on their renewal day (subscribers are customers
+    # since this morning; today's converts renew a period from now)
+    for r in range(lo, lo + n_cus):
+        i = np.uint64(cus[r])
+        if subscribed[i] and renewal_day[i] == d:
+            k = product[i]
             value = subscription_value(period_transactions[i], P[PRICE, k], P[DISCOUNT, k],
                                        P[BUNDLE_VALUE, k], P[FEE, k])
             p = renewal_probability(P[RENEWAL_BASE, k], P[RENEWAL_SAT_W, k], satisfaction[i],
                                     P[RENEWAL_VALUE_W, k], value)
-            renewed = _uniform(U[SUBSCRIPTION], i) < p
+            renewed = _uniform(u_sub, i) < p
             if renewed:
                 renewal_day[i] += int(P[PERIOD_DAYS, k])
                 period_transactions[i] = 0.0
@@ -489,29 +585,44 @@ def _users(lo, hi, d, record, K, ours, S,
                     out[RENEW_DONE] += 1
                     out[SUB_MONEY] += P[FEE, ours]
 
-        # 7. the user's part of today's metrics
-        if record:
-            by_product_segment[k * S + seg] += 1
-            if k == ours:
-                out[CUSTOMERS] += 1
-                if subscribed[i]:
-                    out[SUBSCRIBERS] += 1
-                score = nps_scalar(satisfaction[i])
-                if score >= 9:
-                    out[PROMOTERS] += 1
-                elif score <= 6:
-                    out[DETRACTORS] += 1
-                out[SAT_SUM] += satisfaction[i]
-                out[HABIT_SUM] += habit[i]
-                if member:
-                    out[MEMBERS] += 1
-            if last_visit[i] >= d - 6:
-                out[WAU] += 1
-            if last_visit[i] >= d - 29:
-                out[MAU] += 1
-            for f in range(F):
-                if last_used[f, i] >= d - 29:
-                    feature_users[f] += 1
+    # 7. the slice's part of today's metrics
+    if record:
+        customers = subscribers = promoters = detractors = members = wau = mau = 0
+        sat_sum = habit_sum = 0.0
+        week, month = d - 6, d - 29
+        for j_ in range(lo, hi):
+            i = np.uint64(j_)
+            k = product[i]
+            by_product_segment[k * S + segment[i]] += 1
+            lv = last_visit[i]
+            wau += lv >= week
+            mau += lv >= month
+            # our customers' numbers, without a branch (adding 0.0 changes no sum)
+            o = int(k == ours)
+            s = satisfaction[i]
+            score = nps_scalar(s)
+            customers += o
+            subscribers += o & subscribed[i]
+            promoters += o & (score >= 9)
+            detractors += o & (score <= 6)
+            members += o & ((flags[i] & MEMBER) != 0)
+            sat_sum += s * o
+            habit_sum += habit[i] * o
+        for f in range(F):
+            n = 0
+            for j_ in range(lo, hi):
+                i = np.uint64(j_)
+                n += last_used[f, i] >= month
+            feature_users[f] += n
+        out[CUSTOMERS] += customers
+        out[SUBSCRIBERS] += subscribers
+        out[PROMOTERS] += promoters
+        out[DETRACTORS] += detractors
+        out[SAT_SUM] += sat_sum
+        out[HABIT_SUM] += habit_sum
+        out[MEMBERS] += members
+        out[WAU] += wau
+        out[MAU] += mau
     return n_cohort
 
 
@@ -547,6 +658,13 @@ def _join(i, choice, d, ours, product, ever, joined_day, habit, satisfaction, us
 
 
 # ---- the model ----------------------------------------------------------------------------------
+def _u8(flags: np.ndarray) -> np.ndarray:
+    """A bool array as 0/1 bytes (the same memory): compiled code turns a bool into a
+    float with a branch, which costs a mispredicted jump when users differ at random;
+    a byte converts without one."""
+    return flags.view(np.uint8)
+
+
 class CompiledMarketModel(MarketModel):
     """The vectorised engine's market, one compiled pass over the users per day.
 
@@ -565,6 +683,8 @@ class CompiledMarketModel(MarketModel):
         self._UF = np.zeros(F, np.uint64)
         self._packed = None
         self._start = np.empty(N, np.int8)
+        self._W = np.empty((W_ROWS, N), np.int64)
+        self._flags = np.empty(N, np.uint8)
         self._visited = np.zeros(N, bool)
         self._tx = np.zeros(N)
         self._cohort_buf = np.zeros(N, np.int64)
@@ -586,6 +706,7 @@ class CompiledMarketModel(MarketModel):
             e.quality_weight, e.price_weight, e.noise_sd, e.satisfaction_rate, e.habit_rate,
             c.habit_k, c.satisfaction_k, c.outside_option, self._churn_base,
             b.initial.adopter_satisfaction, sc.market.reference_price, 0.0, 0.0,
+            churn_bound(c.habit_k, c.satisfaction_k),
         ], dtype=np.float64)
 
     def step(self) -> None:
@@ -617,13 +738,15 @@ class CompiledMarketModel(MarketModel):
         day(d, record, K, ours, S,
             u.segment, u.price_sensitivity, u.need, u.innovativeness, u.susceptibility,
             u.churn_proneness, u.affinity,
-            u.product, u.ever, u.joined_day, u.habit, u.satisfaction, u.last_visit, u.uses,
-            u.last_used, u.subscribed, u.renewal_day, u.period_transactions, u.cohort_day,
+            u.product, _u8(u.ever), u.joined_day, u.habit, u.satisfaction, u.last_visit,
+            _u8(u.uses), u.last_used, _u8(u.subscribed), u.renewal_day,
+            u.period_transactions, u.cohort_day,
             u.first_left,
             U, UF,
-            P, FE, T.available, fin, B, self._indptr, self._indices,
-            out, self._tx_k, self._by_ps, self._seg_dau, self._feature_users, self._visited,
-            self._tx, self._cohort_buf, self._first_buf, self._start)
+            P, FE, _u8(T.available), fin, B, self._indptr, self._indices,
+            out, self._tx_k, self._by_ps, self._seg_dau, self._feature_users,
+            _u8(self._visited),
+            self._tx, self._cohort_buf, self._first_buf, self._start, self._W, self._flags)
         self._first_time_today = int(out[FIRST_TIME])
         n = int(out[COHORT_VISITS])
         if n:
