@@ -310,14 +310,17 @@ def _simulate_plan(model, sc: Scenario, skip: set[int], horizon: int, key: str) 
             _launches.move_to_end((key, start))
             model.restore(_launches[(key, start)][1])
     launches = {sc.output_day(o) for i, o in enumerate(sc.outputs) if i not in skip}
-    for day in range(start, horizon):
-        if cacheable and day in launches and day > start:
+    stops = sorted(d for d in launches if start < d < horizon) if cacheable else []
+    day = start
+    for stop in [*stops, horizon]:
+        model.advance(stop - day)  # up to the morning of a launch: keep a snapshot
+        day = stop
+        if day < horizon:
             plan = _plan_before(sc, skip, day)
             if _launches.get((key, day), ("",))[0] != plan:
                 _launches[(key, day)] = (plan, model.snapshot())
             while sum(_snapshot_bytes(s) for _, s in _launches.values()) > PLAN_CACHE_BYTES:
                 _launches.popitem(last=False)
-        model.step()
 
 
 def _warm_up(model, sc: Scenario, ss, engine: str, rules) -> None:
@@ -330,8 +333,7 @@ def _warm_up(model, sc: Scenario, ss, engine: str, rules) -> None:
         _warmups.move_to_end(key)
         model.restore(_warmups[key])
         return
-    for _ in range(sc.warmup_days):
-        model.step()
+    model.advance(sc.warmup_days)
     if cacheable:
         snap = model.snapshot()
         size = _snapshot_bytes(snap)

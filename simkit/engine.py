@@ -304,29 +304,52 @@ class MarketBase(mesa.Model):
     def _add_day(self, d: int, T: ProductTable, facts: dict, *, promoters, detractors,
                  sat_sum, habit_sum, by_product_segment, transactions_k, feature_users,
                  segment_dau) -> None:
-        """Record day ``d``: the facts an engine counted, plus those derived from them
+        """Record day ``d`` (see :meth:`_add_days`)."""
+        self._add_days(
+            d, T, {k: np.asarray([v], dtype=float) for k, v in facts.items()},
+            acquired=np.asarray([self._acquired_today], dtype=float),
+            promoters=np.asarray([promoters]), detractors=np.asarray([detractors]),
+            sat_sum=np.asarray([sat_sum]), habit_sum=np.asarray([habit_sum]),
+            by_product_segment=np.asarray(by_product_segment)[None],
+            transactions_k=np.asarray(transactions_k)[None],
+            feature_users=np.asarray(feature_users)[None],
+            segment_dau=np.asarray(segment_dau)[None],
+        )
+
+    def _add_days(self, first: int, T: ProductTable, facts: dict, *, acquired, promoters,
+                  detractors, sat_sum, habit_sum, by_product_segment, transactions_k,
+                  feature_users, segment_dau) -> None:
+        """Record days ``first, first + 1, ...`` (all with product table ``T``): the facts
+        an engine counted (arrays over the days), plus those derived from them
         (subscribers only with a plan, MRR, NPS, mean satisfaction and habit, customers
         per product and per segment), derived here once for the array engines."""
         ours, K, S = self.ours, self.K, len(self.segment_names)
         n = facts["customers"]
-        subs = facts["subscribers"] if T.has_plan[ours] else 0
+        subs = facts["subscribers"] if T.has_plan[ours] else np.zeros_like(n)
+        some = np.maximum(n, 1)
         facts.update(
             subscribers=subs,
-            acquired_customers=self._acquired_today,
+            acquired_customers=acquired,
             mrr=subs * T.fee[ours] * 30.0 / max(T.period_days[ours], 1),
-            nps=100.0 * (promoters - detractors) / n if n else 0.0,
-            satisfaction=sat_sum / n if n else 0.0,
-            habit=habit_sum / n if n else 0.0,
+            nps=np.where(n > 0, 100.0 * (promoters - detractors) / some, 0.0),
+            satisfaction=np.where(n > 0, sat_sum / some, 0.0),
+            habit=np.where(n > 0, habit_sum / some, 0.0),
         )
-        by_ps = np.asarray(by_product_segment).reshape(K + 1, S)
-        self.recorder.add(
-            d, facts,
-            customers_k=by_ps[:K].sum(axis=1),
-            transactions_k=transactions_k[:K],
+        by_ps = np.asarray(by_product_segment).reshape(-1, K + 1, S)
+        self.recorder.add_days(
+            first, facts,
+            customers_k=by_ps[:, :K].sum(axis=2),
+            transactions_k=np.asarray(transactions_k)[:, :K],
             feature_users=feature_users,
-            segment_customers=by_ps[ours],
+            segment_customers=by_ps[:, ours],
             segment_dau=segment_dau,
         )
+
+    def advance(self, days: int) -> None:
+        """Run ``days`` days: :meth:`step` that many times (an engine may do it faster,
+        with the same numbers)."""
+        for _ in range(days):
+            self.step()
 
 
 class MarketModel(MarketBase):

@@ -62,12 +62,18 @@ def _sigmoid(x):
     return rules.sigmoid  # rules calling rules compile the same function
 
 
+@overload(rules.visit_score)
+def _visit_score(base, habit_weight, habit, satisfaction_weight, satisfaction, uplift=0.0):
+    return rules.visit_score
+
+
 _jit = numba.njit(error_model="numpy")
 adoption_hazard = _jit(rules.adoption_hazard)
 adoption_multiplier = _jit(rules.adoption_multiplier)
 utility = _jit(rules.utility)
 logit_choice = _jit(rules.logit_choice)
-visit_probability = _jit(rules.visit_probability)
+visit_score = _jit(rules.visit_score)
+sigmoid = _jit(rules.sigmoid)
 combined_effect = _jit(rules.combined_effect)
 is_loyalty_member = _jit(rules.is_loyalty_member)
 feature_takeup_probability = _jit(rules.feature_takeup_probability)
@@ -182,9 +188,8 @@ APPEAL, FREQ_UPLIFT, ADOPTION_RATE, SAT_BOOST, TX_UPLIFT = range(5)
 # The day's results out[i] (counts and sums for the recorder).
 (NEW_ADOPTERS, WON_BACK, SWITCHED_IN, LAPSED, SWITCHED_OUT, TX_REVENUE, COGS, LOYALTY_COSTS,
  SUB_MONEY, RENEW_DUE, RENEW_DONE, CONVERSIONS, FIRST_TIME, DAU, WAU, MAU, CUSTOMERS,
- SUBSCRIBERS, PROMOTERS, DETRACTORS, SAT_SUM, HABIT_SUM, MEMBERS, START_OURS,
- COHORT_VISITS) = range(25)
-N_RESULTS = 25
+ SUBSCRIBERS, PROMOTERS, DETRACTORS, SAT_SUM, HABIT_SUM, MEMBERS, START_OURS) = range(24)
+N_RESULTS = 24
 
 
 def pack_products(T) -> tuple[np.ndarray, np.ndarray]:
@@ -250,75 +255,94 @@ def _utilities(i, K, S, seg, shares, P, FE, avail, fin, affinity, price_sensitiv
                          P[NETWORK, k], shares[k]) + P[CAMPAIGN_APPEAL, k]
 
 
+# The last warm-up month is recorded: it feeds the trailing windows of day 0.
+RECORD_FROM = -30
+
 # The users of a day are cut into CHUNKS fixed slices, each summed on its own and the
 # slices added up in order: the numbers are the same whether the slices run one after
-# the other (``day_serial``) or on several threads (``day_parallel``), and do not depend
+# the other (``days_serial``) or on several threads (``days_parallel``), and do not depend
 # on the number of threads.
 CHUNKS = 32
 
 
-def _day(d, record, K, ours, S,
-         # traits
-         segment, price_sensitivity, need, innovativeness, susceptibility, churn_proneness,
-         affinity,
-         # state (changed in place)
-         product, ever, joined_day, habit, satisfaction, last_visit, uses, last_used,
-         subscribed, renewal_day, period_transactions, cohort_day, first_left,
-         # today's day bases of the daily streams [6] and of the features' streams [F]
-         U, UF,
-         # products, features and behaviour
-         P, FE, avail, fin, B, indptr, indices,
-         # results
-         out, tx_k, by_product_segment, segment_dau, feature_users, visited_today, tx_today,
-         cohort_buf, first_buf, start, W, flags):
-    """Steps 2-7 of day ``d`` for every user (step 1, the outputs, is the model's)."""
+def _days(d0, days, record_from, K, ours, S,
+          # traits
+          segment, price_sensitivity, need, innovativeness, susceptibility, churn_proneness,
+          affinity,
+          # state (changed in place)
+          product, ever, joined_day, habit, satisfaction, last_visit, uses, last_used,
+          subscribed, renewal_day, period_transactions, cohort_day, first_left,
+          # each day's bases of the daily streams [days, 6] and of the features' [days, F]
+          U, UF,
+          # products, features and behaviour (the same on all these days)
+          P, FE, avail, fin, B, indptr, indices,
+          # results: one row per day, and the retention tables' visit counts
+          OUT, TXK, BPS, SDAU, FUS, visit_weeks, visit_days,
+          # work space
+          visited_today, tx_today, cohort_buf, first_buf, start, W, flags):
+    """Steps 2-7 of days ``d0 .. d0 + days - 1`` for every user (step 1, the outputs, is
+    the model's: the product table is the same on all of these days). Days from
+    ``record_from`` on are recorded."""
     N = product.shape[0]
     F = uses.shape[0]
-    # this morning's products and shares (decisions use them, so order does not matter)
-    counts = np.zeros(K + 1)
-    for i in range(N):
-        start[i] = product[i]
-        counts[product[i]] += 1.0
-    mixed = np.empty(K)  # shares of the whole market
-    wom_mixed = 0.0
-    for k in range(K):
-        mixed[k] = counts[k] / N
-        wom_mixed += mixed[k] * P[Q_DAY, k]
     C = min(CHUNKS, N)
-    outs = np.zeros((C, out.shape[0]))
-    txs = np.zeros((C, tx_k.shape[0]))
-    bps = np.zeros((C, by_product_segment.shape[0]), np.int64)
-    sdau = np.zeros((C, segment_dau.shape[0]), np.int64)
+    counts = np.zeros(K + 1)
+    mixed = np.empty(K)  # shares of the whole market
+    outs = np.zeros((C, OUT.shape[1]))
+    txs = np.zeros((C, TXK.shape[1]))
+    bps = np.zeros((C, BPS.shape[1]), np.int64)
+    sdau = np.zeros((C, SDAU.shape[1]), np.int64)
     fus = np.zeros((C, F), np.int64)
     found = np.zeros(C, np.int64)
     scratch = np.empty((C, 2, K))  # each slice's contacts' shares and utilities
-    for c in numba.prange(C):
-        found[c] = _users(c * N // C, (c + 1) * N // C, d, record, K, ours, S,
-                          segment, price_sensitivity, need, innovativeness, susceptibility,
-                          churn_proneness, affinity,
-                          product, ever, joined_day, habit, satisfaction, last_visit, uses,
-                          last_used, subscribed, renewal_day, period_transactions, cohort_day,
-                          first_left,
-                          U, UF,
-                          P, FE, avail, fin, B, indptr, indices, start, mixed, wom_mixed,
-                          scratch[c, 0], scratch[c, 1], W, flags,
-                          outs[c], txs[c], bps[c], sdau[c], fus[c], visited_today, tx_today,
-                          cohort_buf, first_buf)
-    # add the slices up in order; cohort visits are kept in user order
-    n_cohort = 0
-    for c in range(C):
-        out += outs[c]
-        tx_k += txs[c]
-        by_product_segment += bps[c]
-        segment_dau += sdau[c]
-        feature_users += fus[c]
-        lo = c * N // C
-        for j in range(found[c]):
-            cohort_buf[n_cohort] = cohort_buf[lo + j]
-            first_buf[n_cohort] = first_buf[lo + j]
-            n_cohort += 1
-    out[START_OURS] = counts[ours]
-    out[COHORT_VISITS] = n_cohort
+    horizon = visit_days.shape[1]
+    for j in range(days):
+        d = d0 + j
+        record = d >= record_from
+        # this morning's products and shares (decisions use them, so order does not matter)
+        counts[:] = 0.0
+        for i in range(N):
+            start[i] = product[i]
+            counts[product[i]] += 1.0
+        wom_mixed = 0.0
+        for k in range(K):
+            mixed[k] = counts[k] / N
+            wom_mixed += mixed[k] * P[Q_DAY, k]
+        outs[:] = 0.0
+        txs[:] = 0.0
+        bps[:] = 0
+        sdau[:] = 0
+        fus[:] = 0
+        Ud, UFd = U[j], UF[j]
+        for c in numba.prange(C):
+            found[c] = _users(c * N // C, (c + 1) * N // C, d, record, K, ours, S,
+                              segment, price_sensitivity, need, innovativeness, susceptibility,
+                              churn_proneness, affinity,
+                              product, ever, joined_day, habit, satisfaction, last_visit, uses,
+                              last_used, subscribed, renewal_day, period_transactions,
+                              cohort_day, first_left,
+                              Ud, UFd,
+                              P, FE, avail, fin, B, indptr, indices, start, mixed, wom_mixed,
+                              scratch[c, 0], scratch[c, 1], W, flags,
+                              outs[c], txs[c], bps[c], sdau[c], fus[c], visited_today,
+                              tx_today, cohort_buf, first_buf)
+        # add the slices up in order; count our cohort members' visits
+        out = OUT[j]
+        for c in range(C):
+            out += outs[c]
+            TXK[j] += txs[c]
+            BPS[j] += bps[c]
+            SDAU[j] += sdau[c]
+            FUS[j] += fus[c]
+            lo = c * N // C
+            for q in range(lo, lo + found[c]):
+                cd = cohort_buf[q]
+                since = d - cd
+                if first_buf[q]:  # the user's first visit in this week since adoption
+                    visit_weeks[cd // 7, since // 7] += 1
+                if since < horizon:
+                    visit_days[cd // 7, since] += 1
+        out[START_OURS] = counts[ours]
 
 
 # Per-user flags of the day (``flags[i]``), set by one pass and read by the next.
@@ -411,10 +435,10 @@ def _users(lo, hi, d, record, K, ours, S,
             used += FE[FREQ_UPLIFT, f, k0] * uses[f, i]
         uplift = combined_effect(used, subscribed[i], P[SUB_FREQ_UPLIFT, k0], member,
                                  P[LOY_FREQ_UPLIFT, k0])
-        vp = visit_probability(B[VISIT_BASE], B[VISIT_HABIT_W], habit[i], B[VISIT_SAT_W],
-                               satisfaction[i], uplift)
-        visited = _uniform(u_event, i) < vp
+        x = visit_score(B[VISIT_BASE], B[VISIT_HABIT_W], habit[i], B[VISIT_SAT_W],
+                        satisfaction[i], uplift)
         flags[i] = member
+        visited = _uniform(u_event, i) < sigmoid(x)
         visited_today[i] = visited
         vis[lo + n_vis] = i
         n_vis += visited
@@ -555,19 +579,20 @@ def _users(lo, hi, d, record, K, ours, S,
     for r in range(lo, lo + n_vis):
         i = np.uint64(vis[r])
         k = product[i]
-        if not subscribed[i] and (flags[i] & LEFT) == 0 and P[HAS_PLAN, k] != 0.0:
-            if _uniform(u_sub, i) < P[CONVERSION, k]:
-                subscribed[i] = True
-                renewal_day[i] = d + int(P[PERIOD_DAYS, k])
-                period_transactions[i] = 0.0
-                if k == ours:
-                    out[CONVERSIONS] += 1
-                    out[SUB_MONEY] += P[FEE, ours]
+        # one branch, rarely taken (``&`` evaluates every part: no jump per part)
+        if ((_uniform(u_sub, i) < P[CONVERSION, k]) & (subscribed[i] == 0)
+                & ((flags[i] & LEFT) == 0) & (P[HAS_PLAN, k] != 0.0)):
+            subscribed[i] = True
+            renewal_day[i] = d + int(P[PERIOD_DAYS, k])
+            period_transactions[i] = 0.0
+            if k == ours:
+                out[CONVERSIONS] += 1
+                out[SUB_MONEY] += P[FEE, ours]
     # ... and subscribers renew or not on their renewal day (subscribers are customers
     # since this morning; today's converts renew a period from now)
     for r in range(lo, lo + n_cus):
         i = np.uint64(cus[r])
-        if subscribed[i] and renewal_day[i] == d:
+        if (subscribed[i] != 0) & (renewal_day[i] == d):
             k = product[i]
             value = subscription_value(period_transactions[i], P[PRICE, k], P[DISCOUNT, k],
                                        P[BUNDLE_VALUE, k], P[FEE, k])
@@ -634,8 +659,8 @@ def _named(fn, name: str):
     return copy
 
 
-day_serial = numba.njit(error_model="numpy")(_named(_day, "day_serial"))
-day_parallel = numba.njit(error_model="numpy", parallel=True)(_named(_day, "day_parallel"))
+days_serial = numba.njit(error_model="numpy")(_named(_days, "days_serial"))
+days_parallel = numba.njit(error_model="numpy", parallel=True)(_named(_days, "days_parallel"))
 
 
 @numba.njit(inline="always")
@@ -679,8 +704,7 @@ class CompiledMarketModel(MarketModel):
             raise SimkitError("engine 'compiled' runs the rules of simkit.rules; "
                               "use engine='vector' or 'agents' to try other rules")
         super().__init__(scenario, users, **kwargs)
-        N, F, K, S = self.N, len(self.features), self.K, len(self.segment_names)
-        self._UF = np.zeros(F, np.uint64)
+        N = self.N
         self._packed = None
         self._start = np.empty(N, np.int8)
         self._W = np.empty((W_ROWS, N), np.int64)
@@ -689,11 +713,6 @@ class CompiledMarketModel(MarketModel):
         self._tx = np.zeros(N)
         self._cohort_buf = np.zeros(N, np.int64)
         self._first_buf = np.zeros(N, bool)
-        self._tx_k = np.zeros(K + 1)
-        self._by_ps = np.zeros((K + 1) * S, np.int64)
-        self._seg_dau = np.zeros(S, np.int64)
-        self._feature_users = np.zeros(F, np.int64)
-        self._O = np.zeros(N_RESULTS)
         if self.adjacency is not None:
             self._indptr = self.adjacency.indptr.astype(np.int64)
             self._indices = self.adjacency.indices.astype(np.int64)
@@ -711,77 +730,107 @@ class CompiledMarketModel(MarketModel):
 
     def step(self) -> None:
         """Advance the market by one day (the seven steps of DESIGN §2)."""
-        d = self.day
-        self._acquired_today = self._first_time_today = 0
-        costs = self._apply_outputs(d)  # 1. outputs due today
-        T = self._product_table(d)
+        self._run(1)
+
+    def advance(self, days: int) -> None:
+        """Run ``days`` days, the same as :meth:`step` that many times: the days between
+        two changes of the product table (outputs shipping, a campaign ending) go to the
+        compiled loop in one call (and with followed journeys, each day from day 0 on)."""
+        end = self.day + days
+        while self.day < end:
+            self._run(end - self.day)
+
+    def _run(self, most: int) -> None:
+        """Ship today's outputs, then run today and the next days up to ``most`` in all,
+        as long as the product table stays the same."""
+        d0 = self.day
+        self._acquired_today = 0
+        costs = self._apply_outputs(d0)  # 1. outputs due today
+        days = 1
+        while days < most and not self._breaks(d0 + days):
+            days += 1
+        T = self._product_table(d0)
         if self._packed is None or self._packed[0] is not T:
             self._packed = (T, *pack_products(T), np.asarray(T.features_in_use, np.int64))
         _, P, FE, fin = self._packed
-        u, K, ours, S = self.users, self.K, self.ours, len(self.segment_names)
-        U = np.array([streams.day_base(self.keys[name], d) for name in streams.DAILY])
-        UF = self._UF
+        u, K, S, F = self.users, self.K, len(self.segment_names), len(self.features)
+        # each day's bases of the counter-based streams (see simkit.streams)
+        step = np.uint64((1 << 32) * streams.GAMMA & (2**64 - 1)) * np.arange(days, dtype=np.uint64)
+        U = np.array([streams.day_base(self.keys[name], d0) for name in streams.DAILY])
+        U = U[None, :] + step[:, None]
+        UF = np.zeros((days, F), np.uint64)
         for f in T.features_in_use:
-            UF[f] = streams.day_base(self.feature_keys[f], d)
+            UF[:, f] = streams.day_base(self.feature_keys[f], d0) + step
         B = self._B
         B[P_TOTAL] = float(T.p_day.sum())
         B[WINBACK] = self.spec.behaviour.adoption.winback * T.winback_multiplier
-        record = d >= -30  # the last warm-up month feeds the trailing windows of day 0
-        out = self._O
-        out[:] = 0.0
-        for a in (self._tx_k, self._by_ps, self._seg_dau, self._feature_users):
-            a[:] = 0
+        OUT = np.zeros((days, N_RESULTS))
+        TXK = np.zeros((days, K + 1))
+        BPS = np.zeros((days, (K + 1) * S), np.int64)
+        SDAU = np.zeros((days, S), np.int64)
+        FUS = np.zeros((days, F), np.int64)
+        rec = self.recorder
         n = threads()
         if n > 1:
-            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-        day = day_parallel if n > 1 else day_serial
-        day(d, record, K, ours, S,
+            n = min(n, numba.config.NUMBA_NUM_THREADS)
+            if numba.get_num_threads() != n:
+                numba.set_num_threads(n)
+        run = days_parallel if n > 1 else days_serial
+        run(d0, days, RECORD_FROM, K, self.ours, S,
             u.segment, u.price_sensitivity, u.need, u.innovativeness, u.susceptibility,
             u.churn_proneness, u.affinity,
             u.product, _u8(u.ever), u.joined_day, u.habit, u.satisfaction, u.last_visit,
             _u8(u.uses), u.last_used, _u8(u.subscribed), u.renewal_day,
-            u.period_transactions, u.cohort_day,
-            u.first_left,
+            u.period_transactions, u.cohort_day, u.first_left,
             U, UF,
             P, FE, _u8(T.available), fin, B, self._indptr, self._indices,
-            out, self._tx_k, self._by_ps, self._seg_dau, self._feature_users,
-            _u8(self._visited),
-            self._tx, self._cohort_buf, self._first_buf, self._start, self._W, self._flags)
-        self._first_time_today = int(out[FIRST_TIME])
-        n = int(out[COHORT_VISITS])
-        if n:
-            self.recorder.add_visits(d, self._cohort_buf[:n], self._first_buf[:n])
-        if self.journeys is not None and d >= 0:
+            OUT, TXK, BPS, SDAU, FUS, rec.visit_weeks, rec.visit_days,
+            _u8(self._visited), self._tx, self._cohort_buf, self._first_buf, self._start,
+            self._W, self._flags)
+        self._running_costs += costs["per_day"]
+        if self.journeys is not None and d0 >= 0:  # one day (see _breaks)
             sm = self.journeys.sample
             seen = sm[self._visited[sm]]
             self.journeys.visits(seen, self._tx[seen])
-        self._running_costs += costs["per_day"]
-        if record:
-            self._record_day(d, T, out, costs["once"] + self._running_costs)
-        if self.journeys is not None and d >= 0:
+        if d0 >= RECORD_FROM:  # (all days of a run are on the same side, see _breaks)
+            output_costs = np.full(days, self._running_costs)
+            output_costs[0] += costs["once"]
+            self._record_days(d0, T, OUT, TXK, BPS, SDAU, FUS, output_costs)
+        if self.journeys is not None and d0 >= 0:
             sm = self.journeys.sample
-            self.journeys.end_of_day(d, u.product[sm], u.habit[sm], u.satisfaction[sm],
+            self.journeys.end_of_day(d0, u.product[sm], u.habit[sm], u.satisfaction[sm],
                                      u.uses[:, sm], u.subscribed[sm])
-        self.day += 1
+        self.day += days
 
-    def _record_day(self, d: int, T, out: np.ndarray, output_costs: float) -> None:
+    def _breaks(self, d: int) -> bool:
+        """Whether day ``d`` starts a new run of the compiled loop: outputs ship or the
+        product table changes that day, recording starts, or journeys are followed."""
+        return (d in self.outputs_by_day or d in self._table_changes or d == RECORD_FROM
+                or (self.journeys is not None and d >= 0))
+
+    def _record_days(self, first: int, T, OUT: np.ndarray, TXK, BPS, SDAU, FUS,
+                     output_costs: np.ndarray) -> None:
         facts = dict(
-            dau=out[DAU], wau=out[WAU], mau=out[MAU], transactions=self._tx_k[self.ours],
-            first_time_customers=out[FIRST_TIME], subscription_conversions=out[CONVERSIONS],
-            subscribers=out[SUBSCRIBERS], customers=out[CUSTOMERS],
-            customers_start=out[START_OURS], loyalty_members=out[MEMBERS],
-            subscription_revenue=out[SUB_MONEY], output_costs=output_costs,
-            renewals_due=out[RENEW_DUE], renewals_done=out[RENEW_DONE],
-            new_adopters=out[NEW_ADOPTERS], won_back=out[WON_BACK], switched_in=out[SWITCHED_IN],
-            lapsed=out[LAPSED], switched_out=out[SWITCHED_OUT],
-            transaction_revenue=out[TX_REVENUE], cogs=out[COGS], loyalty_costs=out[LOYALTY_COSTS],
+            dau=OUT[:, DAU], wau=OUT[:, WAU], mau=OUT[:, MAU], transactions=TXK[:, self.ours],
+            first_time_customers=OUT[:, FIRST_TIME], subscription_conversions=OUT[:, CONVERSIONS],
+            subscribers=OUT[:, SUBSCRIBERS], customers=OUT[:, CUSTOMERS],
+            customers_start=OUT[:, START_OURS], loyalty_members=OUT[:, MEMBERS],
+            subscription_revenue=OUT[:, SUB_MONEY], output_costs=output_costs,
+            renewals_due=OUT[:, RENEW_DUE], renewals_done=OUT[:, RENEW_DONE],
+            new_adopters=OUT[:, NEW_ADOPTERS], won_back=OUT[:, WON_BACK],
+            switched_in=OUT[:, SWITCHED_IN], lapsed=OUT[:, LAPSED],
+            switched_out=OUT[:, SWITCHED_OUT], transaction_revenue=OUT[:, TX_REVENUE],
+            cogs=OUT[:, COGS], loyalty_costs=OUT[:, LOYALTY_COSTS],
         )
-        self._add_day(
-            d, T, facts, promoters=out[PROMOTERS], detractors=out[DETRACTORS],
-            sat_sum=out[SAT_SUM], habit_sum=out[HABIT_SUM], by_product_segment=self._by_ps,
-            transactions_k=self._tx_k, feature_users=self._feature_users,
-            segment_dau=self._seg_dau,
+        acquired = np.zeros(len(OUT))
+        acquired[0] = self._acquired_today  # acquisitions ship on the first day
+        self._add_days(
+            first, T, facts, acquired=acquired, promoters=OUT[:, PROMOTERS],
+            detractors=OUT[:, DETRACTORS], sat_sum=OUT[:, SAT_SUM],
+            habit_sum=OUT[:, HABIT_SUM], by_product_segment=BPS, transactions_k=TXK,
+            feature_users=FUS, segment_dau=SDAU,
         )
+
 
 # ---- threads ------------------------------------------------------------------------------------
 _threads: int | None = None
@@ -833,8 +882,8 @@ def _enable_cache() -> None:
     previous = numba.config.CACHE_DIR
     try:
         numba.config.CACHE_DIR = str(cache_dir())
-        day_serial.enable_caching()
-        day_parallel.enable_caching()
+        days_serial.enable_caching()
+        days_parallel.enable_caching()
     except (OSError, RuntimeError):
         pass
     finally:

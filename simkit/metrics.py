@@ -126,14 +126,23 @@ class Recorder:
     # ---- engine side -------------------------------------------------------------------
     def add(self, day: int, facts: dict, customers_k, transactions_k, feature_users,
             segment_customers, segment_dau) -> None:
-        day = day + self.warmup
+        """Record one day's facts (see :meth:`add_days`)."""
+        self.add_days(day, {k: [v] for k, v in facts.items()}, [customers_k],
+                      [transactions_k], [feature_users], [segment_customers], [segment_dau])
+
+    def add_days(self, first: int, facts: dict, customers_k, transactions_k, feature_users,
+                 segment_customers, segment_dau) -> None:
+        """Record days ``first, first + 1, ...``: each fact a sequence over the days, the
+        other arguments one row per day (customers and transactions per product,
+        users of each feature, customers and DAU per segment)."""
+        rows = slice(first + self.warmup, first + self.warmup + len(customers_k))
         for k, v in facts.items():
-            self.facts[k][day] = v
-        self.customers_k[day] = customers_k
-        self.transactions_k[day] = transactions_k
-        self.feature_users[day] = feature_users
-        self.segment_customers[day] = segment_customers
-        self.segment_dau[day] = segment_dau
+            self.facts[k][rows] = v
+        self.customers_k[rows] = customers_k
+        self.transactions_k[rows] = transactions_k
+        self.feature_users[rows] = feature_users
+        self.segment_customers[rows] = segment_customers
+        self.segment_dau[rows] = segment_dau
 
     def add_visits(self, day: int, cohort_day: np.ndarray, first_in_week: np.ndarray) -> None:
         """Count today's visits of cohort members for the retention tables.

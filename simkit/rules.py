@@ -199,9 +199,15 @@ def logit_choice(utilities, u, outside=0.0, with_outside=False):
 
 
 # ---- 3. engagement ------------------------------------------------------------------------
+def visit_score(base, habit_weight, habit, satisfaction_weight, satisfaction, uplift=0.0):
+    """The log-odds of a visit today (:func:`visit_probability` is its sigmoid)."""
+    return base + habit_weight * habit + satisfaction_weight * (satisfaction - 0.5) + uplift
+
+
 def visit_probability(base, habit_weight, habit, satisfaction_weight, satisfaction, uplift=0.0):
     """Probability that a customer visits today."""
-    return sigmoid(base + habit_weight * habit + satisfaction_weight * (satisfaction - 0.5) + uplift)
+    return sigmoid(visit_score(base, habit_weight, habit, satisfaction_weight, satisfaction,
+                               uplift))
 
 
 def combined_effect(features, subscribed, plan, member, loyalty):
