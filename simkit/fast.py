@@ -295,22 +295,26 @@ def _days(d0, days, record_from, K, ours, S,
     fus = np.zeros((C, F), np.int64)
     found = np.zeros(C, np.int64)
     scratch = np.empty((C, 2, K))  # each slice's contacts' shares and utilities
+    tally = np.empty((C, 4, BPS.shape[1]), np.int64)
     horizon = visit_days.shape[1]
     for j in range(days):
         d = d0 + j
         record = d >= record_from
         # this morning's products and shares (decisions use them, so order does not matter)
+        for c in numba.prange(C):
+            _morning(c * N // C, (c + 1) * N // C, S, product, segment, start, bps[c],
+                     tally[c])
         counts[:] = 0.0
-        for i in range(N):
-            start[i] = product[i]
-            counts[product[i]] += 1.0
+        for c in range(C):
+            for k in range(K + 1):
+                for q in range(k * S, (k + 1) * S):
+                    counts[k] += bps[c, q]
         wom_mixed = 0.0
         for k in range(K):
             mixed[k] = counts[k] / N
             wom_mixed += mixed[k] * P[Q_DAY, k]
         outs[:] = 0.0
         txs[:] = 0.0
-        bps[:] = 0
         sdau[:] = 0
         fus[:] = 0
         Ud, UFd = U[j], UF[j]
@@ -343,6 +347,21 @@ def _days(d0, days, record_from, K, ours, S,
                 if since < horizon:
                     visit_days[cd // 7, since] += 1
         out[START_OURS] = counts[ours]
+
+
+@numba.njit(error_model="numpy", _nrt=False)
+def _morning(lo, hi, S, product, segment, start, cells, tally):
+    """This morning's product of users ``lo .. hi - 1`` (``start``) and their number per
+    product and segment (``cells``; ``tally`` is work space: four counts that take turns,
+    so that no count waits for the one before)."""
+    tally[:] = 0
+    for j in range(hi - lo):
+        i = np.uint64(lo + j)
+        k = product[i]
+        start[i] = k
+        tally[j & 3, k * S + segment[i]] += 1
+    for q in range(cells.shape[0]):
+        cells[q] = tally[0, q] + tally[1, q] + tally[2, q] + tally[3, q]
 
 
 # Per-user flags of the day (``flags[i]``), set by one pass and read by the next.
@@ -458,6 +477,9 @@ def _users(lo, hi, d, record, K, ours, S,
                 out[NEW_ADOPTERS] += 1
         _join(i, choice, d, ours, product, ever, joined_day, habit, satisfaction, uses,
               cohort_day, B[ADOPTER_SAT], out)
+        seg = segment[i]
+        by_product_segment[K * S + seg] -= 1  # (this morning's count, then the moves)
+        by_product_segment[choice * S + seg] += 1
         visited_today[i] = True
         habit[i] = ema(habit[i], 1.0, B[E_HABIT_RATE])
     # today's visitors in user order: the customers who visit and the adopters
@@ -573,6 +595,9 @@ def _users(lo, hi, d, record, K, ours, S,
                   cohort_day, B[ADOPTER_SAT], out)
         else:
             product[i] = K
+        seg = segment[i]
+        by_product_segment[k0 * S + seg] -= 1
+        by_product_segment[product[i] * S + seg] += 1
 
     # 6. subscriptions: visitors convert (on a plan of the product they visited) ...
     u_sub = U[SUBSCRIPTION]
@@ -615,15 +640,14 @@ def _users(lo, hi, d, record, K, ours, S,
         customers = subscribers = promoters = detractors = members = wau = mau = 0
         sat_sum = habit_sum = 0.0
         week, month = d - 6, d - 29
+        visits = last_visit[lo:hi]
+        for j_ in range(hi - lo):  # (indices from 0 up: the compiler vectorises the loop)
+            wau += visits[j_] >= week
+            mau += visits[j_] >= month
         for j_ in range(lo, hi):
             i = np.uint64(j_)
-            k = product[i]
-            by_product_segment[k * S + segment[i]] += 1
-            lv = last_visit[i]
-            wau += lv >= week
-            mau += lv >= month
             # our customers' numbers, without a branch (adding 0.0 changes no sum)
-            o = int(k == ours)
+            o = int(product[i] == ours)
             s = satisfaction[i]
             score = nps_scalar(s)
             customers += o
@@ -635,9 +659,9 @@ def _users(lo, hi, d, record, K, ours, S,
             habit_sum += habit[i] * o
         for f in range(F):
             n = 0
-            for j_ in range(lo, hi):
-                i = np.uint64(j_)
-                n += last_used[f, i] >= month
+            used = last_used[f, lo:hi]
+            for j_ in range(hi - lo):
+                n += used[j_] >= month
             feature_users[f] += n
         out[CUSTOMERS] += customers
         out[SUBSCRIBERS] += subscribers
