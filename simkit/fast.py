@@ -1,13 +1,32 @@
-r"""The compiled engine: the day of every user in one fused loop, compiled by numba.
+r"""The compiled engine: every user's day in a few tight loops, compiled by numba.
 
 ``simkit.run(..., engine="compiled")`` (the default) simulates the market of the
 vectorised engine (:class:`~simkit.engine.MarketModel`, whose state, outputs, warm-up
-snapshots and recorder it shares) with one pass over the users per day instead of a
-few dozen numpy passes. The pass calls the rule functions of :mod:`simkit.rules`
-compiled by numba -- the same functions the other engines call, so there is one source
-of rules -- in the daily order of DESIGN §2, user by user: every decision uses
-start-of-day shares and the user's own random numbers, so users are independent within
-a day and the order of the loop does not matter.
+snapshots and recorder it shares) with compiled loops over the users instead of a few
+dozen numpy passes. The loops call the rule functions of :mod:`simkit.rules` compiled
+by numba -- the same functions the other engines call, so there is one source of rules
+-- in the daily order of DESIGN §2: every decision uses start-of-day shares and the
+user's own random numbers, so users are independent within a day and the order in which
+they are visited does not matter.
+
+How it is fast (a day of 20,000 users in ~0.6-1.2 ms on one core of this project's
+machine, ~30-60 ns per user-day):
+
+* **Runs of days in one call.** :meth:`CompiledMarketModel.advance` hands the days
+  between two changes of the product table (outputs shipping, a campaign ending) to one
+  call of :func:`days_serial` / :func:`days_parallel`, which records each day into a row
+  of its own; the recorder takes the rows at once (no Python per day).
+* **Passes over lists.** A day goes in passes over lists of users (this morning's
+  customers and non-customers, today's visitors, adopters and leavers), each a short loop
+  the compiler keeps in registers; the rare events (an adoption, a departure) are listed
+  and handled after their pass.
+* **No data-dependent branches where a user's path is random** (visits, products,
+  features in use): a mispredicted jump costs as much as an ``exp``. Sums multiply by 0
+  or 1 instead (adding 0.0 changes no sum), bools come in as bytes (compiled code turns
+  a bool into a float with a jump), and most customers skip the churn hazard's ``exp``
+  because their number is above a bound of it (:func:`churn_bound`) -- the same decision.
+* **Slices.** A day's users are cut into :data:`CHUNKS` fixed slices, summed on their
+  own and added up in order: the numbers do not depend on the number of threads.
 
 The random numbers are the vectorised engine's: one uniform per user, stream and day
 from the counter-based streams of :mod:`simkit.streams`, computed here only when a rule
