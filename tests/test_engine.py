@@ -264,3 +264,52 @@ def test_threads_do_not_change_the_numbers(monkeypatch):
         pd.testing.assert_frame_equal(runs[0].journeys, other.journeys)
     with pytest.raises(simkit.SimkitError, match="threads must be a whole number"):
         fast.set_threads(0)
+
+
+def test_runs_of_days_equal_single_days(monkeypatch):
+    """The compiled engine runs the days between two plan changes in one call
+    (``advance``); day by day (``step``, as with followed journeys) gives the same
+    market, metrics and retention tables, to the last bit -- also across a campaign's end
+    and the start of recording."""
+    import simkit.api as api
+    from simkit.fast import CompiledMarketModel
+
+    monkeypatch.setattr(api, "WARMUP_CACHE_BYTES", 0)
+    monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 0)
+    sc = simkit.load_scenario("market_share_hypotheses")  # a campaign, an acquisition
+    kw = dict(seed=4, users=2000, days=200, warmup_days=45)
+    calls = []
+    run_days = CompiledMarketModel._run
+
+    def spy(self, most):
+        calls.append(most)
+        return run_days(self, most)
+
+    monkeypatch.setattr(CompiledMarketModel, "_run", spy)
+    batched = simkit.run(sc, journeys=0, **kw)
+    assert max(calls) > 30  # runs of many days did happen
+    calls.clear()
+    monkeypatch.setattr(CompiledMarketModel, "advance",
+                        lambda self, n: [self.step() for _ in range(n)])
+    daily = simkit.run(sc, journeys=0, **kw)
+    assert set(calls) == {1}
+    pd.testing.assert_frame_equal(batched.metrics, daily.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(batched.retention, daily.retention, check_exact=True)
+    pd.testing.assert_frame_equal(batched.daily_retention, daily.daily_retention,
+                                  check_exact=True)
+
+
+def test_churn_bound_bounds_the_hazard():
+    """The compiled engine skips the churn hazard's exp when a customer's number is above
+    base x proneness x multipliers x churn_bound: the bound must hold for every habit and
+    satisfaction in [0, 1] and any non-negative habit_k / satisfaction_k."""
+    from simkit.fast import churn_bound
+
+    rng = np.random.default_rng(0)
+    for habit_k, sat_k in [(0.0, 0.0), (3.0, 3.0), (0.5, 6.0), (8.0, 0.1)]:
+        habit, sat = rng.random(10_000), rng.random(10_000)
+        habit[:2], sat[:2] = (0.0, 1.0), (0.0, 1.0)  # the corners
+        factor = np.exp(-habit_k * habit + sat_k * (0.5 - sat))  # the hazard's factor
+        bound = churn_bound(habit_k, sat_k)
+        assert np.all(factor <= bound)
+        assert bound <= factor.max() * (1 + 1e-5)  # and it is tight (a margin only)
