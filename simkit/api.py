@@ -140,7 +140,7 @@ def with_overrides(sc: Scenario, users=None, days=None, warmup_days=None):
     overrides = {}
     if days is not None and days > sc.days:
         overrides["days"] = days
-    if users is not None:
+    if users is not None and (isinstance(users, bool) or users != sc.market.users):
         overrides["market.users"] = users
     if warmup_days is not None:
         overrides["warmup_days"] = warmup_days
