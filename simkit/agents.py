@@ -45,7 +45,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from . import streams
-from .engine import F32, MarketBase
+from .engine import F32, RECORD_FROM, MarketBase
 from .metrics import COUNT_FACTS, MONEY_FACTS, NEVER, RATE_FACTS, REAL_FACTS
 from .products import ProductAgent, ProductTable
 
@@ -357,7 +357,7 @@ class AgentMarketModel(MarketBase):
         self.agents_by_type[UserAgent].shuffle_do("step")  # steps 2-6, user by user
 
         self._running_costs += costs["per_day"]
-        if d >= -30:  # the last warm-up month feeds the trailing windows of day 0
+        if d >= RECORD_FROM:
             self._collect(d, costs["once"] + self._running_costs)
         if self.journeys is not None and d >= 0:
             self._journeys(d)

@@ -34,6 +34,9 @@ from .scenario import Scenario
 F32 = np.float32
 EXCLUDED = -2  # cohort_day of pre-existing and acquired customers (not in cohort tables)
 NO_COHORT = -1
+# Days from this one on are recorded: the last warm-up month feeds the trailing windows
+# (WAU, MAU, churn rates) of day 0.
+RECORD_FROM = -30
 
 # value ranges of user traits: draws are clipped to these
 TRAIT_RANGES = {
@@ -555,7 +558,7 @@ class MarketModel(MarketBase):
 
         # 7. metrics -------------------------------------------------------------------------
         self._running_costs += costs["per_day"]
-        if d >= -30:  # the last warm-up month feeds the trailing windows of day 0
+        if d >= RECORD_FROM:
             members = int(np.count_nonzero(member_c & (u.product[C] == ours)))
             self._record(d, T, flows, money, sub_money, renew_due, renew_done, conversions,
                          start_ours, tx_k, vo, members, costs["once"] + self._running_costs)

@@ -55,7 +55,7 @@ import numpy as np
 from numba.extending import overload
 
 from . import rules, streams
-from .engine import EXCLUDED, NO_COHORT, MarketModel
+from .engine import EXCLUDED, NO_COHORT, RECORD_FROM, MarketModel
 from .metrics import NEVER
 
 
@@ -273,9 +273,6 @@ def _utilities(i, K, S, seg, shares, P, FE, avail, fin, affinity, price_sensitiv
         out[k] = utility(P[QUALITY, k], P[PRICE, k], price_sensitivity, ref, appeal,
                          P[NETWORK, k], shares[k]) + P[CAMPAIGN_APPEAL, k]
 
-
-# The last warm-up month is recorded: it feeds the trailing windows of day 0.
-RECORD_FROM = -30
 
 # The users of a day are cut into CHUNKS fixed slices, each summed on its own and the
 # slices added up in order: the numbers are the same whether the slices run one after
@@ -798,12 +795,11 @@ class CompiledMarketModel(MarketModel):
         _, P, FE, fin = self._packed
         u, K, S, F = self.users, self.K, len(self.segment_names), len(self.features)
         # each day's bases of the counter-based streams (see simkit.streams)
-        step = np.uint64((1 << 32) * streams.GAMMA & (2**64 - 1)) * np.arange(days, dtype=np.uint64)
-        U = np.array([streams.day_base(self.keys[name], d0) for name in streams.DAILY])
-        U = U[None, :] + step[:, None]
+        U = np.stack([streams.day_bases(self.keys[name], d0, days) for name in streams.DAILY],
+                     axis=1)
         UF = np.zeros((days, F), np.uint64)
         for f in T.features_in_use:
-            UF[:, f] = streams.day_base(self.feature_keys[f], d0) + step
+            UF[:, f] = streams.day_bases(self.feature_keys[f], d0, days)
         B = self._B
         B[P_TOTAL] = float(T.p_day.sum())
         B[WINBACK] = self.spec.behaviour.adoption.winback * T.winback_multiplier

@@ -56,6 +56,13 @@ def day_base(stream_key: int, d: int) -> np.uint64:
     return np.uint64((stream_key + ((d + DAY_OFFSET) << 32) * GAMMA) & _MASK)
 
 
+def day_bases(stream_key: int, first: int, days: int) -> np.ndarray:
+    """:func:`day_base` of days ``first .. first + days - 1`` (consecutive days are
+    ``2**32 * GAMMA`` apart, modulo 2**64)."""
+    step = np.uint64((GAMMA << 32) & _MASK)
+    return day_base(stream_key, first) + step * np.arange(days, dtype=np.uint64)
+
+
 def unit(z):
     """SplitMix64's output function, as a uniform in [0, 1) with 53 random bits.
 

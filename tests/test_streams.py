@@ -67,3 +67,11 @@ def test_a_users_numbers_do_not_depend_on_the_market(engine):
     assert not np.array_equal(m1.uniforms("feature", 5, 1)[users],
                               m1.uniforms("feature", 5, 0)[users])
     assert not np.array_equal(m1.uniforms("event", 5)[users], m1.uniforms("churn", 5)[users])
+
+
+def test_day_bases_are_consecutive_day_bases():
+    """The compiled engine takes a run of days' bases at once: each equals day_base."""
+    k = streams.key(np.random.SeedSequence(7))
+    bases = streams.day_bases(k, -40, 100)
+    assert bases.dtype == np.uint64
+    assert [int(b) for b in bases] == [int(streams.day_base(k, d)) for d in range(-40, 60)]
