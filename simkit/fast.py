@@ -700,7 +700,16 @@ def _named(fn, name: str):
 
 
 days_serial = numba.njit(error_model="numpy")(_named(_days, "days_serial"))
-days_parallel = numba.njit(error_model="numpy", parallel=True)(_named(_days, "days_parallel"))
+# Only the ``prange`` loops run in parallel: with numba's other parallel passes on, every
+# array expression of the day (``out += outs[c]`` and the like, 5 per slice) became a
+# parallel loop of its own, started and joined by the threads -- ~0.17 ms a day, as much
+# as a day of 20,000 ridehailing users on two threads.
+days_parallel = numba.njit(
+    error_model="numpy",
+    parallel={"prange": True, "comprehension": False, "reduction": False,
+              "inplace_binop": False, "setitem": False, "numpy": False, "stencil": False,
+              "fusion": False},
+)(_named(_days, "days_parallel"))
 
 
 @numba.njit(inline="always")
