@@ -177,6 +177,14 @@ def ndtri(y0):
     return -x if upper else x
 
 
+def _named(fn, name: str):
+    """A copy of ``fn`` called ``name`` (numba's disk cache tells functions by name)."""
+    code = fn.__code__.replace(co_name=name, co_qualname=name)
+    copy = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
 # ---- random numbers -----------------------------------------------------------------------------
 # The day's uniforms of user i, computed when a rule needs them (see simkit.streams): the
 # same numbers the other engines compute for every user.
@@ -190,6 +198,81 @@ _GAMMA = np.uint64(streams.GAMMA)
 @numba.njit(inline="always")
 def _uniform(base, i):
     return _unit(base + np.uint64(i) * _GAMMA)
+
+
+@numba.njit(inline="always")
+def _normal(base, i):
+    """User i's standard normal of a day (the noise of an experience)."""
+    return ndtri(min(max(_uniform(base, i), 1e-7), 1.0 - 1e-7))
+
+
+# ---- tables of random numbers for re-runs ---------------------------------------------------
+# A re-run with the same seed draws the same uniforms (common random numbers): it can
+# read the day's normals of the experience noise (an inverse normal cdf per visit) from
+# a table, and, for the visit decision, u < sigmoid(x), which costs a hash, an exp and a division for every
+# customer every day, a re-run can read logit(u) from a table instead: u < sigmoid(x)
+# exactly when logit(u) < x. The table holds logit(u) in float32 (off by at most
+# 36.8 * 2**-24 = 2.2e-6, as |logit(u)| <= 36.8 for 53-bit uniforms), and sigmoid(x) is
+# computed to within 3 ulp (so logit of it is within 3.3e-7 of x for |x| < 20): where
+# the two are more than LOGIT_MARGIN apart, the table decides as the sigmoid would;
+# otherwise (about one decision in 20,000) the decision is computed as without a table.
+# Same decisions, to the last bit.
+LOGIT_MARGIN = 1e-4
+LOGIT_MAX_SCORE = 20.0
+
+
+def _table_rows(event, noise, N, logits, normals):
+    """Row j of the tables: user i's logit(u) of the event stream (day base ``event[j]``)
+    and normal of the noise stream (``noise[j]``)."""
+    for j in numba.prange(event.shape[0]):
+        for i in range(N):
+            u = _uniform(event[j], i)
+            logits[j, i] = math.log(u) - math.log1p(-u)
+            normals[j, i] = _normal(noise[j], i)
+
+
+table_rows_serial = numba.njit(error_model="numpy")(_named(_table_rows, "table_rows_serial"))
+table_rows_parallel = numba.njit(error_model="numpy", parallel=True)(
+    _named(_table_rows, "table_rows_parallel"))
+
+
+class StreamTables:
+    """Random numbers of one run's days 0 .. ``days - 1`` for re-runs with the same seed
+    and users (:func:`simkit.api.run` attaches one to a re-run): per user and day, the
+    logit of the event stream's uniform (float32) and the noise stream's normal
+    (float64), computed the first time a day runs. 12 bytes per user-day."""
+
+    BYTES_PER_USER_DAY = 12
+
+    def __init__(self, keys: dict[str, int], users: int, days: int):
+        self.keys = (keys["event"], keys["noise"])
+        self.users, self.days = users, days
+        self.logits = np.empty((days, users), np.float32)
+        self.normals = np.empty((days, users), np.float64)
+        self.ready = np.zeros(days, bool)
+
+    @property
+    def nbytes(self) -> int:
+        return self.logits.nbytes + self.normals.nbytes
+
+    def rows(self, keys: dict[str, int], first: int, days: int, event: np.ndarray,
+             noise: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The tables' rows of days ``first .. first + days - 1`` (``event``, ``noise``:
+        the two streams' day bases), or None when the streams (``keys``) or the days
+        are not the table's."""
+        if (keys["event"], keys["noise"]) != self.keys or first < 0 or first + days > self.days:
+            return None
+        rows = slice(first, first + days)
+        missing = np.flatnonzero(~self.ready[rows])
+        if missing.size:
+            lt = np.empty((missing.size, self.users), np.float32)
+            zt = np.empty((missing.size, self.users), np.float64)
+            fill = table_rows_parallel if _use_threads() > 1 else table_rows_serial
+            fill(event[missing], noise[missing], self.users, lt, zt)
+            self.logits[first + missing] = lt
+            self.normals[first + missing] = zt
+            self.ready[first + missing] = True
+        return self.logits[rows], self.normals[rows]
 
 
 # ---- packed inputs -----------------------------------------------------------------------
@@ -288,8 +371,10 @@ def _days(d0, days, record_from, K, ours, S,
           # state (changed in place)
           product, ever, joined_day, habit, satisfaction, last_visit, uses, last_used,
           subscribed, renewal_day, period_transactions, cohort_day, first_left,
-          # each day's bases of the daily streams [days, 6] and of the features' [days, F]
-          U, UF,
+          # each day's bases of the daily streams [days, 6] and of the features' [days, F];
+          # the event stream's logits and the noise stream's normals [days, N], or
+          # [days, 0] (see StreamTables)
+          U, UF, LT, ZT,
           # products, features and behaviour (the same on all these days)
           P, FE, avail, fin, B, indptr, indices,
           # results: one row per day, and the retention tables' visit counts
@@ -333,7 +418,7 @@ def _days(d0, days, record_from, K, ours, S,
         txs[:] = 0.0
         sdau[:] = 0
         fus[:] = 0
-        Ud, UFd = U[j], UF[j]
+        Ud, UFd, LTd, ZTd = U[j], UF[j], LT[j], ZT[j]
         for c in numba.prange(C):
             found[c] = _users(c * N // C, (c + 1) * N // C, d, record, K, ours, S,
                               segment, price_sensitivity, need, innovativeness, susceptibility,
@@ -341,7 +426,7 @@ def _days(d0, days, record_from, K, ours, S,
                               product, ever, joined_day, habit, satisfaction, last_visit, uses,
                               last_used, subscribed, renewal_day, period_transactions,
                               cohort_day, first_left,
-                              Ud, UFd,
+                              Ud, UFd, LTd, ZTd,
                               P, FE, avail, fin, B, indptr, indices, start, mixed, wom_mixed,
                               scratch[c, 0], scratch[c, 1], W, flags,
                               outs[c], txs[c], bps[c], sdau[c], fus[c], visited_today,
@@ -393,7 +478,7 @@ def _users(lo, hi, d, record, K, ours, S,
            affinity,
            product, ever, joined_day, habit, satisfaction, last_visit, uses, last_used,
            subscribed, renewal_day, period_transactions, cohort_day, first_left,
-           U, UF,
+           U, UF, LT, ZT,
            P, FE, avail, fin, B, indptr, indices, start, mixed, wom_mixed, contacts, util,
            W, flags,
            out, tx_k, by_product_segment, segment_dau, feature_users, visited_today, tx_today,
@@ -434,6 +519,7 @@ def _users(lo, hi, d, record, K, ours, S,
 
     # 2. adoption: who adopts today (Bass hazard)
     u_event = U[EVENT]
+    tabled = LT.shape[0] > 0
     p_total = B[P_TOTAL]
     winback = B[WINBACK]
     n_ado = 0
@@ -473,7 +559,13 @@ def _users(lo, hi, d, record, K, ours, S,
         x = visit_score(B[VISIT_BASE], B[VISIT_HABIT_W], habit[i], B[VISIT_SAT_W],
                         satisfaction[i], uplift)
         flags[i] = member
-        visited = _uniform(u_event, i) < sigmoid(x)
+        if tabled:  # the same decision, from the table (see StreamTables)
+            lt = LT[i]
+            visited = lt < x
+            if not ((abs(lt - x) > LOGIT_MARGIN) & (abs(x) < LOGIT_MAX_SCORE)):  # rare
+                visited = _uniform(u_event, i) < sigmoid(x)
+        else:
+            visited = _uniform(u_event, i) < sigmoid(x)
         visited_today[i] = visited
         vis[lo + n_vis] = i
         n_vis += visited
@@ -554,9 +646,9 @@ def _users(lo, hi, d, record, K, ours, S,
         dau += o
         segment_dau[seg] += o
         boost = combined_effect(boosts, sub, P[SUB_SAT_BOOST, k], member, P[LOY_SAT_BOOST, k])
-        un = min(max(_uniform(U[NOISE], i), 1e-7), 1.0 - 1e-7)
+        z = ZT[i] if tabled else _normal(U[NOISE], i)
         e = experience(B[E_BASE], B[E_QUALITY_W], P[QUALITY, k], boost, B[E_PRICE_W],
-                       price_sensitivity[i], paid, ref, B[E_NOISE_SD] * ndtri(un))
+                       price_sensitivity[i], paid, ref, B[E_NOISE_SD] * z)
         satisfaction[i] = ema(satisfaction[i], e, B[E_SAT_RATE])
     out[TX_REVENUE] += revenue
     out[COGS] += cogs
@@ -691,14 +783,6 @@ def _users(lo, hi, d, record, K, ours, S,
     return n_cohort
 
 
-def _named(fn, name: str):
-    """A copy of ``fn`` called ``name`` (numba's disk cache tells functions by name)."""
-    code = fn.__code__.replace(co_name=name, co_qualname=name)
-    copy = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
-    copy.__doc__ = fn.__doc__
-    return copy
-
-
 days_serial = numba.njit(error_model="numpy")(_named(_days, "days_serial"))
 # Only the ``prange`` loops run in parallel: with numba's other parallel passes on, every
 # array expression of the day (``out += outs[c]`` and the like, 5 per slice) became a
@@ -755,6 +839,7 @@ class CompiledMarketModel(MarketModel):
         super().__init__(scenario, users, **kwargs)
         N = self.N
         self._packed = None
+        self.tables: StreamTables | None = None  # random numbers of a re-run, see api.run
         self._start = np.empty(N, np.int8)
         self._W = np.empty((W_ROWS, N), np.int64)
         self._flags = np.empty(N, np.uint8)
@@ -807,6 +892,10 @@ class CompiledMarketModel(MarketModel):
         U = np.stack([streams.day_bases(self.keys[name], d0, days) for name in streams.DAILY],
                      axis=1)
         UF = np.zeros((days, F), np.uint64)
+        tables = None
+        if self.tables is not None:
+            tables = self.tables.rows(self.keys, d0, days, U[:, EVENT], U[:, NOISE])
+        LT, ZT = tables or (np.empty((days, 0), np.float32), np.empty((days, 0)))
         for f in T.features_in_use:
             UF[:, f] = streams.day_bases(self.feature_keys[f], d0, days)
         B = self._B
@@ -818,19 +907,14 @@ class CompiledMarketModel(MarketModel):
         SDAU = np.zeros((days, S), np.int64)
         FUS = np.zeros((days, F), np.int64)
         rec = self.recorder
-        n = threads()
-        if n > 1:
-            n = min(n, numba.config.NUMBA_NUM_THREADS)
-            if numba.get_num_threads() != n:
-                numba.set_num_threads(n)
-        run = days_parallel if n > 1 else days_serial
+        run = days_parallel if _use_threads() > 1 else days_serial
         run(d0, days, RECORD_FROM, K, self.ours, S,
             u.segment, u.price_sensitivity, u.need, u.innovativeness, u.susceptibility,
             u.churn_proneness, u.affinity,
             u.product, _u8(u.ever), u.joined_day, u.habit, u.satisfaction, u.last_visit,
             _u8(u.uses), u.last_used, _u8(u.subscribed), u.renewal_day,
             u.period_transactions, u.cohort_day, u.first_left,
-            U, UF,
+            U, UF, LT, ZT,
             P, FE, _u8(T.available), fin, B, self._indptr, self._indices,
             OUT, TXK, BPS, SDAU, FUS, rec.visit_weeks, rec.visit_days,
             _u8(self._visited), self._tx, self._cohort_buf, self._first_buf, self._start,
@@ -913,6 +997,16 @@ def threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _use_threads() -> int:
+    """:func:`threads`, set as numba's number of threads when more than one."""
+    n = threads()
+    if n > 1:
+        n = min(n, numba.config.NUMBA_NUM_THREADS)
+        if numba.get_num_threads() != n:
+            numba.set_num_threads(n)
+    return n
+
+
 def cache_dir() -> Path:
     """Where compiled code is kept: ``$SIMKIT_CACHE_DIR`` or ``~/.cache/simkit``, in a
     folder keyed by the source of this module, the rules and the streams and by numba's
@@ -930,8 +1024,8 @@ def _enable_cache() -> None:
     previous = numba.config.CACHE_DIR
     try:
         numba.config.CACHE_DIR = str(cache_dir())
-        days_serial.enable_caching()
-        days_parallel.enable_caching()
+        for fn in (days_serial, days_parallel, table_rows_serial, table_rows_parallel):
+            fn.enable_caching()
     except (OSError, RuntimeError):
         pass
     finally:

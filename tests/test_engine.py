@@ -299,6 +299,48 @@ def test_runs_of_days_equal_single_days(monkeypatch):
                                   check_exact=True)
 
 
+def test_reruns_read_visit_decisions_from_a_table(monkeypatch):
+    """The second and later runs with the same seed read the visit decisions' logit(u)
+    (float32) and the experiences' normals from tables: the same numbers to the last bit
+    as without them. The tables are read (wrong ones change the numbers), and the logits'
+    margin holds: a table off by half the margin still gives the same numbers (the
+    sigmoid decides near the margin)."""
+    from collections import OrderedDict
+
+    import simkit.api as api
+    from simkit.fast import LOGIT_MARGIN
+
+    monkeypatch.setattr(api, "_tables", OrderedDict())
+    monkeypatch.setattr(api, "_seen_runs", OrderedDict())
+    sc = simkit.load_scenario("marketplace_subscription")
+    kw = dict(seed=5, users=3000, days=120, journeys=5)
+
+    def same(a, b):
+        for name in ("metrics", "retention", "daily_retention", "journeys"):
+            pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name),
+                                          check_exact=True)
+
+    monkeypatch.setattr(api, "TABLE_CACHE_BYTES", 0)
+    plain = simkit.run(sc, **kw)
+    monkeypatch.setattr(api, "TABLE_CACHE_BYTES", 2**28)
+    same(plain, simkit.run(sc, **kw))  # a first run with this seed: no table yet
+    assert not api._tables
+    same(plain, simkit.run(sc, **kw))
+    ((tables, _),) = api._tables.values()
+    # (the re-run resumes on the morning of the first launch: the days before it are
+    # the first run's)
+    assert tables.logits.shape == (120, 3000) and tables.ready[-1] and tables.ready.sum() > 60
+    good = tables.logits.copy()
+    rng = np.random.default_rng(0)
+    tables.logits[:] = good + rng.uniform(-0.5, 0.5, good.shape) * LOGIT_MARGIN
+    same(plain, simkit.run(sc, **kw))
+    tables.logits[:] = good + 1.0
+    assert not plain.metrics["dau"].equals(simkit.run(sc, **kw).metrics["dau"])
+    tables.logits[:] = good
+    tables.normals += 1.0  # the experiences' noise comes from the table too
+    assert not plain.metrics["nps"].equals(simkit.run(sc, **kw).metrics["nps"])
+
+
 def test_churn_bound_bounds_the_hazard():
     """The compiled engine skips the churn hazard's exp when a customer's number is above
     base x proneness x multipliers x churn_bound: the bound must hold for every habit and
