@@ -752,19 +752,22 @@ def _users(lo, hi, d, record, K, ours, S,
         for j_ in range(hi - lo):  # (indices from 0 up: the compiler vectorises the loop)
             wau += visits[j_] >= week
             mau += visits[j_] >= month
-        for j_ in range(lo, hi):
-            i = np.uint64(j_)
-            # our customers' numbers, without a branch (adding 0.0 changes no sum)
-            o = int(product[i] == ours)
-            s = satisfaction[i]
-            score = nps_scalar(s)
+        prod, sat, hab = product[lo:hi], satisfaction[lo:hi], habit[lo:hi]
+        sub, flg = subscribed[lo:hi], flags[lo:hi]
+        # our customers' numbers, without a branch (adding 0 changes no sum); the counts
+        # in a loop of their own, which the compiler vectorises
+        for j_ in range(hi - lo):
+            o = np.int64(prod[j_] == ours)
+            score = nps_scalar(sat[j_])
             customers += o
-            subscribers += o & subscribed[i]
+            subscribers += o & sub[j_]
             promoters += o & (score >= 9)
             detractors += o & (score <= 6)
-            members += o & ((flags[i] & MEMBER) != 0)
-            sat_sum += s * o
-            habit_sum += habit[i] * o
+            members += o & ((flg[j_] & MEMBER) != 0)
+        for j_ in range(hi - lo):  # sums (in user order: the same bits)
+            o = np.int64(prod[j_] == ours)
+            sat_sum += sat[j_] * o
+            habit_sum += hab[j_] * o
         for f in range(F):
             n = 0
             used = last_used[f, lo:hi]
