@@ -16,6 +16,7 @@ from .agents import AgentMarketModel
 from .engine import MarketModel
 from .errors import SimkitError
 from .fast import CompiledMarketModel, StreamTables
+from .fast import threads as fast_threads
 from .scenario import Scenario, load_scenario, uncertain_parameters, with_values
 
 __all__ = ["RunResult", "run", "resolve", "as_seed_sequence", "ENGINES"]
@@ -154,7 +155,7 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         days: int | None = None, values: dict[str, float] | None = None,
         without_outputs=None, variant: str | None = None, journeys: int = 10,
         engine: str = "compiled", warmup_days: int | None = None, rules=None,
-        population_seed=None) -> RunResult:
+        population_seed=None, expect_reruns: bool = False) -> RunResult:
     """Simulate a scenario once.
 
     Parameters
@@ -196,6 +197,12 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         ``seed``). Runs with different ``seed`` but the same population seed start from
         the same day-0 market and differ in what happens next: the question a plan
         asks. The warm-up is simulated once and reused (see ``_warm_up``).
+    expect_reruns : bool
+        The caller will run this seed again, with other values or outputs (a widget, a
+        search): from the second such run on, the compiled engine keeps the run's
+        random numbers in tables and later runs read them (same numbers, ~1/4 less
+        time; 12 bytes per user and day, see ``TABLE_CACHE_BYTES``). Without it, tables
+        are kept from the third run with the same seed on, in an interactive session.
 
     Returns
     -------
@@ -230,7 +237,7 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
     _warm_up(model, resolved, pop_ss, engine, rules)
     model.start_dynamics(model_ss, journeys)
     key = _run_key(resolved, pop_ss, model_ss, engine, rules, journeys)
-    _attach_tables(model, key, horizon)
+    _attach_tables(model, key, horizon, expect_reruns)
     _simulate_plan(model, resolved, skip, horizon, key)
     rec = model.recorder
     rec.truncate(horizon)
@@ -325,28 +332,35 @@ def _simulate_plan(model, sc: Scenario, skip: set[int], horizon: int, key: str) 
                 _launches.popitem(last=False)
 
 
-# Random-number tables: the second and later runs with the same seed, population and
-# size (a widget's re-runs, a what-it-takes search, a counterfactual) read the visit
-# decisions' and the experiences' random numbers from tables built as they run (see
-# simkit.fast.StreamTables): same numbers, in ~2/3 of the time. A table
-# idle for TABLE_IDLE_SECONDS makes room for another seed's; a seed that finds no room
-# runs without one (runs with bands re-run several seeds in turn: none is evicted).
+# Random-number tables: runs with the same seed, population and size read the visit
+# decisions' and the experiences' random numbers from tables (see
+# simkit.fast.StreamTables): same numbers, in ~3/4 of the time. Building them costs
+# about one run, so they are built by the second run when the caller expects re-runs
+# (``expect_reruns``: a widget), else by the third in an interactive session (the main
+# thread, several CPUs: a what-it-takes search in a notebook). A pair of runs (a
+# counterfactual) builds none; neither do ensemble workers, where runs go side by side
+# on one thread each. A table idle for TABLE_IDLE_SECONDS makes room for another
+# seed's; a seed that finds no room runs without one (runs with bands re-run several
+# seeds in turn: none is evicted).
 TABLE_CACHE_BYTES = 384 * 2**20  # 88 MB for 20,000 users and 365 days
 TABLE_IDLE_SECONDS = 30.0
+TABLE_AFTER_RUNS = 2
 _tables: OrderedDict[tuple[str, int], list] = OrderedDict()  # -> [tables, last used]
-_seen_runs: OrderedDict[tuple[str, int], None] = OrderedDict()
+_seen_runs: OrderedDict[tuple[str, int], int] = OrderedDict()  # -> runs so far
 
 
-def _attach_tables(model, key: str, horizon: int) -> None:
-    if not isinstance(model, CompiledMarketModel) or TABLE_CACHE_BYTES <= 0:
+def _attach_tables(model, key: str, horizon: int, expected: bool) -> None:
+    if (not isinstance(model, CompiledMarketModel) or TABLE_CACHE_BYTES <= 0
+            or not (expected or fast_threads() > 1)):
         return
     key = (key, horizon)
     now = time.monotonic()
     if key not in _tables:
-        if key not in _seen_runs:  # a first run: remember it
-            _seen_runs[key] = None
-            while len(_seen_runs) > 256:
-                _seen_runs.popitem(last=False)
+        runs = _seen_runs.pop(key, 0)
+        _seen_runs[key] = runs + 1
+        while len(_seen_runs) > 256:
+            _seen_runs.popitem(last=False)
+        if runs < (1 if expected else TABLE_AFTER_RUNS):
             return
         size = model.N * horizon * StreamTables.BYTES_PER_USER_DAY
         used = sum(t.nbytes for t, _ in _tables.values())

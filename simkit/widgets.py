@@ -506,7 +506,8 @@ class Explorer(W.VBox):
 
     def _simulate(self, sc: Scenario, off: list[int], seed: int, runs: int, users: int):
         seeds = an.run_seeds(seed, runs)
-        common = dict(users=users, days=self.days, journeys=0)
+        # (the same seeds again at every change: keep their random numbers in tables)
+        common = dict(users=users, days=self.days, journeys=0, expect_reruns=True)
         results = an.run_many(sc, seeds, map_fn=self.map_fn, without_outputs=off, **common)
         if not self._ours:
             return results, results, runs
