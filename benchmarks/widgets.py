@@ -7,7 +7,8 @@ a launch day and a ship-it toggle. Each change is one :meth:`Explorer.update`, t
 end to end (rebuilding the scenario, simulating, summarising, drawing the PNGs, the KR
 table) and split into simulation and drawing. The baseline is memoised per seed, so a
 change to one of our outputs re-runs the plan only; a change of a competitor's move
-re-runs both (reported as "baseline re-run").
+re-runs both (reported as "baseline re-run"). The explorer's runs read their random
+numbers from tables its first build keeps (``simkit.run(..., expect_reruns=True)``).
 
 Target (issue 6): re-run latency <= 0.25 s at the bundled scenarios' default size.
 
