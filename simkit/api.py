@@ -232,9 +232,17 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         raise SimkitError(f"unknown engine '{engine}' (expected one of: {', '.join(ENGINES)})")
     # outputs past a shortened horizon simply do not ship
     skip |= {i for i, o in enumerate(resolved.outputs) if resolved.output_day(o) >= horizon}
-    model = ENGINES[engine](resolved, without_outputs=skip, rules_module=rules,
-                            rng=np.random.default_rng(pop_ss))
-    _warm_up(model, resolved, pop_ss, engine, rules)
+    cls = ENGINES[engine]
+    population = None
+    if issubclass(cls, MarketModel) and resolved.warmup_days and WARMUP_CACHE_BYTES > 0:
+        # a cached warm-up is restored next: no need to draw the population first
+        wkey = _warmup_key(resolved, pop_ss, engine, rules)
+        population = _warmups.get(wkey)
+        if population is not None:
+            _warmups.move_to_end(wkey)
+    model = cls(resolved, without_outputs=skip, rules_module=rules,
+                rng=np.random.default_rng(pop_ss), population=population)
+    _warm_up(model, resolved, pop_ss, engine, rules, population)
     model.start_dynamics(model_ss, journeys)
     key = _run_key(resolved, pop_ss, model_ss, engine, rules, journeys)
     _attach_tables(model, key, horizon, expect_reruns)
@@ -377,9 +385,13 @@ def _attach_tables(model, key: str, horizon: int, expected: bool) -> None:
     model.tables = entry[0]
 
 
-def _warm_up(model, sc: Scenario, ss, engine: str, rules) -> None:
-    """Run the warm-up days, or resume from a cached snapshot of them."""
+def _warm_up(model, sc: Scenario, ss, engine: str, rules, cached: dict | None = None) -> None:
+    """Run the warm-up days, or resume from a cached snapshot of them (``cached``: the
+    one the model was built from)."""
     if not sc.warmup_days:
+        return
+    if cached is not None:
+        model.restore(cached)
         return
     cacheable = hasattr(model, "snapshot") and WARMUP_CACHE_BYTES > 0
     key = _warmup_key(sc, ss, engine, rules) if cacheable else None

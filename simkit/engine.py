@@ -113,10 +113,15 @@ class MarketBase(mesa.Model):
         through which tests change one rule in one engine.
     rng : numpy.random.Generator, SeedSequence or int
         The random source; everything random derives from it.
+    population : dict, optional
+        A :meth:`~MarketModel.snapshot` of a model of the same scenario, users and
+        ``rng`` that the caller restores next: its users and network are taken instead
+        of being drawn again.
     """
 
     def __init__(self, scenario: Scenario, users: int | None = None, *,
-                 without_outputs=(), journeys: int = 0, rules_module=None, rng=None):
+                 without_outputs=(), journeys: int = 0, rules_module=None, rng=None,
+                 population: dict | None = None):
         super().__init__(rng=rng)
         self.rules = rules_module or rules
         self.spec = scenario
@@ -151,8 +156,12 @@ class MarketBase(mesa.Model):
         self._acquired_today = self._first_time_today = 0
         b = scenario.behaviour
         self._churn_base = self.rules.daily_from_monthly(b.churn.base_monthly)
-        self.users = self._init_users()
-        self.adjacency, self.degree = self._init_network()
+        if population is None:
+            self.users = self._init_users()
+            self.adjacency, self.degree = self._init_network()
+        else:  # a snapshot to be restored: its users and network, not drawn again
+            self.users = copy.deepcopy(population["users"])
+            self.adjacency, self.degree = population["network"]
         self.journeys = None
         if journeys:
             self.follow(journeys)
@@ -372,6 +381,7 @@ class MarketModel(MarketBase):
         return {
             "day": self.day,
             "users": copy.deepcopy(self.users),
+            "network": (self.adjacency, self.degree),  # (never changed)
             "products": [{a: copy.deepcopy(getattr(p, a)) for a in PRODUCT_STATE}
                          for p in self.products],
             "streams": {k: g.bit_generator.state for k, g in self.streams.items()},

@@ -8,7 +8,7 @@ import pytest
 
 import simkit
 from simkit import rules
-from simkit.engine import segment_sizes
+from simkit.engine import MarketBase, segment_sizes
 
 BASS_P, BASS_Q = 0.03, 0.38
 
@@ -216,8 +216,12 @@ def test_warmup_snapshot_gives_the_same_numbers(monkeypatch):
     kw = dict(seed=9, users=1500, warmup_days=60)
     api._warmups.clear()
     first = simkit.run(sc, **kw)
+    drawn = []
+    init_users = MarketBase._init_users
+    monkeypatch.setattr(MarketBase, "_init_users", lambda self: drawn.append(1) or init_users(self))
     cf = simkit.run(sc, without_outputs=[0], **kw)  # resumes from the cached warm-up
     assert len(api._warmups) == 1
+    assert not drawn  # (the population comes from the snapshot, not drawn again)
     monkeypatch.setattr(api, "WARMUP_CACHE_BYTES", 0)
     api._warmups.clear()
     pd.testing.assert_frame_equal(first.metrics, simkit.run(sc, **kw).metrics)
