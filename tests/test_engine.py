@@ -336,14 +336,15 @@ def test_reruns_read_visit_decisions_from_a_table(monkeypatch):
     # (the re-run resumes on the morning of the first launch: the days before it are
     # the first run's)
     assert tables.logits.shape == (120, 3000) and tables.ready[-1] and tables.ready.sum() > 60
-    good = tables.logits.copy()
+    ready = tables.ready  # (the other rows are not filled)
+    good = tables.logits[ready]
     rng = np.random.default_rng(0)
-    tables.logits[:] = good + rng.uniform(-0.5, 0.5, good.shape) * LOGIT_MARGIN
+    tables.logits[ready] = good + rng.uniform(-0.5, 0.5, good.shape) * LOGIT_MARGIN
     same(plain, simkit.run(sc, **kw))
-    tables.logits[:] = good + 1.0
+    tables.logits[ready] = good + 1.0
     assert not plain.metrics["dau"].equals(simkit.run(sc, **kw).metrics["dau"])
-    tables.logits[:] = good
-    tables.normals += 1.0  # the experiences' noise comes from the table too
+    tables.logits[ready] = good
+    tables.normals[ready] += 1.0  # the experiences' noise comes from the table too
     assert not plain.metrics["nps"].equals(simkit.run(sc, **kw).metrics["nps"])
 
 
