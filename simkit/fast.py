@@ -213,16 +213,17 @@ def _normal(base, i):
 
 
 # ---- tables of random numbers for re-runs ---------------------------------------------------
-# A re-run with the same seed draws the same uniforms (common random numbers): it can
-# read the day's normals of the experience noise (an inverse normal cdf per visit) from
-# a table, and, for the visit decision, u < sigmoid(x), which costs a hash, an exp and a division for every
-# customer every day, a re-run can read logit(u) from a table instead: u < sigmoid(x)
-# exactly when logit(u) < x. The table holds logit(u) in float32 (off by at most
-# 36.8 * 2**-24 = 2.2e-6, as |logit(u)| <= 36.8 for 53-bit uniforms), and sigmoid(x) is
-# computed to within 3 ulp (so logit of it is within 3.3e-7 of x for |x| < 20): where
-# the two are more than LOGIT_MARGIN apart, the table decides as the sigmoid would;
-# otherwise (about one decision in 20,000) the decision is computed as without a table.
-# Same decisions, to the last bit.
+# A re-run with the same seed draws the same uniforms (common random numbers), so it can
+# read two of them from tables instead of computing them (see StreamTables):
+# * the normal of an experience's noise (an inverse normal cdf per visit), as it is;
+# * for the visit decision u < sigmoid(x) (a hash, an exp and a division per customer
+#   and day), logit(u): u < sigmoid(x) exactly when logit(u) < x. The table holds
+#   logit(u) in float32, off by at most 36.8 * 2**-24 = 2.2e-6 (|logit(u)| <= 36.8 for
+#   53-bit uniforms), and sigmoid(x) is computed to within 3 ulp, so logit of it is
+#   within 3.3e-7 of x for |x| < 20. Where logit(u) and x are more than LOGIT_MARGIN
+#   apart, the table decides as the sigmoid would; otherwise (about one decision in
+#   20,000) the decision is computed as without a table.
+# Same decisions and numbers, to the last bit.
 LOGIT_MARGIN = 1e-4
 LOGIT_MAX_SCORE = 20.0
 
