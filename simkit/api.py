@@ -244,9 +244,9 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
                 rng=np.random.default_rng(pop_ss), population=population)
     _warm_up(model, resolved, pop_ss, engine, rules, population)
     model.start_dynamics(model_ss, journeys)
-    key = _run_key(resolved, pop_ss, model_ss, engine, rules, journeys)
-    _attach_tables(model, key, horizon, expect_reruns)
-    _simulate_plan(model, resolved, skip, horizon, key)
+    _attach_tables(model, horizon, expect_reruns)
+    _simulate_plan(model, resolved, skip, horizon,
+                   _run_key(resolved, pop_ss, model_ss, engine, rules, journeys))
     rec = model.recorder
     rec.truncate(horizon)
     cohorts = rec.cohort_tables(*model.cohort_arrays())
@@ -340,8 +340,9 @@ def _simulate_plan(model, sc: Scenario, skip: set[int], horizon: int, key: str) 
                 _launches.popitem(last=False)
 
 
-# Random-number tables: runs with the same seed, population and size read the visit
-# decisions' and the experiences' random numbers from tables (see
+# Random-number tables: runs with the same seed and number of users (whatever else they
+# change: outputs, market, behaviour) read the visit decisions' and the experiences'
+# random numbers from tables (see
 # simkit.fast.StreamTables): same numbers, in ~3/4 of the time. Building them costs
 # about one run, so they are built by the second run when the caller expects re-runs
 # (``expect_reruns``: a widget), else by the third in an interactive session (the main
@@ -353,15 +354,16 @@ def _simulate_plan(model, sc: Scenario, skip: set[int], horizon: int, key: str) 
 TABLE_CACHE_BYTES = 384 * 2**20  # 88 MB for 20,000 users and 365 days
 TABLE_IDLE_SECONDS = 30.0
 TABLE_AFTER_RUNS = 2
-_tables: OrderedDict[tuple[str, int], list] = OrderedDict()  # -> [tables, last used]
-_seen_runs: OrderedDict[tuple[str, int], int] = OrderedDict()  # -> runs so far
+_tables: OrderedDict[tuple, list] = OrderedDict()  # -> [tables, last used]
+_seen_runs: OrderedDict[tuple, int] = OrderedDict()  # -> runs so far
 
 
-def _attach_tables(model, key: str, horizon: int, expected: bool) -> None:
+def _attach_tables(model, horizon: int, expected: bool) -> None:
     if (not isinstance(model, CompiledMarketModel) or TABLE_CACHE_BYTES <= 0
             or not (expected or fast_threads() > 1)):
         return
-    key = (key, horizon)
+    # the random numbers depend only on the streams' keys (the run's seed) and the users
+    key = (model.keys["event"], model.keys["noise"], model.N, horizon)
     now = time.monotonic()
     if key not in _tables:
         runs = _seen_runs.pop(key, 0)

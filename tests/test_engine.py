@@ -336,6 +336,13 @@ def test_reruns_read_visit_decisions_from_a_table(monkeypatch):
     # (the re-run resumes on the morning of the first launch: the days before it are
     # the first run's)
     assert tables.logits.shape == (120, 3000) and tables.ready[-1] and tables.ready.sum() > 60
+    # a run with the same seed and users but another market reads the same tables
+    other = simkit.scenario.with_values(sc, {"behaviour.visit.base": -1.0})
+    with_tables = simkit.run(other, **kw)
+    assert len(api._tables) == 1 and tables.ready.all()  # (it ran from day 0)
+    monkeypatch.setattr(api, "TABLE_CACHE_BYTES", 0)
+    same(simkit.run(other, **kw), with_tables)
+    monkeypatch.setattr(api, "TABLE_CACHE_BYTES", 2**28)
     ready = tables.ready  # (the other rows are not filled)
     good = tables.logits[ready]
     rng = np.random.default_rng(0)
