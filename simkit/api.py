@@ -233,16 +233,16 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
     # outputs past a shortened horizon simply do not ship
     skip |= {i for i, o in enumerate(resolved.outputs) if resolved.output_day(o) >= horizon}
     cls = ENGINES[engine]
-    population = None
+    wkey = population = None
     if issubclass(cls, MarketModel) and resolved.warmup_days and WARMUP_CACHE_BYTES > 0:
-        # a cached warm-up is restored next: no need to draw the population first
         wkey = _warmup_key(resolved, pop_ss, engine, rules)
         population = _warmups.get(wkey)
         if population is not None:
             _warmups.move_to_end(wkey)
+    # (with a cached warm-up, which is restored next, the population is not drawn first)
     model = cls(resolved, without_outputs=skip, rules_module=rules,
                 rng=np.random.default_rng(pop_ss), population=population)
-    _warm_up(model, resolved, pop_ss, engine, rules, population)
+    _warm_up(model, resolved.warmup_days, wkey, population)
     model.start_dynamics(model_ss, journeys)
     _attach_tables(model, horizon, expect_reruns)
     _simulate_plan(model, resolved, skip, horizon,
@@ -387,22 +387,16 @@ def _attach_tables(model, horizon: int, expected: bool) -> None:
     model.tables = entry[0]
 
 
-def _warm_up(model, sc: Scenario, ss, engine: str, rules, cached: dict | None = None) -> None:
-    """Run the warm-up days, or resume from a cached snapshot of them (``cached``: the
-    one the model was built from)."""
-    if not sc.warmup_days:
+def _warm_up(model, days: int, key: str | None, cached: dict | None) -> None:
+    """Run the warm-up days, or resume from ``cached``, the cached snapshot of them;
+    ``key``: where to cache this warm-up (None: not cacheable)."""
+    if not days:
         return
     if cached is not None:
         model.restore(cached)
         return
-    cacheable = hasattr(model, "snapshot") and WARMUP_CACHE_BYTES > 0
-    key = _warmup_key(sc, ss, engine, rules) if cacheable else None
-    if key in _warmups:
-        _warmups.move_to_end(key)
-        model.restore(_warmups[key])
-        return
-    model.advance(sc.warmup_days)
-    if cacheable:
+    model.advance(days)
+    if key is not None:
         snap = model.snapshot()
         size = _snapshot_bytes(snap)
         if size <= WARMUP_CACHE_BYTES:

@@ -159,8 +159,8 @@ class MarketBase(mesa.Model):
         if population is None:
             self.users = self._init_users()
             self.adjacency, self.degree = self._init_network()
-        else:  # a snapshot to be restored: its users and network, not drawn again
-            self.users = copy.deepcopy(population["users"])
+        else:  # a snapshot the caller restores next (restore copies its users)
+            self.users = population["users"]
             self.adjacency, self.degree = population["network"]
         self.journeys = None
         if journeys:

@@ -902,12 +902,12 @@ class CompiledMarketModel(MarketModel):
         U = np.stack([streams.day_bases(self.keys[name], d0, days) for name in streams.DAILY],
                      axis=1)
         UF = np.zeros((days, F), np.uint64)
+        for f in T.features_in_use:
+            UF[:, f] = streams.day_bases(self.feature_keys[f], d0, days)
         tables = None
         if self.tables is not None:
             tables = self.tables.rows(self.keys, d0, days, U[:, EVENT], U[:, NOISE])
         LT, ZT = tables or (np.empty((days, 0), np.float32), np.empty((days, 0)))
-        for f in T.features_in_use:
-            UF[:, f] = streams.day_bases(self.feature_keys[f], d0, days)
         B = self._B
         B[P_TOTAL] = float(T.p_day.sum())
         B[WINBACK] = self.spec.behaviour.adoption.winback * T.winback_multiplier
