@@ -10,7 +10,7 @@ does not load ipywidgets.
 """
 
 from . import okr
-from .api import RunResult, run
+from .api import Progress, RunResult, run
 from .calibrate import calibrate
 from .ensemble import EnsembleResult, ensemble, load_ensemble
 from .errors import ScenarioError, SimkitError
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EnsembleResult",
+    "Progress",
     "RunResult",
     "Scenario",
     "ScenarioError",

@@ -6,6 +6,7 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from .fast import CompiledMarketModel, StreamTables
 from .fast import threads as fast_threads
 from .scenario import Scenario, load_scenario, uncertain_parameters, with_values
 
-__all__ = ["RunResult", "run", "resolve", "as_seed_sequence", "ENGINES"]
+__all__ = ["RunResult", "Progress", "run", "resolve", "as_seed_sequence", "ENGINES"]
 
 ENGINES = {"compiled": CompiledMarketModel, "vector": MarketModel, "agents": AgentMarketModel}
 
@@ -155,7 +156,9 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         days: int | None = None, values: dict[str, float] | None = None,
         without_outputs=None, variant: str | None = None, journeys: int = 10,
         engine: str = "compiled", warmup_days: int | None = None, rules=None,
-        population_seed=None, expect_reruns: bool = False) -> RunResult:
+        population_seed=None, expect_reruns: bool = False,
+        progress: Callable[[Progress], None] | None = None,
+        progress_seconds: float = 0.25) -> RunResult:
     """Simulate a scenario once.
 
     Parameters
@@ -203,6 +206,13 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
         random numbers in tables and later runs read them (same numbers, ~1/4 less
         time; 12 bytes per user and day, see ``TABLE_CACHE_BYTES``). Without it, tables
         are kept from the third run with the same seed on, in an interactive session.
+    progress : callable, optional
+        Called with a :class:`Progress` (days simulated so far, and the results of those
+        days on demand) every ``progress_seconds`` of simulation, not after the last
+        day: for drawing a long run as it goes (the explorer does). The run's numbers
+        are the same with or without it.
+    progress_seconds : float
+        Time between two calls of ``progress`` (the first comes after this long too).
 
     Returns
     -------
@@ -245,29 +255,92 @@ def run(scenario: Scenario | str | Path, seed=None, users: int | None = None,
     _warm_up(model, resolved.warmup_days, wkey, population)
     model.start_dynamics(model_ss, journeys)
     _attach_tables(model, horizon, expect_reruns)
+
+    def result(days: int) -> RunResult:
+        """The results of days 0 .. ``days`` - 1 (the model must be at day ``days``)."""
+        rec = model.recorder
+        cohorts = rec.cohort_tables(*model.cohort_arrays(), days=days)
+        return RunResult(
+            metrics=rec.frame(days),
+            retention=cohorts.retention,
+            survival=cohorts.survival,
+            daily_retention=cohorts.daily_retention,
+            cohort_sizes=cohorts.sizes,
+            segments=rec.segments_frame(days),
+            scenario=resolved,
+            seed=seed if seed is not None else sc.seed,
+            population_seed=population_seed if population_seed is not None else sc.seed,
+            users=model.N,
+            scale=model.scale,
+            parameters=drawn,
+            without_outputs=sorted(skip),
+            variant=variant,
+            engine=engine,
+            journeys=model.journeys.frame() if model.journeys is not None else None,
+        )
+
+    reporter = None if progress is None else _Reporter(progress, progress_seconds, horizon,
+                                                        result)
     _simulate_plan(model, resolved, skip, horizon,
-                   _run_key(resolved, pop_ss, model_ss, engine, rules, journeys))
-    rec = model.recorder
-    rec.truncate(horizon)
-    cohorts = rec.cohort_tables(*model.cohort_arrays())
-    return RunResult(
-        metrics=rec.frame(),
-        retention=cohorts.retention,
-        survival=cohorts.survival,
-        daily_retention=cohorts.daily_retention,
-        cohort_sizes=cohorts.sizes,
-        segments=rec.segments_frame(),
-        scenario=resolved,
-        seed=seed if seed is not None else sc.seed,
-        population_seed=population_seed if population_seed is not None else sc.seed,
-        users=model.N,
-        scale=model.scale,
-        parameters=drawn,
-        without_outputs=sorted(skip),
-        variant=variant,
-        engine=engine,
-        journeys=model.journeys.frame() if model.journeys is not None else None,
-    )
+                   _run_key(resolved, pop_ss, model_ss, engine, rules, journeys), reporter)
+    model.recorder.truncate(horizon)
+    return result(horizon)
+
+
+@dataclass
+class Progress:
+    """How far a run has got (what ``run(..., progress=f)`` hands ``f``).
+
+    Attributes
+    ----------
+    day : int
+        Days 0 .. ``day`` - 1 are simulated.
+    days : int
+        The run's horizon.
+    seconds : float
+        Time spent simulating days 0 .. ``day`` - 1.
+    """
+
+    day: int
+    days: int
+    seconds: float
+    _result: Callable[[int], RunResult] = field(repr=False)
+
+    def result(self) -> RunResult:
+        """The :class:`RunResult` of the days simulated so far: metrics of days 0 ..
+        ``day`` - 1 (the same numbers the whole run will have for them), cohort tables as
+        observed by then. Valid only during the call that received this object."""
+        return self._result(self.day)
+
+
+class _Reporter:
+    """Advances a model in pieces of about ``CHUNK_SECONDS`` and reports progress every
+    ``seconds`` (see :func:`run`): the pieces run the same days, so the numbers are the
+    same."""
+
+    CHUNK_SECONDS = 0.04
+    MAX_CHUNK_DAYS = 91
+
+    def __init__(self, callback, seconds: float, horizon: int, result):
+        self.callback, self.seconds, self.horizon, self.result = callback, seconds, horizon, result
+        self.start = time.perf_counter()
+        self.due = self.start + seconds
+
+    def advance(self, model, days: int) -> None:
+        step = 7
+        while days > 0:
+            n = min(step, days)
+            t = time.perf_counter()
+            model.advance(n)
+            now = time.perf_counter()
+            days -= n
+            # the next piece: about CHUNK_SECONDS at the pace of this one
+            per_day = max((now - t) / n, 1e-7)
+            step = int(min(self.MAX_CHUNK_DAYS, max(1, self.CHUNK_SECONDS / per_day)))
+            day = model.day
+            if now >= self.due and 0 < day < self.horizon:
+                self.callback(Progress(day, self.horizon, now - self.start, self.result))
+                self.due = time.perf_counter() + self.seconds
 
 
 # Warm-up snapshots: the warm-up does not depend on the plan of outputs (they ship on
@@ -314,9 +387,11 @@ def _plan_before(sc: Scenario, skip: set[int], day: int) -> str:
     return hashlib.sha1(json.dumps(shipped, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _simulate_plan(model, sc: Scenario, skip: set[int], horizon: int, key: str) -> None:
+def _simulate_plan(model, sc: Scenario, skip: set[int], horizon: int, key: str,
+                   reporter: _Reporter | None = None) -> None:
     """Simulate days 0..horizon-1, resuming from the latest launch-day snapshot of an
-    earlier run that is valid for this plan, and keeping this run's launch mornings."""
+    earlier run that is valid for this plan, and keeping this run's launch mornings;
+    ``reporter`` reports progress on the way."""
     cacheable = hasattr(model, "snapshot") and PLAN_CACHE_BYTES > 0
     start = 0
     if cacheable:
@@ -330,7 +405,10 @@ def _simulate_plan(model, sc: Scenario, skip: set[int], horizon: int, key: str) 
     stops = sorted(d for d in launches if start < d < horizon) if cacheable else []
     day = start
     for stop in [*stops, horizon]:
-        model.advance(stop - day)  # up to the morning of a launch: keep a snapshot
+        if reporter is None:  # up to the morning of a launch: keep a snapshot
+            model.advance(stop - day)
+        else:
+            reporter.advance(model, stop - day)
         day = stop
         if day < horizon:
             plan = _plan_before(sc, skip, day)

@@ -163,8 +163,10 @@ class Recorder:
         """Report only the first ``days`` days (a run stopped before the horizon)."""
         self.days = min(self.days, days)
 
-    def frame(self) -> pd.DataFrame:
-        rows = slice(self.warmup, self.warmup + self.days)
+    def frame(self, days: int | None = None) -> pd.DataFrame:
+        """The metrics of days 0 .. ``days`` - 1 (default: every day reported)."""
+        days = self.days if days is None else min(days, self.days)
+        rows = slice(self.warmup, self.warmup + days)
         return self._frame().iloc[rows].reset_index(drop=True).rename_axis("day")
 
     def _frame(self) -> pd.DataFrame:
@@ -217,21 +219,25 @@ class Recorder:
         m["loyalty_members"] = f["loyalty_members"] * s
         return pd.DataFrame(m)
 
-    def segments_frame(self) -> pd.DataFrame:
-        """Tidy per-segment frame: day, segment, customers, dau (ours)."""
-        d = np.repeat(np.arange(self.days), len(self.segments))
-        seg = np.tile(np.array(self.segments, dtype=object), self.days)
+    def segments_frame(self, days: int | None = None) -> pd.DataFrame:
+        """Tidy per-segment frame: day, segment, customers, dau (ours); days 0 ..
+        ``days`` - 1 (default: every day reported)."""
+        days = self.days if days is None else min(days, self.days)
+        d = np.repeat(np.arange(days), len(self.segments))
+        seg = np.tile(np.array(self.segments, dtype=object), days)
         w = self.warmup
         return pd.DataFrame({
             "day": d,
             "segment": seg,
-            "customers": self.segment_customers[w : w + self.days].ravel() * self.scale,
-            "dau": self.segment_dau[w : w + self.days].ravel() * self.scale,
+            "customers": self.segment_customers[w : w + days].ravel() * self.scale,
+            "dau": self.segment_dau[w : w + days].ravel() * self.scale,
         })
 
-    def cohort_tables(self, cohort_day: np.ndarray, first_left_day: np.ndarray) -> CohortTables:
-        """Build R, S and daily retention from per-user first adoption and leave days."""
-        days = self.days
+    def cohort_tables(self, cohort_day: np.ndarray, first_left_day: np.ndarray,
+                      days: int | None = None) -> CohortTables:
+        """Build R, S and daily retention from per-user first adoption and leave days,
+        as observed by the end of day ``days`` - 1 (default: every day reported)."""
+        days = self.days if days is None else min(days, self.days)
         weeks = days // 7 + 1
         member = cohort_day >= 0
         cd = cohort_day[member].astype(np.int64)

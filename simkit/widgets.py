@@ -196,6 +196,12 @@ class ExplorerResult:
     render_seconds : float
         Time spent after the simulation: summarising the runs, judging the key results
         and drawing.
+    first_seconds : float
+        Time from the change to the first figures drawn for it: the figures of the days
+        simulated so far, when a run takes long enough to be drawn as it goes (see
+        :attr:`Explorer.FRAME_SECONDS`), else the finished figures.
+    frames : int
+        Figures drawn during the run (before the finished ones).
     curves : object
         The same data as arrays (internal layout, for the figures).
     """
@@ -209,6 +215,8 @@ class ExplorerResult:
     figure_data: Mapping = field(default_factory=dict)
     seconds: float = 0.0
     render_seconds: float = 0.0
+    first_seconds: float = 0.0
+    frames: int = 0
     baseline_cached: int = 0
     curves: object = field(default=None, repr=False, compare=False)
 
@@ -236,6 +244,12 @@ class Explorer(W.VBox):
         keep showing the last good state.
     """
 
+    #: A run (of one seed) that takes longer than this is drawn as it goes: the figures
+    #: of the days simulated so far first appear after about this long ...
+    FIRST_FRAME_SECONDS = 0.12
+    #: ... and are drawn again every this long (drawing takes ~0.05 s) until it ends.
+    FRAME_SECONDS = 0.5
+
     def __init__(
         self,
         scenario: Scenario | str | Path,
@@ -257,6 +271,7 @@ class Explorer(W.VBox):
         self._hold = False
         self._baselines: dict[str, RunResult] = {}
         self._kr_memo: dict = {}
+        self._run_state: dict | None = None  # the update under way (for its progress)
         self._charts = {
             "leading": LeadingChart(),
             "retention": RetentionChart(),
@@ -505,30 +520,80 @@ class Explorer(W.VBox):
         return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
     def _simulate(self, sc: Scenario, off: list[int], seed: int, runs: int, users: int):
+        """The plan's runs, the baseline's (memoised by seed) and how many of those were
+        memoised. The baseline runs first, so that the plan's run can be drawn against
+        it as it goes."""
         seeds = an.run_seeds(seed, runs)
         # (the same seeds again at every change: keep their random numbers in tables)
         common = dict(users=users, days=self.days, journeys=0, expect_reruns=True)
+        if self.map_fn is None:  # runs in this process: report their progress
+            common.update(progress=self._on_progress, progress_seconds=self.FIRST_FRAME_SECONDS)
+        separate = bool(self._ours) and not set(off) >= set(self._ours)
+        baseline, cached = None, runs
+        if separate:
+            base_off = sorted(set(off) | set(self._ours))
+            keys = [self._baseline_key(sc, off, s, users) for s in seeds]
+            missing = [j for j, k in enumerate(keys) if k not in self._baselines]
+            if missing:
+                self._run_state["what"] = "baseline"
+                fresh = an.run_many(
+                    sc,
+                    [seeds[j] for j in missing],
+                    map_fn=self.map_fn,
+                    without_outputs=base_off,
+                    **common,
+                )
+                for j, r in zip(missing, fresh, strict=True):
+                    self._baselines[keys[j]] = r
+            baseline = [self._baselines[k] for k in keys]
+            while len(self._baselines) > 4 * MAX_RUNS:  # oldest first
+                self._baselines.pop(next(iter(self._baselines)))
+            cached = runs - len(missing)
+        self._run_state.update(what="plan", baseline=baseline, run=0, day=math.inf)
         results = an.run_many(sc, seeds, map_fn=self.map_fn, without_outputs=off, **common)
-        if not self._ours:
+        if not separate:  # nothing of ours ships (or there is nothing of ours): the same runs
             return results, results, runs
-        base_off = sorted(set(off) | set(self._ours))
-        if set(off) >= set(self._ours):  # nothing of ours ships: the runs are the baseline
-            return results, results, runs
-        keys = [self._baseline_key(sc, off, s, users) for s in seeds]
-        missing = [j for j, k in enumerate(keys) if k not in self._baselines]
-        if missing:
-            fresh = an.run_many(
-                sc,
-                [seeds[j] for j in missing],
-                map_fn=self.map_fn,
-                without_outputs=base_off,
-                **common,
-            )
-            for j, r in zip(missing, fresh, strict=True):
-                self._baselines[keys[j]] = r
-        while len(self._baselines) > 4 * MAX_RUNS:  # oldest first
-            self._baselines.pop(next(iter(self._baselines)))
-        return results, [self._baselines[k] for k in keys], runs - len(missing)
+        return results, baseline, cached
+
+    def _on_progress(self, p) -> None:
+        """A run of this update has got to day ``p.day`` (see :func:`simkit.run`): say so
+        in the status line and, for the plan's only run, draw the days so far every
+        :attr:`FRAME_SECONDS`."""
+        st = self._run_state
+        if st is None:  # pragma: no cover - a run not started by update()
+            return
+        if p.day < st.get("day", 0):  # a new run of the update began
+            st["run"] = st.get("run", 0) + 1
+        st["day"] = p.day
+        now = time.perf_counter()
+        runs = st["runs"]
+        what = "baseline" if st["what"] == "baseline" else "this plan"
+        count = f", run {st['run']} of {runs}" if runs > 1 else ""
+        self._busy(f"simulating {what}{count}: day {p.day:,} of {p.days:,}…")
+        if st["what"] != "plan" or runs > 1 or now < st["next_frame"]:
+            return
+        partial = p.result()
+        base = st["baseline"]
+        sc, off = st["scenario"], st["off"]
+        last = self.last_result.curves if self.last_result is not None else None
+        reuse = last.arms.get("baseline") if last is not None else None
+        curves = _curves([partial], base, off, reuse=reuse, horizon=p.days)
+        krs = _kr_rows([partial], base, self._kr_memo if reuse is curves.arms.get("baseline")
+                       else None, horizon=p.days)
+        res = ExplorerResult(
+            scenario=sc,
+            values=st["values"],
+            without=off,
+            runs=[partial],
+            baseline=base or [partial],
+            kr_table=pd.DataFrame(krs),
+            curves=curves,
+        )
+        self._render(res, krs)
+        st["frames"] += 1
+        if st["first"] is None:
+            st["first"] = time.perf_counter() - st["t0"]
+        st["next_frame"] = time.perf_counter() + self.FRAME_SECONDS
 
     def update(self) -> ExplorerResult | None:
         """Rebuild the scenario from the controls, run it and redraw; returns the result
@@ -540,12 +605,18 @@ class Explorer(W.VBox):
         self._busy(f"running {runs} run{'s' if runs > 1 else ''} × {users:,} users…")
         try:
             sc, off = self.build()
+            self._run_state = dict(
+                t0=t0, scenario=sc, off=off, values=values, runs=runs, what="plan",
+                baseline=None, first=None, frames=0, next_frame=0.0,
+            )
             results, baseline, cached = self._simulate(sc, off, values["seed"], runs, users)
         except SimkitError as exc:
             self.error = str(exc)
             self.status.value = f"<span class='simkit-error'>⚠ {html.escape(self.error)}</span>"
             self.remove_class("simkit-busy")
             return None
+        finally:
+            state, self._run_state = self._run_state, None
         t1 = time.perf_counter()
         base = baseline if self._ours else None
         last = self.last_result.curves if self.last_result is not None else None
@@ -568,11 +639,14 @@ class Explorer(W.VBox):
         )
         self._render(res, krs)
         res.render_seconds = time.perf_counter() - t1
+        res.frames = state["frames"]
+        res.first_seconds = state["first"] or res.seconds + res.render_seconds
         self.last_result = res
         self.error = None
         self.status.value = (
             f"<span class='simkit-done'>✓ updated in {res.seconds + res.render_seconds:.2f} s "
-            f"(simulation {res.seconds:.2f} s, drawing {res.render_seconds:.2f} s) · "
+            f"(simulation {res.seconds:.2f} s, drawing {res.render_seconds:.2f} s"
+            f"{f'; drawn as it ran, first after {res.first_seconds:.2f} s' if res.frames else ''}) · "
             f"{runs} run{'s' if runs > 1 else ''} × {users:,} simulated users"
             f"{', 95% bands' if runs > 1 else ''}</span>"
         )
@@ -654,14 +728,19 @@ def kr_table(runs: list[RunResult], baseline: list[RunResult] | None = None) -> 
 
 
 def _kr_rows(
-    runs: list[RunResult], baseline: list[RunResult] | None, memo: dict | None = None
+    runs: list[RunResult],
+    baseline: list[RunResult] | None,
+    memo: dict | None = None,
+    horizon: int | None = None,
 ) -> list[dict]:
     """The rows of :func:`kr_table`; ``memo`` keeps the baseline's results between calls
-    with the same baseline runs."""
+    with the same baseline runs. ``horizon``: the runs' horizon when they are the days
+    simulated so far of longer runs (key results due later are "not simulated yet")."""
     memo = {} if memo is None else memo
     sc = runs[0].scenario
     krs = okr.key_results(sc)
-    horizon = len(runs[0].metrics)
+    simulated = len(runs[0].metrics)
+    horizon = simulated if horizon is None else horizon
     rows = []
     for kr in krs:
         sign = "≥" if kr.direction == "at_least" else "≤"
@@ -684,7 +763,9 @@ def _kr_rows(
             p_met=np.nan,
             status="after the horizon",
         )
-        if kr.deadline < horizon:
+        if simulated <= kr.deadline < horizon:
+            row["status"] = "not simulated yet"
+        if kr.deadline < simulated:
             x, met = okr.evaluate(kr, _matrix(runs, kr.metric))
             row["value"] = float(np.nanmean(x)) if np.isfinite(x).any() else np.nan
             row["value_text"] = _kr_text(kr, row["value"])
@@ -692,13 +773,13 @@ def _kr_rows(
             n = len(runs)
             k = int(met.sum())
             row["status"] = ("met" if k else "missed") if n == 1 else f"met in {k} of {n} runs"
-            if baseline is not None:
-                key = (kr.metric, kr.deadline, kr.window, kr.aggregation, kr.baseline_day)
-                if key not in memo:  # what the result depends on (not the target)
-                    bx, _ = okr.evaluate(kr, _matrix(baseline, kr.metric))
-                    memo[key] = float(np.nanmean(bx)) if np.isfinite(bx).any() else np.nan
-                row["baseline"] = memo[key]
-                row["baseline_text"] = _kr_text(kr, row["baseline"])
+        if baseline is not None and kr.deadline < horizon:
+            key = (kr.metric, kr.deadline, kr.window, kr.aggregation, kr.baseline_day)
+            if key not in memo:  # what the result depends on (not the target)
+                bx, _ = okr.evaluate(kr, _matrix(baseline, kr.metric))
+                memo[key] = float(np.nanmean(bx)) if np.isfinite(bx).any() else np.nan
+            row["baseline"] = memo[key]
+            row["baseline_text"] = _kr_text(kr, row["baseline"])
         rows.append(row)
     return rows
 
@@ -787,8 +868,9 @@ def _summarise_arm(results: list[RunResult], leading: list[str], share: str) -> 
 class _Curves:
     """What the figures draw, as arrays: days, the leading metrics, the share metric
     (``market_share``, or ``customers`` for a lone product), the arms (``"plan"`` and, with
-    outputs of ours, ``"baseline"``), the number of runs and the launches shipped within
-    the horizon as (output, day, ours)."""
+    outputs of ours, ``"baseline"``), the number of runs, the launches shipped within
+    the horizon as (output, day, ours) and the days simulated so far (the plan's curves
+    are NaN from there on while a run is drawn as it goes)."""
 
     days: np.ndarray
     leading: list[str]
@@ -796,6 +878,27 @@ class _Curves:
     arms: dict[str, _Arm]
     runs: int
     launches: list[tuple[int, int, bool]]
+    simulated: int = 0
+
+    @property
+    def partial(self) -> bool:
+        return self.simulated < len(self.days)
+
+
+def _padded(arm: _Arm, days: int) -> _Arm:
+    """``arm`` with its daily curves padded with NaN to ``days`` days."""
+
+    def pad(a):
+        out = np.full((days, *a.shape[1:]), np.nan)
+        out[: len(a)] = a
+        return out
+
+    return _Arm(
+        runs=arm.runs,
+        leading=tuple(pad(a) for a in arm.leading),
+        share=tuple(pad(a) for a in arm.share),
+        retention=arm.retention,
+    )
 
 
 def _curves(
@@ -803,13 +906,19 @@ def _curves(
     baseline: list[RunResult] | None = None,
     without: list[int] = (),
     reuse: _Arm | None = None,
+    horizon: int | None = None,
 ) -> _Curves:
-    """Summarise the runs (and the baseline's: ``reuse`` when it holds the same runs)."""
+    """Summarise the runs (and the baseline's: ``reuse`` when it holds the same runs);
+    ``horizon``: the runs' horizon when they hold the days simulated so far."""
     sc = runs[0].scenario
     cols = runs[0].metrics.columns
     leading = leading_metrics(sc, cols)
     share = "market_share" if len(sc.products) > 1 else "customers"
+    simulated = len(runs[0].metrics)
+    horizon = simulated if horizon is None else horizon
     arms = {"plan": _summarise_arm(runs, leading, share)}
+    if simulated < horizon:
+        arms["plan"] = _padded(arms["plan"], horizon)
     if baseline is not None:
         same = (
             reuse is not None
@@ -817,7 +926,7 @@ def _curves(
             and all(a is b for a, b in zip(reuse.runs, baseline, strict=False))
         )
         arms["baseline"] = reuse if same else _summarise_arm(baseline, leading, share)
-    days = runs[0].metrics.index.to_numpy()
+    days = np.arange(horizon)
     ours = sc.our_product.name
     skip = set(without)
     launches = []
@@ -825,7 +934,7 @@ def _curves(
         day = sc.output_day(o)
         if i not in skip and day <= days[-1]:
             launches.append((i, int(day), o.product == ours))
-    return _Curves(days, leading, share, arms, len(runs), launches)
+    return _Curves(days, leading, share, arms, len(runs), launches, simulated)
 
 
 def _frames(c: _Curves) -> dict[str, pd.DataFrame]:
@@ -1019,6 +1128,7 @@ class _Chart:
         self.canvas = FigureCanvasAgg(self.fig)
         self.fig.subplots_adjust(**self.margins)
         self.key = None
+        self.partial = False
         self.full_draws = 0
         self.axis_draws = 0
         self.layer_draws = 0
@@ -1043,6 +1153,7 @@ class _Chart:
 
     def render(self, res: ExplorerResult) -> bytes:
         c = res.curves
+        self.partial = c.partial
         key = self.layout_key(c)
         if key != self.key:
             self.fig.clear()
@@ -1213,6 +1324,9 @@ class _Chart:
         if ylim is None:
             current = self.drawn.get(ax)
             ylim = _limits(ys, current, bottom, top)
+            if self.partial and current is not None and ylim is not None:
+                # a run drawn as it goes: the axis only grows (the curves are still coming)
+                ylim = (min(ylim[0], current[0]), max(ylim[1], current[1]))
         xlim = (float(xlim[0]), float(xlim[1]))
         self.wanted[ax] = (xlim, None if ylim is None else (float(ylim[0]), float(ylim[1])))
 
@@ -1279,12 +1393,12 @@ class LeadingChart(_Chart):
                     self.add_curve(ax, (m, arm), _feature_color(sc, m), arm == "baseline", bands)
         for ax in axes[len(self.axes) :]:
             ax.set_visible(False)
-        handles = [
-            _handle(plots.LEADING_COLOR, "-", "this plan"),
-            _handle(BASELINE_COLOR, "--", "baseline (none of our outputs)"),
-            _handle("0.25", ":", "our launches"),
-        ]
         ours = sc.our_product.name
+        handles = [_handle(plots.LEADING_COLOR, "-", "this plan")]
+        if "baseline" in c.arms:
+            handles.append(_handle(BASELINE_COLOR, "--", "baseline (none of our outputs)"))
+        if any(o.product == ours for o in sc.outputs):
+            handles.append(_handle("0.25", ":", "our launches"))
         if any(o.product != ours for o in sc.outputs):
             handles.append(_handle("0.55", "-.", "competitors' moves"))
         if bands:
@@ -1337,8 +1451,9 @@ class RetentionChart(_Chart):
         handles = [
             _handle(color, "-", "visited that week"),
             _handle(color, "-.", "still a customer"),
-            _handle(BASELINE_COLOR, "--", "baseline"),
         ]
+        if "baseline" in c.arms:
+            handles.append(_handle(BASELINE_COLOR, "--", "baseline"))
         ax.legend(handles=handles, fontsize=7, loc="lower left", frameon=False)
         ax.grid(alpha=0.25, lw=0.5)
         ax.tick_params(labelsize=7.5)
@@ -1431,10 +1546,12 @@ class ShareChart(_Chart):
             ys += self.set_curve(name, c.days, value, lo, hi)
         self.set_marks(self.ax, c)
         self.fit(self.ax, ys, (c.days[0], c.days[-1]))
-        last = c.arms["plan"].share[0][-1] * scale
-        text = f"last day: {last:.1f}%" if pct else f"last day: {plots.human_number(last)}"
+        day = c.simulated - 1  # the last day simulated
+        last = c.arms["plan"].share[0][day] * scale
+        where = f"day {day:,}" if c.partial else "last day"
+        text = f"{where}: {last:.1f}%" if pct else f"{where}: {plots.human_number(last)}"
         if "baseline" in c.arms:
-            diff = last - c.arms["baseline"].share[0][-1] * scale
+            diff = last - c.arms["baseline"].share[0][day] * scale
             text += (
                 f" ({diff:+.1f} points vs baseline)"
                 if pct

@@ -303,6 +303,39 @@ def test_runs_of_days_equal_single_days(monkeypatch):
                                   check_exact=True)
 
 
+@pytest.mark.parametrize("engine", ["compiled", "vector"])
+def test_progress_reports_the_days_so_far(monkeypatch, engine):
+    """``run(progress=f)`` hands ``f`` the days simulated so far: their metrics are the
+    whole run's first days, the cohort cells observed by then are the whole run's; and
+    the run's numbers are the same as without it."""
+    import simkit.api as api
+
+    monkeypatch.setattr(api._Reporter, "MAX_CHUNK_DAYS", 10)
+    monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 0)
+    sc = simkit.load_scenario("ridehailing_duopoly")
+    kw = dict(seed=5, users=800, days=150, journeys=3, engine=engine)
+    seen = []
+
+    def progress(p):
+        assert p.days == 150 and p.seconds >= 0
+        seen.append((p.day, p.result()))
+
+    reported = simkit.run(sc, progress=progress, progress_seconds=0.0, **kw)
+    plain = simkit.run(sc, **kw)
+    for a, b in ((reported.metrics, plain.metrics), (reported.retention, plain.retention),
+                 (reported.daily_retention, plain.daily_retention),
+                 (reported.journeys, plain.journeys), (reported.segments, plain.segments)):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    days = [d for d, _ in seen]
+    assert len(days) >= 10 and days == sorted(set(days)) and 0 < days[0] and days[-1] < 150
+    for day, part in seen:
+        assert len(part.metrics) == day and part.segments["day"].max() == day - 1
+        pd.testing.assert_frame_equal(part.metrics, plain.metrics.iloc[:day], check_exact=True)
+        observed = part.retention.stack().dropna()  # cells complete by then
+        assert observed.equals(plain.retention.stack().reindex(observed.index))
+    assert seen[-1][1].retention.notna().to_numpy().sum() > 0
+
+
 def test_reruns_read_visit_decisions_from_a_table(monkeypatch):
     """Later runs with the same seed read the visit decisions' logit(u)
     (float32) and the experiences' normals from tables: the same numbers to the last bit

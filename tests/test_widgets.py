@@ -228,6 +228,49 @@ def test_bass_has_no_baseline_and_draws_customers():
     assert "no outputs of ours" in ex.children[1].value
 
 
+def test_a_long_run_is_drawn_as_it_goes(monkeypatch):
+    """A run that takes longer than FIRST_FRAME_SECONDS is drawn as it goes: the figures
+    of the days so far (the rest of the axis empty, key results due later "not
+    simulated yet"), then the finished figures -- the same as without the frames."""
+    import simkit.api as api
+
+    monkeypatch.setattr(api._Reporter, "MAX_CHUNK_DAYS", 120)
+    kw = dict(users=300, days=1500, seed=2)  # key results due on days 1094 and 1459
+    plain = widgets.explore("bass_diffusion", **kw)
+    ex = widgets.explore("bass_diffusion", **kw)
+    ex.FIRST_FRAME_SECONDS = ex.FRAME_SECONDS = 0.0  # a frame after every piece of days
+    shown = []
+    ex.images["market_share"].observe(lambda ch: shown.append(("png", ch["new"])), names="value")
+    ex.kr_html.observe(lambda ch: shown.append(("krs", ch["new"])), names="value")
+    frames = []
+    draw = ex._render
+    monkeypatch.setattr(ex, "_render", lambda res, krs: (frames.append((res, krs)), draw(res, krs)))
+    change = {"products[0].bass.q": 0.9}
+    res = ex.set(change)
+    final = plain.set(change)
+    assert res.frames == len(frames) - 1 >= 5 and final.frames == 0
+    assert res.first_seconds < res.seconds + res.render_seconds
+    assert "drawn as it ran" in ex.status.value
+    pngs = [v for kind, v in shown if kind == "png"]
+    assert len(set(pngs)) == len(frames)  # every frame was a new picture
+    customers = []
+    for part, krs in frames[:-1]:
+        c = part.curves
+        assert c.partial and len(c.days) == 1500 and c.simulated == len(part.runs[0].metrics)
+        y = c.arms["plan"].share[0]
+        assert np.isfinite(y[: c.simulated]).all() and np.isnan(y[c.simulated :]).all()
+        customers.append(y[c.simulated - 1])
+        due = {r["deadline"]: r["status"] for r in krs}
+        assert all((s == "not simulated yet") == (d >= c.simulated) for d, s in due.items())
+    assert customers == sorted(customers)  # no churn: adopters only add up
+    assert any(r["status"] == "not simulated yet" for r in frames[0][1])
+    # the finished figures and key results are those of the explorer without frames
+    for name in ("leading", "market_share", "retention"):
+        pd.testing.assert_frame_equal(res.figure_data[name], final.figure_data[name])
+    pd.testing.assert_frame_equal(res.kr_table, final.kr_table)
+    assert set(res.kr_table["status"]) <= {"met", "missed"}
+
+
 def test_app_switches_scenarios():
     app = widgets.app("bass_diffusion", users=300, days=60)
     assert app.explorer.scenario.name == "bass_diffusion"
