@@ -54,6 +54,7 @@ import os
 import sys
 import threading
 import types
+from contextlib import contextmanager
 from pathlib import Path
 
 import numba
@@ -274,8 +275,8 @@ class StreamTables:
         if missing.size:
             lt = np.empty((missing.size, self.users), np.float32)
             zt = np.empty((missing.size, self.users), np.float64)
-            fill = table_rows_parallel if _use_threads() > 1 else table_rows_serial
-            fill(event[missing], noise[missing], self.users, lt, zt)
+            with _kernel(table_rows_serial, table_rows_parallel) as fill:
+                fill(event[missing], noise[missing], self.users, lt, zt)
             self.logits[first + missing] = lt
             self.normals[first + missing] = zt
             self.ready[first + missing] = True
@@ -917,18 +918,18 @@ class CompiledMarketModel(MarketModel):
         SDAU = np.zeros((days, S), np.int64)
         FUS = np.zeros((days, F), np.int64)
         rec = self.recorder
-        run = days_parallel if _use_threads() > 1 else days_serial
-        run(d0, days, RECORD_FROM, K, self.ours, S,
-            u.segment, u.price_sensitivity, u.need, u.innovativeness, u.susceptibility,
-            u.churn_proneness, u.affinity,
-            u.product, _u8(u.ever), u.joined_day, u.habit, u.satisfaction, u.last_visit,
-            _u8(u.uses), u.last_used, _u8(u.subscribed), u.renewal_day,
-            u.period_transactions, u.cohort_day, u.first_left,
-            U, UF, LT, ZT,
-            P, FE, _u8(T.available), fin, B, self._indptr, self._indices,
-            OUT, TXK, BPS, SDAU, FUS, rec.visit_weeks, rec.visit_days,
-            _u8(self._visited), self._tx, self._cohort_buf, self._first_buf, self._start,
-            self._W, self._flags)
+        with _kernel(days_serial, days_parallel) as run:
+            run(d0, days, RECORD_FROM, K, self.ours, S,
+                u.segment, u.price_sensitivity, u.need, u.innovativeness, u.susceptibility,
+                u.churn_proneness, u.affinity,
+                u.product, _u8(u.ever), u.joined_day, u.habit, u.satisfaction, u.last_visit,
+                _u8(u.uses), u.last_used, _u8(u.subscribed), u.renewal_day,
+                u.period_transactions, u.cohort_day, u.first_left,
+                U, UF, LT, ZT,
+                P, FE, _u8(T.available), fin, B, self._indptr, self._indices,
+                OUT, TXK, BPS, SDAU, FUS, rec.visit_weeks, rec.visit_days,
+                _u8(self._visited), self._tx, self._cohort_buf, self._first_buf, self._start,
+                self._W, self._flags)
         self._running_costs += costs["per_day"]
         if self.journeys is not None and d0 >= 0:  # one day (see _breaks)
             sm = self.journeys.sample
@@ -992,9 +993,11 @@ def set_threads(n: int | None) -> None:
 def threads() -> int:
     """Threads a run uses here: :func:`set_threads`, else ``$SIMKIT_THREADS``, else every
     CPU available to this process -- but one in any thread other than the main one (an
-    ensemble's workers, a Dask task) and in the worker processes of
-    :class:`~simkit.executors.LocalProcesses`, where runs already go side by side."""
-    if threading.current_thread() is not threading.main_thread():
+    ensemble's workers, a Dask task) but those of :func:`interactive_thread`, and in the
+    worker processes of :class:`~simkit.executors.LocalProcesses`, where runs already go
+    side by side."""
+    current = threading.current_thread()
+    if current is not threading.main_thread() and not getattr(current, _ALL_CPUS, False):
         return 1
     if _threads is not None:
         return _threads
@@ -1005,6 +1008,34 @@ def threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+_ALL_CPUS = "simkit_all_cpus"
+# One parallel kernel at a time in this process: numba's workqueue threading layer (the one
+# always there) must not be entered by two threads at once. Another thread's run meanwhile
+# takes the serial kernel: the same numbers.
+_PARALLEL = threading.Lock()
+
+
+def interactive_thread(target, name: str) -> threading.Thread:
+    """A daemon thread whose runs use every CPU, as the main thread's do (the explorer
+    answers a page's changes on one: a run at a time)."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    setattr(thread, _ALL_CPUS, True)
+    return thread
+
+
+@contextmanager
+def _kernel(serial, parallel):
+    """The kernel to call: ``parallel`` when this thread may use several threads
+    (:func:`threads`) and no other thread is in a parallel kernel, else ``serial``."""
+    if _use_threads() > 1 and _PARALLEL.acquire(blocking=False):
+        try:
+            yield parallel
+        finally:
+            _PARALLEL.release()
+    else:
+        yield serial
 
 
 def _use_threads() -> int:

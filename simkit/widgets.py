@@ -47,6 +47,7 @@ import json
 import math
 import re
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -62,7 +63,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import analysis as an
-from . import okr, plots
+from . import fast, okr, plots
 from .api import RunResult
 from .errors import SimkitError
 from .scenario import (
@@ -224,6 +225,23 @@ class ExplorerResult:
 # --- the widget ----------------------------------------------------------------------------
 
 
+STATUS_SECONDS = 0.2  # the status line says how far a run has got this often
+
+
+class _Superseded(Exception):
+    """A change made in the page while an update ran: the update stops (background)."""
+
+
+def _in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel (where controls are moved in a page)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
 class Explorer(W.VBox):
     """The explorer widget (see the module docstring); build it with :func:`explore`.
 
@@ -242,13 +260,25 @@ class Explorer(W.VBox):
     error : str or None
         The message of the last failed update (shown in the status line); the figures
         keep showing the last good state.
+    background : bool
+        Whether a control moved in the page is answered on a thread of its own (the
+        default in a Jupyter kernel): the kernel stays free for the next change, and a
+        change made while a run is under way stops that run at its next progress report
+        (within ~0.05 s) and runs the new values instead. :meth:`set` and
+        :meth:`update` always run at once and return the result; :meth:`wait` waits
+        for the changes under way.
     """
 
+    #: How often a run reports its progress (the status line, a superseded run stops).
+    PROGRESS_SECONDS = 0.04
     #: A run (of one seed) that takes longer than this is drawn as it goes: the figures
     #: of the days simulated so far first appear after about this long ...
     FIRST_FRAME_SECONDS = 0.12
-    #: ... and are drawn again every this long (drawing takes ~0.05 s) until it ends.
+    #: ... and are drawn again every this long (drawing takes ~0.05 s) until it ends,
+    #: unless the run looks like ending within ``FINISH_SECONDS`` (at its pace so far):
+    #: the finished figures are then drawn soon enough.
     FRAME_SECONDS = 0.5
+    FINISH_SECONDS = 0.1
 
     def __init__(
         self,
@@ -260,6 +290,7 @@ class Explorer(W.VBox):
         map_fn: Callable | None = None,
         auto_update: bool = True,
         header: bool = True,
+        background: bool | None = None,
     ):
         sc = load_scenario(scenario)
         self.scenario = sc
@@ -272,6 +303,11 @@ class Explorer(W.VBox):
         self._baselines: dict[str, RunResult] = {}
         self._kr_memo: dict = {}
         self._run_state: dict | None = None  # the update under way (for its progress)
+        self.background = _in_kernel() if background is None else bool(background)
+        self._updating = threading.RLock()  # one update at a time
+        self._changes = threading.Condition()  # guards the three below
+        self._asked = self._answered = 0  # changes made in the page, changes answered
+        self._worker: threading.Thread | None = None
         self._charts = {
             "leading": LeadingChart(),
             "retention": RetentionChart(),
@@ -495,8 +531,44 @@ class Explorer(W.VBox):
 
     # -- running ------------------------------------------------------------------------------
     def _on_change(self, _change) -> None:
-        if not self._hold:
+        if self._hold:
+            return
+        if not self.background:
             self.update()
+            return
+        with self._changes:  # answered on the worker thread; a run under way stops
+            self._asked += 1
+            if self._worker is None:
+                self._worker = fast.interactive_thread(self._work, "simkit-explorer")
+                self._worker.start()
+
+    def _work(self) -> None:
+        """The worker thread: update for the latest control values until every change
+        made in the page is answered."""
+        while True:
+            with self._changes:
+                if self._answered == self._asked:
+                    self._worker = None
+                    self._changes.notify_all()
+                    return
+                asked = self._asked
+            try:
+                self.update(_asked=asked)
+            except Exception as exc:  # a bug: say so where the user looks
+                self._fail(f"internal error: {type(exc).__name__}: {exc}")
+            with self._changes:
+                self._answered = max(self._answered, asked)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the changes made in the page are answered (see :attr:`background`);
+        False if ``timeout`` seconds passed first."""
+        with self._changes:
+            return self._changes.wait_for(lambda: self._worker is None, timeout)
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.status.value = f"<span class='simkit-error'>⚠ {html.escape(message)}</span>"
+        self.remove_class("simkit-busy")
 
     def _baseline_key(self, sc: Scenario, off: list[int], seed, users: int) -> str:
         """Everything a baseline run depends on: the scenario with our outputs reduced to
@@ -527,7 +599,7 @@ class Explorer(W.VBox):
         # (the same seeds again at every change: keep their random numbers in tables)
         common = dict(users=users, days=self.days, journeys=0, expect_reruns=True)
         if self.map_fn is None:  # runs in this process: report their progress
-            common.update(progress=self._on_progress, progress_seconds=self.FIRST_FRAME_SECONDS)
+            common.update(progress=self._on_progress, progress_seconds=self.PROGRESS_SECONDS)
         separate = bool(self._ours) and not set(off) >= set(self._ours)
         baseline, cached = None, runs
         if separate:
@@ -549,7 +621,11 @@ class Explorer(W.VBox):
             while len(self._baselines) > 4 * MAX_RUNS:  # oldest first
                 self._baselines.pop(next(iter(self._baselines)))
             cached = runs - len(missing)
-        self._run_state.update(what="plan", baseline=baseline, run=0, day=math.inf)
+        self._run_state.update(
+            what="plan",
+            baseline=baseline,
+            next_frame=time.perf_counter() + self.FIRST_FRAME_SECONDS,
+        )
         results = an.run_many(sc, seeds, map_fn=self.map_fn, without_outputs=off, **common)
         if not separate:  # nothing of ours ships (or there is nothing of ours): the same runs
             return results, results, runs
@@ -562,15 +638,18 @@ class Explorer(W.VBox):
         st = self._run_state
         if st is None:  # pragma: no cover - a run not started by update()
             return
-        if p.day < st.get("day", 0):  # a new run of the update began
-            st["run"] = st.get("run", 0) + 1
-        st["day"] = p.day
+        if st["asked"] is not None and self._asked > st["asked"]:
+            raise _Superseded  # the page changed again: stop this run
         now = time.perf_counter()
         runs = st["runs"]
-        what = "baseline" if st["what"] == "baseline" else "this plan"
-        count = f", run {st['run']} of {runs}" if runs > 1 else ""
-        self._busy(f"simulating {what}{count}: day {p.day:,} of {p.days:,}…")
+        if now - st["said"] >= STATUS_SECONDS:
+            what = "the baseline" if st["what"] == "baseline" else "this plan"
+            count = f" ({runs} runs, one at a time)" if runs > 1 else ""
+            self._busy(f"simulating {what}{count}: day {p.day:,} of {p.days:,}…")
+            st["said"] = now
         if st["what"] != "plan" or runs > 1 or now < st["next_frame"]:
+            return
+        if p.seconds * (p.days - p.day) / p.day < self.FINISH_SECONDS:
             return
         partial = p.result()
         base = st["baseline"]
@@ -595,10 +674,19 @@ class Explorer(W.VBox):
             st["first"] = time.perf_counter() - st["t0"]
         st["next_frame"] = time.perf_counter() + self.FRAME_SECONDS
 
-    def update(self) -> ExplorerResult | None:
+    def update(self, _asked: int | None = None) -> ExplorerResult | None:
         """Rebuild the scenario from the controls, run it and redraw; returns the result
         (None when the controls describe an invalid scenario: the message is in
         :attr:`error` and in the status line)."""
+        with self._updating:
+            try:
+                return self._update(_asked)
+            except _Superseded:  # newer values are waiting (background): they run next
+                return None
+            finally:
+                self._run_state = None
+
+    def _update(self, asked: int | None) -> ExplorerResult | None:
         t0 = time.perf_counter()
         values = self.values()
         runs, users = int(values["runs"]), int(values["users"])
@@ -607,16 +695,13 @@ class Explorer(W.VBox):
             sc, off = self.build()
             self._run_state = dict(
                 t0=t0, scenario=sc, off=off, values=values, runs=runs, what="plan",
-                baseline=None, first=None, frames=0, next_frame=0.0,
+                baseline=None, first=None, frames=0, next_frame=0.0, said=0.0, asked=asked,
             )
             results, baseline, cached = self._simulate(sc, off, values["seed"], runs, users)
         except SimkitError as exc:
-            self.error = str(exc)
-            self.status.value = f"<span class='simkit-error'>⚠ {html.escape(self.error)}</span>"
-            self.remove_class("simkit-busy")
+            self._fail(str(exc))
             return None
-        finally:
-            state, self._run_state = self._run_state, None
+        state = self._run_state
         t1 = time.perf_counter()
         base = baseline if self._ours else None
         last = self.last_result.curves if self.last_result is not None else None
@@ -692,6 +777,7 @@ def explore(
     runs: int = 1,
     days: int | None = None,
     map_fn: Callable | None = None,
+    background: bool | None = None,
 ) -> Explorer:
     """An explorer widget for a scenario (a :class:`Scenario`, a path or a bundled name).
 
@@ -704,13 +790,18 @@ def explore(
         A shorter (or longer) horizon than the scenario's.
     map_fn : callable, optional
         Where the runs are computed (``Executor.map``; default in-process).
+    background : bool, optional
+        Answer controls moved in the page on a thread of their own (default: in a
+        Jupyter kernel), see :attr:`Explorer.background`.
 
     Returns
     -------
     Explorer
         An ``ipywidgets.VBox``: display it (last expression of a cell).
     """
-    return Explorer(scenario, users=users, seed=seed, runs=runs, days=days, map_fn=map_fn)
+    return Explorer(
+        scenario, users=users, seed=seed, runs=runs, days=days, map_fn=map_fn, background=background
+    )
 
 
 # --- summaries ------------------------------------------------------------------------------

@@ -184,3 +184,64 @@ def test_slider_updates_the_plot_and_the_key_results(page):
     assert len(after_krs) == len(before_krs)
     readout = page.locator(".simkit-c-outputs-0-frequency-uplift .widget-readout").inner_text()
     assert float(readout) > 0.5, readout  # started at 0.15 (the distribution's mean)
+
+
+def _drag(page, css: str, to: float) -> None:
+    """Drag the handle of slider ``css`` to ``to`` (0..1) of its track and release it."""
+    handle = page.locator(f"{css} .noUi-handle").first
+    track = page.locator(f"{css} .noUi-target").first
+    handle.scroll_into_view_if_needed()
+    box, rail = handle.bounding_box(), track.bounding_box()
+    assert box and rail
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(rail["x"] + to * rail["width"], box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+
+
+def test_a_long_run_is_drawn_as_it_goes(page):
+    """bass_diffusion at its own size (20,000 users, ten years: ~3 s a run): after a slider
+    moves, the page shows the figures of the days simulated so far while the status line
+    still says how far the run has got, then the finished ones."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.select_option(".simkit-scenario-choice select", "bass_diffusion")
+    page.wait_for_function(
+        "() => document.querySelector('.simkit-explorer') &&"
+        " document.querySelector('.simkit-explorer').innerText.includes('Bass')"
+        " && document.querySelector('.simkit-status .simkit-done')"
+    )
+    before = _status(page)
+    page.select_option(".simkit-c-users select", "20,000")
+    page.wait_for_function(
+        "(old) => { const s = document.querySelector('.simkit-status');"
+        " return s && s.innerText !== old && s.querySelector('.simkit-done'); }",
+        arg=before,
+        timeout=180_000,
+    )
+    assert "20,000 simulated users" in _status(page)
+    # record what the page shows while the next run is under way
+    page.evaluate(
+        "() => { window.simkitLog = []; const img = () => document.querySelector("
+        "'.simkit-market-share'); let src = img().getAttribute('src');"
+        " new MutationObserver(() => { const s = document.querySelector('.simkit-status');"
+        " const now = img().getAttribute('src');"
+        " if (now !== src) { src = now; window.simkitLog.push(['figure', s.innerText]); }"
+        " else if (s.querySelector('.simkit-running')) window.simkitLog.push(['status', s.innerText]);"
+        " }).observe(document.body, {subtree: true, childList: true, characterData: true,"
+        " attributes: true, attributeFilter: ['src']}); }"
+    )
+    before = _status(page)
+    _drag(page, ".simkit-c-products-0-bass-q", 0.9)
+    page.wait_for_function(
+        "(old) => { const s = document.querySelector('.simkit-status');"
+        " return s && s.innerText !== old && s.querySelector('.simkit-done'); }",
+        arg=before,
+        timeout=180_000,
+    )
+    page.screenshot(path=ARTIFACTS / "bass-after.png", full_page=True)
+    log = page.evaluate("() => window.simkitLog")
+    running = [text for kind, text in log if kind == "status" and "day" in text]
+    assert running, f"the status line never said how far the run had got: {log}"
+    drawn_while_running = [text for kind, text in log if kind == "figure" and "day" in text]
+    assert drawn_while_running, f"no figure while the run was under way: {log}"
+    assert "drawn as it ran" in _status(page)

@@ -270,6 +270,78 @@ def test_threads_do_not_change_the_numbers(monkeypatch):
         fast.set_threads(0)
 
 
+def test_runs_on_two_threads_at_once_give_the_same_numbers(monkeypatch):
+    """An interactive thread (the explorer's worker) runs on every CPU like the main one;
+    while one thread is in a parallel kernel, another's run takes the serial one (numba's
+    workqueue layer cannot be entered twice): the same numbers either way."""
+    import threading
+
+    import simkit.api as api
+    from simkit import fast
+
+    monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 0)
+    monkeypatch.setattr(fast, "_threads", 2)
+    sc = simkit.load_scenario("ridehailing_duopoly")
+    kw = dict(seed=8, users=3000, days=150, warmup_days=30, journeys=0)
+    alone = simkit.run(sc, **kw)
+    kernels = []
+    pick = fast._kernel
+
+    def spy(serial, parallel):
+        cm = pick(serial, parallel)
+        run = cm.__enter__()
+        kernels.append((threading.current_thread().name, run is parallel))
+        return _Entered(cm, run)
+
+    monkeypatch.setattr(fast, "_kernel", spy)
+
+    def in_thread(factory=fast.interactive_thread):
+        out = {}
+
+        def work():
+            out["threads"] = fast.threads()
+            out["result"] = simkit.run(sc, **kw)
+
+        t = factory(work, "simkit-test")
+        t.start()
+        return t, out
+
+    # an interactive thread uses both CPUs; another thread one
+    t, free = in_thread()
+    t.join()
+    assert free["threads"] == 2 and any(par for name, par in kernels if name == "simkit-test")
+    t, plain = in_thread(lambda f, name: threading.Thread(target=f, name=name))
+    t.join()
+    assert plain["threads"] == 1
+    # while another thread is in a parallel kernel, the serial one
+    kernels.clear()
+    with fast._PARALLEL:
+        t, blocked = in_thread()
+        t.join()
+    assert kernels and not any(par for _, par in kernels)
+    # two runs at once
+    t, together = in_thread()
+    here = simkit.run(sc, **kw)
+    t.join()
+    for result in (free, plain, blocked, together, {"result": here}):
+        pd.testing.assert_frame_equal(result["result"].metrics, alone.metrics, check_exact=True)
+        pd.testing.assert_frame_equal(result["result"].retention, alone.retention,
+                                      check_exact=True)
+
+
+class _Entered:
+    """A context manager already entered (for a spy on ``fast._kernel``)."""
+
+    def __init__(self, cm, value):
+        self.cm, self.value = cm, value
+
+    def __enter__(self):
+        return self.value
+
+    def __exit__(self, *exc):
+        return self.cm.__exit__(*exc)
+
+
 def test_runs_of_days_equal_single_days(monkeypatch):
     """The compiled engine runs the days between two plan changes in one call
     (``advance``); day by day (``step``, as with followed journeys) gives the same

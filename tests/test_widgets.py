@@ -238,7 +238,7 @@ def test_a_long_run_is_drawn_as_it_goes(monkeypatch):
     kw = dict(users=300, days=1500, seed=2)  # key results due on days 1094 and 1459
     plain = widgets.explore("bass_diffusion", **kw)
     ex = widgets.explore("bass_diffusion", **kw)
-    ex.FIRST_FRAME_SECONDS = ex.FRAME_SECONDS = 0.0  # a frame after every piece of days
+    ex.PROGRESS_SECONDS = ex.FIRST_FRAME_SECONDS = ex.FRAME_SECONDS = ex.FINISH_SECONDS = 0.0
     shown = []
     ex.images["market_share"].observe(lambda ch: shown.append(("png", ch["new"])), names="value")
     ex.kr_html.observe(lambda ch: shown.append(("krs", ch["new"])), names="value")
@@ -269,6 +269,55 @@ def test_a_long_run_is_drawn_as_it_goes(monkeypatch):
         pd.testing.assert_frame_equal(res.figure_data[name], final.figure_data[name])
     pd.testing.assert_frame_equal(res.kr_table, final.kr_table)
     assert set(res.kr_table["status"]) <= {"met", "missed"}
+
+
+def test_changes_in_the_page_run_on_a_thread_and_supersede_a_run():
+    """In a kernel (``background``), a control moved in the page is answered on a worker
+    thread; a change made while a run is under way stops that run and runs the new
+    values -- with the numbers of a plain update."""
+    import threading
+
+    kw = dict(users=300, days=900, seed=4)
+    ex = widgets.explore("bass_diffusion", **kw)
+    ex.background = True
+    ex.PROGRESS_SECONDS = 0.0
+    started, go = threading.Event(), threading.Event()
+    progress = ex._on_progress
+    threads, results = set(), []
+
+    def hold_first(p):
+        threads.add(threading.current_thread().name)
+        if not started.is_set():
+            started.set()
+            assert go.wait(30)
+        progress(p)
+
+    ex._on_progress = hold_first
+    update = ex.update
+    ex.update = lambda **kw_: results.append(update(**kw_)) or results[-1]
+    q = ex.controls["products[0].bass.q"]
+    q.value = 0.2  # the worker starts this one ...
+    assert started.wait(30)
+    q.value = 0.9  # ... and this change stops it
+    go.set()
+    assert ex.wait(60)
+    assert threads == {"simkit-explorer"}
+    assert results[0] is None and results[-1] is ex.last_result and len(results) == 2
+    assert ex.last_result.values["products[0].bass.q"] == 0.9
+    assert ex.error is None and "simkit-done" in ex.status.value
+    plain = widgets.explore("bass_diffusion", **kw).set({"products[0].bass.q": 0.9})
+    pd.testing.assert_frame_equal(
+        ex.figure_data["market_share"], plain.figure_data["market_share"]
+    )
+    pd.testing.assert_frame_equal(ex.kr_table, plain.kr_table)
+
+
+def test_a_failure_on_the_worker_thread_is_shown():
+    ex = widgets.explore("bass_diffusion", users=300, days=60, background=True)
+    ex._simulate = lambda *a: 1 / 0
+    ex.controls["products[0].bass.q"].value = 0.5
+    assert ex.wait(30)
+    assert "internal error: ZeroDivisionError" in ex.status.value and ex.error
 
 
 def test_app_switches_scenarios():
