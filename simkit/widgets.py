@@ -32,7 +32,11 @@ when a run is under way and how long the last one took. Drawing is quick because
 figure keeps its static parts as pixels and redraws only what changed (``_Chart``:
 frame, y axes, launch lines and baseline, then the plan's curves), and the y limits
 stay put while the curves fit them, so that moving a slider moves a curve, not the
-axes. For scripts and tests the
+axes. A run that takes longer than ``Explorer.FIRST_FRAME_SECONDS`` is drawn as it goes
+(``simkit.run(..., progress=...)``): the days simulated so far, every
+``Explorer.FRAME_SECONDS``, then the finished figures. In a Jupyter kernel a change made
+in the page is answered on a worker thread (:attr:`Explorer.background`): the kernel stays
+free, and a newer change stops a run under way. For scripts and tests the
 explorer has a programmatic side: :attr:`Explorer.controls`, :meth:`Explorer.set`,
 :meth:`Explorer.update`, :attr:`Explorer.last_result`, :attr:`Explorer.figure_data`
 and :attr:`Explorer.kr_table`.
@@ -308,6 +312,7 @@ class Explorer(W.VBox):
         self._changes = threading.Condition()  # guards the three below
         self._asked = self._answered = 0  # changes made in the page, changes answered
         self._worker: threading.Thread | None = None
+        self._closed = False
         self._charts = {
             "leading": LeadingChart(),
             "retention": RetentionChart(),
@@ -547,7 +552,7 @@ class Explorer(W.VBox):
         made in the page is answered."""
         while True:
             with self._changes:
-                if self._answered == self._asked:
+                if self._answered == self._asked or self._closed:
                     self._worker = None
                     self._changes.notify_all()
                     return
@@ -564,6 +569,12 @@ class Explorer(W.VBox):
         False if ``timeout`` seconds passed first."""
         with self._changes:
             return self._changes.wait_for(lambda: self._worker is None, timeout)
+
+    def close(self) -> None:
+        """Close the widget; a run under way on the worker thread stops."""
+        with self._changes:
+            self._closed = True
+        super().close()
 
     def _fail(self, message: str) -> None:
         self.error = message
@@ -638,8 +649,8 @@ class Explorer(W.VBox):
         st = self._run_state
         if st is None:  # pragma: no cover - a run not started by update()
             return
-        if st["asked"] is not None and self._asked > st["asked"]:
-            raise _Superseded  # the page changed again: stop this run
+        if self._closed or (st["asked"] is not None and self._asked > st["asked"]):
+            raise _Superseded  # the page changed again (or went): stop this run
         now = time.perf_counter()
         runs = st["runs"]
         if now - st["said"] >= STATUS_SECONDS:
@@ -1777,6 +1788,8 @@ class App(W.VBox):
         sc = load_scenario(name)
         n = sc.market.users if self.users is None else min(int(self.users), sc.market.users)
         self.holder.children = [W.HTML(f"<i>loading {html.escape(name)}…</i>")]
+        if self.explorer is not None:
+            self.explorer.close()  # (stops a run of the last scenario under way)
         self.explorer = Explorer(sc, users=n, **self.options)
         self.holder.children = [self.explorer]
         return self.explorer

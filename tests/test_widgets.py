@@ -305,6 +305,15 @@ def test_changes_in_the_page_run_on_a_thread_and_supersede_a_run():
     assert results[0] is None and results[-1] is ex.last_result and len(results) == 2
     assert ex.last_result.values["products[0].bass.q"] == 0.9
     assert ex.error is None and "simkit-done" in ex.status.value
+    # closing the widget stops a run under way, too
+    started.clear()
+    go.clear()
+    q.value = 0.5
+    assert started.wait(30)
+    ex.close()
+    go.set()
+    assert ex.wait(60) and results[-1] is None and len(results) == 3
+    assert ex.last_result.values["products[0].bass.q"] == 0.9
     plain = widgets.explore("bass_diffusion", **kw).set({"products[0].bass.q": 0.9})
     pd.testing.assert_frame_equal(
         ex.figure_data["market_share"], plain.figure_data["market_share"]
@@ -323,8 +332,10 @@ def test_a_failure_on_the_worker_thread_is_shown():
 def test_app_switches_scenarios():
     app = widgets.app("bass_diffusion", users=300, days=60)
     assert app.explorer.scenario.name == "bass_diffusion"
+    old = app.explorer
     app.choice.value = "ridehailing_duopoly"
     assert app.explorer.scenario.name == "ridehailing_duopoly"
+    assert old._closed and old.comm is None  # closed: a run of it under way would stop
     assert app.explorer.controls["users"].value == 300
     assert app.holder.children == (app.explorer,)
 
