@@ -354,8 +354,10 @@ class Explorer(W.VBox):
         for key, w in self.controls.items():
             w.add_class(control_class(key))  # a handle for browser tests and custom CSS
             w.observe(self._on_change, names="value")
+        self._shown = False  # (not on screen while it is being built: no frames)
         if auto_update:
             self.update()
+        self._shown = True
 
     # -- building the controls ----------------------------------------------------------------
     def _slider(self, spec: Control, value: float) -> W.Widget:
@@ -658,7 +660,7 @@ class Explorer(W.VBox):
             count = f" ({runs} runs, one at a time)" if runs > 1 else ""
             self._busy(f"simulating {what}{count}: day {p.day:,} of {p.days:,}…")
             st["said"] = now
-        if st["what"] != "plan" or runs > 1 or now < st["next_frame"]:
+        if not self._shown or st["what"] != "plan" or runs > 1 or now < st["next_frame"]:
             return
         if p.seconds * (p.days - p.day) / p.day < self.FINISH_SECONDS:
             return
