@@ -606,21 +606,20 @@ class Explorer(W.VBox):
 
     def _simulate(self, sc: Scenario, off: list[int], seed: int, runs: int, users: int):
         """The plan's runs, the baseline's (memoised by seed) and how many of those were
-        memoised. The baseline runs first, so that the plan's run can be drawn against
-        it as it goes."""
+        memoised. In this process, the runs go one seed at a time, the seed's baseline
+        first, so that the runs so far can be drawn as they come (and one run's days so
+        far, see :meth:`_on_progress`)."""
         seeds = an.run_seeds(seed, runs)
         # (the same seeds again at every change: keep their random numbers in tables)
         common = dict(users=users, days=self.days, journeys=0, expect_reruns=True)
-        if self.map_fn is None:  # runs in this process: report their progress
-            common.update(progress=self._on_progress, progress_seconds=self.PROGRESS_SECONDS)
         separate = bool(self._ours) and not set(off) >= set(self._ours)
-        baseline, cached = None, runs
-        if separate:
-            base_off = sorted(set(off) | set(self._ours))
-            keys = [self._baseline_key(sc, off, s, users) for s in seeds]
-            missing = [j for j, k in enumerate(keys) if k not in self._baselines]
+        base_off = sorted(set(off) | set(self._ours))
+        keys = [self._baseline_key(sc, off, s, users) for s in seeds] if separate else []
+        missing = [j for j, k in enumerate(keys) if k not in self._baselines]
+        st = self._run_state
+        st["next_frame"] = time.perf_counter() + self.FIRST_FRAME_SECONDS
+        if self.map_fn is not None:  # elsewhere: all seeds at once
             if missing:
-                self._run_state["what"] = "baseline"
                 fresh = an.run_many(
                     sc,
                     [seeds[j] for j in missing],
@@ -630,23 +629,34 @@ class Explorer(W.VBox):
                 )
                 for j, r in zip(missing, fresh, strict=True):
                     self._baselines[keys[j]] = r
-            baseline = [self._baselines[k] for k in keys]
-            while len(self._baselines) > 4 * MAX_RUNS:  # oldest first
-                self._baselines.pop(next(iter(self._baselines)))
-            cached = runs - len(missing)
-        self._run_state.update(
-            what="plan",
-            baseline=baseline,
-            next_frame=time.perf_counter() + self.FIRST_FRAME_SECONDS,
-        )
-        results = an.run_many(sc, seeds, map_fn=self.map_fn, without_outputs=off, **common)
-        if not separate:  # nothing of ours ships (or there is nothing of ours): the same runs
-            return results, results, runs
-        return results, baseline, cached
+            results = an.run_many(sc, seeds, map_fn=self.map_fn, without_outputs=off, **common)
+        else:
+            common.update(progress=self._on_progress, progress_seconds=self.PROGRESS_SECONDS)
+            results = []
+            started = time.perf_counter()
+            for j, s in enumerate(seeds):
+                st["run"] = j + 1
+                if j in missing:
+                    st.update(what="baseline", baseline=None)
+                    (self._baselines[keys[j]],) = an.run_many(
+                        sc, [s], without_outputs=base_off, **common
+                    )
+                st.update(
+                    what="plan", baseline=[self._baselines[k] for k in keys[: j + 1]] or None
+                )
+                results += an.run_many(sc, [s], without_outputs=off, **common)
+                left = (time.perf_counter() - started) / (j + 1) * (runs - j - 1)
+                if j + 1 < runs and left >= self.FINISH_SECONDS:  # the first run: at once
+                    first = st["frames"] == 0
+                    self._frame(list(results), st["baseline"], len(results[0].metrics), now=first)
+        baseline = [self._baselines[k] for k in keys] if separate else results
+        while len(self._baselines) > 4 * MAX_RUNS:  # oldest first
+            self._baselines.pop(next(iter(self._baselines)))
+        return results, baseline, runs - len(missing) if separate else runs
 
     def _on_progress(self, p) -> None:
         """A run of this update has got to day ``p.day`` (see :func:`simkit.run`): say so
-        in the status line and, for the plan's only run, draw the days so far every
+        in the status line and, for the plan's first run, draw the days so far every
         :attr:`FRAME_SECONDS`."""
         st = self._run_state
         if st is None:  # pragma: no cover - a run not started by update()
@@ -657,31 +667,43 @@ class Explorer(W.VBox):
         runs = st["runs"]
         if now - st["said"] >= STATUS_SECONDS:
             what = "the baseline" if st["what"] == "baseline" else "this plan"
-            count = f" ({runs} runs, one at a time)" if runs > 1 else ""
+            count = f" (run {st['run']} of {runs})" if runs > 1 else ""
             self._busy(f"simulating {what}{count}: day {p.day:,} of {p.days:,}…")
             st["said"] = now
-        if not self._shown or st["what"] != "plan" or runs > 1 or now < st["next_frame"]:
+        if st["what"] == "plan" and st["run"] == 1:  # (later runs: drawn when done)
+            if p.seconds * (p.days - p.day) / p.day * runs >= self.FINISH_SECONDS:
+                self._frame(None, st["baseline"], p.days, p)
+
+    def _frame(
+        self, runs: list | None, baseline: list | None, horizon: int, p=None, now: bool = False
+    ) -> None:
+        """Draw what an update has so far, every :attr:`FRAME_SECONDS` (from
+        :attr:`FIRST_FRAME_SECONDS` on, or ``now``): the finished ``runs`` and their
+        ``baseline`` runs, or the days so far of the only run (``p``, its progress)."""
+        st = self._run_state
+        if not self._shown or (time.perf_counter() < st["next_frame"] and not now):
             return
-        if p.seconds * (p.days - p.day) / p.day < self.FINISH_SECONDS:
-            return
-        partial = p.result()
-        base = st["baseline"]
+        runs = [p.result()] if p is not None else runs
         sc, off = st["scenario"], st["off"]
         last = self.last_result.curves if self.last_result is not None else None
         reuse = last.arms.get("baseline") if last is not None else None
-        curves = _curves([partial], base, off, reuse=reuse, horizon=p.days)
-        krs = _kr_rows([partial], base, self._kr_memo if reuse is curves.arms.get("baseline")
-                       else None, horizon=p.days)
+        curves = _curves(runs, baseline, off, reuse=reuse, horizon=horizon)
+        curves.runs = st["runs"]  # laid out as the finished figures will be: no redraw
+        same = reuse is curves.arms.get("baseline")
+        krs = _kr_rows(runs, baseline, self._kr_memo if same else None, horizon=horizon)
         res = ExplorerResult(
             scenario=sc,
             values=st["values"],
             without=off,
-            runs=[partial],
-            baseline=base or [partial],
+            runs=runs,
+            baseline=baseline or runs,
             kr_table=pd.DataFrame(krs),
             curves=curves,
         )
         self._render(res, krs)
+        if p is None:
+            self._busy(f"simulating this plan: {len(runs)} of {st['runs']} runs done…")
+            st["said"] = time.perf_counter()
         st["frames"] += 1
         if st["first"] is None:
             st["first"] = time.perf_counter() - st["t0"]
@@ -709,6 +731,7 @@ class Explorer(W.VBox):
             self._run_state = dict(
                 t0=t0, scenario=sc, off=off, values=values, runs=runs, what="plan",
                 baseline=None, first=None, frames=0, next_frame=0.0, said=0.0, asked=asked,
+                run=1,
             )
             results, baseline, cached = self._simulate(sc, off, values["seed"], runs, users)
         except SimkitError as exc:

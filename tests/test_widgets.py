@@ -199,6 +199,31 @@ def test_runs_draw_bands(explorer):
     assert explorer.figure_data["leading"]["lo"].isna().all()
 
 
+def test_bands_are_drawn_run_by_run(ride):
+    """With several runs, the runs done so far (and their baselines) are drawn as they
+    come, then the finished bands: the same as without the frames."""
+    kw = dict(users=USERS, days=DAYS, seed=6, runs=3)
+    plain = widgets.explore(ride, **kw)
+    ex = widgets.explore(ride, **kw)
+    ex.FIRST_FRAME_SECONDS = ex.FRAME_SECONDS = ex.FINISH_SECONDS = 0.0
+    ex.PROGRESS_SECONDS = 1e9  # (no frames of the first run's days so far)
+    frames = []
+    draw = ex._render
+    ex._render = lambda res, krs: (frames.append((res, krs)), draw(res, krs))
+    change = {"outputs[0].appeal": 2.0}
+    res, final = ex.set(change), plain.set(change)
+    assert res.frames == 2 and [len(f.runs) for f, _ in frames] == [1, 2, 3]
+    for part, krs in frames[:-1]:
+        assert len(part.baseline) == len(part.runs)  # each run with its baseline
+        assert not part.curves.partial
+        n = len(part.runs)
+        assert all(r["status"] in ("met", "missed") if n == 1 else f"of {n} runs" in r["status"]
+                   for r in krs if r["deadline"] < DAYS)
+    for name in ("leading", "market_share", "retention"):
+        pd.testing.assert_frame_equal(res.figure_data[name], final.figure_data[name])
+    pd.testing.assert_frame_equal(res.kr_table, final.kr_table)
+
+
 def test_unknown_control_is_a_clear_error(explorer):
     with pytest.raises(simkit.SimkitError, match="no control 'outputs\\[9\\].appeal'"):
         explorer.set({"outputs[9].appeal": 1})
@@ -269,6 +294,12 @@ def test_a_long_run_is_drawn_as_it_goes(monkeypatch):
         pd.testing.assert_frame_equal(res.figure_data[name], final.figure_data[name])
     pd.testing.assert_frame_equal(res.kr_table, final.kr_table)
     assert set(res.kr_table["status"]) <= {"met", "missed"}
+    # with bands: the first run's days so far, then the runs done, then the bands
+    frames.clear()
+    res = ex.set(runs=2)
+    partial = [f for f, _ in frames if f.curves.partial]
+    assert partial and all(len(f.runs) == 1 for f in partial)
+    assert len(frames[-1][0].runs) == 2 and not frames[-1][0].curves.partial
 
 
 def test_changes_in_the_page_run_on_a_thread_and_supersede_a_run():
