@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--baseline", action="store_true", help="ship no outputs (the baseline)")
     r.add_argument("--format", choices=["csv", "parquet"], default="csv")
     r.add_argument("--no-plot", action="store_true", help="do not write the overview PNG")
+    r.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (shown on a terminal for runs over a second)")
 
     rep = sub.add_parser("report", help="scenario vs counterfactual: dashboard, HTML, CSVs")
     rep.add_argument("scenario", metavar="FILE|NAME")
@@ -189,12 +191,32 @@ def cmd_schema(args) -> int:
     return 0
 
 
+RUN_PROGRESS_SECONDS = 1.0  # a run's progress bar appears after this long
+
+
 def cmd_run(args) -> int:
     from .api import run
     from .summary import format_summary
 
-    result = run(args.scenario, seed=args.seed, users=args.users, days=args.days,
-                 variant=args.variant, without_outputs="all" if args.baseline else None)
+    bar = None
+
+    def progress(p) -> None:  # a bar of days on the terminal, for a long run
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=p.days, unit="day", desc="simulating", file=sys.stderr,
+                       dynamic_ncols=True, leave=False)
+        bar.update(p.day - bar.n)
+
+    show = not args.no_progress and sys.stderr.isatty()
+    try:
+        result = run(args.scenario, seed=args.seed, users=args.users, days=args.days,
+                     variant=args.variant, without_outputs="all" if args.baseline else None,
+                     progress=progress if show else None, progress_seconds=RUN_PROGRESS_SECONDS)
+    finally:
+        if bar is not None:
+            bar.close()
     print(format_summary(result))
     if args.out is not None:
         try:

@@ -63,6 +63,22 @@ def test_run_parquet_and_baseline(tmp_path):
     assert len(df) == 200 and not (tmp_path / "overview.png").exists()
 
 
+def test_a_long_run_shows_a_bar_of_days_on_a_terminal(monkeypatch, capsys):
+    """On a terminal, ``simkit run`` shows the days simulated so far (tqdm, on stderr)
+    once the run takes longer than RUN_PROGRESS_SECONDS; not with --no-progress, nor
+    when stderr is not a terminal (the other tests)."""
+    from simkit import cli
+
+    monkeypatch.setattr(cli, "RUN_PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    args = ["run", "bass_diffusion", "--users", "500", "--days", "400"]
+    assert cli.main(args) == 0
+    out, err = capsys.readouterr()
+    assert "customers" in out and "simulating" in err and "/400" in err and "day" in err
+    assert cli.main([*args, "--no-progress"]) == 0
+    assert "simulating" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "args, phrase",
     [
