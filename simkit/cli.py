@@ -205,8 +205,8 @@ def cmd_run(args) -> int:
         if bar is None:
             from tqdm import tqdm
 
-            bar = tqdm(total=p.days, unit="day", desc="simulating", file=sys.stderr,
-                       dynamic_ncols=True, leave=False)
+            bar = tqdm(total=p.days, initial=p.day, unit="day", desc="simulating",
+                       file=sys.stderr, dynamic_ncols=True, leave=False)
         bar.update(p.day - bar.n)
 
     show = not args.no_progress and sys.stderr.isatty()
