@@ -298,12 +298,16 @@ class Progress:
     days : int
         The run's horizon.
     seconds : float
-        Time spent simulating days 0 .. ``day`` - 1.
+        Time spent simulating since the run began at day ``begun``.
+    begun : int
+        The day this run began simulating from: 0, or the morning of a launch when the
+        run resumed from an earlier run's (see ``_simulate_plan``).
     """
 
     day: int
     days: int
     seconds: float
+    begun: int
     _result: Callable[[int], RunResult] = field(repr=False)
 
     def result(self) -> RunResult:
@@ -325,8 +329,11 @@ class _Reporter:
         self.callback, self.seconds, self.horizon, self.result = callback, seconds, horizon, result
         self.start = time.perf_counter()
         self.due = self.start + seconds
+        self.begun: int | None = None
 
     def advance(self, model, days: int) -> None:
+        if self.begun is None:
+            self.begun = model.day
         step = 7
         while days > 0:
             n = min(step, days)
@@ -339,7 +346,8 @@ class _Reporter:
             step = int(min(self.MAX_CHUNK_DAYS, max(1, self.CHUNK_SECONDS / per_day)))
             day = model.day
             if now >= self.due and 0 < day < self.horizon:
-                self.callback(Progress(day, self.horizon, now - self.start, self.result))
+                self.callback(Progress(day, self.horizon, now - self.start, self.begun,
+                                       self.result))
                 self.due = time.perf_counter() + self.seconds
 
 

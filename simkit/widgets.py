@@ -671,7 +671,8 @@ class Explorer(W.VBox):
             self._busy(f"simulating {what}{count}: day {p.day:,} of {p.days:,}…")
             st["said"] = now
         if st["what"] == "plan" and st["run"] == 1:  # (later runs: drawn when done)
-            if p.seconds * (p.days - p.day) / p.day * runs >= self.FINISH_SECONDS:
+            pace = p.seconds / max(p.day - p.begun, 1)  # per day
+            if pace * (p.days - p.day) * runs >= self.FINISH_SECONDS:
                 self._frame(None, st["baseline"], p.days, p)
 
     def _frame(

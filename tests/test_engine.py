@@ -389,7 +389,7 @@ def test_progress_reports_the_days_so_far(monkeypatch, engine):
     seen = []
 
     def progress(p):
-        assert p.days == 150 and p.seconds >= 0
+        assert p.days == 150 and p.seconds >= 0 and p.begun == 0
         seen.append((p.day, p.result()))
 
     reported = simkit.run(sc, progress=progress, progress_seconds=0.0, **kw)
@@ -406,6 +406,14 @@ def test_progress_reports_the_days_so_far(monkeypatch, engine):
         observed = part.retention.stack().dropna()  # cells complete by then
         assert observed.equals(plain.retention.stack().reindex(observed.index))
     assert seen[-1][1].retention.notna().to_numpy().sum() > 0
+    # a run resumed from an earlier run's launch morning begins there
+    monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 64 * 2**20)
+    simkit.run(sc, **kw)
+    later = simkit.scenario.with_values(sc, {"outputs[3].appeal": 2.5})
+    begun = []
+    simkit.run(later, progress=lambda p: begun.append(p.begun), progress_seconds=0.0, **kw)
+    launches = {sc.output_day(o) for o in sc.outputs}
+    assert len(set(begun)) == 1 and begun[0] in launches  # (day 120: the rival's price cut)
 
 
 def test_reruns_read_visit_decisions_from_a_table(monkeypatch):
