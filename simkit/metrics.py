@@ -163,9 +163,13 @@ class Recorder:
         """Report only the first ``days`` days (a run stopped before the horizon)."""
         self.days = min(self.days, days)
 
+    def _upto(self, days: int | None) -> int:
+        """Days reported: all of them, or the first ``days``."""
+        return self.days if days is None else min(days, self.days)
+
     def frame(self, days: int | None = None) -> pd.DataFrame:
         """The metrics of days 0 .. ``days`` - 1 (default: every day reported)."""
-        days = self.days if days is None else min(days, self.days)
+        days = self._upto(days)
         rows = slice(self.warmup, self.warmup + days)
         return self._frame().iloc[rows].reset_index(drop=True).rename_axis("day")
 
@@ -222,7 +226,7 @@ class Recorder:
     def segments_frame(self, days: int | None = None) -> pd.DataFrame:
         """Tidy per-segment frame: day, segment, customers, dau (ours); days 0 ..
         ``days`` - 1 (default: every day reported)."""
-        days = self.days if days is None else min(days, self.days)
+        days = self._upto(days)
         d = np.repeat(np.arange(days), len(self.segments))
         seg = np.tile(np.array(self.segments, dtype=object), days)
         w = self.warmup
@@ -237,7 +241,7 @@ class Recorder:
                       days: int | None = None) -> CohortTables:
         """Build R, S and daily retention from per-user first adoption and leave days,
         as observed by the end of day ``days`` - 1 (default: every day reported)."""
-        days = self.days if days is None else min(days, self.days)
+        days = self._upto(days)
         weeks = days // 7 + 1
         member = cohort_day >= 0
         cd = cohort_day[member].astype(np.int64)

@@ -675,6 +675,20 @@ class Explorer(W.VBox):
             if pace * (p.days - p.day) * runs >= self.FINISH_SECONDS:
                 self._frame(None, st["baseline"], p.days, p)
 
+    def _summarise(self, runs: list, baseline: list | None, off: list[int], horizon=None):
+        """The curves and key-result rows of ``runs`` against ``baseline``; ``horizon``:
+        the runs' horizon while they are still coming (a frame). The baseline's summary
+        and key results are reused while its runs stay those of the last update (the
+        memo of its key results is kept for those runs only)."""
+        last = self.last_result.curves if self.last_result is not None else None
+        reuse = last.arms.get("baseline") if last is not None else None
+        curves = _curves(runs, baseline, off, reuse=reuse, horizon=horizon)
+        same = baseline is not None and curves.arms["baseline"] is reuse
+        if horizon is None and not same:
+            self._kr_memo = {}  # a new baseline: its key results from now on
+        memo = self._kr_memo if same or horizon is None else None
+        return curves, _kr_rows(runs, baseline, memo, horizon=horizon)
+
     def _frame(
         self, runs: list | None, baseline: list | None, horizon: int, p=None, now: bool = False
     ) -> None:
@@ -686,12 +700,8 @@ class Explorer(W.VBox):
             return
         runs = [p.result()] if p is not None else runs
         sc, off = st["scenario"], st["off"]
-        last = self.last_result.curves if self.last_result is not None else None
-        reuse = last.arms.get("baseline") if last is not None else None
-        curves = _curves(runs, baseline, off, reuse=reuse, horizon=horizon)
+        curves, krs = self._summarise(runs, baseline, off, horizon)
         curves.runs = st["runs"]  # laid out as the finished figures will be: no redraw
-        same = reuse is curves.arms.get("baseline")
-        krs = _kr_rows(runs, baseline, self._kr_memo if same else None, horizon=horizon)
         res = ExplorerResult(
             scenario=sc,
             values=st["values"],
@@ -740,13 +750,7 @@ class Explorer(W.VBox):
             return None
         state = self._run_state
         t1 = time.perf_counter()
-        base = baseline if self._ours else None
-        last = self.last_result.curves if self.last_result is not None else None
-        reuse = last.arms.get("baseline") if last is not None else None
-        curves = _curves(results, base, off, reuse=reuse)
-        if base is None or curves.arms["baseline"] is not reuse:
-            self._kr_memo = {}  # the baseline's key results, while the baseline stays
-        krs = _kr_rows(results, base, self._kr_memo)
+        curves, krs = self._summarise(results, baseline if self._ours else None, off)
         res = ExplorerResult(
             scenario=sc,
             values=values,
