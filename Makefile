@@ -11,7 +11,7 @@ VPY         := $(VENV)/bin/python
 FIND_PYTHON := bash scripts/find-python
 JOBS        ?= 2
 PYTEST_ARGS ?=
-LINT_PATHS  := $(wildcard simkit tests benchmarks)
+LINT_PATHS  := $(wildcard simkit tests benchmarks examples)
 DEMO        ?= ridehailing_duopoly
 APP_PORT    ?= 8866
 APP_USERS   ?= 5000
@@ -88,7 +88,7 @@ app: $(STAMP) ## Serve the explorer (Voila) on 127.0.0.1, port APP_PORT, APP_USE
 chromium: ## Install Debian's chromium for the browser test, if missing
 	@if [ -x "$(CHROMIUM)" ]; then :; \
 	elif command -v apt-get >/dev/null 2>&1; then \
-		echo "Installing chromium with apt-get (for tests/test_browser.py)"; \
+		echo "Installing chromium with apt-get (for tests/widgets/test_browser.py)"; \
 		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null \
 			|| { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import simkit
-from simkit.executors import LocalProcesses, available_cpus
+from simkit.experiments.executors import LocalProcesses, available_cpus
 
 HERE = Path(__file__).resolve().parent.parent / "examples" / "calibration"
 SCENARIO = HERE / "subscription_app.yaml"

@@ -34,9 +34,9 @@ import time
 CHILD = r"""
 import json, sys, time, tracemalloc
 import simkit
-import simkit.api
-simkit.api.WARMUP_CACHE_BYTES = 0  # measure the engine, not the snapshot caches
-simkit.api.PLAN_CACHE_BYTES = 0
+import simkit.experiments.run
+simkit.experiments.run.WARMUP_CACHE_BYTES = 0  # measure the engine, not the snapshot caches
+simkit.experiments.run.PLAN_CACHE_BYTES = 0
 name, users, days, mode, engine = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
                                    sys.argv[4], sys.argv[5])
 sc = simkit.load_scenario(name)
@@ -57,7 +57,8 @@ print(json.dumps(out))
 def measure(name: str, users: int, days: int, mode: str, engine: str = "compiled") -> dict:
     res = subprocess.run(
         [sys.executable, "-c", CHILD, name, str(users), str(days), mode, engine],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if res.returncode:
         sys.exit(f"benchmark run failed ({name}, {users} users):\n{res.stderr}")
@@ -70,40 +71,61 @@ def main() -> None:
     ap.add_argument("--scenario", default="ridehailing_duopoly")
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--repeat", type=int, default=1, help="timing runs per size (best is kept)")
-    ap.add_argument("--compare", type=int, nargs="*", default=[10_000, 100_000],
-                    help="sizes at which to time the three engines side by side")
-    ap.add_argument("--engine", default="compiled", choices=["compiled", "vector", "agents"],
-                    help="engine of the size table")
+    ap.add_argument(
+        "--compare",
+        type=int,
+        nargs="*",
+        default=[10_000, 100_000],
+        help="sizes at which to time the three engines side by side",
+    )
+    ap.add_argument(
+        "--engine",
+        default="compiled",
+        choices=["compiled", "vector", "agents"],
+        help="engine of the size table",
+    )
     args = ap.parse_args()
-    print(f"engine benchmark: {args.scenario}, {args.days} days, engine {args.engine} "
-          f"(python {sys.version.split()[0]})")
-    print(f"{'users':>10} {'seconds':>8} {'µs/user-day':>12} {'incl. warm-up':>14} "
-          f"{'peak MB':>8} {'bytes/user':>10}")
+    print(
+        f"engine benchmark: {args.scenario}, {args.days} days, engine {args.engine} "
+        f"(python {sys.version.split()[0]})"
+    )
+    print(
+        f"{'users':>10} {'seconds':>8} {'µs/user-day':>12} {'incl. warm-up':>14} "
+        f"{'peak MB':>8} {'bytes/user':>10}"
+    )
     t0 = time.perf_counter()
     for n in args.sizes:
-        runs = [measure(args.scenario, n, args.days, "time", args.engine)
-                for _ in range(args.repeat)]
+        runs = [
+            measure(args.scenario, n, args.days, "time", args.engine) for _ in range(args.repeat)
+        ]
         best = min(runs, key=lambda r: r["seconds"])
         mem = measure(args.scenario, n, args.days, "memory", args.engine)
         total_days = best["days"] + best["warmup"]
         us = best["seconds"] / (n * best["days"]) * 1e6
         us_all = best["seconds"] / (n * total_days) * 1e6
-        print(f"{n:>10,} {best['seconds']:>8.2f} {us:>12.3f} {us_all:>14.3f} "
-              f"{mem['peak_bytes'] / 1e6:>8.1f} {mem['peak_bytes'] / n:>10.0f}", flush=True)
+        print(
+            f"{n:>10,} {best['seconds']:>8.2f} {us:>12.3f} {us_all:>14.3f} "
+            f"{mem['peak_bytes'] / 1e6:>8.1f} {mem['peak_bytes'] / n:>10.0f}",
+            flush=True,
+        )
     print(f"(warm-up days per run: {best['warmup']})")
     if args.compare:
         print("\nthe engines side by side (µs per simulated user-day, warm-up included)")
-        print(f"{'users':>10} {'compiled':>9} {'vector':>8} {'agents':>8} "
-              f"{'agents/compiled':>16} {'agents/vector':>14} {'vector/compiled':>16}")
+        print(
+            f"{'users':>10} {'compiled':>9} {'vector':>8} {'agents':>8} "
+            f"{'agents/compiled':>16} {'agents/vector':>14} {'vector/compiled':>16}"
+        )
         for n in args.compare:
             c = measure(args.scenario, n, args.days, "time", "compiled")
             v = measure(args.scenario, n, args.days, "time", "vector")
             a = measure(args.scenario, n, args.days, "time", "agents")
             ud = n * (v["days"] + v["warmup"])
-            print(f"{n:>10,} {c['seconds'] / ud * 1e6:>9.3f} {v['seconds'] / ud * 1e6:>8.3f} "
-                  f"{a['seconds'] / ud * 1e6:>8.3f} {a['seconds'] / c['seconds']:>15.0f}x "
-                  f"{a['seconds'] / v['seconds']:>13.0f}x {v['seconds'] / c['seconds']:>15.1f}x",
-                  flush=True)
+            print(
+                f"{n:>10,} {c['seconds'] / ud * 1e6:>9.3f} {v['seconds'] / ud * 1e6:>8.3f} "
+                f"{a['seconds'] / ud * 1e6:>8.3f} {a['seconds'] / c['seconds']:>15.0f}x "
+                f"{a['seconds'] / v['seconds']:>13.0f}x {v['seconds'] / c['seconds']:>15.1f}x",
+                flush=True,
+            )
     print(f"(total benchmark time {time.perf_counter() - t0:.0f} s)")
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import simkit
-from simkit.executors import LocalProcesses, available_cpus
+from simkit.experiments.executors import LocalProcesses, available_cpus
 
 
 def _load() -> str:

@@ -32,8 +32,8 @@ import sys
 import time
 
 import simkit
-from simkit import widgets
-from simkit.executors import available_cpus
+from simkit.experiments.executors import available_cpus
+from simkit.widgets import explorer as widgets
 
 TARGET = 0.25
 
@@ -69,8 +69,15 @@ def bench(name: str, users: int | None, days: int | None, n: int, runs: int = 1)
         total = time.perf_counter() - t
         if res is None:
             raise SystemExit(f"{name}: {change} failed: {ex.error}")
-        rows.append((total, res.seconds, res.render_seconds, res.baseline_cached < len(res.runs),
-                     res.first_seconds))
+        rows.append(
+            (
+                total,
+                res.seconds,
+                res.render_seconds,
+                res.baseline_cached < len(res.runs),
+                res.first_seconds,
+            )
+        )
     return {
         "name": name,
         "users": ex.controls["users"].value,

@@ -9,11 +9,11 @@
 does not load ipywidgets.
 """
 
-from . import okr
-from .api import Progress, RunResult, run
-from .calibrate import calibrate
-from .ensemble import EnsembleResult, ensemble, load_ensemble
 from .errors import ScenarioError, SimkitError
+from .experiments import executors, okr
+from .experiments.calibrate import calibrate
+from .experiments.ensemble import EnsembleResult, ensemble, load_ensemble
+from .experiments.run import Progress, RunResult, run
 from .scenario import Scenario, bundled_scenarios, load_scenario, metric_names, parse_scenario
 
 __version__ = "0.1.0"
@@ -28,6 +28,7 @@ __all__ = [
     "bundled_scenarios",
     "calibrate",
     "ensemble",
+    "executors",
     "load_ensemble",
     "load_scenario",
     "metric_names",

@@ -72,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--baseline", action="store_true", help="ship no outputs (the baseline)")
     r.add_argument("--format", choices=["csv", "parquet"], default="csv")
     r.add_argument("--no-plot", action="store_true", help="do not write the overview PNG")
-    r.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (shown on a terminal for runs over a second)")
+    r.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (shown on a terminal for runs over a second)",
+    )
 
     rep = sub.add_parser("report", help="scenario vs counterfactual: dashboard, HTML, CSVs")
     rep.add_argument("scenario", metavar="FILE|NAME")
@@ -81,11 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seed", type=_seed, default=None, help="random seed (default: scenario's)")
     rep.add_argument("--users", type=_positive_int, default=None, help="simulated users")
     rep.add_argument("--days", type=_positive_int, default=None, help="days to simulate")
-    rep.add_argument("--out", type=Path, default=None,
-                     help="output directory (default: results/<name>-report)")
-    rep.add_argument("--without", default="ours",
-                     help="outputs the counterfactual lacks: ours (default), all, or ids/indices "
-                          "separated by commas")
+    rep.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: results/<name>-report)"
+    )
+    rep.add_argument(
+        "--without",
+        default="ours",
+        help="outputs the counterfactual lacks: ours (default), all, or ids/indices "
+        "separated by commas",
+    )
     rep.add_argument("--variant", default=None, help="both arms ship only this variant's outputs")
     rep.add_argument("--executor", type=_executor_spec, default=None, help=EXECUTOR_HELP)
     _add_okr_parser(sub)
@@ -93,12 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-EXECUTOR_HELP = ("where runs are computed: inline, processes[:N] (default: one process per CPU), "
-                 "dask-local:N or dask://host:port")
+EXECUTOR_HELP = (
+    "where runs are computed: inline, processes[:N] (default: one process per CPU), "
+    "dask-local:N or dask://host:port"
+)
 
 
 def _executor_spec(text: str) -> str:
-    from .executors import as_executor
+    from .experiments.executors import as_executor
 
     try:
         as_executor(text)  # checks the spec; starts nothing
@@ -113,25 +122,45 @@ def _add_okr_parser(sub) -> None:
     o.add_argument("--runs", type=_positive_int, default=200, help="runs (default 200)")
     o.add_argument("--seed", type=_seed, default=None, help="random seed (default: scenario's)")
     o.add_argument("--users", type=_positive_int, default=None, help="simulated users")
-    o.add_argument("--days", type=_positive_int, default=None,
-                   help="days to simulate (e.g. stop after the last deadline)")
+    o.add_argument(
+        "--days",
+        type=_positive_int,
+        default=None,
+        help="days to simulate (e.g. stop after the last deadline)",
+    )
     o.add_argument("--executor", type=_executor_spec, default=None, help=EXECUTOR_HELP)
-    o.add_argument("--out", type=Path, default=None,
-                   help="directory for tables, figures and the runs (an interrupted run "
-                        "resumes there)")
+    o.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for tables, figures and the runs (an interrupted run resumes there)",
+    )
     o.add_argument("--variant", default=None, help="ship only this variant's outputs")
-    o.add_argument("--sampler", choices=["lhs", "random"], default="lhs",
-                   help="sampling of uncertain parameters (default lhs)")
-    o.add_argument("--sensitivity", choices=["sobol", "morris", "none"], default="sobol",
-                   help="sensitivity analysis (default sobol)")
-    o.add_argument("--lever", nargs=3, metavar=("PATH", "LEAST", "MOST"), default=None,
-                   help="search this parameter for every key result (default: their levers)")
+    o.add_argument(
+        "--sampler",
+        choices=["lhs", "random"],
+        default="lhs",
+        help="sampling of uncertain parameters (default lhs)",
+    )
+    o.add_argument(
+        "--sensitivity",
+        choices=["sobol", "morris", "none"],
+        default="sobol",
+        help="sensitivity analysis (default sobol)",
+    )
+    o.add_argument(
+        "--lever",
+        nargs=3,
+        metavar=("PATH", "LEAST", "MOST"),
+        default=None,
+        help="search this parameter for every key result (default: their levers)",
+    )
     o.add_argument("--no-what-it-takes", action="store_true", help="skip the lever search")
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def cmd_okr(args) -> int:
-    from .okr import stress_test
+    from .experiments.okr import stress_test
 
     lever = None
     if args.lever is not None:
@@ -139,12 +168,22 @@ def cmd_okr(args) -> int:
         try:
             lever = (path, float(least), float(most))
         except ValueError:
-            raise SimkitError(f"--lever: LEAST and MOST must be numbers, got {least!r} "
-                              f"{most!r}") from None
+            raise SimkitError(
+                f"--lever: LEAST and MOST must be numbers, got {least!r} {most!r}"
+            ) from None
     result = stress_test(
-        args.scenario, runs=args.runs, seed=args.seed, users=args.users, days=args.days,
-        executor=args.executor, sampler=args.sampler, variant=args.variant, out=args.out,
-        progress=not args.no_progress, what_it_takes=not args.no_what_it_takes, lever=lever,
+        args.scenario,
+        runs=args.runs,
+        seed=args.seed,
+        users=args.users,
+        days=args.days,
+        executor=args.executor,
+        sampler=args.sampler,
+        variant=args.variant,
+        out=args.out,
+        progress=not args.no_progress,
+        what_it_takes=not args.no_what_it_takes,
+        lever=lever,
         sensitivity=None if args.sensitivity == "none" else args.sensitivity,
     )
     print(result.format())
@@ -154,7 +193,7 @@ def cmd_okr(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .scenario import bundled_scenarios, load_scenario
+    from .scenario.schema import bundled_scenarios, load_scenario
 
     for name, path in bundled_scenarios().items():
         sc = load_scenario(path)
@@ -163,7 +202,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .scenario import load_scenario, uncertain_parameters
+    from .scenario.schema import load_scenario, uncertain_parameters
 
     bad = 0
     for f in args.files:
@@ -182,7 +221,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .schema_docs import scenario_json_schema, scenario_markdown
+    from .scenario.reference import scenario_json_schema, scenario_markdown
 
     if args.markdown:
         print(scenario_markdown(), end="")
@@ -195,8 +234,8 @@ RUN_PROGRESS_SECONDS = 1.0  # a run's progress bar appears after this long
 
 
 def cmd_run(args) -> int:
-    from .api import run
-    from .summary import format_summary
+    from .analysis.summary import format_summary
+    from .experiments.run import run
 
     bar = None
 
@@ -205,15 +244,29 @@ def cmd_run(args) -> int:
         if bar is None:
             from tqdm import tqdm
 
-            bar = tqdm(total=p.days, initial=p.day, unit="day", desc="simulating",
-                       file=sys.stderr, dynamic_ncols=True, leave=False)
+            bar = tqdm(
+                total=p.days,
+                initial=p.day,
+                unit="day",
+                desc="simulating",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                leave=False,
+            )
         bar.update(p.day - bar.n)
 
     show = not args.no_progress and sys.stderr.isatty()
     try:
-        result = run(args.scenario, seed=args.seed, users=args.users, days=args.days,
-                     variant=args.variant, without_outputs="all" if args.baseline else None,
-                     progress=progress if show else None, progress_seconds=RUN_PROGRESS_SECONDS)
+        result = run(
+            args.scenario,
+            seed=args.seed,
+            users=args.users,
+            days=args.days,
+            variant=args.variant,
+            without_outputs="all" if args.baseline else None,
+            progress=progress if show else None,
+            progress_seconds=RUN_PROGRESS_SECONDS,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -238,23 +291,37 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .executors import as_executor
-    from .report import build_report
+    from .analysis.report import build_report
+    from .experiments.executors import as_executor
 
     without = args.without
     if without not in ("ours", "all"):
-        without = [int(w) if w.strip().isdigit() else w.strip()
-                   for w in without.split(",") if w.strip()]
+        without = [
+            int(w) if w.strip().isdigit() else w.strip() for w in without.split(",") if w.strip()
+        ]
     with as_executor(args.executor, runs=2 * args.runs) as ex:  # both arms
-        written = build_report(args.scenario, runs=args.runs, seed=args.seed, users=args.users,
-                               days=args.days, out=args.out, without=without,
-                               variant=args.variant, map_fn=ex.map)
+        written = build_report(
+            args.scenario,
+            runs=args.runs,
+            seed=args.seed,
+            users=args.users,
+            days=args.days,
+            out=args.out,
+            without=without,
+            variant=args.variant,
+            map_fn=ex.map,
+        )
     print("wrote " + ", ".join(str(w) for w in written))
     return 0
 
 
-COMMANDS = {"list": cmd_list, "validate": cmd_validate, "schema": cmd_schema, "run": cmd_run,
-            "report": cmd_report}
+COMMANDS = {
+    "list": cmd_list,
+    "validate": cmd_validate,
+    "schema": cmd_schema,
+    "run": cmd_run,
+    "report": cmd_report,
+}
 
 COMMANDS["okr"] = cmd_okr
 
@@ -263,36 +330,81 @@ def _add_calibrate_parser(sub) -> None:
     c = sub.add_parser("calibrate", help="fit population parameters to your cohort data")
     c.add_argument("scenario", metavar="FILE|NAME")
     c.add_argument("data", metavar="DATA.csv", help="a cohort table or an event log (CSV)")
-    c.add_argument("--fit", action="append", required=True, metavar="PATH",
-                   help="a parameter to fit, e.g. behaviour.churn.base_monthly (repeatable)")
-    c.add_argument("--holdout", type=int, default=0, metavar="K",
-                   help="project the last K periods instead of fitting them (default 0)")
-    c.add_argument("--periods", type=_positive_int, default=None,
-                   help="periods used (default: all the data has)")
-    c.add_argument("--out", type=Path, default=None,
-                   help="directory for calibrated.yaml, fit.png, errors.csv (default: "
-                        "results/<name>-calibration)")
-    c.add_argument("--unit", choices=["day", "week", "month", "year"], default=None,
-                   help="what a period is, if the file does not say")
-    c.add_argument("--curve", choices=["retention", "survival"], default=None,
-                   help="what the table's values measure / which curve to fit")
-    c.add_argument("--values", choices=["counts", "shares"], default=None,
-                   help="whether the table holds counts or shares (default: guessed)")
-    c.add_argument("--bounds", nargs=3, action="append", metavar=("PATH", "LOW", "HIGH"),
-                   default=None, help="search range of a fitted parameter")
+    c.add_argument(
+        "--fit",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="a parameter to fit, e.g. behaviour.churn.base_monthly (repeatable)",
+    )
+    c.add_argument(
+        "--holdout",
+        type=int,
+        default=0,
+        metavar="K",
+        help="project the last K periods instead of fitting them (default 0)",
+    )
+    c.add_argument(
+        "--periods",
+        type=_positive_int,
+        default=None,
+        help="periods used (default: all the data has)",
+    )
+    c.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for calibrated.yaml, fit.png, errors.csv (default: "
+        "results/<name>-calibration)",
+    )
+    c.add_argument(
+        "--unit",
+        choices=["day", "week", "month", "year"],
+        default=None,
+        help="what a period is, if the file does not say",
+    )
+    c.add_argument(
+        "--curve",
+        choices=["retention", "survival"],
+        default=None,
+        help="what the table's values measure / which curve to fit",
+    )
+    c.add_argument(
+        "--values",
+        choices=["counts", "shares"],
+        default=None,
+        help="whether the table holds counts or shares (default: guessed)",
+    )
+    c.add_argument(
+        "--bounds",
+        nargs=3,
+        action="append",
+        metavar=("PATH", "LOW", "HIGH"),
+        default=None,
+        help="search range of a fitted parameter",
+    )
     c.add_argument("--seed", type=_seed, default=None, help="random seed (default: scenario's)")
     c.add_argument("--users", type=_positive_int, default=None, help="simulated users")
-    c.add_argument("--budget", type=_positive_int, default=40,
-                   help="most candidate parameter vectors evaluated (default 40)")
-    c.add_argument("--replications", type=_positive_int, default=2,
-                   help="seeds per candidate (default 2)")
-    c.add_argument("--executor", type=_executor_spec, default=None,
-                   help="where runs are computed (default: local processes)")
+    c.add_argument(
+        "--budget",
+        type=_positive_int,
+        default=40,
+        help="most candidate parameter vectors evaluated (default 40)",
+    )
+    c.add_argument(
+        "--replications", type=_positive_int, default=2, help="seeds per candidate (default 2)"
+    )
+    c.add_argument(
+        "--executor",
+        type=_executor_spec,
+        default=None,
+        help="where runs are computed (default: local processes)",
+    )
 
 
 def cmd_calibrate(args) -> int:
-    from .calibrate import calibrate
-    from .observed import read_data
+    from .experiments.calibrate import calibrate
+    from .experiments.customer_data import read_data
 
     if args.holdout < 0:
         raise SimkitError(f"--holdout: expected a whole number >= 0, got {args.holdout}")
@@ -301,14 +413,25 @@ def cmd_calibrate(args) -> int:
         try:
             bounds[path] = (float(lo), float(hi))
         except ValueError:
-            raise SimkitError(f"--bounds {path}: LOW and HIGH must be numbers, got {lo!r} "
-                              f"{hi!r}") from None
+            raise SimkitError(
+                f"--bounds {path}: LOW and HIGH must be numbers, got {lo!r} {hi!r}"
+            ) from None
     data = read_data(args.data, unit=args.unit, values=args.values, curve=args.curve)
-    cal = calibrate(args.scenario, data, args.fit, periods=args.periods, holdout=args.holdout,
-                    curves=[args.curve] if args.curve else None, bounds=bounds or None,
-                    seed=args.seed, users=args.users, budget=args.budget,
-                    replications=args.replications, executor=args.executor,
-                    progress=_progress_line if sys.stderr.isatty() else None)
+    cal = calibrate(
+        args.scenario,
+        data,
+        args.fit,
+        periods=args.periods,
+        holdout=args.holdout,
+        curves=[args.curve] if args.curve else None,
+        bounds=bounds or None,
+        seed=args.seed,
+        users=args.users,
+        budget=args.budget,
+        replications=args.replications,
+        executor=args.executor,
+        progress=_progress_line if sys.stderr.isatty() else None,
+    )
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(cal.format())

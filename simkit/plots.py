@@ -22,8 +22,8 @@ import pandas as pd
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from . import analysis as an
-from .api import RunResult
+from .analysis import indicators as an
+from .experiments.run import RunResult
 
 # --- colours and labels -------------------------------------------------------------------
 

@@ -10,12 +10,17 @@ import sys
 import pandas as pd
 import pytest
 
-from simkit.scenario import bundled_scenarios
+from simkit.scenario.schema import bundled_scenarios
 
 
 def simkit_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "simkit", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "simkit", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_list_names_every_bundled_scenario_with_a_description():
@@ -38,7 +43,9 @@ def test_schema_is_json_schema_of_a_scenario():
 
 def test_run_prints_summary_and_writes_csv_and_png(tmp_path):
     out = tmp_path / "res"
-    res = simkit_cli("run", "ridehailing_duopoly", "--users", "2000", "--seed", "3", "--out", str(out))
+    res = simkit_cli(
+        "run", "ridehailing_duopoly", "--users", "2000", "--seed", "3", "--out", str(out)
+    )
     assert res.returncode == 0, res.stderr
     assert "leading" in res.stdout and "trailing" in res.stdout and "market share" in res.stdout
     metrics = pd.read_csv(out / "metrics.csv", index_col="day")
@@ -56,8 +63,20 @@ def test_run_shorter_than_the_plan_ships_only_what_fits():
 
 
 def test_run_parquet_and_baseline(tmp_path):
-    res = simkit_cli("run", "bass_diffusion", "--users", "500", "--days", "200", "--baseline",
-                     "--format", "parquet", "--no-plot", "--out", str(tmp_path))
+    res = simkit_cli(
+        "run",
+        "bass_diffusion",
+        "--users",
+        "500",
+        "--days",
+        "200",
+        "--baseline",
+        "--format",
+        "parquet",
+        "--no-plot",
+        "--out",
+        str(tmp_path),
+    )
     assert res.returncode == 0, res.stderr
     df = pd.read_parquet(tmp_path / "metrics.parquet")
     assert len(df) == 200 and not (tmp_path / "overview.png").exists()

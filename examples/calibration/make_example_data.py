@@ -95,7 +95,7 @@ def subscription_table(
 
 
 def main() -> None:
-    from simkit.observed import read_event_log, write_cohort_table
+    from simkit.experiments.customer_data import read_event_log, write_cohort_table
 
     rng = np.random.default_rng(SEED)
     log_rng, sub_rng = rng.spawn(2)

@@ -1,0 +1,478 @@
+"""A scenario report: the plan against its counterfactual, as a dashboard, HTML and CSVs.
+
+:func:`build_report` runs a scenario on ``runs`` seeds and the same seeds without our
+outputs (:func:`simkit.analysis.compare`), then writes to one directory:
+
+- ``dashboard.png`` -- the one-page story: what shipped when, what moved, how fast
+  leading and trailing indicators detected it (:func:`simkit.plots.dashboard`);
+- ``report.html`` -- self-contained (figures embedded as base64 PNG): the scenario's
+  name, description and outputs, the headline, the dashboard, the indicator summary
+  table, the time-to-detect and lead-lag tables and the detail figures;
+- ``metrics.csv`` (every run of both arms: ``arm, run, day`` + metrics),
+  ``comparison.csv`` (per-day differences, :func:`simkit.analysis.paired_differences`),
+  ``time_to_detect.csv``, ``lead_lag.csv``, ``retention.csv`` (D-n/W-n summary),
+  ``market_share.csv``.
+
+The command line calls it as ``simkit report FILE|NAME``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .. import plots
+from ..errors import SimkitError
+from ..scenario.schema import load_scenario
+from . import indicators as an
+from .summary import LEADING, PERCENT, TRAILING, human
+
+__all__ = ["build_report", "detection", "figure_png", "report_html", "summary_frame"]
+
+DPI = 90
+
+
+def detection(comparison: an.Comparison) -> pd.DataFrame:
+    """Time to detect under both tests (``"independent"`` rows first), one frame."""
+    return pd.concat(
+        [an.time_to_detect(comparison, test=t) for t in ("independent", "paired")],
+        ignore_index=True,
+    )
+
+
+def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
+    """A figure as PNG bytes (white background)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return buf.getvalue()
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def summary_frame(comparison: an.Comparison, ttd: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Key indicators: level on day 0 and on the last day (mean of the scenario runs), the
+    last day's counterfactual level, the difference with its 95% interval and the days
+    until it was detectable. One row per indicator (``family, indicator, metric, ...``)."""
+    runs, cf = comparison.runs, comparison.counterfactual
+    last = runs[0].metrics.index[-1]
+    diff = comparison.differences(smooth=1)
+    diff = diff[diff["day"] == last].set_index("metric")
+    ttd = ttd if ttd is not None else detection(comparison)
+    visible = ttd[ttd["test"] == "independent"].set_index("metric")["days_to_detect"]
+    paired = ttd[ttd["test"] == "paired"].set_index("metric")["days_to_detect"]
+    rows = []
+    for family, items in (("leading", LEADING), ("trailing", TRAILING)):
+        for col, label in items:
+            if col not in runs[0].metrics or not comparison.in_use(col):
+                continue
+            start = np.mean([r.metrics[col].iloc[0] for r in runs])
+            end = np.mean([r.metrics[col].iloc[-1] for r in runs])
+            base = np.mean([r.metrics[col].iloc[-1] for r in cf])
+            d = diff.loc[col]
+            rows.append(
+                (
+                    family,
+                    label,
+                    col,
+                    start,
+                    end,
+                    base,
+                    d["mean_diff"],
+                    d["lo"],
+                    d["hi"],
+                    d["rel_diff"],
+                    visible.get(col, np.nan),
+                    paired.get(col, np.nan),
+                )
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "family",
+            "indicator",
+            "metric",
+            "day0",
+            "last_day",
+            "counterfactual_last_day",
+            "diff",
+            "diff_lo",
+            "diff_hi",
+            "rel_diff",
+            "days_visible",
+            "days_paired",
+        ],
+    )
+
+
+def _fmt(x: float, col: str, money: str) -> str:
+    if x is None or not np.isfinite(x):
+        return "–"
+    if col in PERCENT:
+        return human(x, col)
+    if col in plots.MONEY_METRICS:
+        return plots.human_number(x, money, digits=2)
+    return human(x, col)
+
+
+def _fmt_diff(x: float, col: str, money: str) -> str:
+    if x is None or not np.isfinite(x):
+        return "–"
+    if col in PERCENT:
+        return f"{100 * x:+.2f} pp"
+    sign = "+" if x >= 0 else "-"
+    return sign + _fmt(abs(x), col, money).lstrip("+")
+
+
+def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
+    )
+    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;
+margin:24px auto;padding:0 16px;color:#222;line-height:1.4}
+h1{margin-bottom:0}.desc{color:#555;margin-top:4px}.meta{color:#777;font-size:90%}
+.headline{background:#f3f6fa;border:1px solid #c6d4e6;border-radius:6px;padding:10px 14px;
+font-size:110%}
+img{max-width:100%;height:auto;border:1px solid #eee;margin:8px 0}
+table{border-collapse:collapse;margin:8px 0 16px;font-size:90%}
+th,td{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right}
+th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
+tr.leading td:first-child{color:#2166ac}tr.trailing td:first-child{color:#d6604d}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:8px}
+.note{color:#666;font-size:85%}
+"""
+
+
+def report_html(
+    comparison: an.Comparison,
+    ttd: pd.DataFrame,
+    lead_lag: pd.DataFrame,
+    retention: pd.DataFrame,
+    figures: dict[str, bytes],
+    settings: dict,
+) -> str:
+    """The self-contained HTML report (figures are PNG bytes keyed by caption)."""
+    sc = comparison.scenario
+    money = sc.market.currency
+    launches = comparison.launches()
+    start = sc.start_date
+
+    def date(day: int) -> str:
+        return (start + dt.timedelta(days=int(day))).isoformat() if start else ""
+
+    out_rows = [
+        [
+            str(r.day),
+            date(r.day),
+            r.product,
+            r.kind,
+            r.label,
+            "removed" if r.removed else ("not shipped" if not r.shipped else "kept"),
+        ]
+        for r in launches.itertuples()
+    ]
+    summ = summary_frame(comparison, ttd)
+    sum_rows = []
+    for r in summ.itertuples():
+        band = (
+            f"[{_fmt_diff(r.diff_lo, r.metric, money)}, {_fmt_diff(r.diff_hi, r.metric, money)}]"
+            if np.isfinite(r.diff_lo)
+            else ""
+        )
+        rel = f"{100 * r.rel_diff:+.1f}%" if np.isfinite(r.rel_diff) else "–"
+        det = [f"{v:.0f} d" if np.isfinite(v) else "never" for v in (r.days_visible, r.days_paired)]
+        sum_rows.append(
+            (
+                r.family,
+                [
+                    r.family,
+                    r.indicator,
+                    _fmt(r.day0, r.metric, money),
+                    _fmt(r.last_day, r.metric, money),
+                    _fmt(r.counterfactual_last_day, r.metric, money),
+                    f"{_fmt_diff(r.diff, r.metric, money)} {band}",
+                    rel,
+                    *det,
+                ],
+            )
+        )
+    head = [
+        "",
+        "indicator",
+        "day 0",
+        f"day {settings['days'] - 1}",
+        "counterfactual",
+        "difference [95%]",
+        "relative",
+        "visible after",
+        "paired detection after",
+    ]
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join(
+        f'<tr class="{fam}">' + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
+        for fam, cells in sum_rows
+    )
+    summary_table = f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+    vis = ttd[ttd["test"] == "independent"].set_index("metric")
+    par = ttd[ttd["test"] == "paired"].set_index("metric")
+
+    def days(frame, m, col="days_to_detect"):
+        v = frame[col].get(m, np.nan) if m in frame.index else np.nan
+        return "never" if not np.isfinite(v) else f"{v:.0f}"
+
+    ttd_rows = [
+        [
+            plots.metric_label(m),
+            r.family,
+            "" if pd.isna(r.launch_day) else f"{r.launch_day:.0f}",
+            days(vis, m),
+            days(par, m),
+            "" if not np.isfinite(r.days_to_half_effect) else f"{r.days_to_half_effect:.0f}",
+            {1: "up", -1: "down"}.get(int(r.direction), ""),
+            f"{100 * r.final_rel_diff:+.1f}%" if np.isfinite(r.final_rel_diff) else "–",
+        ]
+        for m, r in (vis if len(vis) else par).iterrows()
+    ]
+    ll_rows = [
+        [
+            plots.metric_label(r.leading),
+            plots.metric_label(r.trailing),
+            "–" if not np.isfinite(r.lag) else f"{r.lag:+.0f}",
+            "–" if not np.isfinite(r.correlation) else f"{r.correlation:.2f}",
+            "yes" if r.significant else "no",
+        ]
+        for r in lead_lag.itertuples()
+    ]
+    ret_rows = [
+        [
+            r.name,
+            r.kind,
+            f"{100 * r.value:.1f}%" if np.isfinite(r.value) else "–",
+            f"[{100 * r.lo:.1f}%, {100 * r.hi:.1f}%]" if np.isfinite(r.lo) else "",
+            f"{r.users:.0f}",
+        ]
+        for r in retention.itertuples()
+    ]
+    figs = list(figures.items())
+    dash = figs[0]
+    rest = "".join(
+        f"<figure>{_img(png, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>"
+        for cap, png in figs[1:]
+    )
+    removed = ", ".join(an.output_label(sc, i) for i in comparison.without) or "nothing"
+    pop = sc.market.population
+    meta = (
+        f"{settings['runs']} runs (seed {settings['seed']}) x {settings['users']:,} "
+        f"simulated users"
+        + (f" standing for {plots.human_number(pop)} people" if pop else "")
+        + f"; {settings['days']} days"
+        + (f" from {start.isoformat()}" if start else "")
+        + (f"; variant {settings['variant']}" if settings.get("variant") else "")
+        + f". Counterfactual: the same seeds without {removed}."
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{html.escape(sc.name)} - simkit report</title>
+<style>{CSS}</style></head>
+<body>
+<h1>{html.escape(sc.name)}</h1>
+<p class="desc">{html.escape(sc.description)}</p>
+<p class="meta">{html.escape(meta)}</p>
+<p class="headline">{html.escape(plots.headline(ttd))}</p>
+{_img(dash[1], dash[0])}
+<h2>Outputs</h2>
+{_table(["day", "date", "product", "kind", "output", "counterfactual"], out_rows)}
+<h2>Indicators</h2>
+<p class="note">Mean over runs. Difference = scenario - counterfactual on the last day
+(paired by seed) with its 95% t-interval; shares in percentage points (pp). Visible /
+paired detection: see Time to detect.</p>
+{summary_table}
+<h2>Time to detect</h2>
+<p class="note">Days from launch until the difference from the counterfactual is
+detectable at 95% and stays so for 14 days; daily flows are smoothed with a trailing
+7-day mean first; feature use counts from that feature's own launch. <b>Visible</b>:
+Welch interval across runs, i.e. the effect stands out from the run-to-run variation a
+team watching one market is up against. <b>Paired</b>: interval of the paired
+differences on common random numbers, i.e. when the simulation can tell the difference
+at all (with many users, within days for nearly everything). Half effect: days until
+the difference first reaches half its final value.</p>
+{
+        _table(
+            [
+                "indicator",
+                "family",
+                "launch day",
+                "visible after (days)",
+                "paired detection after (days)",
+                "days to half effect",
+                "direction",
+                "effect on last day",
+            ],
+            ttd_rows,
+        )
+    }
+<h2>Lead-lag (cross-correlation)</h2>
+<p class="note">Lag (days) maximising the correlation of weekly changes in the effect of
+the plan (scenario - counterfactual); positive: the trailing indicator moves after the
+leading one. Significant: above the 95% white-noise bound.</p>
+{_table(["leading", "trailing", "lag (days)", "correlation", "significant"], ll_rows)}
+<h2>Retention</h2>
+{_table(["measure", "kind", "value", "95% band", "users behind it"], ret_rows)}
+<h2>Details</h2>
+<div class="grid">{rest}</div>
+<p class="note">Generated by simkit on {dt.date.today().isoformat()}.</p>
+</body></html>
+"""
+
+
+def _figure(draw: Callable, size=(8, 4.2)) -> bytes:
+    fig = Figure(figsize=size)
+    ax = fig.add_subplot()
+    draw(ax)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def build_report(
+    scenario,
+    runs: int = 8,
+    seed=None,
+    users: int | None = None,
+    days: int | None = None,
+    out: str | Path | None = None,
+    without="ours",
+    variant: str | None = None,
+    map_fn: Callable | None = None,
+) -> list[Path]:
+    """Run a scenario and its counterfactual and write the report files.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path
+    runs : int
+        Seeds per arm (>= 2: the bands need two).
+    seed : int, optional
+        Default: the scenario's seed.
+    users, days : int, optional
+        Overrides of the scenario's market size and horizon.
+    out : str or Path, optional
+        Directory (created); default ``results/<scenario name>-report``.
+    without : see :func:`simkit.analysis.compare` (default ``"ours"``: the counterfactual
+        ships none of our outputs; competitors' moves happen in both arms)
+    variant : str, optional
+        Both arms ship only this variant's outputs.
+    map_fn : callable, optional
+        Executor for the runs (see :func:`simkit.analysis.run_many`).
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
+        raise SimkitError(f"runs must be at least 2 (a 95% band needs two seeds), got {runs!r}")
+    sc = load_scenario(scenario)
+    out = Path(out) if out is not None else Path("results") / f"{sc.name}-report"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SimkitError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    seed = sc.seed if seed is None else seed
+    cmp = an.compare(
+        sc,
+        without=without,
+        runs=runs,
+        seed=seed,
+        users=users,
+        days=days,
+        variant=variant,
+        map_fn=map_fn,
+    )
+    ttd = detection(cmp)
+    ll = (
+        an.lead_lag(cmp)
+        if cmp.without
+        else pd.DataFrame(columns=["leading", "trailing", "lag", "correlation", "significant"])
+    )
+    retention = an.retention_summary(cmp.runs)
+    share = an.market_share(cmp.runs)
+
+    fig = Figure(figsize=(16, 10))
+    plots.dashboard(cmp, fig, ttd=ttd)
+    dashboard_png = figure_png(fig)
+    launch_frame = cmp.launches()
+    sd = sc.start_date
+    figures = {
+        "Dashboard": dashboard_png,
+        "Leading vs trailing indicators": _figure(
+            lambda ax: plots.plot_leading_trailing(cmp.runs, ax, launches=launch_frame)
+        ),
+        "Effect vs counterfactual": _figure(
+            lambda ax: plots.plot_difference(
+                cmp.differences(smooth=7), ax=ax, detect=ttd, launches=launch_frame, start_date=sd
+            )
+        ),
+        "Time to detect": _figure(lambda ax: plots.plot_time_to_detect(ttd, ax)),
+        "Market share (customers)": _figure(
+            lambda ax: plots.plot_market_share(share, ax, launches=launch_frame, start_date=sd)
+        ),
+        "Market share (transactions)": _figure(
+            lambda ax: plots.plot_market_share(
+                share, ax, measure="transaction_share", launches=launch_frame, start_date=sd
+            )
+        ),
+        "Cohort activity retention": _figure(
+            lambda ax: plots.plot_retention_heatmap(cmp.runs, ax), size=(8, 5)
+        ),
+        "Cohort survival": _figure(
+            lambda ax: plots.plot_cohort_curves(cmp.runs, ax=ax, kind="survival")
+        ),
+        "Money": _figure(lambda ax: plots.plot_money(cmp.runs, ax)),
+    }
+    settings = dict(
+        runs=runs,
+        seed=seed,
+        users=cmp.runs[0].users,
+        days=len(cmp.runs[0].metrics),
+        variant=variant,
+    )
+    page = report_html(cmp, ttd, ll, retention, figures, settings)
+
+    written = []
+    try:
+        path = out / "dashboard.png"
+        path.write_bytes(dashboard_png)
+        written.append(path)
+        path = out / "report.html"
+        path.write_text(page, encoding="utf-8")
+        written.append(path)
+        written += an.save_frames(
+            {
+                "metrics": cmp.metrics(),
+                "comparison": cmp.frame,
+                "time_to_detect": ttd,
+                "lead_lag": ll,
+                "retention": retention,
+                "market_share": share,
+            },
+            out,
+        )
+    except OSError as exc:
+        raise SimkitError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    return written

@@ -1,0 +1,17 @@
+"""Experiments: running the model once or many times, and what is asked of the runs.
+
+- :mod:`simkit.experiments.run` -- :func:`~simkit.experiments.run.run`: one scenario, one
+  seed, tidy results;
+- :mod:`simkit.experiments.executors` -- where many runs are computed (inline, local
+  processes, Dask);
+- :mod:`simkit.experiments.ensemble` -- many runs under uncertainty, streamed to disk;
+- :mod:`simkit.experiments.okr` -- the OKR stress test;
+- :mod:`simkit.experiments.calibrate` -- fitting a population to a user's own data;
+- :mod:`simkit.experiments.customer_data` -- reading that data (cohort tables, event logs).
+"""
+
+# The submodules are imported by name (``simkit.experiments.run``); the public functions
+# they define are re-exported by :mod:`simkit` itself, not here, so that no function
+# shadows the module of the same name.
+
+__all__: list[str] = []

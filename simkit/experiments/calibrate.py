@@ -1,0 +1,1213 @@
+r"""Calibrate a scenario's population to your own cohort data, and check it on a holdout.
+
+A what-if is only as credible as its baseline. :func:`calibrate` finds values of
+scenario parameters (``--fit`` paths: the churn hazard, the spread of churn proneness
+across users, habit and visit weights, need ...) that make simkit's cohort curves match
+yours, then projects the periods it did not see and sets the projection next to two
+textbook models fitted on the same periods.
+
+The fit
+-------
+Observed data (:mod:`simkit.experiments.customer_data`) give, per cohort *c* of size :math:`n_c` and
+period *k* since adoption, a share :math:`y_{ck}` (activity retention *R* or survival
+*S*). simkit measures its own curves the same way: cohorts by adoption week from a
+run's cohort tables (``RunResult.retention``, ``.survival``; ``daily_retention`` for
+daily data), pooled over cohorts with their sizes as weights, :math:`m_k(\theta)`.
+Survival at the end of a period that is not a whole number of weeks (months, years)
+is interpolated between the week ends, log-linearly. The loss weighs each cohort by
+its size,
+
+.. math:: L(\theta) = \frac{\sum_c \sum_{k < F} n_c\,(y_{ck} - m_k(\theta))^2}
+                          {\sum_c \sum_{k < F} n_c},
+
+over the first *F* = ``periods - holdout`` periods. It is minimised by simulation
+with **common random numbers**: every candidate :math:`\theta` is run with the same
+``replications`` seeds (population and dynamics), so differences in the loss are the
+parameters' doing, not noise. The optimiser is Nelder-Mead on the parameters mapped to
+the unit cube (log scale for positive parameters) from a wide initial simplex -- robust
+to the small steps a simulated loss has -- or differential evolution
+(``method="differential-evolution"``) for rougher problems. Candidates' replications
+(and DE's populations) run in parallel on an executor (:mod:`simkit.experiments.executors`).
+
+Uncertainty
+-----------
+Linearised around the fit: the Jacobian :math:`J = \partial m / \partial \theta` by
+central differences (common random numbers again) gives the weighted least-squares map
+:math:`A = (J^\top W J)^{-1} J^\top W`. Two sources of error go through it:
+*the data* -- a bootstrap over cohorts (resample cohorts with replacement, re-pool,
+:math:`\theta^b = \hat\theta + A^b (\bar y^b - m(\hat\theta))`), and *the simulation* --
+the spread of :math:`m(\hat\theta)` over further seeds, :math:`A\,\Sigma_m A^\top`. The
+reported sd is the square root of their sum.
+
+Holdout and reference models
+----------------------------
+With ``holdout=K`` the last *K* periods are projected, not fitted, and the projection
+error (size-weighted RMSE over cohort cells, in percentage points) is reported for
+simkit and for two reference models fitted by maximum likelihood on the same periods,
+each a survival function *S* with *S(0) = 1*: survival at the end of period *k* is
+*S(k + 1)*; activity retention is the observed share :math:`r_0` in period 0 and
+:math:`\ell\,S(k - 1)` from period 1 (a fitted level :math:`\ell`: not every customer
+is active every period). All models, simkit included, predict one curve for
+every cohort, and errors are taken over the cohorts' cells:
+
+* **constant churn** (geometric): :math:`S(k) = (1 - \theta)^k`;
+* **shifted-beta-geometric** (sBG; Fader & Hardie 2007): each user churns with a
+  constant per-period probability drawn from Beta(:math:`\alpha, \beta`), so
+  :math:`S(k) = B(\alpha, \beta + k) / B(\alpha, \beta)` and the retention rate
+  :math:`S(k)/S(k-1) = (\beta + k - 1)/(\alpha + \beta + k - 1)` rises with tenure.
+
+Survival counts use the exact likelihood of the period-to-period survivals (Fader &
+Hardie 2007, eq. 5); activity retention (which may rise again) a binomial
+pseudo-likelihood per cell. Constant churn cannot bend: when users differ in churn
+proneness the churn-prone leave first, the survivors churn less and the observed
+retention rate rises period after period. A population with heterogeneous users
+(simkit's ``churn_proneness`` distribution, or sBG's beta) projects that; a single rate
+over-predicts churn in the holdout. :attr:`Calibration.retention_rates` shows it.
+
+References: P. S. Fader and B. G. S. Hardie (2007), "How to project customer retention",
+Journal of Interactive Marketing 21(1); J. A. Nelder and R. Mead (1965), "A simplex
+method for function minimization", The Computer Journal 7(4); R. Storn and K. Price
+(1997), "Differential evolution", Journal of Global Optimization 11.
+
+>>> import simkit  # doctest: +SKIP
+>>> cal = simkit.calibrate("examples/calibration/subscription_app.yaml",
+...                        "examples/calibration/cohorts_weekly.csv",
+...                        fit=["behaviour.churn.base_monthly",
+...                             "segments[0].traits.churn_proneness.sd"], holdout=4)
+>>> print(cal.format())  # doctest: +SKIP
+>>> cal.to_yaml("calibrated.yaml")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import optimize
+from scipy.special import betaln, expit
+
+from ..errors import ScenarioError, SimkitError
+from ..scenario.schema import Scenario, get_value, load_scenario, with_values
+from .customer_data import ObservedCohorts, read_data
+from .executors import as_executor
+
+__all__ = [
+    "calibrate",
+    "Calibration",
+    "FitParameter",
+    "fit_geometric",
+    "fit_sbg",
+    "plot_fit",
+    "plot_retention_rates",
+    "simulate_curves",
+]
+
+FIT_CURVES = ("retention", "survival")
+MODELS = ("simkit", "geometric", "sbg")
+MODEL_LABELS = {
+    "simkit": "simkit (calibrated)",
+    "geometric": "constant churn (geometric)",
+    "sbg": "shifted-beta-geometric",
+}
+DAILY_HORIZON = 91  # days of RunResult.daily_retention
+
+
+# ---------------------------------------------------------------------------------------
+# Parameters: paths, bounds and the unit-cube map the optimiser works in
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class FitParameter:
+    """A scenario parameter to fit, with its bounds.
+
+    ``log``: the optimiser moves on a log scale (positive bounds), else linearly.
+    """
+
+    path: str
+    start: float
+    low: float
+    high: float
+    log: bool
+
+    def value(self, u: float) -> float:
+        u = min(max(float(u), 0.0), 1.0)
+        if self.log:
+            return float(
+                math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+            )
+        return float(self.low + u * (self.high - self.low))
+
+    def unit(self, x: float) -> float:
+        if self.log:
+            return (math.log(x) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        return (x - self.low) / (self.high - self.low)
+
+
+def _valid(sc: Scenario, path: str, x: float) -> bool:
+    try:
+        with_values(sc, {path: x})
+    except ScenarioError:
+        return False
+    return True
+
+
+def _parameter(sc: Scenario, path: str, bounds, start) -> FitParameter:
+    if not isinstance(path, str) or not path.strip():
+        raise SimkitError(
+            f"fit: expected a parameter path like behaviour.churn.base_monthly, got {path!r}"
+        )
+    try:
+        v = get_value(sc, path)
+    except KeyError:
+        parent = path.rsplit(".", 1)[0] if "." in path else ""
+        hint = ""
+        if parent:
+            try:
+                pv = get_value(sc, parent)
+            except KeyError:
+                pv = None
+            if isinstance(pv, int | float):
+                hint = (
+                    f" ({parent} is the number {pv:g}; write it as a distribution, e.g. "
+                    f"{{dist: lognormal, mean: {pv:g}, sd: 0.5}}, to fit its "
+                    f"{path.rsplit('.', 1)[1]})"
+                )
+        raise SimkitError(f"fit: no parameter at '{path}' in {sc.name}{hint}") from None
+    if isinstance(v, dict):
+        keys = [k for k in v if k not in ("dist", "low", "high")]
+        raise SimkitError(
+            f"fit: {path} is a {v.get('dist', '')} distribution; fit one of its "
+            f"numbers: " + ", ".join(f"{path}.{k}" for k in keys)
+        )
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise SimkitError(f"fit: {path} is not a number (got {v!r})")
+    x0 = float(v if start is None else start)
+    if bounds is not None:
+        lo, hi = (float(b) for b in bounds)
+        if not lo < hi:
+            raise SimkitError(f"bounds of {path}: expected low < high, got {lo:g}, {hi:g}")
+    elif x0 > 0:
+        lo, hi = x0 / 10, x0 * 10
+    elif x0 < 0:
+        lo, hi = x0 * 3 - 1, x0 / 3 + 1
+    else:
+        raise SimkitError(
+            f"fit: {path} is 0; give its bounds (bounds={{'{path}': (low, high)}} "
+            "or --bounds PATH LOW HIGH)"
+        )
+    if bounds is None:  # pull default bounds inside what the scenario accepts
+        for _ in range(30):
+            if _valid(sc, path, hi):
+                break
+            hi = x0 + (hi - x0) / 2
+        for _ in range(30):
+            if _valid(sc, path, lo):
+                break
+            lo = x0 - (x0 - lo) / 2
+    for end, b in (("low", lo), ("high", hi)):
+        if not _valid(sc, path, b):
+            raise SimkitError(f"bounds of {path}: the {end} end {b:g} is not a valid value there")
+    log = lo > 0
+    x0 = min(max(x0, lo), hi)
+    return FitParameter(path, x0, lo, hi, log)
+
+
+# ---------------------------------------------------------------------------------------
+# Simulated curves, measured like the observed ones
+# ---------------------------------------------------------------------------------------
+
+
+def curve_hint(curves) -> str | None:
+    """The curve a one-curve cohort table measures, when the caller names only one."""
+    if isinstance(curves, str):
+        return curves
+    if curves is not None and len(curves) == 1:
+        return list(curves)[0]
+    return None
+
+
+def _measurable(curves, unit: str, periods: int, unit_days: float) -> None:
+    for c in curves:
+        if c not in FIT_CURVES:
+            raise SimkitError(
+                f"curves: cannot fit '{c}' (simkit measures {', '.join(FIT_CURVES)} by cohort)"
+            )
+        if c == "retention" and unit in ("month", "year"):
+            raise SimkitError(
+                f"activity retention by {unit} cannot be measured from simkit's weekly cohort "
+                "tables: fit survival (shares still customers), or give weekly data (an event "
+                "log read with unit=week)"
+            )
+        if c == "retention" and unit == "day" and periods > DAILY_HORIZON:
+            raise SimkitError(
+                f"daily activity retention is measured for {DAILY_HORIZON} days; "
+                f"use periods <= {DAILY_HORIZON} or weekly data"
+            )
+
+
+def _pool(table: pd.DataFrame, sizes: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Size-weighted mean over the cohorts observed at each column, and the weights."""
+    v = table.to_numpy(float)
+    w = sizes.reindex(table.index).to_numpy(float)
+    ok = np.isfinite(v)
+    wsum = (ok * w[:, None]).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, v, 0.0).T @ w / wsum
+    return mean, wsum
+
+
+def _interp_survival(weekly: np.ndarray, ages: np.ndarray) -> np.ndarray:
+    """Survival at ``ages`` (days) from survival at the end of weeks 0, 1, ... (age 7(j+1)),
+    log-linear between week ends (S = 1 at age 0)."""
+    xs = np.concatenate([[0.0], 7.0 * (np.arange(weekly.size) + 1)])
+    ys = np.log(np.clip(np.concatenate([[1.0], weekly]), 1e-12, None))
+    if ages.max() > xs[-1] + 1e-9 or not np.isfinite(ys).all():
+        return np.full(ages.size, np.nan)
+    return np.exp(np.interp(ages, xs, ys))
+
+
+def simulate_curves(
+    scenario: Scenario,
+    values: dict,
+    seed,
+    unit: str,
+    periods: int,
+    curves=FIT_CURVES,
+    users=None,
+    days=None,
+    warmup_days=None,
+    without_outputs="all",
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Run ``scenario`` with ``values`` once and measure its pooled cohort curves.
+
+    Returns ``{curve: (share by period, simulated users observed by period)}`` for
+    periods ``0 .. periods - 1`` of ``unit``. Module-level, so executors can pickle it.
+    """
+    from .run import run
+
+    res = run(
+        scenario,
+        seed=seed,
+        population_seed=seed,
+        users=users,
+        days=days,
+        values=values or None,
+        without_outputs=without_outputs,
+        journeys=0,
+        warmup_days=warmup_days,
+    )
+    sizes = res.cohort_sizes
+    L = {"day": 1.0, "week": 7.0, "month": 365.25 / 12, "year": 365.25}[unit]
+    out = {}
+    for c in curves:
+        if unit == "week":
+            table = res.retention if c == "retention" else res.survival
+            m, w = _pool(table, sizes)
+            m, w = _pad(m, periods), _pad(w, periods)
+        elif c == "retention":  # daily
+            m, w = _pool(res.daily_retention, sizes)
+            m, w = _pad(m, periods), _pad(w, periods)
+        else:  # survival at the ends of days, months or years
+            sw, ww = _pool(res.survival, sizes)
+            ok = np.isfinite(sw)
+            last = int(np.flatnonzero(ok)[-1]) + 1 if ok.any() else 0
+            ages = L * (np.arange(periods) + 1)
+            m = _interp_survival(sw[:last], ages)
+            wk = np.minimum(np.ceil(ages / 7).astype(int) - 1, max(last - 1, 0))
+            w = np.where(np.isfinite(m), ww[wk] if last else 0.0, 0.0)
+        out[c] = (m, w)
+    return out
+
+
+def _pad(x: np.ndarray, n: int) -> np.ndarray:
+    return np.concatenate([x, np.full(max(0, n - x.size), np.nan)])[:n]
+
+
+def _sim_task(args):
+    return simulate_curves(*args[:5], **args[5])
+
+
+# ---------------------------------------------------------------------------------------
+# Reference models: constant churn and the shifted-beta-geometric (Fader & Hardie 2007)
+# ---------------------------------------------------------------------------------------
+
+
+def _geo_survival(theta: float, k: np.ndarray) -> np.ndarray:
+    return (1.0 - theta) ** k
+
+
+def _sbg_survival(alpha: float, beta: float, k: np.ndarray) -> np.ndarray:
+    return np.exp(betaln(alpha, beta + k) - betaln(alpha, beta))
+
+
+def reference_curve(
+    curve: str, survival_fn, periods: int, r0: float = 1.0, level: float = 1.0
+) -> np.ndarray:
+    """A reference model's pooled curve over periods 0 .. periods - 1.
+
+    Survival: the share still a customer at the end of period k is ``S(k + 1)``.
+    Activity retention: ``r0`` (the observed share active in period 0) in period 0, then
+    ``level * S(k - 1)``: the share active in period 1 is a free level (not every
+    customer is active every period), and it decays as the model's survival.
+    """
+    k = np.arange(periods)
+    if curve == "survival":
+        return survival_fn(k + 1)
+    out = level * survival_fn(np.maximum(k - 1, 0))
+    out[0] = r0
+    return out
+
+
+def _neg_loglik(
+    survival_fn,
+    curve: str,
+    y: np.ndarray,
+    n: np.ndarray,
+    F: int,
+    r0: float,
+    level: float,
+    exact: bool,
+) -> float:
+    """Negative log-likelihood of the shares ``y`` (cohort x period) in the fit periods.
+
+    ``exact`` (survival counts): each cohort's period-to-period survivals are binomial
+    with the model's conditional retention rate (Fader & Hardie 2007). Otherwise a
+    binomial pseudo-likelihood per cell, weighted by cohort size.
+    """
+    eps = 1e-12
+    pred = reference_curve(curve, survival_fn, F, r0, level)
+    if exact:
+        S = np.concatenate([[1.0], pred])  # S(0) = 1 at adoption
+        r = np.clip(S[1:] / np.clip(S[:-1], eps, None), eps, 1 - eps)
+        yy = np.column_stack([np.ones(len(y)), y[:, :F]])
+        at_risk = n[:, None] * yy[:, :-1]
+        surv = n[:, None] * yy[:, 1:]
+        ok = np.isfinite(at_risk) & np.isfinite(surv)
+        ll = np.where(ok, surv * np.log(r) + (at_risk - surv) * np.log1p(-r), 0.0).sum()
+        return -float(ll)
+    first = 0 if curve == "survival" else 1  # retention's period 0 is r0 itself
+    p = np.clip(pred[first:F], eps, 1 - eps)
+    obs = y[:, first:F]
+    ok = np.isfinite(obs)
+    ll = np.where(ok, n[:, None] * (obs * np.log(p) + (1 - obs) * np.log1p(-p)), 0.0).sum()
+    return -float(ll)
+
+
+def _ml(nll, starts) -> optimize.OptimizeResult:
+    best = None
+    for z0 in starts:
+        r = optimize.minimize(
+            nll,
+            np.array(z0, float),
+            method="Nelder-Mead",
+            options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 6000},
+        )
+        if best is None or r.fun < best.fun:
+            best = r
+    return best
+
+
+def fit_geometric(
+    curve: str, y: np.ndarray, n: np.ndarray, F: int, r0: float = 1.0, exact: bool = False
+) -> dict:
+    """Constant churn per period, S(k) = (1 - churn)^k, by maximum likelihood on the
+    first ``F`` periods of ``y`` (cohort x period shares, cohort sizes ``n``); activity
+    retention also fits its period-1 level (:func:`reference_curve`)."""
+    ret = curve == "retention"
+
+    def nll(z):
+        level = expit(z[1]) if ret else 1.0
+        return _neg_loglik(
+            lambda k: _geo_survival(expit(z[0]), k), curve, y, n, F, r0, level, exact
+        )
+
+    best = _ml(nll, [[-2.0, 0.5], [-4.0, 1.5], [0.0, -0.5]])
+    return {
+        "churn": float(expit(best.x[0])),
+        "level": float(expit(best.x[1])) if ret else 1.0,
+        "loglik": -float(best.fun),
+    }
+
+
+def fit_sbg(
+    curve: str, y: np.ndarray, n: np.ndarray, F: int, r0: float = 1.0, exact: bool = False
+) -> dict:
+    """Shifted-beta-geometric, S(k) = B(alpha, beta + k) / B(alpha, beta), by maximum
+    likelihood on the first ``F`` periods (Fader & Hardie 2007); activity retention
+    also fits its period-1 level."""
+    ret = curve == "retention"
+
+    def nll(z):
+        a, b = np.exp(np.clip(z[:2], -12, 12))
+        level = expit(z[2]) if ret else 1.0
+        return _neg_loglik(lambda k: _sbg_survival(a, b, k), curve, y, n, F, r0, level, exact)
+
+    best = _ml(nll, [[0.0, 1.0, 0.5], [-1.0, 0.5, 1.5], [1.0, 3.0, -0.5]])
+    a, b = (float(v) for v in np.exp(np.clip(best.x[:2], -12, 12)))
+    return {
+        "alpha": a,
+        "beta": b,
+        "level": float(expit(best.x[2])) if ret else 1.0,
+        "mean_churn": a / (a + b),
+        "polarization": 1 / (a + b + 1),
+        "loglik": -float(best.fun),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# The result
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Calibration:
+    """What :func:`calibrate` found.
+
+    Attributes
+    ----------
+    scenario : Scenario
+        The calibrated scenario (your scenario with the fitted values; its plan of
+        outputs is kept). :meth:`to_yaml` writes it.
+    parameters : pandas.DataFrame
+        Per path: start, value, sd (data + simulation), sd_data, sd_simulation, 95%
+        interval, bounds.
+    curves : pandas.DataFrame
+        Per curve and period: observed (pooled, size-weighted), each model's projection,
+        users observed, ``in_fit``.
+    errors : pandas.DataFrame
+        Per model, curve and part (fit, holdout): size-weighted RMSE and MAE over cohort
+        cells, in percentage points.
+    retention_rates : pandas.DataFrame
+        Period-to-period retention rates, observed and per model: heterogeneity shows as
+        an observed rate that rises with tenure, which constant churn cannot follow.
+    reference : dict
+        The fitted reference models per curve.
+    history : pandas.DataFrame
+        Every evaluated candidate with its loss.
+    loss : float
+        Loss at the fit (weighted mean squared error of shares).
+    simulations : int
+        simkit runs made, the uncertainty runs included.
+    """
+
+    scenario: Scenario
+    observed: ObservedCohorts
+    parameters: pd.DataFrame
+    curves: pd.DataFrame
+    errors: pd.DataFrame
+    retention_rates: pd.DataFrame
+    reference: dict
+    history: pd.DataFrame
+    loss: float
+    simulations: int
+    evaluations: int
+    seconds: float
+    periods: int
+    holdout: int
+    fit_curves: tuple
+    settings: dict = field(default_factory=dict)
+    converged: bool = True
+
+    @property
+    def values(self) -> dict[str, float]:
+        """Fitted values by path."""
+        return dict(zip(self.parameters.index, self.parameters["value"], strict=True))
+
+    @property
+    def fit_periods(self) -> int:
+        return self.periods - self.holdout
+
+    def error(self, model: str, part: str = "holdout", curve: str | None = None) -> float:
+        """Size-weighted RMSE (percentage points) of ``model`` on ``part``."""
+        e = self.errors[(self.errors["model"] == model) & (self.errors["part"] == part)]
+        if curve is not None:
+            e = e[e["curve"] == curve]
+        if e.empty:
+            return float("nan")
+        return float(np.sqrt(np.average(e["rmse_pp"] ** 2, weights=e["cells"])))
+
+    def to_yaml(self, path: str | Path) -> Path:
+        """Write the calibrated scenario (it loads again with ``simkit.load_scenario``)."""
+        p = Path(path)
+        data = self.scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+        lines = [
+            f"# {self.scenario.name} calibrated by simkit.calibrate to "
+            f"{self.observed.source} on {dt.date.today().isoformat()}",
+            f"# fitted on {self.fit_periods} {self.observed.unit}s "
+            f"({', '.join(self.fit_curves)}), {self.holdout} held out; "
+            f"{self.simulations} simulations",
+        ]
+        for path_, row in self.parameters.iterrows():
+            lines.append(
+                f"#   {path_} = {row['value']:.4g} +- {row['sd']:.2g} "
+                f"(started at {row['start']:.4g})"
+            )
+        if self.holdout:
+            lines.append(
+                "# holdout RMSE (pp): "
+                + ", ".join(f"{MODEL_LABELS[m]} {self.error(m):.2f}" for m in MODELS)
+            )
+        text = "\n".join(lines) + "\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise SimkitError(f"cannot write {p}: {exc.strerror or exc}") from None
+        return p
+
+    def format(self) -> str:
+        """A plain-text report: fitted values, errors, and why constant churn fails."""
+        o = self.observed
+        out = [
+            f"Calibrated {self.scenario.name} to {o.describe()}",
+            f"fit on periods 0-{self.fit_periods - 1}"
+            + (f", holdout {self.fit_periods}-{self.periods - 1}" if self.holdout else "")
+            + f" ({', '.join(self.fit_curves)}); {self.evaluations} candidates, "
+            f"{self.simulations} simulations, {self.seconds:.0f} s"
+            + ("" if self.converged else " (budget used up before convergence)"),
+            "",
+        ]
+        w = max(len(p) for p in self.parameters.index)
+        out.append(f"{'parameter':<{w}}  {'start':>9}  {'fitted':>9}  {'sd':>8}  95% interval")
+        for path, r in self.parameters.iterrows():
+            sd = f"{r['sd']:.3g}" if np.isfinite(r["sd"]) else "n/a"
+            out.append(
+                f"{path:<{w}}  {r['start']:>9.4g}  {r['value']:>9.4g}  {sd:>8}  "
+                f"[{r['lo95']:.4g}, {r['hi95']:.4g}]"
+            )
+        out.append("")
+        parts = ["fit", "holdout"] if self.holdout else ["fit"]
+        out.append(f"{'RMSE, percentage points':<32}" + "".join(f"{p:>10}" for p in parts))
+        for m in MODELS:
+            out.append(
+                f"{MODEL_LABELS[m]:<32}" + "".join(f"{self.error(m, p):>10.2f}" for p in parts)
+            )
+        for c in self.fit_curves:
+            line = self.heterogeneity(c)
+            if line:
+                out += ["", line]
+        return "\n".join(out)
+
+    def heterogeneity(self, curve: str) -> str:
+        """One sentence: does the observed retention rate rise with tenure (heterogeneity)?"""
+        rr = self.retention_rates
+        r = rr[(rr["curve"] == curve) & (rr["period"] >= (2 if curve == "retention" else 1))]
+        r = r.dropna(subset=["observed"])
+        if len(r) < 3:
+            return ""
+        ref = self.reference[curve]
+        # least-squares trend of the observed rate over tenure, weighted by users
+        users = self.curves.set_index(["curve", "period"])["users"]
+        w = users.reindex(list(zip([curve] * len(r), r["period"], strict=True))).to_numpy()
+        slope = np.polyfit(r["period"], r["observed"], 1, w=np.sqrt(w))[0]
+        first, last = r["period"].iloc[0], r["period"].iloc[-1]
+        a, b = first * slope, last * slope
+        intercept = np.average(r["observed"] - slope * r["period"], weights=w)
+        lo, hi = intercept + a, intercept + b
+        geo = 1 - ref["geometric"]["churn"]
+        if hi - lo > 0.01:
+            return (
+                f"{curve}: the period-to-period retention rate rises with tenure, from "
+                f"~{lo:.1%} (period {first}) to ~{hi:.1%} (period {last}); constant churn "
+                f"holds it at {geo:.1%}. The users who stay are the less churn-prone: "
+                "heterogeneity, which constant churn cannot follow (sBG polarisation "
+                f"{ref['sbg']['polarization']:.2f}; 0 = all alike)."
+            )
+        return (
+            f"{curve}: the period-to-period retention rate does not rise with tenure "
+            f"(~{lo:.1%} in period {first}, ~{hi:.1%} in period {last}): no sign of "
+            "heterogeneity in churn; constant churn is a fair description here."
+        )
+
+    def plot(self, ax=None, curve: str | None = None):
+        """Observed vs simulated curves, fit and holdout shaded (see :func:`plot_fit`)."""
+        return plot_fit(self, curve=curve, ax=ax)
+
+    def figure(self, fig=None):
+        """Per fitted curve: the fit (:func:`plot_fit`) and the period-to-period retention
+        rates (:func:`plot_retention_rates`). Returns the figure."""
+        from matplotlib.figure import Figure
+
+        n = len(self.fit_curves)
+        fig = fig or Figure(figsize=(13, 4.6 * n))
+        axes = fig.subplots(n, 2, squeeze=False, width_ratios=[1.4, 1])
+        for row, c in zip(axes, self.fit_curves, strict=True):
+            plot_fit(self, curve=c, ax=row[0])
+            plot_retention_rates(self, curve=c, ax=row[1])
+        fig.tight_layout()
+        return fig
+
+    def save(self, out: str | Path) -> list[Path]:
+        """Write ``calibrated.yaml``, ``fit.png``, ``errors.csv``, ``curves.csv``,
+        ``parameters.csv``, ``retention_rates.csv`` and ``history.csv`` to ``out``."""
+        out = Path(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            written = [self.to_yaml(out / "calibrated.yaml")]
+            png = out / "fit.png"
+            self.figure().savefig(png, dpi=110)
+            written.append(png)
+            for name, df, index in (
+                ("errors", self.errors, False),
+                ("curves", self.curves, False),
+                ("parameters", self.parameters, True),
+                ("retention_rates", self.retention_rates, False),
+                ("history", self.history, False),
+            ):
+                path = out / f"{name}.csv"
+                df.to_csv(path, index=index)
+                written.append(path)
+        except OSError as exc:
+            raise SimkitError(f"cannot write to {out}: {exc.strerror or exc}") from None
+        return written
+
+
+# ---------------------------------------------------------------------------------------
+# calibrate()
+# ---------------------------------------------------------------------------------------
+
+
+def calibrate(
+    scenario,
+    data,
+    fit,
+    *,
+    periods: int | None = None,
+    holdout: int = 0,
+    curves=None,
+    bounds: dict | None = None,
+    start: dict | None = None,
+    seed=None,
+    users: int | None = None,
+    days: int | None = None,
+    warmup_days: int | None = None,
+    replications: int = 2,
+    budget: int = 40,
+    method: str = "nelder-mead",
+    uncertainty_seeds: int = 4,
+    bootstrap: int = 400,
+    executor=None,
+    without_outputs="all",
+    unit: str | None = None,
+    progress=None,
+) -> Calibration:
+    """Fit scenario parameters to observed cohort curves; check on held-out periods.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path
+        The market to calibrate (a YAML path or a bundled name). Its users should keep
+        arriving, so that there are cohorts (e.g. a warm-up and ongoing adoption).
+    data : str, Path, pandas.DataFrame or ObservedCohorts
+        A cohort table or an event log (:func:`simkit.experiments.customer_data.read_data`).
+    fit : list of str
+        Parameter paths as in :func:`simkit.scenario.with_values`, e.g.
+        ``behaviour.churn.base_monthly`` or ``segments[0].traits.churn_proneness.sd``
+        (the spread of churn proneness across users: heterogeneity).
+    periods : int, optional
+        Periods used (0 .. periods - 1), default all the data has.
+    holdout : int
+        The last ``holdout`` of them are not fitted but projected.
+    curves : list of {"retention", "survival"}, optional
+        Default: the data's retention and survival curves (an event log: retention).
+    bounds, start : dict, optional
+        Per path: ``(low, high)`` and the starting value (default: the scenario's value
+        and a range from a tenth to ten times it, kept valid).
+    seed : int, optional
+        Seeds of the common random numbers (default: the scenario's).
+    users, days, warmup_days : int, optional
+        Size of the simulated market (default: the scenario's users and warm-up; days
+        enough for every period plus a spread of cohorts).
+    replications : int
+        Seeds per candidate (run in parallel); more = less simulation noise.
+    budget : int
+        Most candidate parameter vectors evaluated by the optimiser.
+    method : {"nelder-mead", "differential-evolution"}
+    uncertainty_seeds : int
+        Extra runs at the fit for the simulation part of the uncertainty.
+    bootstrap : int
+        Bootstrap resamples of cohorts for the data part.
+    executor : optional
+        Where runs are computed (:mod:`simkit.experiments.executors`; default local processes).
+    without_outputs : "all", None or list
+        The plan is left out by default: your data show the product as it is.
+    unit : str, optional
+        Period unit of the data, when the file does not tell.
+    progress : callable, optional
+        Called with a line of text after each batch of evaluations.
+
+    Returns
+    -------
+    Calibration
+    """
+    t0 = time.perf_counter()
+    sc = load_scenario(scenario)
+    obs = read_data(data, unit=unit, curve=curve_hint(curves))
+    fit = [fit] if isinstance(fit, str) else list(fit or [])
+    if not fit:
+        raise SimkitError("fit: give at least one parameter path to fit")
+    if len(set(fit)) != len(fit):
+        raise SimkitError("fit: a parameter path is given twice")
+    bounds = dict(bounds or {})
+    start = dict(start or {})
+    for name, d in (("bounds", bounds), ("start", start)):
+        extra = set(d) - set(fit)
+        if extra:
+            raise SimkitError(f"{name}: {sorted(extra)[0]} is not one of the fitted paths")
+    params = [_parameter(sc, p, bounds.get(p), start.get(p)) for p in fit]
+    if curves is None:
+        curves = [c for c in FIT_CURVES if c in obs.curves]
+        if obs.kind == "event log":
+            curves = ["retention"]
+    curves = [curves] if isinstance(curves, str) else list(curves)
+    for c in curves:
+        obs.curve(c)
+    P = obs.periods if periods is None else int(periods)
+    if P < 2 or P > obs.periods:
+        raise SimkitError(f"periods: expected 2 to {obs.periods} (the data's periods), got {P}")
+    if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
+        raise SimkitError(f"holdout: expected a whole number >= 0, got {holdout!r}")
+    F = P - holdout
+    if F < 2:
+        raise SimkitError(
+            f"holdout {holdout} leaves {F} period(s) to fit; at least 2 are needed "
+            f"(the data have {P})"
+        )
+    _measurable(curves, obs.unit, P, obs.unit_days)
+    if method not in ("nelder-mead", "differential-evolution"):
+        raise SimkitError(f"method: expected nelder-mead or differential-evolution, got {method!r}")
+    for name, v, lo in (
+        ("replications", replications, 1),
+        ("budget", budget, 2),
+        ("uncertainty_seeds", uncertainty_seeds, 0),
+        ("bootstrap", bootstrap, 0),
+    ):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise SimkitError(f"{name}: expected a whole number >= {lo}, got {v!r}")
+
+    # the simulated market: every period plus a spread of cohorts
+    L = obs.unit_days
+    age = int(math.ceil(P * L))
+    if days is None:
+        days = int(7 * math.ceil((age + max(56, age // 4) + 14) / 7))
+    sim_kw = {
+        "users": users,
+        "days": days,
+        "warmup_days": warmup_days,
+        "without_outputs": without_outputs,
+    }
+    root = np.random.SeedSequence(sc.seed if seed is None else seed)
+    crn = root.spawn(replications)
+    extra_seeds = root.spawn(uncertainty_seeds) if uncertainty_seeds else []
+
+    # observed tables in the fit
+    tables = {c: obs.curve(c).iloc[:, :P].reindex(columns=range(P)) for c in curves}
+    w_obs = obs.weights()
+    runs_made = 0
+    cache: dict[tuple, dict] = {}
+    history: list[dict] = []
+
+    ex = as_executor(executor, runs=replications * (len(params) + 1))
+
+    def values_of(u) -> dict:
+        return {p.path: p.value(x) for p, x in zip(params, u, strict=True)}
+
+    def key(u) -> tuple:
+        return tuple(round(float(min(max(x, 0.0), 1.0)), 10) for x in u)
+
+    def run_batch(us, seeds) -> list[list[dict]]:
+        nonlocal runs_made
+        futures = [
+            [
+                ex.submit(
+                    _sim_task, (sc, values_of(u), s, obs.unit, P, {"curves": curves, **sim_kw})
+                )
+                for s in seeds
+            ]
+            for u in us
+        ]
+        out = [[f.result() for f in fs] for fs in futures]
+        runs_made += sum(len(fs) for fs in futures)
+        return out
+
+    def average(reps: list[dict]) -> dict:
+        avg = {}
+        for c in curves:
+            ms = np.array([r[c][0] for r in reps])
+            ws = np.array([r[c][1] for r in reps])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                avg[c] = (np.nansum(ms * ws, axis=0) / ws.sum(axis=0), ws.sum(axis=0))
+        return avg
+
+    def loss_of(sim: dict) -> float:
+        num = den = 0.0
+        for c in curves:
+            y = tables[c].to_numpy(float)[:, :F]
+            n = w_obs.reindex(tables[c].index).to_numpy(float)
+            m = sim[c][0][:F]
+            ok = np.isfinite(y)
+            if not np.isfinite(m[ok.any(axis=0)]).all():
+                return float("inf")
+            num += np.where(ok, n[:, None] * (y - m[None, :]) ** 2, 0.0).sum()
+            den += (ok * n[:, None]).sum()
+        return float(num / den)
+
+    def evaluate(us) -> list[float]:
+        todo = [u for u in dict.fromkeys(key(u) for u in us) if u not in cache]
+        if todo:
+            for u, reps in zip(todo, run_batch(todo, crn), strict=True):
+                sim = average(reps)
+                cache[u] = {"sim": sim, "reps": reps, "loss": loss_of(sim)}
+                history.append({**values_of(u), "loss": cache[u]["loss"]})
+            if progress:
+                best = min(h["loss"] for h in history)
+                progress(
+                    f"{len(history)} candidates, {runs_made} simulations, "
+                    f"best RMSE {100 * math.sqrt(best):.2f} pp"
+                )
+        return [cache[key(u)]["loss"] for u in us]
+
+    u0 = np.array([p.unit(p.start) for p in params])
+    with ex:
+        l0 = evaluate([u0])[0]
+        if not np.isfinite(l0):
+            raise SimkitError(
+                f"{sc.name}: the simulated market has no cohorts old enough for {P} "
+                f"{obs.unit}s; give more days (days=) or a scenario with ongoing adoption"
+            )
+        converged = True
+        if method == "nelder-mead":
+            step = 0.2
+            simplex = [u0]
+            for i in range(len(params)):
+                v = u0.copy()
+                v[i] = v[i] + step if v[i] + step <= 1 else v[i] - step
+                simplex.append(v)
+            evaluate(simplex)
+            res = optimize.minimize(
+                lambda u: evaluate([u])[0],
+                u0,
+                method="Nelder-Mead",
+                bounds=[(0.0, 1.0)] * len(params),
+                options={
+                    "initial_simplex": np.array(simplex),
+                    "maxfev": budget,
+                    "xatol": 0.02,
+                    "fatol": 2e-3 * l0,
+                },
+            )
+            converged = bool(res.success)
+        else:
+
+            def mapper(func, xs):
+                xs = list(xs)
+                evaluate(xs)
+                return [func(x) for x in xs]
+
+            pop = max(3, int(math.ceil(8 / len(params))))
+            maxiter = max(1, budget // (pop * len(params)) - 1)
+            res = optimize.differential_evolution(
+                lambda u: evaluate([u])[0],
+                [(0.0, 1.0)] * len(params),
+                x0=u0,
+                popsize=pop,
+                maxiter=maxiter,
+                tol=1e-3,
+                polish=False,
+                updating="deferred",
+                workers=mapper,
+                seed=np.random.default_rng(root.spawn(1)[0]),
+                init="sobol",
+            )
+            converged = bool(res.success)
+        # the best candidate seen (Nelder-Mead's answer may be a step behind it)
+        best_key = min(cache, key=lambda k: cache[k]["loss"])
+        u_hat = np.array(best_key)
+        best = cache[best_key]
+        # Jacobian by central differences, and the simulation spread at the fit
+        h = 0.03
+        pts, dx = [], []
+        for i, p in enumerate(params):
+            up, dn = u_hat.copy(), u_hat.copy()
+            up[i] = min(1.0, up[i] + h)
+            dn[i] = max(0.0, dn[i] - h)
+            pts += [up, dn]
+            dx.append(p.value(up[i]) - p.value(dn[i]))
+        evaluate(pts)
+        reps_extra = run_batch([u_hat], extra_seeds)[0] if extra_seeds else []
+    theta = np.array([p.value(x) for p, x in zip(params, u_hat, strict=True)])
+    fitted = dict(zip(fit, theta.tolist(), strict=True))
+    sim = best["sim"]
+
+    # --- uncertainty (linearised) -------------------------------------------------------
+    def stacked(s: dict) -> np.ndarray:
+        return np.concatenate([s[c][0][:F] for c in curves])
+
+    J = np.column_stack(
+        [
+            (stacked(cache[key(pts[2 * i])]["sim"]) - stacked(cache[key(pts[2 * i + 1])]["sim"]))
+            / dx[i]
+            for i in range(len(params))
+        ]
+    )
+    m_hat = stacked(sim)
+    pooled = {c: _pool(tables[c].iloc[:, :F], w_obs) for c in curves}
+    y_bar = np.concatenate([pooled[c][0] for c in curves])
+    W = np.concatenate([pooled[c][1] for c in curves])
+    good = np.isfinite(y_bar) & np.isfinite(m_hat) & np.isfinite(J).all(axis=1)
+
+    def wls_map(weights):
+        Jg, wg = J[good], weights[good]
+        M = Jg.T @ (wg[:, None] * Jg)
+        if np.linalg.cond(M) > 1e12:
+            return None
+        return np.linalg.solve(M, Jg.T * wg)
+
+    A = wls_map(W)
+    cov_data = np.full((len(params),) * 2, np.nan)
+    cov_sim = np.zeros((len(params),) * 2)
+    if A is not None:
+        rng = np.random.default_rng(root.spawn(1)[0])
+        cohorts = np.arange(len(w_obs))
+        draws = []
+        for _ in range(bootstrap):
+            pick = rng.choice(cohorts, size=cohorts.size, replace=True)
+            counts = np.bincount(pick, minlength=cohorts.size).astype(float)
+            wb = pd.Series(w_obs.to_numpy(float) * counts, index=w_obs.index)
+            yb, Wb = [], []
+            for c in curves:
+                mb, wsb = _pool(tables[c].iloc[:, :F], wb)
+                yb.append(mb)
+                Wb.append(wsb)
+            yb, Wb = np.concatenate(yb), np.concatenate(Wb)
+            okb = good & np.isfinite(yb) & (Wb > 0)
+            Jg = J[okb]
+            M = Jg.T @ (Wb[okb, None] * Jg)
+            try:
+                draws.append(np.linalg.solve(M, Jg.T @ (Wb[okb] * (yb[okb] - m_hat[okb]))))
+            except np.linalg.LinAlgError:
+                continue
+        if len(draws) > 2:
+            cov_data = np.atleast_2d(np.cov(np.array(draws).T))
+        else:
+            cov_data = np.zeros((len(params),) * 2)
+        singles = [stacked(r) for r in best["reps"]] + [stacked(r) for r in reps_extra]
+        if len(singles) > 1:
+            D = np.array(singles)[:, good]
+            Sm = np.atleast_2d(np.cov(D.T)) / len(crn)  # the fit averages len(crn) seeds
+            Ag = A
+            cov_sim = Ag @ Sm @ Ag.T
+    sd_data = (
+        np.sqrt(np.clip(np.diag(cov_data), 0, None))
+        if A is not None
+        else np.full(len(params), np.inf)
+    )
+    sd_sim = np.sqrt(np.clip(np.diag(cov_sim), 0, None))
+    sd = np.sqrt(sd_data**2 + sd_sim**2)
+    table = pd.DataFrame(
+        {
+            "start": [p.start for p in params],
+            "value": theta,
+            "sd": sd,
+            "sd_data": sd_data,
+            "sd_simulation": sd_sim,
+            "lo95": np.maximum(theta - 1.96 * sd, [p.low for p in params]),
+            "hi95": np.minimum(theta + 1.96 * sd, [p.high for p in params]),
+            "low": [p.low for p in params],
+            "high": [p.high for p in params],
+        },
+        index=pd.Index(fit, name="path"),
+    )
+
+    # --- reference models and errors ----------------------------------------------------
+    reference, curve_rows, err_rows, rate_rows = {}, [], [], []
+    for c in curves:
+        y = tables[c].to_numpy(float)
+        n = w_obs.reindex(tables[c].index).to_numpy(float)
+        exact = c == "survival" and obs.sizes.notna().all()
+        obs_pool, obs_w = _pool(tables[c], w_obs)
+        r0 = float(obs_pool[0]) if np.isfinite(obs_pool[0]) else 1.0
+        geo = fit_geometric(c, y, n, F, r0, exact)
+        sbg = fit_sbg(c, y, n, F, r0, exact)
+        reference[c] = {
+            "geometric": geo,
+            "sbg": sbg,
+            "likelihood": "exact" if exact else "binomial pseudo-likelihood",
+        }
+        curves_by_model = {
+            "simkit": sim[c][0][:P],
+            "geometric": reference_curve(
+                c, lambda k, g=geo: _geo_survival(g["churn"], k), P, r0, geo["level"]
+            ),
+            "sbg": reference_curve(
+                c, lambda k, g=sbg: _sbg_survival(g["alpha"], g["beta"], k), P, r0, sbg["level"]
+            ),
+        }
+        preds = {m: np.broadcast_to(v[None, :], y.shape) for m, v in curves_by_model.items()}
+        ok = np.isfinite(y)
+        for kk in range(P):
+            row = {
+                "curve": c,
+                "period": kk,
+                "observed": obs_pool[kk],
+                "users": obs_w[kk],
+                "cohorts": int(ok[:, kk].sum()),
+                "in_fit": kk < F,
+            }
+            for mname, v in curves_by_model.items():
+                row[mname] = float(v[kk])
+            curve_rows.append(row)
+        for mname, pr in preds.items():
+            for part, cols in (("fit", slice(0, F)), ("holdout", slice(F, P))):
+                e = (y - pr)[:, cols]
+                okp = np.isfinite(e)
+                if not okp.any():
+                    continue
+                wts = np.broadcast_to(n[:, None], e.shape)[okp]
+                ks = np.arange(P)[cols]
+                pe = obs_pool[ks] - curves_by_model[mname][ks]
+                okk = np.isfinite(pe) & (obs_w[ks] > 0)
+                err_rows.append(
+                    {
+                        "model": mname,
+                        "curve": c,
+                        "part": part,
+                        "cells": int(okp.sum()),
+                        "rmse_pp": 100 * float(np.sqrt(np.average(e[okp] ** 2, weights=wts))),
+                        "mae_pp": 100 * float(np.average(np.abs(e[okp]), weights=wts)),
+                        "bias_pp": 100 * float(np.average(-e[okp], weights=wts)),
+                        "pooled_rmse_pp": 100
+                        * float(np.sqrt(np.average(pe[okk] ** 2, weights=obs_w[ks][okk])))
+                        if okk.any()
+                        else np.nan,
+                    }
+                )
+        # period-to-period retention rates over the cohorts observed in both periods
+        for kk in range(1, P):
+            both = ok[:, kk] & ok[:, kk - 1]
+            if not both.any():
+                continue
+            nb = n[both]
+            row = {
+                "curve": c,
+                "period": kk,
+                "observed": float(np.sum(nb * y[both, kk]) / np.sum(nb * y[both, kk - 1])),
+            }
+            for mname, pr in preds.items():
+                row[mname] = float(np.sum(nb * pr[both, kk]) / np.sum(nb * pr[both, kk - 1]))
+            row["in_fit"] = kk < F
+            rate_rows.append(row)
+
+    calibrated = with_values(sc, fitted)
+    hist = pd.DataFrame(history)
+    hist.insert(0, "candidate", range(len(hist)))
+    hist["rmse_pp"] = 100 * np.sqrt(hist["loss"])
+    return Calibration(
+        scenario=calibrated,
+        observed=obs,
+        parameters=table,
+        curves=pd.DataFrame(curve_rows),
+        errors=pd.DataFrame(err_rows),
+        retention_rates=pd.DataFrame(rate_rows),
+        reference=reference,
+        history=hist,
+        loss=float(best["loss"]),
+        simulations=runs_made,
+        evaluations=len(cache),
+        seconds=time.perf_counter() - t0,
+        periods=P,
+        holdout=holdout,
+        fit_curves=tuple(curves),
+        converged=converged,
+        settings={
+            "days": days,
+            "users": users or sc.market.users,
+            "warmup_days": warmup_days,
+            "replications": replications,
+            "method": method,
+            "budget": budget,
+            "seed": sc.seed if seed is None else seed,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The fit plot
+# ---------------------------------------------------------------------------------------
+
+
+def plot_retention_rates(cal: Calibration, curve: str | None = None, ax=None):
+    """Period-to-period retention rates, observed and per model: heterogeneity makes the
+    observed rate rise with tenure; constant churn is a flat line. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.2))
+    curve = curve or cal.fit_curves[0]
+    d = cal.retention_rates[cal.retention_rates["curve"] == curve]
+    first = 2 if curve == "retention" else 1  # retention's first step is the activity drop
+    d = d[d["period"] >= first]
+    F, P = cal.fit_periods, cal.periods
+    ax.axvspan(first - 0.5, F - 0.5, color="tab:blue", alpha=0.07, lw=0)
+    if cal.holdout:
+        ax.axvspan(F - 0.5, P - 0.5, color="tab:orange", alpha=0.12, lw=0)
+    ax.plot(d["period"], d["observed"], "o", color="black", label="observed")
+    for m in MODELS:
+        color, ls = _STYLES[m]
+        ax.plot(d["period"], d[m], color=color, ls=ls, lw=2, label=MODEL_LABELS[m])
+    ax.set_xlabel(f"{cal.observed.unit}s since adoption")
+    ax.set_ylabel(f"{curve} in period k / period k-1")
+    ax.set_title("retention rate by tenure: rising = heterogeneous users")
+    ax.set_xlim(first - 0.5, P - 0.5)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+_STYLES = {"simkit": ("tab:blue", "-"), "geometric": ("tab:red", "--"), "sbg": ("tab:green", ":")}
+
+
+def plot_fit(cal: Calibration, curve: str | None = None, ax=None):
+    """Observed (dots sized by users) vs simkit and the reference models; the fit periods
+    shaded blue, the holdout orange. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.2))
+    curve = curve or cal.fit_curves[0]
+    d = cal.curves[cal.curves["curve"] == curve]
+    F, P = cal.fit_periods, cal.periods
+    ax.axvspan(-0.5, F - 0.5, color="tab:blue", alpha=0.07, lw=0)
+    if cal.holdout:
+        ax.axvspan(F - 0.5, P - 0.5, color="tab:orange", alpha=0.12, lw=0)
+    size = 12 + 60 * d["users"] / max(d["users"].max(), 1)
+    ax.scatter(d["period"], d["observed"], s=size, color="black", zorder=3, label="observed")
+    for m in MODELS:
+        color, ls = _STYLES[m]
+        rmse = cal.error(m, "holdout", curve) if cal.holdout else cal.error(m, "fit", curve)
+        part = "holdout" if cal.holdout else "fit"
+        ax.plot(
+            d["period"],
+            d[m],
+            color=color,
+            ls=ls,
+            lw=2,
+            label=f"{MODEL_LABELS[m]} ({part} RMSE {rmse:.1f} pp)",
+        )
+    top = ax.get_ylim()[1]
+    ax.text(-0.4, top, "fit", va="top", color="tab:blue", fontsize=9)
+    if cal.holdout:
+        ax.text(F - 0.4, top, "holdout (projected)", va="top", color="tab:orange", fontsize=9)
+    what = {"retention": "active in the period", "survival": "still a customer"}[curve]
+    ax.set_xlabel(f"{cal.observed.unit}s since adoption")
+    ax.set_ylabel(f"share of cohort {what}")
+    ax.set_title(f"{curve}: {cal.scenario.name} calibrated to {Path(cal.observed.source).name}")
+    ax.set_xlim(-0.5, P - 0.5)
+    ax.legend(fontsize=8, loc="upper right")
+    return ax

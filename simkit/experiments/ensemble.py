@@ -1,0 +1,1030 @@
+"""Ensembles: one scenario run many times, each run with its own seed and parameters.
+
+Seeds
+    Run ``i`` of an ensemble with seed ``S`` gets ``numpy.random.SeedSequence(S).spawn(N)[i]``
+    and *is* ``simkit.run(scenario, seed=<that child>, values=<its values>)``: any run can
+    be reproduced on its own (:meth:`EnsembleResult.seed_of`). Spawned children do not
+    depend on ``N`` (the first 100 of 1,000 runs are the runs of a 100-run ensemble), so a
+    Monte Carlo ensemble can be extended later.
+
+Uncertain parameters (a distribution instead of a number in the scenario)
+    ``sampler="random"``: plain Monte Carlo. Each run draws them from its own seed, as
+    :func:`simkit.run` does: one uniform ``u`` per parameter (sorted by path) and the
+    value ``dist.ppf(u)`` (inversion).
+
+    ``sampler="lhs"``: Latin hypercube (McKay, Beckman & Conover 1979). ``u`` comes from
+    :class:`scipy.stats.qmc.LatinHypercube` seeded from ``S`` (the spawn key of ``S``
+    extended by a fixed tag, so it never coincides with a run's seed), and the value is
+    ``dist.ppf(u)``: each parameter's N values fall one in each of N equally probable
+    strata, which estimates probabilities over the parameter space with less error than
+    independent draws. The design depends on N, so an LHS ensemble cannot be extended.
+
+    ``values`` fixes parameters instead: a mapping ``{path: value}`` for every run, or a
+    :class:`pandas.DataFrame` with one row per run (a design, e.g. from SALib) whose
+    columns are paths. Fixed and design values are not sampled; the others still are.
+
+Results: one format for every analysis (as the EMA Workbench's experiments + outcomes)
+    ``experiments``  one row per run: ``run``, ``seed_entropy`` and ``spawn_key`` (the run's
+                     SeedSequence), then one column per parameter path with the value used;
+    ``metrics``      the daily metrics of every run: ``run``, ``day``, one column per metric;
+    ``retention``    per run and chosen week k after adoption: ``retention`` (activity, R)
+                     and ``survival`` (S), each the mean over the run's cohorts observed at
+                     week k weighted by cohort size; NaN when no cohort is observed yet;
+    ``summary()``    per metric and day: ``mean``, ``sd`` and percentiles across runs
+                     (bands for plots).
+    Rows are ordered by run, whatever executor computed them and in whatever order.
+
+Nothing lost
+    With ``out=DIR`` results stream to disk as runs finish: runs are computed in chunks of
+    ``chunk_size`` consecutive runs, each chunk written as Parquet files
+    (``parts/<first>-<end>.{metrics,runs,retention}.parquet``, by a rename, so a file is
+    complete or absent) and then recorded in ``manifest.json`` (also replaced atomically).
+    Starting the same ensemble on the same directory again computes only the runs not on
+    disk; a directory that holds a different ensemble (other scenario, seed, sampler ...;
+    the OKRs may differ, they do not change runs) is refused. Daily metrics are then never
+    all in memory: ``summary()`` and :meth:`EnsembleResult.matrix` read one metric column
+    at a time from disk, so 10,000 runs need ``runs x days x 8`` bytes per metric.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SimkitError
+from ..scenario.schema import (
+    Scenario,
+    get_value,
+    load_scenario,
+    metric_names,
+    uncertain_parameters,
+    with_values,
+)
+from .executors import Executor, as_executor
+from .run import as_seed_sequence, run, with_overrides
+
+__all__ = [
+    "ensemble",
+    "load_ensemble",
+    "EnsembleResult",
+    "design",
+    "branch_seed",
+    "SAMPLERS",
+    "PERCENTILES",
+]
+
+SAMPLERS = ("random", "lhs")
+PERCENTILES = (5, 25, 50, 75, 95)
+DEFAULT_WEEKS = (1, 4, 12)
+MANIFEST = "manifest.json"
+FORMAT = "simkit-ensemble"
+VERSION = 1
+_MAX_CHUNK = 20
+_SUMMARY_BYTES = 256 * 2**20  # metric columns read together by summary()
+
+
+# ---------------------------------------------------------------------------------------
+# Seeds and designs
+# ---------------------------------------------------------------------------------------
+
+
+def branch_seed(seed, name: str) -> np.random.SeedSequence:
+    """A seed for a named purpose (``"lhs"``, ``"sobol"`` ...) derived from ``seed``.
+
+    The spawn key of ``seed`` is extended by a 31-bit tag with its top bit set (from the
+    name's CRC-32), so it never equals one of the first 2**31 children spawned for runs.
+    """
+    ss = as_seed_sequence(seed)
+    tag = (zlib.crc32(name.encode()) & 0x7FFFFFFF) | 0x80000000
+    return np.random.SeedSequence(
+        ss.entropy, spawn_key=(*ss.spawn_key, tag), pool_size=ss.pool_size
+    )
+
+
+def _check_runs(runs) -> int:
+    if isinstance(runs, bool) or not isinstance(runs, int | np.integer) or runs < 1:
+        raise SimkitError(f"runs must be a whole number >= 1, got {runs!r}")
+    return int(runs)
+
+
+def design(
+    scenario: Scenario, runs: int, seed=None, sampler: str = "lhs", exclude: Iterable[str] = ()
+) -> pd.DataFrame:
+    """Values of the uncertain parameters for ``runs`` runs, one row per run.
+
+    ``sampler="lhs"``: a Latin hypercube in probability space (seeded by
+    ``branch_seed(seed, "lhs")``), mapped through each parameter's ``ppf``;
+    ``"random"``: independent uniforms from ``branch_seed(seed, "random")``. Parameters
+    in ``exclude`` are left out. Columns are the parameter paths, sorted.
+    """
+    runs = _check_runs(runs)
+    if sampler not in SAMPLERS:
+        raise SimkitError(f"unknown sampler '{sampler}' (expected one of: {', '.join(SAMPLERS)})")
+    sc = load_scenario(scenario)
+    skip = set(exclude)
+    params = {p: d for p, d in sorted(uncertain_parameters(sc).items()) if p not in skip}
+    if not params:
+        return pd.DataFrame(index=pd.RangeIndex(runs, name="run"))
+    rng = np.random.default_rng(branch_seed(sc.seed if seed is None else seed, sampler))
+    if sampler == "lhs":
+        from scipy.stats import qmc
+
+        u = qmc.LatinHypercube(d=len(params), rng=rng).random(runs)
+    else:
+        u = rng.random((runs, len(params)))
+    cols = {p: np.asarray(d.ppf(u[:, j]), dtype=float) for j, (p, d) in enumerate(params.items())}
+    return pd.DataFrame(cols, index=pd.RangeIndex(runs, name="run"))
+
+
+# ---------------------------------------------------------------------------------------
+# The work of one chunk (runs in a worker; module level so that it pickles)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every run of an ensemble shares."""
+
+    scenario: Scenario
+    run_kwargs: dict
+    metrics: tuple[str, ...] | None
+    weeks: tuple[int, ...]
+    population_per_run: bool = False
+
+
+@dataclass
+class _Chunk:
+    """Results of consecutive runs, compact for pickling."""
+
+    runs: list[int]
+    entropy: list[str]
+    spawn_keys: list[str]
+    parameters: list[dict]
+    columns: list[str]
+    metrics: np.ndarray  # (runs * days, metrics)
+    days: int
+    retention: np.ndarray  # (runs * weeks, 2)
+    seconds: list[float]
+
+
+def _pooled_curve(table: pd.DataFrame, sizes: pd.Series, weeks: Sequence[int]) -> np.ndarray:
+    """Size-weighted mean over cohorts observed at each week (NaN if none)."""
+    out = np.full(len(weeks), np.nan)
+    if table.empty:
+        return out
+    n = sizes.reindex(table.index).to_numpy(dtype=float)
+    for i, k in enumerate(weeks):
+        if k in table.columns:
+            v = table[k].to_numpy(dtype=float)
+            ok = np.isfinite(v)
+            if ok.any() and n[ok].sum() > 0:
+                out[i] = float(np.sum(n[ok] * v[ok]) / n[ok].sum())
+    return out
+
+
+def _spawn_key_text(ss: np.random.SeedSequence) -> str:
+    return ".".join(str(k) for k in ss.spawn_key)
+
+
+def _simulate(job: _Job, tasks: list[tuple[int, np.random.SeedSequence, dict]]) -> _Chunk:
+    """Run the tasks (run id, seed, values) of one chunk."""
+    mats, rets, params, secs = [], [], [], []
+    columns: list[str] = []
+    days = 0
+    for _, ss, values in tasks:
+        t0 = time.perf_counter()
+        kwargs = dict(job.run_kwargs)
+        if job.population_per_run:
+            kwargs["population_seed"] = ss
+        try:
+            res = run(job.scenario, seed=ss, values=values or None, journeys=0, **kwargs)
+        except SimkitError as exc:  # ScenarioError does not survive pickling to the parent
+            raise SimkitError(str(exc)) from None
+        m = res.metrics
+        if job.metrics is not None:
+            m = m[list(job.metrics)]
+        columns = list(m.columns)
+        days = len(m)
+        mats.append(m.to_numpy(dtype=float))
+        r = _pooled_curve(res.retention, res.cohort_sizes, job.weeks)
+        s = _pooled_curve(res.survival, res.cohort_sizes, job.weeks)
+        rets.append(np.column_stack([r, s]))
+        params.append({k: float(v) for k, v in res.parameters.items()})
+        secs.append(time.perf_counter() - t0)
+    return _Chunk(
+        runs=[t[0] for t in tasks],
+        entropy=[str(t[1].entropy) for t in tasks],
+        spawn_keys=[_spawn_key_text(t[1]) for t in tasks],
+        parameters=params,
+        columns=columns,
+        metrics=np.concatenate(mats) if mats else np.empty((0, 0)),
+        days=days,
+        retention=np.concatenate(rets) if rets else np.empty((0, 2)),
+        seconds=secs,
+    )
+
+
+def _chunk_frames(chunk: _Chunk, weeks: Sequence[int]) -> dict[str, pd.DataFrame]:
+    n = len(chunk.runs)
+    runs = np.asarray(chunk.runs, dtype=np.int64)
+    metrics = pd.DataFrame(chunk.metrics, columns=chunk.columns)
+    metrics.insert(0, "day", np.tile(np.arange(chunk.days, dtype=np.int64), n))
+    metrics.insert(0, "run", np.repeat(runs, chunk.days))
+    exp = pd.DataFrame({"run": runs, "seed_entropy": chunk.entropy, "spawn_key": chunk.spawn_keys})
+    params = pd.DataFrame(chunk.parameters, index=range(n))
+    params = params[sorted(params.columns)] if len(params.columns) else params
+    exp = pd.concat([exp, params], axis=1)
+    exp["seconds"] = chunk.seconds
+    ret = pd.DataFrame(
+        {
+            "run": np.repeat(runs, len(weeks)),
+            "week": np.tile(np.asarray(weeks, dtype=np.int64), n),
+            "retention": chunk.retention[:, 0] if n else [],
+            "survival": chunk.retention[:, 1] if n else [],
+        }
+    )
+    return {"metrics": metrics, "runs": exp, "retention": ret}
+
+
+# ---------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class EnsembleResult:
+    """The runs of an ensemble as tidy frames (see the module docstring).
+
+    Attributes
+    ----------
+    scenario : Scenario
+        The scenario that ran (users, warm-up and longer days applied; see ``days``).
+    seed : numpy.random.SeedSequence
+        The ensemble seed; run ``i`` used ``seed.spawn(runs)[i]``.
+    sampler : str
+    experiments : pandas.DataFrame
+        One row per run: run, seed_entropy, spawn_key, a column per parameter path.
+    retention : pandas.DataFrame
+        run, week, retention, survival.
+    timings : pandas.DataFrame
+        run, seconds (compute time of each run; the only figures that vary between
+        executors).
+    out : Path or None
+        The directory holding the results on disk.
+    computed : int
+        Runs computed by the call that returned this result (the others were on disk).
+    columns : list of str
+        The metric columns kept.
+    """
+
+    scenario: Scenario
+    seed: np.random.SeedSequence
+    sampler: str
+    experiments: pd.DataFrame
+    retention: pd.DataFrame
+    timings: pd.DataFrame
+    columns: list[str]
+    out: Path | None = None
+    computed: int = 0
+    options: dict = field(default_factory=dict)
+    _metrics: pd.DataFrame | None = field(default=None, repr=False)
+    _parts: list[Path] = field(default_factory=list, repr=False)
+
+    # -- shape ------------------------------------------------------------------------------
+    @property
+    def runs(self) -> int:
+        return len(self.experiments)
+
+    @property
+    def days(self) -> int:
+        """Days of every run (the scenario's, or shorter when ``days=`` was given)."""
+        return int(self.options.get("info", {}).get("days") or self.scenario.days)
+
+    @property
+    def parameters(self) -> pd.DataFrame:
+        """The parameter values of each run, indexed by run (one column per path)."""
+        fixed = {"run", "seed_entropy", "spawn_key"}
+        cols = [c for c in self.experiments.columns if c not in fixed]
+        return self.experiments.set_index("run")[cols]
+
+    def seed_of(self, run_id: int) -> np.random.SeedSequence:
+        """The seed of run ``run_id``: ``simkit.run(scenario, seed=this, values=...)``
+        reproduces it."""
+        row = self.experiments.loc[self.experiments["run"] == run_id]
+        if row.empty:
+            raise SimkitError(f"no run {run_id} in this ensemble (runs 0..{self.runs - 1})")
+        key = str(row["spawn_key"].iloc[0])
+        return np.random.SeedSequence(
+            int(row["seed_entropy"].iloc[0]),
+            spawn_key=tuple(int(k) for k in key.split(".")) if key else (),
+        )
+
+    # -- metrics ----------------------------------------------------------------------------
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """Daily metrics of every run (run, day, metrics); read from disk when the
+        ensemble streamed there, which may need much memory for large ensembles
+        (prefer :meth:`matrix`, :meth:`at` or :meth:`summary`)."""
+        return self.load_metrics()
+
+    def load_metrics(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """run, day and the chosen metric columns (default: all), ordered by run and day."""
+        cols = self._check_columns(columns)
+        if self._metrics is not None:
+            return self._metrics[["run", "day", *cols]].reset_index(drop=True)
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(p, columns=["run", "day", *cols]) for p in self._parts]
+        if not tables:
+            return pd.DataFrame(columns=["run", "day", *cols])
+        import pyarrow as pa
+
+        return pa.concat_tables(tables).to_pandas()
+
+    def _check_columns(self, columns) -> list[str]:
+        if columns is None:
+            return list(self.columns)
+        if isinstance(columns, str):
+            columns = [columns]
+        cols = list(columns)
+        missing = [c for c in cols if c not in self.columns]
+        if missing:
+            raise SimkitError(
+                f"no metric '{missing[0]}' in this ensemble (kept: {', '.join(self.columns)})"
+            )
+        return cols
+
+    def matrices(self, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """``{metric: values[run, day]}`` (rows in run order), read column by column."""
+        cols = self._check_columns(columns)
+        frame = self.load_metrics(cols)
+        n = self.runs
+        if len(frame) != n * self.days:
+            raise SimkitError(
+                f"the ensemble's metrics have {len(frame)} rows, expected {n} runs x "
+                f"{self.days} days"
+            )
+        return {c: frame[c].to_numpy(dtype=float).reshape(n, self.days) for c in cols}
+
+    def matrix(self, metric: str) -> np.ndarray:
+        """values[run, day] of one metric (rows in run order)."""
+        return self.matrices([metric])[metric]
+
+    def at(self, day: int, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+        """The metrics of every run on one day, indexed by run."""
+        if not 0 <= day < self.days:
+            raise SimkitError(f"day {day} is outside the horizon (0..{self.days - 1})")
+        cols = self._check_columns(metrics)
+        mats = self.matrices(cols)
+        runs = self.experiments["run"].to_numpy()
+        return pd.DataFrame(
+            {c: m[:, day] for c, m in mats.items()}, index=pd.Index(runs, name="run")
+        )
+
+    def summary(
+        self, metrics: Sequence[str] | None = None, percentiles: Sequence[float] = PERCENTILES
+    ) -> pd.DataFrame:
+        """Mean, standard deviation and percentiles across runs, per metric and day.
+
+        Tidy: columns metric, day, runs, mean, sd, p5, p25, ... (``p<q>`` for each
+        percentile q). Metrics are read from disk in batches of bounded size.
+        """
+        cols = self._check_columns(metrics)
+        pcts = [float(q) for q in percentiles]
+        n, d = self.runs, self.days
+        per_batch = max(1, int(_SUMMARY_BYTES // max(1, n * d * 8)))
+        frames = []
+        for start in range(0, len(cols), per_batch):
+            batch = cols[start : start + per_batch]
+            for c, m in self.matrices(batch).items():
+                row = {
+                    "metric": c,
+                    "day": np.arange(d),
+                    "runs": n,
+                    "mean": m.mean(axis=0),
+                    "sd": m.std(axis=0, ddof=1) if n > 1 else np.full(d, np.nan),
+                }
+                qs = np.percentile(m, pcts, axis=0)
+                for q, v in zip(pcts, qs, strict=True):
+                    row[f"p{q:g}"] = v
+                frames.append(pd.DataFrame(row))
+        return pd.concat(frames, ignore_index=True)
+
+    # -- storage -------------------------------------------------------------------------------
+    def save(self, out: str | Path) -> Path:
+        """Write this (in-memory) ensemble to ``out`` in the streaming layout, so that
+        :func:`load_ensemble` reads it back."""
+        out = Path(out)
+        if self.out is not None and out.resolve() == self.out.resolve():
+            return out
+        store = _Store.open(out, self._key(), self._manifest_info(), chunk_size=self.runs)
+        runs = self.experiments["run"].to_numpy()
+        frames = {
+            "metrics": self.load_metrics(),
+            "runs": self.experiments.merge(self.timings, on="run", how="left"),
+            "retention": self.retention,
+        }
+        store.write(int(runs.min()), int(runs.max()) + 1, frames)
+        store.finish(self.runs)
+        return out
+
+    def _key(self) -> dict:
+        return self.options.get("key", {})
+
+    def _manifest_info(self) -> dict:
+        return self.options.get("info", {})
+
+
+# ---------------------------------------------------------------------------------------
+# The directory of a streaming ensemble
+# ---------------------------------------------------------------------------------------
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    d = df.copy()
+    d.columns = [str(c) for c in d.columns]
+    d.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class _Store:
+    """``DIR/manifest.json`` and ``DIR/parts/*.parquet``; see the module docstring."""
+
+    TABLES = ("metrics", "runs", "retention")
+
+    def __init__(self, out: Path, manifest: dict):
+        self.out = out
+        self.manifest = manifest
+
+    @staticmethod
+    def read_manifest(out: Path) -> dict | None:
+        path = out / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            m = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SimkitError(f"{path}: cannot read the ensemble manifest ({exc})") from None
+        if not isinstance(m, dict) or m.get("format") != FORMAT:
+            raise SimkitError(f"{path}: not a simkit ensemble manifest")
+        if m.get("version") != VERSION:
+            raise SimkitError(
+                f"{path}: ensemble format version {m.get('version')} is not "
+                f"supported (expected {VERSION})"
+            )
+        return m
+
+    @classmethod
+    def create(cls, out: Path, key: dict, info: dict, chunk_size: int) -> _Store:
+        try:
+            (out / "parts").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SimkitError(f"cannot create {out}: {exc.strerror or exc}") from None
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "key": key,
+            **info,
+            "chunk_size": int(chunk_size),
+            "done": [],
+            "runs": 0,
+            "complete": False,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        store = cls(out, manifest)
+        store._save()
+        return store
+
+    @classmethod
+    def open(cls, out: Path, key: dict, info: dict, chunk_size: int | None) -> _Store:
+        """Reopen ``out`` for the ensemble ``key`` (or start it there)."""
+        m = cls.read_manifest(out)
+        if m is None:
+            if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+                raise SimkitError(
+                    f"{out}: exists and is not an ensemble directory (no {MANIFEST}); "
+                    "choose a new or empty directory"
+                )
+            return cls.create(out, key, info, chunk_size or 0)
+        old = m.get("key", {})
+        for k in sorted(set(old) | set(key)):
+            if old.get(k) != key.get(k):
+                raise SimkitError(
+                    f"{out}: holds a different ensemble ({k} was {_short(old.get(k))}, now "
+                    f"{_short(key.get(k))}); use another directory or delete this one"
+                )
+        store = cls(out, m)
+        store._drop_orphans()
+        return store
+
+    def _save(self) -> None:
+        self.manifest["updated"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        data = json.dumps(self.manifest, indent=1, sort_keys=True).encode()
+        _atomic_write_bytes(self.out / MANIFEST, data)
+
+    def _name(self, start: int, stop: int, table: str) -> str:
+        return f"{start:07d}-{stop:07d}.{table}.parquet"
+
+    def _drop_orphans(self) -> None:
+        """Remove part files of chunks that were being written when a run was stopped."""
+        keep = {self._name(a, b, t) for a, b in self.done for t in self.TABLES}
+        parts = self.out / "parts"
+        if parts.is_dir():
+            for p in parts.iterdir():
+                if p.name not in keep:
+                    p.unlink(missing_ok=True)
+
+    @property
+    def done(self) -> list[tuple[int, int]]:
+        return [(int(a), int(b)) for a, b in self.manifest.get("done", [])]
+
+    def write(self, start: int, stop: int, frames: dict[str, pd.DataFrame]) -> None:
+        for table in self.TABLES:
+            _write_parquet(frames[table], self.out / "parts" / self._name(start, stop, table))
+        done = sorted({*self.done, (start, stop)})
+        self.manifest["done"] = [list(x) for x in done]
+        self._save()
+
+    def finish(self, runs: int) -> None:
+        self.manifest["runs"] = max(int(self.manifest.get("runs", 0)), int(runs))
+        self.manifest["complete"] = self.covered(runs) == set(range(runs))
+        self._save()
+
+    def covered(self, runs: int) -> set[int]:
+        out: set[int] = set()
+        for a, b in self.done:
+            out.update(range(a, min(b, runs)))
+        return out
+
+    def parts(self, table: str, runs: int) -> list[Path]:
+        """Files of ``table`` for chunks holding runs below ``runs``, in run order."""
+        return [self.out / "parts" / self._name(a, b, table) for a, b in self.done if a < runs]
+
+
+def _short(v) -> str:
+    s = json.dumps(v, sort_keys=True, default=str)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+# ---------------------------------------------------------------------------------------
+# The ensemble
+# ---------------------------------------------------------------------------------------
+
+
+def _scenario_digest(sc: Scenario) -> str:
+    """What makes runs of a scenario what they are: everything but its OKRs."""
+    data = sc.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data.pop("okrs", None)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _frame_digest(df: pd.DataFrame) -> str:
+    h = hashlib.sha256(json.dumps(list(map(str, df.columns))).encode())
+    h.update(np.ascontiguousarray(df.to_numpy(dtype=float)).tobytes())
+    return h.hexdigest()
+
+
+def _default_chunk(runs: int, workers: int) -> int:
+    """Enough chunks for every worker to get several (load balance), few enough files."""
+    return int(min(_MAX_CHUNK, max(1, runs // (4 * max(1, workers)))))
+
+
+def _chunks(pending: Sequence[int], size: int) -> list[list[int]]:
+    """Consecutive pending runs, ``size`` at most per chunk."""
+    out: list[list[int]] = []
+    for r in pending:
+        if out and len(out[-1]) < size and out[-1][-1] == r - 1:
+            out[-1].append(r)
+        else:
+            out.append([r])
+    return out
+
+
+def ensemble(
+    scenario: Scenario | str | Path,
+    runs: int | None = None,
+    seed=None,
+    users: int | None = None,
+    days: int | None = None,
+    *,
+    executor=None,
+    sampler: str = "random",
+    values: dict | pd.DataFrame | None = None,
+    variant: str | None = None,
+    without_outputs=None,
+    warmup_days: int | None = None,
+    engine: str = "compiled",
+    metrics: Sequence[str] | None = None,
+    retention_weeks: Sequence[int] = DEFAULT_WEEKS,
+    out: str | Path | None = None,
+    chunk_size: int | None = None,
+    progress: bool | dict = True,
+    desc: str | None = None,
+    seed_index: Sequence[int] | None = None,
+    population_seed=None,
+) -> EnsembleResult:
+    """Run a scenario ``runs`` times, each run with its own seed and parameter values.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path
+        A scenario, a YAML path or a bundled scenario name.
+    runs : int, optional
+        Number of runs (default: the rows of a design given as ``values``, else 100).
+    seed : int or numpy.random.SeedSequence, optional
+        Ensemble seed (default: the scenario's); run ``i`` gets
+        ``SeedSequence(seed).spawn(runs)[i]``.
+    users, days, warmup_days : int, optional
+        Overrides of the scenario, as in :func:`simkit.run` (a shorter ``days`` stops every
+        run early; a longer one extends the scenario, which must then validate).
+    executor : optional
+        Where runs are computed (:mod:`simkit.experiments.executors`): ``"inline"``,
+        ``"processes[:N]"``, ``"dask-local:N"``, ``"dask://host:port"``, an
+        :class:`~simkit.experiments.executors.Executor`, a ``distributed.Client`` or a
+        ``concurrent.futures.Executor``. Default: local processes when ``runs`` > 1.
+    sampler : {"random", "lhs"}
+        How uncertain parameters are sampled (module docstring).
+    values : dict or pandas.DataFrame, optional
+        Fixed values by path for every run, or a design with one row per run.
+    variant, without_outputs, engine
+        As in :func:`simkit.run`, for every run.
+    metrics : list of str, optional
+        Metric columns to keep (default: all); fewer columns, less memory and disk.
+    retention_weeks : sequence of int
+        Weeks after adoption for :attr:`EnsembleResult.retention`.
+    out : str or Path, optional
+        Directory to stream results to, and to resume from.
+    chunk_size : int, optional
+        Runs per task and per file (default: up to 20, so that every worker gets
+        several tasks). Fixed by the first start when resuming.
+    progress : bool or dict
+        Show a progress bar (``tqdm.auto``: a widget in notebooks); a dict shows one with
+        these extra ``tqdm`` options (e.g. ``{"leave": False}``).
+    desc : str, optional
+        Label of the progress bar (default: the scenario's name).
+    seed_index : sequence of int, optional
+        Run ``i`` uses child ``seed_index[i]`` of ``SeedSequence(seed)`` instead of child
+        ``i``: runs sharing an index share their random numbers (used by designs that
+        difference runs, such as Sobol and Morris, to cancel simulation noise).
+    population_seed : int, SeedSequence or "run", optional
+        Passed to :func:`simkit.run`: the seed of the day-0 market (users' traits, who is a
+        customer of what, the warm-up). Default: the scenario's, the same for every run,
+        so that runs differ in what happens from day 0 on (the uncertainty a plan faces);
+        ``"run"`` gives every run its own market (its own seed).
+
+    Returns
+    -------
+    EnsembleResult
+
+    Examples
+    --------
+    >>> import simkit
+    >>> ens = simkit.ensemble("ridehailing_duopoly", runs=4, seed=1, users=500,
+    ...                       executor="inline", progress=False)
+    >>> ens.experiments.columns.tolist()[:3]
+    ['run', 'seed_entropy', 'spawn_key']
+    """
+    sc = load_scenario(scenario)
+    sc, horizon = with_overrides(sc, users=users, days=days, warmup_days=warmup_days)
+    if sampler not in SAMPLERS:
+        raise SimkitError(f"unknown sampler '{sampler}' (expected one of: {', '.join(SAMPLERS)})")
+    design_frame: pd.DataFrame | None = None
+    fixed: dict = {}
+    if isinstance(values, pd.DataFrame):
+        design_frame = values.reset_index(drop=True)
+        if runs is None:
+            runs = len(design_frame)
+        if len(design_frame) != runs:
+            raise SimkitError(f"values: the design has {len(design_frame)} rows for {runs} runs")
+    elif values is not None:
+        if not isinstance(values, dict):
+            raise SimkitError("values must be a mapping {path: value} or a DataFrame (a design)")
+        fixed = dict(values)
+    runs = _check_runs(100 if runs is None else runs)
+    for path in [*fixed, *(design_frame.columns if design_frame is not None else [])]:
+        try:
+            get_value(sc, str(path))
+        except KeyError:
+            raise SimkitError(f"values: no parameter at '{path}' in {sc.name}") from None
+    # values are checked here, once, rather than in every run (a design by its extremes:
+    # the checks are ranges)
+    checks = [fixed] if fixed else []
+    if design_frame is not None and len(design_frame):
+        for extreme in (design_frame.min(), design_frame.max()):
+            checks.append({**fixed, **{str(k): float(v) for k, v in extreme.items()}})
+    for check in checks:
+        with_values(sc, check)
+    known = metric_names(sc)
+    if metrics is not None:
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        for m in metrics:
+            if m not in known:
+                import difflib
+
+                close = difflib.get_close_matches(str(m), known, n=1)
+                hint = (
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else "simkit.metric_names(scenario) lists them"
+                )
+                raise SimkitError(f"metrics: unknown metric '{m}' ({hint})")
+    weeks = tuple(int(w) for w in retention_weeks)
+    if any(w < 0 for w in weeks):
+        raise SimkitError("retention_weeks: weeks after adoption are >= 0")
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        raise SimkitError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
+    root = as_seed_sequence(sc.seed if seed is None else seed)
+    if variant is not None and variant not in sc.variants:
+        known_v = ", ".join(sc.variants) or "none defined"
+        raise SimkitError(f"unknown variant '{variant}' (variants: {known_v})")
+
+    # per-run values: fixed, then the design, then an LHS sample of the rest
+    exclude = set(fixed) | set(design_frame.columns if design_frame is not None else [])
+    sampled = design(sc, runs, root, "lhs", exclude=exclude) if sampler == "lhs" else None
+    per_run: list[dict] = []
+    for i in range(runs):
+        v = dict(fixed)
+        if design_frame is not None:
+            v.update({str(k): float(x) for k, x in design_frame.iloc[i].items()})
+        if sampled is not None and len(sampled.columns):
+            v.update({k: float(x) for k, x in sampled.iloc[i].items()})
+        per_run.append(v)
+    if seed_index is None:
+        seeds = root.spawn(runs)
+    else:
+        index = [int(i) for i in seed_index]
+        if len(index) != runs or min(index, default=0) < 0:
+            raise SimkitError(f"seed_index: expected {runs} indices >= 0, got {len(index)}")
+        children = root.spawn(max(index) + 1)
+        seeds = [children[i] for i in index]
+    run_kwargs = {"variant": variant, "without_outputs": without_outputs, "engine": engine}
+    if horizon < sc.days:
+        run_kwargs["days"] = horizon  # shorter: simkit.run stops early
+    if population_seed is not None and not (
+        isinstance(population_seed, str) and population_seed == "run"
+    ):
+        run_kwargs["population_seed"] = as_seed_sequence(population_seed)
+    job = _Job(
+        sc,
+        run_kwargs,
+        tuple(metrics) if metrics is not None else None,
+        weeks,
+        population_seed == "run",
+    )
+    columns = list(metrics) if metrics is not None else known
+
+    key = {
+        "scenario": _scenario_digest(sc),
+        "seed": [str(root.entropy), list(root.spawn_key)],
+        "sampler": sampler,
+        "values": json.loads(json.dumps(fixed, sort_keys=True, default=str)),
+        "design": _frame_digest(design_frame) if design_frame is not None else None,
+        "runs": runs if (sampler == "lhs" or design_frame is not None) else None,
+        "variant": variant,
+        "without_outputs": json.loads(json.dumps(without_outputs, default=str)),
+        "engine": engine,
+        "metrics": list(metrics) if metrics is not None else None,
+        "retention_weeks": list(weeks),
+        "days": horizon,
+        "population_seed": population_seed
+        if isinstance(population_seed, str | None)
+        else [
+            str(as_seed_sequence(population_seed).entropy),
+            list(as_seed_sequence(population_seed).spawn_key),
+        ],
+        "seed_index": hashlib.sha256(json.dumps(list(map(int, seed_index))).encode()).hexdigest()
+        if seed_index is not None
+        else None,
+    }
+    info = {
+        "scenario_name": sc.name,
+        "scenario_data": sc.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "sampler": sampler,
+        "seed_entropy": str(root.entropy),
+        "seed_spawn_key": list(root.spawn_key),
+        "columns": columns,
+        "days": horizon,
+    }
+    store = _Store.open(Path(out), key, info, chunk_size) if out is not None else None
+    done = store.covered(runs) if store is not None else set()
+    pending = [i for i in range(runs) if i not in done]
+
+    frames: dict[int, dict[str, pd.DataFrame]] = {}
+    computed = 0
+    if pending:
+        ex = as_executor(executor, runs=len(pending))
+        with ex:
+            size = chunk_size
+            if store is not None and store.manifest.get("chunk_size"):
+                size = int(store.manifest["chunk_size"])
+            size = size or _default_chunk(runs, ex.workers)
+            if store is not None and not store.manifest.get("chunk_size"):
+                store.manifest["chunk_size"] = size
+            computed = _execute(
+                ex,
+                job,
+                _chunks(pending, size),
+                seeds,
+                per_run,
+                weeks,
+                store,
+                frames,
+                total=runs,
+                done=runs - len(pending),
+                progress=progress,
+                desc=desc or sc.name,
+            )
+    if store is not None:
+        store.finish(runs)
+        return _from_store(store, runs, sc, root, sampler, computed, key, info)
+    parts = [frames[k] for k in sorted(frames)]
+    return _assemble(parts, sc, root, sampler, columns, computed, key, info)
+
+
+def _execute(
+    ex: Executor,
+    job: _Job,
+    chunks: list[list[int]],
+    seeds,
+    per_run,
+    weeks,
+    store: _Store | None,
+    frames: dict,
+    total: int,
+    done: int,
+    progress: bool | dict,
+    desc: str,
+) -> int:
+    """Submit chunks (a bounded number in flight), store results as they finish."""
+    from tqdm.auto import tqdm
+
+    window = max(2, 2 * ex.workers)
+    todo = iter(chunks)
+    inflight: dict[cf.Future, list[int]] = {}
+    computed = 0
+    options = {"unit": "run", "desc": desc, "dynamic_ncols": True}
+    if isinstance(progress, dict):
+        options.update(progress)
+    bar = tqdm(total=total, initial=done, disable=not progress, **options)
+    try:
+        while True:
+            while len(inflight) < window:
+                chunk = next(todo, None)
+                if chunk is None:
+                    break
+                tasks = [(r, seeds[r], per_run[r]) for r in chunk]
+                inflight[ex.submit(_simulate, job, tasks)] = chunk
+            if not inflight:
+                break
+            finished, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
+            for fut in sorted(finished, key=lambda f: inflight[f][0]):
+                chunk = inflight.pop(fut)
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    saved = f"; the {computed + done} runs on disk are kept" if store else ""
+                    raise SimkitError(
+                        "a worker process stopped abruptly (killed, out of memory, or a "
+                        "script that starts processes without if __name__ == '__main__':)" + saved
+                    ) from None
+                tables = _chunk_frames(result, weeks)
+                if store is not None:
+                    store.write(chunk[0], chunk[-1] + 1, tables)
+                else:
+                    frames[chunk[0]] = tables
+                computed += len(chunk)
+                bar.update(len(chunk))
+    except BaseException:
+        for fut in inflight:
+            fut.cancel()
+        raise
+    finally:
+        bar.close()
+    return computed
+
+
+def _split_runs_table(runs_df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    runs_df = runs_df.sort_values("run").reset_index(drop=True)
+    timings = (
+        runs_df[["run", "seconds"]].copy()
+        if "seconds" in runs_df
+        else pd.DataFrame({"run": runs_df["run"], "seconds": np.nan})
+    )
+    exp = runs_df.drop(columns=["seconds"], errors="ignore")
+    fixed = ["run", "seed_entropy", "spawn_key"]
+    exp = exp[fixed + sorted(c for c in exp.columns if c not in fixed)]
+    exp["seed_entropy"] = exp["seed_entropy"].astype(str)
+    exp["spawn_key"] = exp["spawn_key"].astype(str)
+    return exp, timings
+
+
+def _assemble(parts: list[dict], sc, root, sampler, columns, computed, key, info) -> EnsembleResult:
+    metrics = pd.concat([p["metrics"] for p in parts], ignore_index=True)
+    runs_df = pd.concat([p["runs"] for p in parts], ignore_index=True)
+    ret = pd.concat([p["retention"] for p in parts], ignore_index=True)
+    metrics = metrics.sort_values(["run", "day"], kind="stable").reset_index(drop=True)
+    ret = ret.sort_values(["run", "week"], kind="stable").reset_index(drop=True)
+    exp, timings = _split_runs_table(runs_df)
+    return EnsembleResult(
+        scenario=sc,
+        seed=root,
+        sampler=sampler,
+        experiments=exp,
+        retention=ret,
+        timings=timings,
+        columns=list(columns),
+        out=None,
+        computed=computed,
+        options={"key": key, "info": info},
+        _metrics=metrics,
+    )
+
+
+def _from_store(store: _Store, runs: int, sc, root, sampler, computed, key, info) -> EnsembleResult:
+    import pyarrow.parquet as pq
+
+    def table(name: str) -> pd.DataFrame:
+        frames = [pq.read_table(p).to_pandas() for p in store.parts(name, runs)]
+        df = pd.concat(frames, ignore_index=True)
+        return df[df["run"] < runs]
+
+    exp, timings = _split_runs_table(table("runs"))
+    ret = table("retention").sort_values(["run", "week"], kind="stable").reset_index(drop=True)
+    parts = store.parts("metrics", runs)
+    columns = store.manifest.get("columns") or info.get("columns")
+    result = EnsembleResult(
+        scenario=sc,
+        seed=root,
+        sampler=sampler,
+        experiments=exp,
+        retention=ret,
+        timings=timings,
+        columns=list(columns),
+        out=store.out,
+        computed=computed,
+        options={"key": key, "info": info},
+        _metrics=None,
+        _parts=parts,
+    )
+    if any(a < runs < b for a, b in store.done):  # a chunk reaches past the runs asked for
+        m = result.load_metrics()
+        result._metrics = m[m["run"] < runs].reset_index(drop=True)
+    return result
+
+
+def load_ensemble(out: str | Path) -> EnsembleResult:
+    """Open the ensemble stored in ``out`` (complete or not: only the runs on disk)."""
+    out = Path(out)
+    m = _Store.read_manifest(out)
+    if m is None:
+        raise SimkitError(f"{out}: no {MANIFEST} (not an ensemble directory)")
+    from ..scenario.schema import parse_scenario
+
+    sc = parse_scenario(m["scenario_data"], f"{out / MANIFEST}")
+    root = np.random.SeedSequence(int(m["seed_entropy"]), spawn_key=tuple(m["seed_spawn_key"]))
+    store = _Store(out, m)
+    covered = sorted(store.covered(10**12))
+    runs = len(covered)
+    if covered != list(range(runs)):
+        runs = next(i for i, r in enumerate(covered) if r != i)  # the complete prefix
+    if runs == 0:
+        raise SimkitError(f"{out}: no runs on disk yet")
+    info = {
+        k: m[k]
+        for k in (
+            "scenario_name",
+            "scenario_data",
+            "sampler",
+            "seed_entropy",
+            "seed_spawn_key",
+            "columns",
+            "days",
+        )
+        if k in m
+    }
+    return _from_store(store, runs, sc, root, m.get("sampler", "random"), 0, m.get("key", {}), info)

@@ -1,0 +1,369 @@
+"""Where the runs of an ensemble are computed: in this process, in local processes, on Dask.
+
+Execution is injected, as in the EMA Workbench's evaluators: :func:`simkit.ensemble` and
+:func:`simkit.okr.stress_test` hand independent tasks (a module-level function and
+picklable arguments) to an executor and read the results back. The model never knows
+where it ran, and a result does not depend on it: every run carries its own seed, so the
+same ensemble seed gives identical numbers with any executor and any number of workers.
+
+An executor is a context manager with a :mod:`concurrent.futures` interface:
+``submit(fn, *args)`` returns a :class:`concurrent.futures.Future`, ``map(fn, items)``
+returns the results in order (so ``simkit.analysis.run_many(..., map_fn=ex.map)``
+works too) and ``workers`` is how many tasks run at once. Entering starts the workers
+(a process pool, a Dask client), leaving stops them; nested ``with`` blocks reuse them, so
+one pool serves a whole stress test::
+
+    with LocalProcesses(4) as ex:
+        ens = simkit.ensemble("ridehailing_duopoly", runs=200, seed=1, executor=ex)
+        okr = simkit.okr.stress_test("ridehailing_duopoly", runs=200, seed=1, executor=ex)
+
+Specs accepted wherever an executor is (``executor=`` and ``simkit okr --executor``):
+
+============================  =============================================================
+``"inline"``                  :class:`InProcess`: this process, one task after another
+``"processes"``,              :class:`LocalProcesses`: N worker processes (default: the
+``"processes:N"``, ``N``      CPUs this process may use)
+``"dask://host:port"``        :class:`Dask`: the Dask scheduler at that address (``tcp://``,
+                              ``tls://`` and ``ws://`` addresses are taken as they are)
+``"dask-local:N"``            :class:`Dask`: a ``distributed.LocalCluster`` of N
+                              single-threaded worker processes, started and closed here
+a ``distributed.Client``      :class:`Dask` on that client (left open)
+a ``concurrent.futures``      used as it is (left running)
+``Executor``
+``None``                      local processes when there is more than one run, else inline
+============================  =============================================================
+
+Local processes are started with the ``forkserver`` method where it exists (Linux; the
+default from Python 3.14: safe in a process with threads, unlike ``fork``) and ``spawn``
+elsewhere, through a context passed to the pool: the process-wide start method is never
+changed. The fork server imports simkit once, so later pools start in milliseconds. As
+with any process pool, a script that starts one must guard its entry point with
+``if __name__ == "__main__":``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+
+from ..errors import SimkitError
+
+__all__ = [
+    "Executor",
+    "InProcess",
+    "LocalProcesses",
+    "Dask",
+    "as_executor",
+    "available_cpus",
+]
+
+SPEC_HELP = "inline, processes, processes:N, dask-local:N or dask://host:port"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+class Executor:
+    """Base class: a context manager that computes tasks somewhere.
+
+    Subclasses implement :meth:`_start`, :meth:`_stop` and :meth:`_submit`. ``submit``
+    starts the workers on first use if the executor was not entered; :meth:`close`
+    stops them.
+    """
+
+    name = "executor"
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._started = False
+        self.workers = 1
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def __enter__(self) -> Executor:
+        if self._depth == 0 and not self._started:
+            self._start()
+            self._started = True
+        self._depth += 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self._depth = max(0, self._depth - 1)
+        if self._depth == 0:
+            self.close(cancel=exc_type is not None)
+        return False
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the workers (``cancel``: drop queued tasks and stop at once)."""
+        if self._started:
+            self._started = False
+            self._stop(cancel)
+
+    def _start(self) -> None:  # pragma: no cover - trivial in subclasses
+        pass
+
+    def _stop(self, cancel: bool) -> None:  # pragma: no cover - trivial in subclasses
+        pass
+
+    # -- work -----------------------------------------------------------------------------
+    def submit(self, fn: Callable, /, *args) -> cf.Future:
+        """Schedule ``fn(*args)``; returns a :class:`concurrent.futures.Future`."""
+        if not self._started:
+            self._start()
+            self._started = True
+        return self._submit(fn, *args)
+
+    def _submit(self, fn: Callable, *args) -> cf.Future:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def map(self, fn: Callable, iterable: Iterable) -> list:
+        """``[fn(x) for x in iterable]``, computed by the workers, in order."""
+        with self:
+            futures = [self.submit(fn, x) for x in iterable]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}, {self.workers} worker(s)>"
+
+
+class InProcess(Executor):
+    """Every task in this process, at once when submitted (debugging, tests, small jobs)."""
+
+    name = "inline"
+
+    def _submit(self, fn: Callable, *args) -> cf.Future:
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # KeyboardInterrupt and SystemExit propagate
+            future.set_exception(exc)
+        return future
+
+
+def _preload_simkit(ctx) -> None:
+    """Let the fork server import simkit once, so that its workers start in milliseconds
+    (importing simkit and its dependencies takes seconds). Only the server's preload list
+    changes, and only before the server first starts; the start method is untouched."""
+    from multiprocessing import forkserver
+
+    current = list(
+        getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", None) or ["__main__"]
+    )
+    if "simkit.experiments.ensemble" not in current:
+        ctx.set_forkserver_preload([*current, "simkit.experiments.ensemble"])
+
+
+def _one_thread_each() -> None:
+    """Worker processes run side by side: one thread per run in each."""
+    os.environ["SIMKIT_THREADS"] = "1"
+
+
+class LocalProcesses(Executor):
+    """A pool of worker processes on this machine (:class:`concurrent.futures.ProcessPoolExecutor`).
+
+    Parameters
+    ----------
+    workers : int, optional
+        Processes (default: :func:`available_cpus`).
+    start_method : {"forkserver", "spawn", "fork"}, optional
+        How workers start (default ``forkserver`` where available, else ``spawn``); it is
+        given to this pool only, never set for the whole process.
+    """
+
+    def __init__(self, workers: int | None = None, start_method: str | None = None):
+        super().__init__()
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+        ):
+            raise SimkitError(f"workers must be a whole number >= 1, got {workers!r}")
+        methods = multiprocessing.get_all_start_methods()
+        if start_method is None:
+            start_method = "forkserver" if "forkserver" in methods else "spawn"
+        if start_method not in methods:
+            raise SimkitError(
+                f"unknown start method '{start_method}' (expected one of: {', '.join(methods)})"
+            )
+        self.workers = workers or available_cpus()
+        self.start_method = start_method
+        self.name = f"processes:{self.workers}"
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            _preload_simkit(ctx)
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=ctx, initializer=_one_thread_each
+        )
+
+    def _submit(self, fn: Callable, *args) -> cf.Future:
+        return self._pool.submit(fn, *args)
+
+    def _stop(self, cancel: bool) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if cancel:
+            # interrupted: drop the queue and stop the workers now rather than after
+            # their current task (their results would be thrown away anyway)
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for p in processes:
+                if p.is_alive():
+                    p.terminate()
+            for p in processes:
+                p.join(timeout=5)
+        else:
+            pool.shutdown(wait=True)
+
+
+class Dask(Executor):
+    """Tasks on a Dask cluster (:mod:`distributed`), through ``Client.get_executor``.
+
+    Give one of ``address`` (a running scheduler), ``client`` (left open) or
+    ``local_workers`` (a ``LocalCluster`` of that many single-threaded worker processes,
+    without a dashboard, started on entry and closed on exit). The workers need simkit
+    installed (a LocalCluster shares this environment).
+    """
+
+    def __init__(
+        self, address: str | None = None, *, client=None, local_workers: int | None = None
+    ):
+        super().__init__()
+        given = sum(x is not None for x in (address, client, local_workers))
+        if given != 1:
+            raise SimkitError("Dask: give exactly one of address, client or local_workers")
+        if local_workers is not None and (
+            isinstance(local_workers, bool)
+            or not isinstance(local_workers, int)
+            or local_workers < 1
+        ):
+            raise SimkitError(f"local_workers must be a whole number >= 1, got {local_workers!r}")
+        self.address = address
+        self.local_workers = local_workers
+        self._given_client = client
+        self._client = client
+        self._cluster = None
+        self._executor = None
+        self.name = f"dask-local:{local_workers}" if local_workers else (address or "dask client")
+        self.workers = local_workers or 1
+
+    @property
+    def client(self):
+        """The ``distributed.Client`` (while started)."""
+        return self._client
+
+    def _start(self) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:  # pragma: no cover - pinned dependency
+            raise SimkitError("the Dask executor needs the 'distributed' package") from None
+        if self._given_client is None:
+            try:
+                if self.local_workers:
+                    self._cluster = LocalCluster(
+                        n_workers=self.local_workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                    )
+                    self._client = Client(self._cluster)
+                else:
+                    self._client = Client(self.address, timeout="20s")
+            except OSError as exc:
+                raise SimkitError(
+                    f"cannot connect to the Dask scheduler at {self.address}: {exc}"
+                ) from None
+        self._executor = self._client.get_executor(pure=False)
+        info = self._client.scheduler_info()
+        threads = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values())
+        self.workers = max(1, threads)
+
+    def _submit(self, fn: Callable, *args) -> cf.Future:
+        return self._executor.submit(fn, *args)
+
+    def _stop(self, cancel: bool) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=not cancel)
+            self._executor = None
+        if self._given_client is None:
+            if self._client is not None:
+                self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+            self._client = self._cluster = None
+
+
+class _Borrowed(Executor):
+    """A :class:`concurrent.futures.Executor` made by the caller: used, never shut down."""
+
+    def __init__(self, executor: cf.Executor):
+        super().__init__()
+        self._executor = executor
+        self.workers = int(getattr(executor, "_max_workers", None) or 1)
+        self.name = type(executor).__name__
+
+    def _submit(self, fn: Callable, *args) -> cf.Future:
+        return self._executor.submit(fn, *args)
+
+
+def _positive(text: str, spec: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise SimkitError(f"executor '{spec}': expected a number of workers >= 1 after ':'")
+    return n
+
+
+def as_executor(spec=None, *, runs: int | None = None) -> Executor:
+    """The executor for ``spec`` (see the module docstring for the accepted forms).
+
+    ``spec=None`` gives :class:`LocalProcesses` when ``runs`` > 1, else :class:`InProcess`.
+    """
+    if spec is None:
+        return LocalProcesses() if (runs or 0) > 1 else InProcess()
+    if isinstance(spec, Executor):
+        return spec
+    if isinstance(spec, bool):
+        raise SimkitError(f"unknown executor {spec!r} (expected {SPEC_HELP})")
+    if isinstance(spec, int):
+        return LocalProcesses(spec)
+    if isinstance(spec, str):
+        s = spec.strip()
+        low = s.lower()
+        if low in ("inline", "in-process", "sequential", "serial"):
+            return InProcess()
+        if low == "processes":
+            return LocalProcesses()
+        if low.startswith("processes:"):
+            return LocalProcesses(_positive(s.split(":", 1)[1], spec))
+        if low == "dask-local":
+            return Dask(local_workers=available_cpus())
+        if low.startswith("dask-local:"):
+            return Dask(local_workers=_positive(s.split(":", 1)[1], spec))
+        if low.startswith("dask://"):
+            rest = s[len("dask://") :]
+            if not rest:
+                raise SimkitError(f"executor '{spec}': expected dask://host:port")
+            return Dask("tcp://" + rest)
+        if low.startswith(("tcp://", "tls://", "ws://", "wss://", "inproc://")):
+            return Dask(s)
+        raise SimkitError(f"unknown executor '{spec}' (expected {SPEC_HELP})")
+    if type(spec).__module__.startswith("distributed") and hasattr(spec, "get_executor"):
+        return Dask(client=spec)
+    if isinstance(spec, cf.Executor):
+        return _Borrowed(spec)
+    raise SimkitError(f"unknown executor {type(spec).__name__} (expected {SPEC_HELP})")

@@ -1,0 +1,556 @@
+"""The Python entry points: run a scenario once and get tidy results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SimkitError
+from ..model.agents import AgentMarketModel
+from ..model.compiled import CompiledMarketModel, StreamTables
+from ..model.compiled import threads as fast_threads
+from ..model.vector import MarketModel
+from ..scenario.schema import Scenario, load_scenario, uncertain_parameters, with_values
+
+__all__ = ["RunResult", "Progress", "run", "resolve", "as_seed_sequence", "ENGINES"]
+
+ENGINES = {"compiled": CompiledMarketModel, "vector": MarketModel, "agents": AgentMarketModel}
+
+
+def as_seed_sequence(seed) -> np.random.SeedSequence:
+    """Normalise a seed (int, SeedSequence or Generator) to a fresh SeedSequence.
+
+    A SeedSequence passed in is copied, so spawning from the result never changes it
+    and the same object always gives the same run.
+    """
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.SeedSequence(
+            seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size
+        )
+    if isinstance(seed, np.random.Generator):
+        return as_seed_sequence(seed.bit_generator.seed_seq)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise SimkitError(f"seed must be a non-negative integer, got {seed!r}")
+    return np.random.SeedSequence(int(seed))
+
+
+def resolve(
+    scenario: Scenario,
+    rng: np.random.Generator | None = None,
+    values: dict[str, float] | None = None,
+) -> tuple[Scenario, dict[str, float]]:
+    """Replace every uncertain parameter by a number.
+
+    Values given in ``values`` (by path) are used as they are; the others are drawn by
+    inversion, ``dist.ppf(u)`` with one uniform per parameter (sorted by path) from
+    ``rng``. Returns the resolved scenario and the values used.
+    """
+    values = dict(values or {})
+    params = uncertain_parameters(scenario)
+    if params:
+        if rng is None:
+            rng = np.random.default_rng(scenario.seed)
+        u = rng.random(len(params))
+        for ui, path in zip(u, sorted(params), strict=True):
+            values.setdefault(path, float(params[path].ppf(ui)))
+    return with_values(scenario, values), values
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run.
+
+    Attributes
+    ----------
+    metrics : pandas.DataFrame
+        Daily metrics indexed by ``day`` (DESIGN §3 names).
+    retention : pandas.DataFrame
+        Cohort activity retention R (cohort week x weeks since adoption).
+    survival : pandas.DataFrame
+        Cohort survival S (same shape).
+    daily_retention : pandas.DataFrame
+        Share of each cohort visiting on day n after adoption (for D1/D7/D30).
+    cohort_sizes : pandas.Series
+        Users (simulated) per cohort week.
+    segments : pandas.DataFrame
+        Tidy per-segment daily customers and DAU of our product.
+    scenario : Scenario
+        The resolved scenario that ran (uncertain parameters replaced by numbers).
+    parameters : dict
+        The values drawn for the uncertain parameters, by path.
+    seed : int or SeedSequence
+    journeys : pandas.DataFrame
+        Day-by-day state of a sample of users (product, visited, transactions, habit,
+        satisfaction, features, subscribed).
+    users : int
+        Simulated users; ``scale`` is what each stands for.
+    """
+
+    metrics: pd.DataFrame
+    retention: pd.DataFrame
+    survival: pd.DataFrame
+    daily_retention: pd.DataFrame
+    cohort_sizes: pd.Series
+    segments: pd.DataFrame
+    scenario: Scenario
+    seed: object
+    users: int
+    scale: float
+    parameters: dict = field(default_factory=dict)
+    population_seed: object = None
+    without_outputs: list = field(default_factory=list)
+    variant: str | None = None
+    engine: str = "compiled"
+    journeys: pd.DataFrame | None = None
+
+    def save(self, out: str | Path, fmt: str = "csv") -> list[Path]:
+        """Write the metrics and cohort tables to ``out`` (csv or parquet)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        tables = {
+            "metrics": self.metrics,
+            "retention": self.retention,
+            "survival": self.survival,
+            "segments": self.segments.set_index(["day", "segment"]),
+        }
+        written = []
+        for name, df in tables.items():
+            path = out / f"{name}.{fmt}"
+            if fmt == "csv":
+                df.to_csv(path)
+            elif fmt == "parquet":
+                d = df.copy()
+                d.columns = [str(c) for c in d.columns]
+                d.to_parquet(path)
+            else:
+                raise SimkitError(f"unknown format '{fmt}' (expected csv or parquet)")
+            written.append(path)
+        return written
+
+
+def with_overrides(sc: Scenario, users=None, days=None, warmup_days=None):
+    """Apply the run-size overrides of :func:`run`; returns the scenario and the horizon.
+
+    A longer ``days`` extends the scenario (validated like the file); a shorter one is
+    a horizon at which runs stop, so outputs after it simply do not ship.
+    """
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+        raise SimkitError(f"days must be a whole number >= 1, got {days!r}")
+    overrides = {}
+    if days is not None and days > sc.days:
+        overrides["days"] = days
+    if users is not None and (isinstance(users, bool) or users != sc.market.users):
+        overrides["market.users"] = users
+    if warmup_days is not None:
+        overrides["warmup_days"] = warmup_days
+    if overrides:
+        sc = with_values(sc, overrides)
+    return sc, sc.days if days is None else int(days)
+
+
+def run(
+    scenario: Scenario | str | Path,
+    seed=None,
+    users: int | None = None,
+    days: int | None = None,
+    values: dict[str, float] | None = None,
+    without_outputs=None,
+    variant: str | None = None,
+    journeys: int = 10,
+    engine: str = "compiled",
+    warmup_days: int | None = None,
+    rules=None,
+    population_seed=None,
+    expect_reruns: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    progress_seconds: float = 0.25,
+) -> RunResult:
+    """Simulate a scenario once.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path
+        A scenario, a YAML path or a bundled scenario name.
+    seed : int or numpy.random.SeedSequence, optional
+        Seed of what happens from day 0 on (default: the scenario's ``seed``). Same
+        seeds, same numbers.
+    users : int, optional
+        Simulated users instead of ``market.users``.
+    days : int, optional
+        Days to simulate instead of ``days``; outputs after a shorter horizon do not
+        ship (they are listed in ``RunResult.without_outputs``).
+    values : dict, optional
+        Values for uncertain parameters by path; the others are drawn from the seed.
+    without_outputs : list of int or "all", optional
+        Outputs (indices into ``scenario.outputs``) not to ship: the counterfactual,
+        on common random numbers (same population, same random streams).
+    variant : str, optional
+        Ship only the outputs of this variant (``scenario.variants``).
+    journeys : int
+        How many users (sampled with the run's seed) to follow day by day in
+        ``RunResult.journeys``.
+    engine : {"compiled", "vector", "agents"}
+        ``"compiled"`` (default): one numba-compiled pass over the users per day.
+        ``"vector"``: users as numpy arrays, a few dozen numpy operations per day; the
+        same decisions as "compiled" with the same seed. ``"agents"``: one
+        ``mesa.Agent`` per user whose ``step()`` reads like the rules; same rules, same
+        results in distribution, ~100x slower. For teaching and for following a user.
+    warmup_days : int, optional
+        Days simulated before day 0 instead of the scenario's ``warmup_days``.
+    rules : module or namespace, optional
+        Where the rule functions come from (default :mod:`simkit.model.rules`). For
+        experimenting with an alternative rule, and for testing the engines.
+    population_seed : int or SeedSequence, optional
+        Seed of the market as it stands on day 0 -- the users' traits, who is a
+        customer of what, and the warm-up that settles them (default: the scenario's
+        ``seed``). Runs with different ``seed`` but the same population seed start from
+        the same day-0 market and differ in what happens next: the question a plan
+        asks. The warm-up is simulated once and reused (see ``_warm_up``).
+    expect_reruns : bool
+        The caller will run this seed again, with other values or outputs (a widget, a
+        search): from the second such run on, the compiled engine keeps the run's
+        random numbers in tables and later runs read them (same numbers, ~1/4 less
+        time; 12 bytes per user and day, see ``TABLE_CACHE_BYTES``). Without it, tables
+        are kept from the third run with the same seed on, in an interactive session.
+    progress : callable, optional
+        Called with a :class:`Progress` (days simulated so far, and the results of those
+        days on demand) every ``progress_seconds`` of simulation, not after the last
+        day: for drawing a long run as it goes (the explorer does). The run's numbers
+        are the same with or without it.
+    progress_seconds : float
+        Time between two calls of ``progress`` (the first comes after this long too).
+
+    Returns
+    -------
+    RunResult
+
+    Examples
+    --------
+    >>> import simkit
+    >>> result = simkit.run("bass_diffusion", seed=1, users=2000)
+    >>> result.metrics["customers"].iloc[-1] > 0
+    True
+    """
+    sc = load_scenario(scenario)
+    sc, horizon = with_overrides(sc, users=users, days=days, warmup_days=warmup_days)
+    ss = as_seed_sequence(sc.seed if seed is None else seed)
+    pop_ss = as_seed_sequence(sc.seed if population_seed is None else population_seed)
+    param_ss, model_ss = ss.spawn(2)
+    resolved, drawn = resolve(sc, np.random.default_rng(param_ss), values)
+    skip = _output_indices(resolved, without_outputs)
+    if variant is not None:
+        try:
+            keep = set(resolved.variant_outputs(variant))
+        except KeyError as exc:
+            raise SimkitError(exc.args[0]) from None
+        skip |= set(range(len(resolved.outputs))) - keep
+    if engine not in ENGINES:
+        raise SimkitError(f"unknown engine '{engine}' (expected one of: {', '.join(ENGINES)})")
+    # outputs past a shortened horizon simply do not ship
+    skip |= {i for i, o in enumerate(resolved.outputs) if resolved.output_day(o) >= horizon}
+    cls = ENGINES[engine]
+    wkey = population = None
+    if issubclass(cls, MarketModel) and resolved.warmup_days and WARMUP_CACHE_BYTES > 0:
+        wkey = _warmup_key(resolved, pop_ss, engine, rules)
+        population = _warmups.get(wkey)
+        if population is not None:
+            _warmups.move_to_end(wkey)
+    # (with a cached warm-up, which is restored next, the population is not drawn first)
+    model = cls(
+        resolved,
+        without_outputs=skip,
+        rules_module=rules,
+        rng=np.random.default_rng(pop_ss),
+        population=population,
+    )
+    _warm_up(model, resolved.warmup_days, wkey, population)
+    model.start_dynamics(model_ss, journeys)
+    _attach_tables(model, horizon, expect_reruns)
+
+    def result(days: int) -> RunResult:
+        """The results of days 0 .. ``days`` - 1 (the model must be at day ``days``)."""
+        rec = model.recorder
+        cohorts = rec.cohort_tables(*model.cohort_arrays(), days=days)
+        return RunResult(
+            metrics=rec.frame(days),
+            retention=cohorts.retention,
+            survival=cohorts.survival,
+            daily_retention=cohorts.daily_retention,
+            cohort_sizes=cohorts.sizes,
+            segments=rec.segments_frame(days),
+            scenario=resolved,
+            seed=seed if seed is not None else sc.seed,
+            population_seed=population_seed if population_seed is not None else sc.seed,
+            users=model.N,
+            scale=model.scale,
+            parameters=drawn,
+            without_outputs=sorted(skip),
+            variant=variant,
+            engine=engine,
+            journeys=model.journeys.frame() if model.journeys is not None else None,
+        )
+
+    reporter = None if progress is None else _Reporter(progress, progress_seconds, horizon, result)
+    _simulate_plan(
+        model,
+        resolved,
+        skip,
+        horizon,
+        _run_key(resolved, pop_ss, model_ss, engine, rules, journeys),
+        reporter,
+    )
+    model.recorder.truncate(horizon)
+    return result(horizon)
+
+
+@dataclass
+class Progress:
+    """How far a run has got (what ``run(..., progress=f)`` hands ``f``).
+
+    Attributes
+    ----------
+    day : int
+        Days 0 .. ``day`` - 1 are simulated.
+    days : int
+        The run's horizon.
+    seconds : float
+        Time spent simulating since the run began at day ``begun``.
+    begun : int
+        The day this run began simulating from: 0, or the morning of a launch when the
+        run resumed from an earlier run's (see ``_simulate_plan``).
+    """
+
+    day: int
+    days: int
+    seconds: float
+    begun: int
+    _result: Callable[[int], RunResult] = field(repr=False)
+
+    def result(self) -> RunResult:
+        """The :class:`RunResult` of the days simulated so far: metrics of days 0 ..
+        ``day`` - 1 (the same numbers the whole run will have for them), cohort tables as
+        observed by then. Valid only during the call that received this object."""
+        return self._result(self.day)
+
+
+class _Reporter:
+    """Advances a model in pieces of about ``CHUNK_SECONDS`` and reports progress every
+    ``seconds`` (see :func:`run`): the pieces run the same days, so the numbers are the
+    same."""
+
+    CHUNK_SECONDS = 0.04
+    MAX_CHUNK_DAYS = 91
+
+    def __init__(self, callback, seconds: float, horizon: int, result):
+        self.callback, self.seconds, self.horizon, self.result = callback, seconds, horizon, result
+        self.start = time.perf_counter()
+        self.due = self.start + seconds
+        self.begun: int | None = None
+
+    def advance(self, model, days: int) -> None:
+        if self.begun is None:
+            self.begun = model.day
+        step = 7
+        while days > 0:
+            n = min(step, days)
+            t = time.perf_counter()
+            model.advance(n)
+            now = time.perf_counter()
+            days -= n
+            # the next piece: about CHUNK_SECONDS at the pace of this one
+            per_day = max((now - t) / n, 1e-7)
+            step = int(min(self.MAX_CHUNK_DAYS, max(1, self.CHUNK_SECONDS / per_day)))
+            day = model.day
+            if now >= self.due and 0 < day < self.horizon:
+                self.callback(
+                    Progress(day, self.horizon, now - self.start, self.begun, self.result)
+                )
+                self.due = time.perf_counter() + self.seconds
+
+
+# Warm-up snapshots: the warm-up does not depend on the plan of outputs (they ship on
+# day 0 or later), so a run that differs from an earlier one only in its outputs -- a
+# counterfactual, a what-it-takes search, a widget re-run -- resumes from the end of
+# the same warm-up instead of simulating it again. Same numbers, less time.
+WARMUP_CACHE_BYTES = 256 * 2**20
+_warmups: OrderedDict[str, dict] = OrderedDict()
+
+
+def _warmup_key(sc: Scenario, ss: np.random.SeedSequence, engine, rules) -> str:
+    # everything the warm-up depends on: the scenario but its plan (outputs only ship
+    # from day 0), the features the plan defines (users hold an affinity for each),
+    # the population seed, the engine and the rules
+    data = sc.model_dump(
+        mode="json", exclude={"outputs", "variants", "okrs", "controls", "name", "description"}
+    )
+    key = json.dumps(
+        [data, sc.feature_names, ss.entropy, list(ss.spawn_key), engine, id(rules)],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha1(key.encode()).hexdigest()
+
+
+def _snapshot_bytes(snap: dict) -> int:
+    return snap["users"].nbytes + snap["recorder"].nbytes
+
+
+# Launch-day snapshots: two runs with the same seed whose plans agree on the outputs
+# shipped before day D are identical until the morning of day D (common random
+# numbers), so a run that changes only later outputs -- a widget's slider, a what-it-
+# takes search, a counterfactual -- resumes from the last such morning of an earlier run.
+PLAN_CACHE_BYTES = 64 * 2**20
+_launches: OrderedDict[tuple[str, int], tuple[str, dict]] = OrderedDict()
+
+
+def _run_key(sc: Scenario, pop_ss, model_ss, engine, rules, journeys) -> str:
+    key = json.dumps(
+        [
+            _warmup_key(sc, pop_ss, engine, rules),
+            model_ss.entropy,
+            list(model_ss.spawn_key),
+            journeys,
+        ]
+    )
+    return hashlib.sha1(key.encode()).hexdigest()
+
+
+def _plan_before(sc: Scenario, skip: set[int], day: int) -> str:
+    """The outputs that ship before ``day`` (what a launch-day snapshot depends on)."""
+    shipped = [
+        o.model_dump(mode="json")
+        for i, o in enumerate(sc.outputs)
+        if i not in skip and sc.output_day(o) < day
+    ]
+    return hashlib.sha1(json.dumps(shipped, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _simulate_plan(
+    model, sc: Scenario, skip: set[int], horizon: int, key: str, reporter: _Reporter | None = None
+) -> None:
+    """Simulate days 0..horizon-1, resuming from the latest launch-day snapshot of an
+    earlier run that is valid for this plan, and keeping this run's launch mornings;
+    ``reporter`` reports progress on the way."""
+    cacheable = hasattr(model, "snapshot") and PLAN_CACHE_BYTES > 0
+    start = 0
+    if cacheable:
+        for (k, day), (plan, _) in _launches.items():
+            if k == key and start < day < horizon and plan == _plan_before(sc, skip, day):
+                start = day
+        if start:
+            _launches.move_to_end((key, start))
+            model.restore(_launches[(key, start)][1])
+    launches = {sc.output_day(o) for i, o in enumerate(sc.outputs) if i not in skip}
+    stops = sorted(d for d in launches if start < d < horizon) if cacheable else []
+    day = start
+    for stop in [*stops, horizon]:
+        if reporter is None:  # up to the morning of a launch: keep a snapshot
+            model.advance(stop - day)
+        else:
+            reporter.advance(model, stop - day)
+        day = stop
+        if day < horizon:
+            plan = _plan_before(sc, skip, day)
+            if _launches.get((key, day), ("",))[0] != plan:
+                _launches[(key, day)] = (plan, model.snapshot())
+            while sum(_snapshot_bytes(s) for _, s in _launches.values()) > PLAN_CACHE_BYTES:
+                _launches.popitem(last=False)
+
+
+# Random-number tables: runs with the same seed and number of users (whatever else they
+# change: outputs, market, behaviour) read the visit decisions' and the experiences'
+# random numbers from tables (see
+# simkit.model.compiled.StreamTables): same numbers, in ~3/4 of the time. Building them costs
+# about one run, so they are built by the second run when the caller expects re-runs
+# (``expect_reruns``: a widget), else by the third in an interactive session (the main
+# thread, several CPUs: a what-it-takes search in a notebook). A pair of runs (a
+# counterfactual) builds none; neither do ensemble workers, where runs go side by side
+# on one thread each. A table idle for TABLE_IDLE_SECONDS makes room for another
+# seed's; a seed that finds no room runs without one (runs with bands re-run several
+# seeds in turn: none is evicted).
+TABLE_CACHE_BYTES = 384 * 2**20  # 88 MB for 20,000 users and 365 days
+TABLE_IDLE_SECONDS = 30.0
+TABLE_AFTER_RUNS = 2
+_tables: OrderedDict[tuple, list] = OrderedDict()  # -> [tables, last used]
+_seen_runs: OrderedDict[tuple, int] = OrderedDict()  # -> runs so far
+
+
+def _attach_tables(model, horizon: int, expected: bool) -> None:
+    if (
+        not isinstance(model, CompiledMarketModel)
+        or TABLE_CACHE_BYTES <= 0
+        or not (expected or fast_threads() > 1)
+    ):
+        return
+    # the random numbers depend only on the streams' keys (the run's seed) and the users
+    key = (model.keys["event"], model.keys["noise"], model.N, horizon)
+    now = time.monotonic()
+    if key not in _tables:
+        runs = _seen_runs.pop(key, 0)
+        _seen_runs[key] = runs + 1
+        while len(_seen_runs) > 256:
+            _seen_runs.popitem(last=False)
+        if runs < (1 if expected else TABLE_AFTER_RUNS):
+            return
+        size = model.N * horizon * StreamTables.BYTES_PER_USER_DAY
+        used = sum(t.nbytes for t, _ in _tables.values())
+        for k in [k for k, (_, last) in _tables.items() if now - last > TABLE_IDLE_SECONDS]:
+            if used + size <= TABLE_CACHE_BYTES:
+                break
+            used -= _tables.pop(k)[0].nbytes
+        if used + size > TABLE_CACHE_BYTES:
+            return
+        _tables[key] = [StreamTables(model.keys, model.N, horizon), now]
+    entry = _tables[key]
+    entry[1] = now
+    _tables.move_to_end(key)
+    model.tables = entry[0]
+
+
+def _warm_up(model, days: int, key: str | None, cached: dict | None) -> None:
+    """Run the warm-up days, or resume from ``cached``, the cached snapshot of them;
+    ``key``: where to cache this warm-up (None: not cacheable)."""
+    if not days:
+        return
+    if cached is not None:
+        model.restore(cached)
+        return
+    model.advance(days)
+    if key is not None:
+        snap = model.snapshot()
+        size = _snapshot_bytes(snap)
+        if size <= WARMUP_CACHE_BYTES:
+            _warmups[key] = snap
+            while sum(_snapshot_bytes(s) for s in _warmups.values()) > WARMUP_CACHE_BYTES:
+                _warmups.popitem(last=False)
+
+
+def _output_indices(scenario: Scenario, which) -> set[int]:
+    if which is None:
+        return set()
+    if isinstance(which, str):
+        if which != "all":
+            raise SimkitError(
+                f"without_outputs: expected 'all' or a list of indices, got {which!r}"
+            )
+        return set(range(len(scenario.outputs)))
+    out = set()
+    for i in which:
+        if (
+            isinstance(i, bool)
+            or not isinstance(i, int | np.integer)
+            or not 0 <= i < len(scenario.outputs)
+        ):
+            raise SimkitError(
+                f"without_outputs: {i!r} is not an output index (0..{len(scenario.outputs) - 1})"
+            )
+        out.add(int(i))
+    return out

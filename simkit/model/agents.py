@@ -1,0 +1,566 @@
+r"""The reference engine: one :class:`mesa.Agent` per user.
+
+``simkit.run(..., engine="agents")`` simulates the same market as the default
+vectorised engine, but every user is a :class:`UserAgent` whose :meth:`UserAgent.step`
+reads like the rules of ``DESIGN.md`` §2, and the model steps them with Mesa's
+``AgentSet.shuffle_do``. It exists to teach agent-based modelling, to follow one user's
+story, and to prove the fast engine right: both engines call the *same* rule functions
+of :mod:`simkit.model.rules` (passed in as ``rules_module``), share the products, the outputs,
+the initial population and the metric definitions, and draw the same kinds of random
+numbers from the model's seeded generator. Their results agree in distribution (the test
+suite checks it statistically); the vectorised engine is ~100x faster.
+
+One day for one user (``UserAgent.step``), with the equations of :mod:`simkit.model.rules`:
+
+2. **Adoption** (non-customers; Bass 1969): adopt with probability
+   :math:`\min(1, m[\iota\sum_k p_k + \sigma\sum_k q_k s_k])`, *m* = 1 or the win-back
+   multiplier for lapsed users; pick product *k* by multinomial logit (McFadden 1974)
+   over :math:`U_k = \text{quality}_k - \beta\,\text{price}_k/\text{ref} + \sum_f
+   a_f\,\text{appeal}_{kf} + \nu_k s_k`. The adoption day is the first visit.
+3. **Engagement** (customers at the start of the day): visit with probability
+   :math:`\operatorname{sigmoid}(b + w_h h + w_s(\text{sat}-0.5) + \text{uplifts})`; on a
+   visit take up each launched feature with probability ``adoption_rate * affinity``
+   and make Poisson(need x multipliers) transactions.
+4. **Experience**: satisfaction moves toward :math:`\operatorname{sigmoid}(e_0 + w_q
+   \text{quality} + \text{boosts} - w_p\beta\,\text{price}/\text{ref} + \varepsilon)`
+   (exponential moving average); habit moves toward "visited today".
+5. **Churn**: leave with probability :math:`c\,\rho\,e^{-k_h h}\,e^{k_s(0.5-\text{sat})}
+   \times` (subscription, loyalty multipliers); then switch to a competitor or lapse,
+   by logit against an outside option.
+6. **Subscriptions**: a visitor may subscribe (conversion probability); on a renewal
+   day a subscriber renews with probability
+   :math:`\operatorname{sigmoid}(r_0 + r_s(\text{sat}-0.5) + r_v(\text{value}-1))`.
+
+Steps 1 (outputs due today) and 7 (metrics, through Mesa's ``DataCollector``) belong to
+the model. Decisions use start-of-day shares, so the order in which agents step does
+not matter.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mesa
+import numpy as np
+from scipy.special import ndtri
+
+from . import streams
+from .metrics import COUNT_FACTS, MONEY_FACTS, NEVER, RATE_FACTS, REAL_FACTS
+from .products import ProductAgent, ProductTable
+from .vector import F32, RECORD_FROM, MarketBase
+
+EXCLUDED = -2
+NO_COHORT = -1
+FACTS = COUNT_FACTS + MONEY_FACTS + REAL_FACTS + RATE_FACTS
+
+
+class _Today:
+    """Products' state for one day as plain Python numbers (lists indexed by product)."""
+
+    def __init__(self, T: ProductTable, n_segments: int):
+        for name, value in vars(T).items():
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            setattr(self, name, value)
+        self.S = n_segments
+        self.p_total = float(sum(self.p_day))
+
+
+class UserAgent(mesa.Agent):
+    """One potential user: traits drawn once, state that changes every day."""
+
+    def __init__(self, model: AgentMarketModel, i: int, arrays):
+        super().__init__(model)
+        self.i = i  # the user's index in the population (and in the day's draws)
+        self.segment = int(arrays.segment[i])
+        self.price_sensitivity = float(arrays.price_sensitivity[i])
+        self.need = float(arrays.need[i])
+        self.innovativeness = float(arrays.innovativeness[i])
+        self.susceptibility = float(arrays.susceptibility[i])
+        self.churn_proneness = float(arrays.churn_proneness[i])
+        self.affinity = arrays.affinity[:, i].tolist()
+        self.product = int(arrays.product[i])  # index of their product; K = none
+        self.ever = bool(arrays.ever[i])
+        self.habit = float(arrays.habit[i])
+        self.satisfaction = float(arrays.satisfaction[i])
+        self.last_visit = int(arrays.last_visit[i])
+        self.uses = arrays.uses[:, i].tolist()
+        self.last_used = arrays.last_used[:, i].tolist()
+        self.subscribed = bool(arrays.subscribed[i])
+        self.renewal_day = int(arrays.renewal_day[i])
+        self.period_transactions = float(arrays.period_transactions[i])
+        self.cohort_day = int(arrays.cohort_day[i])
+        self.first_left = int(arrays.first_left[i])
+        self.contacts: list[int] = []
+        self.visited = False
+        self.transactions = 0
+        self.member = False
+
+    # ---- the day ------------------------------------------------------------------------
+    def step(self) -> None:
+        """Steps 2-6 of the day for this user (see the module docstring)."""
+        m, R, T, i = self.model, self.model.rules, self.model.today, self.i
+        b = m.spec.behaviour
+        was_customer = self.product < m.K
+        self.visited = adopted = self.member = False
+        self.transactions = 0
+        u_event = m.draws["event"][i]
+
+        # 2. adoption
+        if not was_customer:
+            hazard = R.adoption_hazard(
+                T.p_total,
+                self.word_of_mouth(),
+                self.innovativeness,
+                self.susceptibility,
+                R.adoption_multiplier(self.ever, T.winback),
+            )
+            if u_event < hazard:
+                choice = self.choose(m.draws["choice"][i])
+                m.count_join(self, choice, switching=False)
+                self.join(choice)
+                adopted = self.visited = True
+
+        # 3. engagement
+        if was_customer:
+            k = self.product
+            self.member = bool(T.has_loyalty[k]) and R.is_loyalty_member(
+                self.habit, T.loyalty_min_habit[k]
+            )
+            uplift = R.combined_effect(
+                self.feature_sum(T.frequency_uplift, k),
+                self.subscribed,
+                T.sub_frequency_uplift[k],
+                self.member,
+                T.loyalty_frequency_uplift[k],
+            )
+            v = b.visit
+            p_visit = R.visit_probability(
+                v.base, v.habit_weight, self.habit, v.satisfaction_weight, self.satisfaction, uplift
+            )
+            self.visited = u_event < p_visit
+        visited_product = self.product
+        if self.visited:
+            self.visit()  # feature take-up, transactions and 4. experience
+        if was_customer or adopted:
+            self.habit = R.ema(self.habit, 1.0 if self.visited else 0.0, b.experience.habit_rate)
+
+        # 5. churn and switching
+        if was_customer:
+            k = self.product
+            c = b.churn
+            mult = R.churn_multiplier(
+                self.subscribed,
+                T.sub_churn_multiplier[k],
+                self.member,
+                T.loyalty_churn_reduction[k],
+            )
+            hazard = R.churn_hazard(
+                m.churn_base,
+                self.churn_proneness,
+                c.habit_k,
+                self.habit,
+                c.satisfaction_k,
+                self.satisfaction,
+                mult,
+            )
+            if m.draws["churn"][i] < hazard:
+                self.leave()
+
+        # 6. subscriptions
+        self.subscriptions(visited_product)
+
+    # ---- pieces -------------------------------------------------------------------------
+    def word_of_mouth(self) -> float:
+        """Sum over products of q per day times the product's share of the market (or
+        of this user's contacts)."""
+        m = self.model
+        if m.adjacency is None:
+            return m.today.wom  # fully mixed: the same for everyone
+        return sum(q * s for q, s in zip(m.today.q_day, self.contact_shares(), strict=True))
+
+    def contact_shares(self) -> list[float]:
+        m = self.model
+        if m.adjacency is None:
+            return m.market_shares
+        counts = [0] * (m.K + 1)
+        for j in self.contacts:
+            counts[m.start_product[j]] += 1
+        deg = max(len(self.contacts), 1)
+        return [c / deg for c in counts[: m.K]]
+
+    def utilities(self) -> list[float]:
+        """Utility of every product to this user (-inf for products that are gone)."""
+        m, T, R = self.model, self.model.today, self.model.rules
+        shares = self.contact_shares()
+        out = []
+        for k in range(m.K):
+            if not T.active[k]:
+                out.append(-math.inf)
+                continue
+            appeal = sum(
+                self.affinity[f] * T.appeal[f][k]
+                for f in T.features_in_use
+                if T.available[f][k * T.S + self.segment]
+            )
+            out.append(
+                R.utility(
+                    T.quality[k],
+                    T.price[k],
+                    self.price_sensitivity,
+                    m.spec.market.reference_price,
+                    appeal,
+                    T.network[k],
+                    shares[k],
+                )
+                + T.campaign_appeal[k]
+            )
+        return out
+
+    def choose(self, u: float, leaving: int | None = None) -> int:
+        """Pick a product by logit (a leaver also weighs the outside option, index K)."""
+        R = self.model.rules
+        util = self.utilities()
+        if leaving is None:
+            probs = R.choice_probabilities(np.array(util))
+        else:
+            util[leaving] = -math.inf
+            probs = R.choice_probabilities(
+                np.array(util), outside=self.model.spec.behaviour.churn.outside_option
+            )
+        return int(R.sample_choice(probs, u))
+
+    def feature_sum(self, effect: list[list[float]], k: int) -> float:
+        """Sum of a per-feature effect of product k over the features this user uses."""
+        return sum(effect[f][k] for f in self.model.today.features_in_use if self.uses[f])
+
+    def visit(self) -> None:
+        """A visit: take up features, transact, and live today's experience."""
+        m, R, T, i = self.model, self.model.rules, self.model.today, self.i
+        k = self.product
+        for f in T.features_in_use:
+            if not self.uses[f] and T.available[f][k * T.S + self.segment]:
+                p_take = R.feature_takeup_probability(T.adoption_rate[f][k], self.affinity[f])
+                if m.feature_draws[f][i] < p_take:
+                    self.uses[f] = True
+        factor = 1.0
+        for f in T.features_in_use:
+            if self.uses[f]:
+                factor *= 1.0 + T.transaction_uplift[f][k]
+        mult = R.transaction_multiplier(self.subscribed, T.sub_transaction_uplift[k], factor)
+        tx = R.poisson_from_uniform(
+            R.transactions_mean(self.need, mult), m.draws["transactions"][i]
+        )
+        self.transactions = tx
+        price = R.price_paid(T.price[k], self.subscribed, T.discount[k])
+        if self.subscribed:
+            self.period_transactions += tx
+        m.count_visit(self, k, tx, price)
+        # 4. experience
+        e = m.spec.behaviour.experience
+        boost = R.combined_effect(
+            self.feature_sum(T.satisfaction_boost, k),
+            self.subscribed,
+            T.sub_satisfaction_boost[k],
+            self.member,
+            T.loyalty_satisfaction_boost[k],
+        )
+        today = R.experience(
+            e.base,
+            e.quality_weight,
+            T.quality[k],
+            boost,
+            e.price_weight,
+            self.price_sensitivity,
+            price,
+            m.spec.market.reference_price,
+            e.noise_sd * m.noise[i],
+        )
+        self.satisfaction = R.ema(self.satisfaction, today, e.satisfaction_rate)
+
+    def join(self, k: int) -> None:
+        """Become a customer of product k today."""
+        m = self.model
+        self.product = k
+        self.ever = True
+        self.habit = 0.0
+        self.satisfaction = m.spec.behaviour.initial.adopter_satisfaction
+        self.uses = [False] * len(self.uses)
+        if k == m.ours and self.cohort_day == NO_COHORT:
+            self.cohort_day = m.day if m.day >= 0 else EXCLUDED
+            if m.day >= 0:
+                m.first_time_today += 1
+
+    def leave(self) -> None:
+        """Leave the current product: switch to a competitor or lapse (the outside option)."""
+        m = self.model
+        left = self.product
+        choice = self.choose(m.draws["choice"][self.i], leaving=left)
+        if left == m.ours and self.first_left == NEVER:
+            self.first_left = m.day
+        self.subscribed = False
+        m.count_leave(self, left, choice)
+        if choice < m.K:
+            self.join(choice)
+        else:
+            self.product = m.K
+
+    def subscriptions(self, visited_product: int) -> None:
+        m, R, T, i = self.model, self.model.rules, self.model.today, self.i
+        u = m.draws["subscription"][i]
+        k = self.product
+        if self.visited and not self.subscribed and k == visited_product and T.has_plan[k]:
+            if u < T.conversion[k]:
+                self.subscribed = True
+                self.renewal_day = m.day + int(T.period_days[k])
+                self.period_transactions = 0.0
+                m.count_subscription(k)
+        elif self.subscribed and self.renewal_day == m.day:
+            value = R.subscription_value(
+                self.period_transactions, T.price[k], T.discount[k], T.bundle_value[k], T.fee[k]
+            )
+            p = R.renewal_probability(
+                T.renewal_base[k],
+                T.renewal_satisfaction_weight[k],
+                self.satisfaction,
+                T.renewal_value_weight[k],
+                value,
+            )
+            renewed = u < p
+            if renewed:
+                self.renewal_day += int(T.period_days[k])
+                self.period_transactions = 0.0
+            else:
+                self.subscribed = False
+            m.count_renewal(k, renewed)
+
+
+class AgentMarketModel(MarketBase):
+    """The market with one :class:`UserAgent` per user (``engine="agents"``).
+
+    Same parameters as :class:`~simkit.model.vector.MarketBase`. Model-level numbers are
+    collected each day by a :class:`mesa.DataCollector` (plain-number reporters of the
+    day's facts) and turned into metrics by the shared recorder.
+    """
+
+    def __init__(self, scenario, users=None, **kwargs):
+        super().__init__(scenario, users, **kwargs)
+        arrays = self.users
+        self.user_agents = [UserAgent(self, i, arrays) for i in range(self.N)]
+        self.users = None  # from here on the agents hold the population
+        if self.adjacency is not None:
+            indptr, indices = self.adjacency.indptr, self.adjacency.indices
+            for a in self.user_agents:
+                a.contacts = indices[indptr[a.i] : indptr[a.i + 1]].tolist()
+        self.churn_base = self.rules.daily_from_monthly(scenario.behaviour.churn.base_monthly)
+        self.datacollector = mesa.DataCollector(
+            model_reporters={
+                **{k: (lambda m, k=k: m.facts[k]) for k in FACTS},
+                "customers_k": lambda m: list(m.customers_k),
+                "transactions_k": lambda m: list(m.transactions_k),
+                "feature_users": lambda m: list(m.feature_users),
+                "segment_customers": lambda m: list(m.segment_customers),
+                "segment_dau": lambda m: list(m.segment_dau),
+            }
+        )
+
+    def _segments_of(self, idx: np.ndarray) -> np.ndarray:
+        return np.array([self.user_agents[i].segment for i in idx], dtype=np.int64)
+
+    # ---- hooks used by outputs --------------------------------------------------------
+    def migrate_customers(self, target: ProductAgent, acquirer: ProductAgent, retained: float):
+        draw = self.streams["migration"].random(self.N, dtype=F32).tolist()
+        for a in self.user_agents:
+            if a.product != target.index:
+                continue
+            a.subscribed = False
+            if draw[a.i] < retained:
+                a.product = acquirer.index
+                a.uses = [False] * len(a.uses)
+                if acquirer.ours:
+                    if a.cohort_day == NO_COHORT:
+                        a.cohort_day = EXCLUDED
+                    self._acquired_today += 1
+            else:
+                a.product = self.K
+
+    # ---- one day --------------------------------------------------------------------------
+    def step(self) -> None:
+        d = self.day
+        self._acquired_today = self.first_time_today = 0
+        costs = self._apply_outputs(d)  # 1. outputs due today
+        self.today = _Today(self._product_table(d), len(self.segment_names))
+        N, K = self.N, self.K
+        # the numbers of the vectorised engine: one per user and stream per day
+        users = np.arange(N)
+        self.draws = {name: self.uniforms(name, d)[users].tolist() for name in streams.DAILY}
+        self.noise = ndtri(np.clip(np.array(self.draws["noise"]), 1e-7, 1 - 1e-7)).tolist()
+        self.feature_draws = {
+            f: self.uniforms("feature", d, f)[users].tolist() for f in self.today.features_in_use
+        }
+        self.start_product = [a.product for a in self.user_agents]
+        counts = [0] * (K + 1)
+        for k in self.start_product:
+            counts[k] += 1
+        self.market_shares = [c / N for c in counts[:K]]
+        self.today.wom = sum(
+            q * s for q, s in zip(self.today.q_day, self.market_shares, strict=True)
+        )
+        self.today.winback = self.spec.behaviour.adoption.winback * self.today.winback_multiplier
+        self._start_ours = counts[self.ours]
+        self._reset_counters()
+
+        self.agents_by_type[UserAgent].shuffle_do("step")  # steps 2-6, user by user
+
+        self._running_costs += costs["per_day"]
+        if d >= RECORD_FROM:
+            self._collect(d, costs["once"] + self._running_costs)
+        if self.journeys is not None and d >= 0:
+            self._journeys(d)
+        self.day += 1
+
+    # ---- accounting (called by agents) ------------------------------------------------------
+    def _reset_counters(self):
+        self.flows = dict(new_adopters=0, won_back=0, switched_in=0, lapsed=0, switched_out=0)
+        self.tx_k = [0.0] * self.K
+        self.money = dict(
+            transaction_revenue=0.0, cogs=0.0, loyalty_costs=0.0, subscription_revenue=0.0
+        )
+        self.subs = dict(conversions=0, due=0, done=0)
+        self.visitors_ours: list[UserAgent] = []
+        self.cohort_visits: list[tuple[int, bool]] = []
+
+    def count_join(self, agent: UserAgent, k: int, switching: bool) -> None:
+        if k == self.ours:
+            if switching:
+                self.flows["switched_in"] += 1
+            elif agent.ever:
+                self.flows["won_back"] += 1
+            else:
+                self.flows["new_adopters"] += 1
+
+    def count_leave(self, agent: UserAgent, left: int, choice: int) -> None:
+        if left == self.ours:
+            self.flows["switched_out" if choice < self.K else "lapsed"] += 1
+        if choice < self.K:
+            self.count_join(agent, choice, switching=True)
+
+    def count_visit(self, agent: UserAgent, k: int, tx: int, price: float) -> None:
+        self.tx_k[k] += tx
+        if k != self.ours:
+            return
+        T = self.today
+        self.money["transaction_revenue"] += tx * price
+        self.money["cogs"] += tx * T.unit_cost[k]
+        if agent.member:
+            self.money["loyalty_costs"] += tx * T.loyalty_cost_per_transaction[k]
+        d = self.day
+        if d >= 0 and agent.cohort_day >= 0:
+            cd = agent.cohort_day
+            week_start = cd + 7 * ((d - cd) // 7)
+            self.cohort_visits.append((cd, agent.last_visit < week_start))
+        agent.last_visit = d
+        for f in T.features_in_use:
+            if agent.uses[f]:
+                agent.last_used[f] = d
+        self.visitors_ours.append(agent)
+
+    def count_subscription(self, k: int) -> None:
+        if k == self.ours:
+            self.subs["conversions"] += 1
+            self.money["subscription_revenue"] += self.today.fee[k]
+
+    def count_renewal(self, k: int, renewed: bool) -> None:
+        if k == self.ours:
+            self.subs["due"] += 1
+            if renewed:
+                self.subs["done"] += 1
+                self.money["subscription_revenue"] += self.today.fee[k]
+
+    # ---- 7. metrics -----------------------------------------------------------------------
+    def _collect(self, d: int, output_costs: float) -> None:
+        T, ours, K, S = self.today, self.ours, self.K, len(self.segment_names)
+        agents = self.user_agents
+        mine = [a for a in agents if a.product == ours]
+        n_mine = len(mine)
+        R = self.rules
+        scores = [R.nps_score(a.satisfaction) for a in mine]
+        subs = sum(a.subscribed for a in mine) if T.has_plan[ours] else 0
+        self.customers_k = [0] * K
+        seg = [0] * S
+        for a in agents:
+            if a.product < K:
+                self.customers_k[a.product] += 1
+        for a in mine:
+            seg[a.segment] += 1
+        self.segment_customers = seg
+        dau_seg = [0] * S
+        for a in self.visitors_ours:
+            dau_seg[a.segment] += 1
+        self.segment_dau = dau_seg
+        self.transactions_k = self.tx_k
+        self.feature_users = [
+            sum(1 for a in agents if a.last_used[f] >= d - 29) for f in range(len(self.features))
+        ]
+        self.facts = dict(
+            dau=len(self.visitors_ours),
+            wau=sum(1 for a in agents if a.last_visit >= d - 6),
+            mau=sum(1 for a in agents if a.last_visit >= d - 29),
+            transactions=self.tx_k[ours],
+            acquired_customers=self._acquired_today,
+            first_time_customers=self.first_time_today,
+            subscription_conversions=self.subs["conversions"],
+            subscribers=subs,
+            customers=n_mine,
+            customers_start=self._start_ours,
+            loyalty_members=sum(1 for a in mine if a.member),
+            mrr=subs * T.fee[ours] * 30.0 / max(T.period_days[ours], 1),
+            output_costs=output_costs,
+            nps=(
+                100.0 * (sum(s >= 9 for s in scores) - sum(s <= 6 for s in scores)) / n_mine
+                if n_mine
+                else 0.0
+            ),
+            satisfaction=sum(a.satisfaction for a in mine) / n_mine if n_mine else 0.0,
+            habit=sum(a.habit for a in mine) / n_mine if n_mine else 0.0,
+            renewals_due=self.subs["due"],
+            renewals_done=self.subs["done"],
+            **self.flows,
+            **self.money,
+        )
+        self.datacollector.collect(self)
+        row = {k: v[-1] for k, v in self.datacollector.model_vars.items()}
+        self.recorder.add(
+            d,
+            {k: row[k] for k in FACTS},
+            customers_k=row["customers_k"],
+            transactions_k=row["transactions_k"],
+            feature_users=row["feature_users"],
+            segment_customers=row["segment_customers"],
+            segment_dau=row["segment_dau"],
+        )
+        if self.cohort_visits:
+            cd = np.array([c for c, _ in self.cohort_visits], dtype=np.int64)
+            first = np.array([f for _, f in self.cohort_visits], dtype=bool)
+            self.recorder.add_visits(d, cd, first)
+
+    def _journeys(self, d: int) -> None:
+        J = self.journeys
+        sample = [self.user_agents[i] for i in J.sample]
+        visitors = np.array([a.i for a in sample if a.visited], dtype=np.int64)
+        tx = np.array([a.transactions for a in sample if a.visited], dtype=float)
+        J.visits(visitors, tx)
+        J.end_of_day(
+            d,
+            [a.product for a in sample],
+            [a.habit for a in sample],
+            [a.satisfaction for a in sample],
+            np.array([a.uses for a in sample], dtype=bool).reshape(len(sample), -1).T,
+            [a.subscribed for a in sample],
+        )
+
+    def cohort_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            np.array([a.cohort_day for a in self.user_agents], dtype=np.int64),
+            np.array([a.first_left for a in self.user_agents], dtype=np.int64),
+        )

@@ -1,0 +1,362 @@
+r"""The behaviour rules of a simkit market, written once for every engine.
+
+Each function is a formula of ``DESIGN.md`` §2. They are elementwise numpy
+expressions: the vectorised engine calls them on arrays of users, a per-agent engine
+calls the same functions on one user's numbers, so the engines cannot drift apart.
+
+One tick is one day. The daily order of events (the engine follows it exactly):
+
+1. **Outputs due today are applied** (features, price changes, acquisitions,
+   campaigns, loyalty programmes, subscriptions; ours and competitors').
+2. **Adoption** -- Bass (1969) diffusion with logit choice. A non-customer adopts with
+   hazard
+
+   .. math:: h = \min\bigl(1,\; m\,[\,\iota \sum_k p_k + \sigma \sum_k q_k s_k\,]\bigr)
+
+   where :math:`p_k, q_k` are product *k*'s coefficients of innovation and imitation
+   per day (per-year inputs / 365), :math:`\iota` the user's innovativeness,
+   :math:`\sigma` their susceptibility, :math:`s_k` the share of the market (or of the
+   user's contacts, with a social network) who are customers of *k*, and *m* = 1 for
+   never-customers or the win-back multiplier for lapsed users. With one product and
+   no churn this is the textbook Bass hazard :math:`p + qF`. The adopter picks product
+   *k* by multinomial logit (McFadden 1974):
+
+   .. math:: P(k) = e^{U_k} / \sum_j e^{U_j}, \quad
+             U_k = \text{quality}_k - \beta\,\text{price}_k/\text{ref}
+                   + \sum_f a_f\,\text{appeal}_{kf} + \nu_k s_k
+
+   (:math:`\beta` price sensitivity, :math:`a_f` the user's affinity for feature *f*,
+   :math:`\nu_k` the network effect). A new adopter's first visit is the adoption day.
+3. **Engagement.** A customer visits with probability
+   :math:`\operatorname{sigmoid}(b + w_h\,\text{habit} + w_s(\text{sat} - 0.5) + \sum u_f)`
+   (*u_f*: frequency uplifts of the features they use, a subscription, a loyalty
+   programme). On a visit, a launched feature not yet used is taken up with
+   probability ``adoption_rate_f * affinity_f`` (take-up ramps, it does not jump). A
+   visit yields Poisson(need x multipliers) transactions.
+4. **Experience.** Satisfaction moves toward today's experience
+   :math:`e = \operatorname{sigmoid}(e_0 + w_q\,\text{quality} + \sum \text{boost}
+   - w_p \beta\,\text{price}/\text{ref} + \varepsilon)` by an exponential moving
+   average; habit moves toward "visited today" (1 or 0).
+5. **Churn and switching.** A customer leaves with hazard
+   :math:`c \cdot \rho \cdot e^{-k_h \text{habit}} \cdot e^{k_s (0.5 - \text{sat})}
+   \cdot \text{multipliers}` (:math:`\rho` churn proneness; loyalty programmes and
+   subscriptions multiply). A leaver switches to a competitor or lapses, by logit over
+   the competitors' utilities against an outside option.
+6. **Subscriptions.** A visiting customer of a product with a paid plan subscribes with
+   the plan's conversion probability; on a renewal day a subscriber renews with
+   probability :math:`\operatorname{sigmoid}(r_0 + r_s(\text{sat}-0.5) + r_v(\text{value}-1))`,
+   value = (discount savings + bundled extras in the period) / fee.
+7. **Metrics are recorded.**
+
+References: F. M. Bass (1969), "A New Product Growth for Model Consumer Durables",
+Management Science 15(5); D. McFadden (1974), "Conditional logit analysis of
+qualitative choice behavior".
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+DAYS_PER_YEAR = 365.0
+DAYS_PER_MONTH = 30.0
+
+
+# The rules take numpy arrays (the vectorised engine) or plain floats (the per-agent
+# engine). These two helpers keep scalar calls on the fast ``math`` path.
+def _exp(x):
+    return math.exp(x) if isinstance(x, float | int) else np.exp(x)
+
+
+def _cap1(x):
+    return (x if x < 1.0 else 1.0) if isinstance(x, float | int) else np.minimum(1.0, x)
+
+
+def _at_least(x, low):
+    return (x if x > low else low) if isinstance(x, float | int) else np.maximum(x, low)
+
+
+def _is_scalar(x) -> bool:
+    return isinstance(x, float | int)
+
+
+# (simkit.model.compiled compiles these rules with numba; it supplies scalar versions of the
+# helpers above, so the rules exist once for every engine.)
+
+
+# ---- rates ------------------------------------------------------------------------------
+def per_day(per_year):
+    """Bass coefficient per day from its per-year value (p_day = p_year / 365)."""
+    return per_year / DAYS_PER_YEAR
+
+
+def daily_from_monthly(monthly):
+    """Daily probability with the same survival over 30 days as a monthly probability."""
+    return 1.0 - (1.0 - monthly) ** (1.0 / DAYS_PER_MONTH)
+
+
+def monthly_from_daily(daily):
+    """Monthly-equivalent probability of a daily probability."""
+    return 1.0 - (1.0 - daily) ** DAYS_PER_MONTH
+
+
+def sigmoid(x):
+    """Logistic function 1 / (1 + exp(-x))."""
+    return 1.0 / (1.0 + _exp(-x))
+
+
+# ---- 2. adoption ---------------------------------------------------------------------------
+def adoption_hazard(p_total, wom, innovativeness, susceptibility, multiplier=1.0):
+    """Daily probability that a non-customer adopts (Bass hazard, capped at 1).
+
+    Parameters
+    ----------
+    p_total : float
+        Sum over products of p per day (campaigns included).
+    wom : float or array
+        Word of mouth: sum over products of q per day times the product's share of the
+        market (or of the user's contacts).
+    innovativeness, susceptibility : float or array
+        The user's multipliers on p and q.
+    multiplier : float or array
+        1 for never-customers; the win-back multiplier for lapsed users.
+    """
+    return _cap1(multiplier * (innovativeness * p_total + susceptibility * wom))
+
+
+def adoption_multiplier(ever_customer, winback):
+    """1 for never-customers, ``winback`` for lapsed users (who may be won back)."""
+    return 1.0 + ever_customer * (winback - 1.0)
+
+
+def utility(quality, price, price_sensitivity, reference_price, feature_appeal, network, share):
+    """Utility of a product to a user (logit choice).
+
+    ``feature_appeal`` is the sum over the product's launched features of the user's
+    affinity times the feature's appeal; ``network * share`` is the network effect.
+    """
+    return quality - price_sensitivity * price / reference_price + feature_appeal + network * share
+
+
+def choice_probabilities(utilities, outside=None):
+    """Multinomial logit probabilities over the last axis (``-inf`` = unavailable).
+
+    With ``outside`` (utility of not choosing any), a last column for it is appended.
+    """
+    u = np.asarray(utilities, dtype=float)
+    if outside is not None:
+        out = np.broadcast_to(np.asarray(outside, dtype=float), u.shape[:-1] + (1,))
+        u = np.concatenate([u, out], axis=-1)
+    m = np.max(u, axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(u - m)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def sample_choice(probabilities, u):
+    """Index chosen with the given probabilities (last axis) using uniforms ``u``."""
+    cdf = np.cumsum(probabilities, axis=-1)
+    idx = (np.asarray(u)[..., None] >= cdf).sum(axis=-1)
+    return np.minimum(idx, probabilities.shape[-1] - 1)
+
+
+def logit_choice(utilities, u, outside=0.0, with_outside=False):
+    """One choice by multinomial logit: the loop form of :func:`choice_probabilities`
+    followed by :func:`sample_choice`, for one user (same operations, same order).
+
+    ``utilities`` is a 1-D sequence (``-inf`` = unavailable); with ``with_outside`` the
+    outside option (utility ``outside``) is a last alternative, index ``len(utilities)``.
+    """
+    n = len(utilities)
+    m = -math.inf
+    for x in utilities:
+        if x > m:
+            m = x
+    if with_outside and outside > m:
+        m = outside
+    if not math.isfinite(m):
+        m = 0.0
+    total = 0.0
+    for x in utilities:
+        total += math.exp(x - m)
+    if with_outside:
+        total += math.exp(outside - m)
+    if total == 0.0:  # nothing available (as the array form: the first index)
+        return 0
+    last = n if with_outside else n - 1
+    idx = 0
+    cdf = 0.0
+    for j in range(n):
+        cdf += math.exp(utilities[j] - m) / total
+        if u >= cdf:
+            idx += 1
+    if with_outside:
+        cdf += math.exp(outside - m) / total
+        if u >= cdf:
+            idx += 1
+    return idx if idx < last else last
+
+
+# ---- 3. engagement ------------------------------------------------------------------------
+def visit_score(base, habit_weight, habit, satisfaction_weight, satisfaction, uplift=0.0):
+    """The log-odds of a visit today (:func:`visit_probability` is its sigmoid)."""
+    return base + habit_weight * habit + satisfaction_weight * (satisfaction - 0.5) + uplift
+
+
+def visit_probability(base, habit_weight, habit, satisfaction_weight, satisfaction, uplift=0.0):
+    """Probability that a customer visits today."""
+    return sigmoid(
+        visit_score(base, habit_weight, habit, satisfaction_weight, satisfaction, uplift)
+    )
+
+
+def combined_effect(features, subscribed, plan, member, loyalty):
+    """An effect summed over its sources: the features a user uses (``features``, their
+    sum), a subscription (``plan`` if subscribed) and a loyalty programme (``loyalty``
+    if a member). Used for visit uplifts and for experience boosts."""
+    return features + subscribed * plan + member * loyalty
+
+
+def is_loyalty_member(habit, min_habit):
+    """A customer counts as a frequent user (a programme member) from ``min_habit`` on."""
+    return habit >= min_habit
+
+
+def feature_takeup_probability(adoption_rate, affinity):
+    """Probability that a visiting customer starts using a launched feature today."""
+    return adoption_rate * affinity
+
+
+def transaction_multiplier(subscribed, plan_uplift, feature_factor):
+    """Multiplier on need: subscription uplift times the product over used features of
+    (1 + transaction_uplift_f) (``feature_factor``)."""
+    return (1.0 + subscribed * plan_uplift) * feature_factor
+
+
+def transactions_mean(need, multiplier=1.0):
+    """Expected transactions of one visit (Poisson mean)."""
+    return need * multiplier
+
+
+def price_paid(price, subscribed, discount):
+    """Price per transaction, after a subscriber's discount."""
+    return price * (1.0 - subscribed * discount)
+
+
+def poisson_scalar(lam, u):
+    """Poisson(lam) by inversion of one uniform ``u`` (the scalar case of
+    :func:`poisson_from_uniform`)."""
+    k, p = 0, math.exp(-lam)
+    cdf = p
+    while u > cdf and p > 1e-300 and k < 1000:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
+
+
+def poisson_from_uniform(lam, u):
+    """Poisson(lam) variates by inversion of uniforms ``u`` (one per variate).
+
+    Inversion keeps common random numbers: the same ``u`` gives a count that grows
+    monotonically with ``lam``.
+    """
+    if _is_scalar(lam) and _is_scalar(u):
+        return poisson_scalar(lam, u)
+    lam = np.asarray(lam, dtype=float)
+    u = np.asarray(u, dtype=float)
+    k = np.zeros(np.broadcast(lam, u).shape, dtype=np.int64)
+    p = np.exp(-lam) * np.ones_like(k, dtype=float)
+    cdf = p.copy()
+    active = np.flatnonzero(u > cdf)
+    n = 0
+    lam_b = np.broadcast_to(lam, k.shape).ravel()
+    u_b = np.broadcast_to(u, k.shape).ravel()
+    kf, pf, cf = k.ravel(), p.ravel(), cdf.ravel()
+    while active.size and n < 1000:
+        n += 1
+        kf[active] += 1
+        pf[active] *= lam_b[active] / kf[active]
+        cf[active] += pf[active]
+        # stop when the cdf passes u, or when floating point stops it growing
+        still = (u_b[active] > cf[active]) & (pf[active] > 1e-300)
+        active = active[still]
+    return k
+
+
+# ---- 4. experience ------------------------------------------------------------------------
+def experience(
+    base,
+    quality_weight,
+    quality,
+    boost,
+    price_weight,
+    price_sensitivity,
+    price,
+    reference_price,
+    noise,
+):
+    """Today's experience of a visit, in (0, 1)."""
+    return sigmoid(
+        base
+        + quality_weight * quality
+        + boost
+        - price_weight * price_sensitivity * price / reference_price
+        + noise
+    )
+
+
+def ema(old, target, rate):
+    """Exponential moving average step: old + rate * (target - old)."""
+    return old + rate * (target - old)
+
+
+# ---- 5. churn -----------------------------------------------------------------------------
+def churn_hazard(
+    base_daily, proneness, habit_k, habit, satisfaction_k, satisfaction, multiplier=1.0
+):
+    """Daily probability that a customer leaves their product (capped at 1)."""
+    return _cap1(
+        base_daily
+        * proneness
+        * multiplier
+        * _exp(-habit_k * habit + satisfaction_k * (0.5 - satisfaction))
+    )
+
+
+def churn_multiplier(subscribed, plan_multiplier, member, loyalty_reduction):
+    """Churn hazard multiplier of a subscription and of loyalty-programme membership."""
+    return (1.0 + subscribed * (plan_multiplier - 1.0)) * (1.0 - member * loyalty_reduction)
+
+
+# ---- 6. subscriptions ---------------------------------------------------------------------
+def renewal_probability(base, satisfaction_weight, satisfaction, value_weight, value):
+    """Probability that a subscriber renews on a renewal day."""
+    return sigmoid(base + satisfaction_weight * (satisfaction - 0.5) + value_weight * (value - 1.0))
+
+
+def subscription_value(period_transactions, price, discount, bundle_value, fee):
+    """Value for money of a subscription period: (savings + extras) / fee."""
+    return (period_transactions * price * discount + bundle_value) / _at_least(fee, 1e-9)
+
+
+# ---- 7. metrics ---------------------------------------------------------------------------
+def nps_scalar(satisfaction):
+    """Likelihood-to-recommend score of one user (the scalar case of :func:`nps_score`)."""
+    return min(10, math.floor(11.0 * satisfaction))
+
+
+def nps_score(satisfaction):
+    """Likelihood-to-recommend score 0..10 from satisfaction (0..1)."""
+    if _is_scalar(satisfaction):
+        return nps_scalar(satisfaction)
+    return np.minimum(10, np.floor(11.0 * np.asarray(satisfaction)))
+
+
+def net_promoter_score(scores):
+    """% promoters (9-10) minus % detractors (0-6); 0 with no respondents."""
+    scores = np.asarray(scores)
+    if scores.size == 0:
+        return 0.0
+    return 100.0 * (np.count_nonzero(scores >= 9) - np.count_nonzero(scores <= 6)) / scores.size

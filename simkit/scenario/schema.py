@@ -1,0 +1,2106 @@
+"""Scenario files: the market, its users, the products and the dated plan of outputs.
+
+A scenario is YAML, loaded with a :class:`yaml.SafeLoader` (plain data, never evaluated
+as code; duplicate keys are errors) and validated into the typed objects below. Every
+problem is a :class:`~simkit.errors.ScenarioError`: one line naming the file, the path
+inside it (``outputs[2].day``) and what was expected, in words for a product manager.
+
+Numbers marked *Param* may be written as a distribution instead
+(``{dist: normal, mean: 0.05, sd: 0.02}``): the parameter is then *uncertain*; a run
+draws one value from its seed and an ensemble samples it across runs. User traits in
+``segments[i].traits`` are distributions over *users* instead: each user draws a value.
+
+See ``docs/scenarios.md`` (generated from this module by ``simkit schema --markdown``)
+for every field with its unit and range.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import copy
+import datetime as dt
+import difflib
+import functools
+import math
+import numbers
+import re
+import types
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from ..errors import ScenarioError
+from .distributions import DIST_KINDS, Dist, DistTypes
+
+__all__ = [
+    "Scenario",
+    "load_scenario",
+    "parse_scenario",
+    "bundled_scenarios",
+    "uncertain_parameters",
+    "with_values",
+    "get_value",
+    "dist_mean",
+    "metric_names",
+    "OUTPUT_KINDS",
+]
+
+# ---------------------------------------------------------------------------------------
+# How values and ranges read in messages (one line each, for a product manager)
+# ---------------------------------------------------------------------------------------
+
+_NETWORK_KINDS = ("small_world", "scale_free")
+_MAX_TEXT = 40  # longer text values are cut in messages
+_LINE_BREAKS = re.compile(r"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def _one_line(text: Any) -> str:
+    """Messages are one printable line, whatever a file name, a key or a value contains."""
+    s = _LINE_BREAKS.sub(" ", str(text))
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+
+
+def _fmt_num(v) -> str:
+    """``50,000,000`` rather than ``5e+07``; ``0.05`` rather than ``0.05000000000000001``."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, numbers.Integral):
+        if abs(int(v)) < 10**16:
+            return f"{int(v):,}"
+        try:
+            return f"{float(v):.3g}"
+        except OverflowError:
+            return "a number with more than 300 digits"
+    v = float(v)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "infinity" if v > 0 else "-infinity"
+    if abs(v) >= 10_000 and abs(v) < 1e16:
+        return f"{v:,.4f}".rstrip("0").rstrip(".")
+    return f"{v:g}"
+
+
+def _describe(v: Any) -> str:
+    """A value as the user wrote it, for the 'got ...' part of a message."""
+    if v is None:
+        return "nothing (an empty value)"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, numbers.Real):
+        return _fmt_num(v)
+    if isinstance(v, str):
+        s = _one_line(v)
+        s = s if len(s) <= _MAX_TEXT else s[: _MAX_TEXT - 3] + "..."
+        try:
+            float(v)
+        except ValueError:
+            return f"'{s}'"
+        return f"the text '{s}' (a number in quotes is text)"
+    if isinstance(v, dt.datetime):
+        return f"the date and time {v.isoformat(sep=' ')}"
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, dict):
+        return "a mapping" if v else "an empty mapping {}"
+    if isinstance(v, list | tuple):
+        return "a list" if v else "an empty list []"
+    return f"a {type(v).__name__}"
+
+
+def _bounds_text(what: str, ge=None, gt=None, le=None, lt=None) -> str:
+    """``a whole number from 2 to 200``, ``a number > 0 and <= 1``, ``a number``."""
+    if ge is not None and le is not None:
+        return f"{what} from {_fmt_num(ge)} to {_fmt_num(le)}"
+    parts = []
+    if ge is not None:
+        parts.append(f">= {_fmt_num(ge)}")
+    if gt is not None:
+        parts.append(f"> {_fmt_num(gt)}")
+    if le is not None:
+        parts.append(f"<= {_fmt_num(le)}")
+    if lt is not None:
+        parts.append(f"< {_fmt_num(lt)}")
+    return f"{what} {' and '.join(parts)}" if parts else what
+
+
+def _finite(v) -> bool:
+    """True for a number that fits a float and is not NaN or infinite."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _in_bounds(v: float, ge=None, gt=None, le=None, lt=None) -> bool:
+    return not (
+        (ge is not None and v < ge)
+        or (gt is not None and v <= gt)
+        or (le is not None and v > le)
+        or (lt is not None and v >= lt)
+    )
+
+
+def _choices_hint(got: Any, choices) -> str:
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(got), choices, n=1) if isinstance(got, str) else []
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "expected one of: " + ", ".join(choices)
+
+
+def _unknown_key_message(key: Any, allowed, owner: str = "") -> str:
+    where = f" for {owner}" if owner else ""
+    return f"unknown key '{_one_line(key)}'{where} ({_choices_hint(str(key), sorted(allowed))})"
+
+
+def _owner(cls: type[BaseModel]) -> str:
+    """``a price_change output``, ``a small_world network`` (for tagged union members)."""
+    tag = cls.model_fields.get("kind")
+    if tag is None:
+        return ""
+    value = get_args(tag.annotation)[0]
+    return f"a {value} {'network' if value in _NETWORK_KINDS else 'output'}"
+
+
+def _custom(msg: str, subpath: str | None = None, kind: str = "scenario") -> PydanticCustomError:
+    """An error whose message is used as it is (``subpath`` is appended to its location)."""
+    ctx: dict[str, Any] = {"msg": _one_line(msg)}
+    if subpath:
+        ctx["subpath"] = subpath
+    return PydanticCustomError(kind, "{msg}", ctx)
+
+
+# ---------------------------------------------------------------------------------------
+# Numbers that may be uncertain, and per-user traits
+# ---------------------------------------------------------------------------------------
+
+_dist_adapter = TypeAdapter(Dist)
+_DIST_CLASSES = {cls.model_fields["dist"].annotation.__args__[0]: cls for cls in DistTypes}
+_DIST_EXAMPLE = "{dist: normal, mean: .., sd: ..}"
+
+
+def _describe_range(lo, hi) -> str:
+    return _bounds_text("a number", ge=lo, le=hi)
+
+
+def _validate_dist(v: dict):
+    """A distribution written as a mapping, with messages that name the faulty key."""
+    if "dist" not in v:
+        raise _custom(
+            "missing required key 'dist' (the kind of distribution, one of: "
+            + ", ".join(DIST_KINDS)
+            + ")",
+            "dist",
+        )
+    kind = v["dist"]
+    if not isinstance(kind, str) or kind not in _DIST_CLASSES:
+        raise _custom(
+            f"unknown distribution {_describe(kind)} ({_choices_hint(kind, DIST_KINDS)})", "dist"
+        )
+    cls = _DIST_CLASSES[kind]
+    allowed = [f.alias or name for name, f in cls.model_fields.items()]
+    needed = [f.alias or n for n, f in cls.model_fields.items() if f.is_required() and n != "dist"]
+    for key, val in v.items():
+        if key not in allowed:
+            raise _custom(
+                f"unknown key '{_one_line(key)}' for a {kind} distribution "
+                f"({_choices_hint(str(key), [a for a in allowed if a != 'dist'])})",
+                str(key),
+            )
+        if key != "dist" and (
+            isinstance(val, bool) or not isinstance(val, numbers.Real) or not _finite(val)
+        ):
+            raise _custom(f"expected a number, got {_describe(val)}", key)
+    for key in needed:
+        if key not in v:
+            raise _custom(
+                f"missing required key '{key}' (a {kind} distribution needs "
+                + ", ".join(needed)
+                + ")",
+                key,
+            )
+    try:
+        d = _dist_adapter.validate_python(v)
+        mean = dist_mean(v)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise _custom(_rewrite_message(err), _loc_to_path(err["loc"], v)) from None
+    except ArithmeticError:
+        mean = math.nan
+    if not _finite(mean):
+        raise _custom(f"the numbers of this {kind} distribution are too extreme to compute with")
+    return d
+
+
+def dist_mean(v: dict) -> float:
+    """Mean of a (valid) distribution mapping, without building a scipy distribution."""
+    if "mean" in v:  # normal, lognormal, gamma, beta: given by their mean
+        return float(v["mean"])
+    if v["dist"] == "triangular":
+        return (float(v["low"]) + float(v["mode"]) + float(v["high"])) / 3
+    return (float(v["low"]) + float(v["high"])) / 2  # uniform
+
+
+def _number_or_dist(v: Any, lo, hi):
+    """Shared by parameters and traits: a number in ``[lo, hi]`` or a distribution."""
+    expected = _describe_range(lo, hi)
+    if isinstance(v, DistTypes):
+        return v
+    if isinstance(v, dict):
+        if "dist" not in v and not ({"mean", "sd", "low", "high", "mode"} & set(v)):
+            raise _custom(
+                f"expected {expected} or a distribution like {_DIST_EXAMPLE}, got a mapping"
+            )
+        d = _validate_dist(v)
+        mean = dist_mean(v)
+        if not _in_bounds(mean, ge=lo, le=hi):
+            raise _custom(
+                f"the distribution's mean {_fmt_num(mean)} is outside the allowed range "
+                f"({expected})"
+            )
+        return d
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise _custom(
+            f"expected {expected} or a distribution like {_DIST_EXAMPLE}, got {_describe(v)}"
+        )
+    if not _finite(v) or not _in_bounds(v, ge=lo, le=hi):
+        raise _custom(f"expected {expected}, got {_fmt_num(v)}")
+    return float(v)
+
+
+def _param_validator(lo: float | None, hi: float | None):
+    def validate(v: Any):
+        out = _number_or_dist(v, lo, hi)
+        if isinstance(v, dict):
+            return out.clipped(lo, hi)
+        return out
+
+    return validate
+
+
+def _serialize(v):
+    return v.model_dump(by_alias=True, exclude_none=True) if isinstance(v, DistTypes) else v
+
+
+_SERIALIZE = PlainSerializer(_serialize)
+
+
+def _number_schema(lo, hi) -> dict:
+    num: dict[str, Any] = {"type": "number"}
+    if lo is not None:
+        num["minimum"] = lo
+    if hi is not None:
+        num["maximum"] = hi
+    return num
+
+
+def Param(lo: float | None = None, hi: float | None = None):
+    """A number in ``[lo, hi]`` or a distribution (an uncertain parameter).
+
+    A distribution's mean must lie in the range; its draws are clipped to it.
+    """
+    schema = {"anyOf": [_number_schema(lo, hi), {"x-distribution": True}], "x-param": True}
+    return Annotated[
+        Any, PlainValidator(_param_validator(lo, hi)), _SERIALIZE, WithJsonSchema(schema)
+    ]
+
+
+def TraitOf(lo: float | None = None, hi: float | None = None):
+    """A per-user trait in ``[lo, hi]``: a constant or a distribution over users.
+
+    A distribution's mean must lie in the range; the engine clips each user's draw to it.
+    """
+
+    def validate(v: Any):
+        return _number_or_dist(v, lo, hi)
+
+    schema = {"anyOf": [_number_schema(lo, hi), {"x-distribution": True}], "x-trait": True}
+    return Annotated[Any, PlainValidator(validate), _SERIALIZE, WithJsonSchema(schema)]
+
+
+Trait = TraitOf(0.0, None)
+Affinity = TraitOf(0.0, 1.0)
+Prob = Param(0.0, 1.0)
+NonNeg = Param(0.0, None)
+
+
+# ---------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------
+
+_SCALAR_KINDS = {
+    frozenset({int}): "int",
+    frozenset({float}): "float",
+    frozenset({bool}): "bool",
+    frozenset({str}): "str",
+    frozenset({dt.date}): "date",
+    frozenset({int, dt.date}): "day",
+}
+_DATE_EXAMPLE = "a date like 2026-03-01"
+_CHECKS: dict[type, dict[str, tuple]] = {}
+
+
+def _field_checks(cls: type[BaseModel]) -> dict[str, tuple]:
+    """For each plain scalar field of ``cls``: (kind, nullable, required, bounds)."""
+    out = {}
+    for name, f in cls.model_fields.items():
+        ann = f.annotation
+        args = get_args(ann) if get_origin(ann) in (Union, types.UnionType) else (ann,)
+        nullable = type(None) in args
+        kind = _SCALAR_KINDS.get(frozenset(a for a in args if a is not type(None)))
+        if kind is None:
+            continue
+        bounds = {}
+        for m in f.metadata:
+            for b in ("ge", "gt", "le", "lt"):
+                if getattr(m, b, None) is not None:
+                    bounds[b] = getattr(m, b)
+        out[f.alias or name] = (kind, nullable, f.is_required(), bounds)
+    return out
+
+
+def _scalar_problem(kind: str, nullable: bool, required: bool, bounds: dict, v: Any) -> str | None:
+    """What is wrong with ``v`` for a scalar field (None if nothing)."""
+    what = {
+        "int": _bounds_text("a whole number", **bounds),
+        "float": _bounds_text("a number", **bounds),
+        "bool": "true or false",
+        "str": "text",
+        "date": _DATE_EXAMPLE,
+        "day": f"a day number (0 is the first day) or {_DATE_EXAMPLE}",
+    }[kind]
+    if v is None:
+        return None if nullable else f"expected {what}, got {_describe(v)}"
+    bad = f"expected {what}, got {_describe(v)}"
+    if kind == "bool":
+        return None if isinstance(v, bool) else bad
+    if kind == "str":
+        if isinstance(v, numbers.Real) and not isinstance(v, bool):
+            return f"expected text, got the number {v} (put it in quotes to make it text)"
+        if not isinstance(v, str):
+            return bad
+        return "expected a non-empty text" if required and not v.strip() else None
+    if kind in ("date", "day") and not (kind == "day" and isinstance(v, numbers.Real)):
+        if isinstance(v, dt.datetime):
+            return f"expected {what}, without a time, got {_describe(v)}"
+        if isinstance(v, dt.date):
+            return None
+        if isinstance(v, str):
+            try:
+                dt.date.fromisoformat(v)
+            except ValueError:
+                return bad
+            return None
+        return bad
+    # numbers
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return bad
+    if not _finite(v):
+        return bad
+    if kind in ("int", "day") and not isinstance(v, numbers.Integral) and not float(v).is_integer():
+        return bad
+    if not _in_bounds(v, **bounds):
+        return bad
+    return None
+
+
+class _Bad:
+    """Stands in for a value the pre-check rejected, so that pydantic reports the problem at
+    the field's place (and goes on checking the other fields) with the pre-check's message."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def __repr__(self) -> str:
+        return "<invalid value>"
+
+
+class Strict(BaseModel):
+    """Base for scenario objects: unknown keys are errors, with a suggestion.
+
+    Plain scalar fields (whole numbers, numbers, true/false, text, dates) are checked
+    here too, so that a message names the field and its full range, a quoted number or
+    ``yes`` is not silently converted, and ``.inf`` / ``.nan`` are rejected.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any):
+        if isinstance(data, dict):
+            allowed = set()
+            for name, f in cls.model_fields.items():
+                allowed.add(f.alias or name)
+                allowed.add(name)
+            for key in data:
+                if key not in allowed:
+                    raise _custom(
+                        _unknown_key_message(key, allowed, _owner(cls)), str(key), "unknown_key"
+                    )
+            checks = _CHECKS.get(cls)
+            if checks is None:
+                checks = _CHECKS[cls] = _field_checks(cls)
+            bad = {}
+            for key, value in data.items():
+                if key in checks:
+                    problem = _scalar_problem(*checks[key], value)
+                    if problem:
+                        bad[key] = _Bad(problem)
+            if bad:
+                data = {**data, **bad}
+        elif data is not None and not isinstance(data, BaseModel):
+            raise _custom(f"expected a mapping of keys to values, got {_describe(data)}")
+        return data
+
+
+class Cost(Strict):
+    """What an output costs us, in the currency of prices (reported in the metrics'
+    output costs and subtracted in gross profit)."""
+
+    once: NonNeg = Field(0.0, description="One-off cost on the launch day [currency].")
+    per_day: NonNeg = Field(
+        0.0, description="Running cost every day from the launch day on [currency/day]."
+    )
+
+
+class SmallWorld(Strict):
+    """A Watts-Strogatz small-world network: users know their neighbours and a few
+    random others; word of mouth counts the share of a user's contacts who are customers."""
+
+    kind: Literal["small_world"]
+    degree: int = Field(
+        10,
+        ge=2,
+        le=200,
+        description="Contacts per user (Watts-Strogatz k; an odd number is rounded down to "
+        "even) [contacts].",
+    )
+    rewire: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Probability that each tie is rewired to a random user: 0 is a ring "
+        "lattice, 1 a random graph [probability].",
+    )
+
+
+class ScaleFree(Strict):
+    """A Barabasi-Albert scale-free network: a few users have very many contacts."""
+
+    kind: Literal["scale_free"]
+    m: int = Field(
+        3, ge=1, le=100, description="Ties each new user makes (Barabasi-Albert m) [ties]."
+    )
+
+
+class Market(Strict):
+    """Who can become a customer: how many potential users, what they stand for in the
+    real market, how price is weighed and who talks to whom."""
+
+    users: int = Field(
+        ge=10,
+        le=50_000_000,
+        description="Potential users simulated as agents; more users, less noise, slower "
+        "runs [users].",
+    )
+    population: float | None = Field(
+        None,
+        gt=0,
+        description="Real number of potential users the agents stand for. When set, counts "
+        "and money in the metrics are scaled by population / users; shares are unchanged "
+        "[people].",
+    )
+    reference_price: float = Field(
+        gt=0,
+        description="Price that costs a user with price_sensitivity 1 one unit of utility; "
+        "usually a typical price in the market [currency].",
+    )
+    currency: str = Field("USD", description="Label for money in tables and plots.")
+    network: Annotated[SmallWorld | ScaleFree, Field(discriminator="kind")] | None = Field(
+        None,
+        description="Social network for word of mouth, a mapping with kind: small_world or "
+        "scale_free; absent = fully mixed (everyone hears of everyone: textbook Bass).",
+    )
+
+
+class Traits(Strict):
+    """Per-user traits, each a constant or a distribution over the segment's users (every
+    user draws their own value at the start of a run, clipped to the range)."""
+
+    price_sensitivity: Trait = Field(
+        1.0,
+        description="Weight of price in the user's utility: price / reference_price costs "
+        "this many utility units [multiplier].",
+    )
+    need: Trait = Field(
+        1.0, description="Mean transactions per visit (Poisson) [transactions/visit]."
+    )
+    innovativeness: Trait = Field(
+        1.0,
+        description="Multiplier on Bass p: how readily the user adopts unprompted [multiplier].",
+    )
+    susceptibility: Trait = Field(
+        1.0, description="Multiplier on Bass q: how strongly word of mouth works [multiplier]."
+    )
+    churn_proneness: Trait = Field(
+        1.0, description="Multiplier on the user's churn hazard [multiplier]."
+    )
+    affinity: dict[str, Affinity] = Field(
+        default_factory=dict,
+        description="How much each feature matters to the user, by feature name (a feature "
+        "output's feature): scales its appeal and its take-up rate [0-1 weight].",
+    )
+    default_affinity: Affinity = Field(
+        0.5, description="Affinity for features not listed in affinity [0-1 weight]."
+    )
+
+
+class Segment(Strict):
+    """A group of potential users with their own traits (e.g. commuters, students)."""
+
+    name: str = Field(description="Segment name, unique; outputs' segments refer to it.")
+    share: float = Field(
+        gt=0,
+        le=1,
+        description="Share of the market's users in this segment; the shares of all segments "
+        "add up to 1 [share].",
+    )
+    traits: Traits = Field(
+        default_factory=Traits,
+        description="The segment's users' traits; every trait left out is 1 (affinities 0.5).",
+    )
+
+
+class Bass(Strict):
+    """Bass (1969) diffusion coefficients of a product: how fast non-customers adopt it."""
+
+    p: NonNeg = Field(
+        description="Coefficient of innovation: adoption from marketing and outside "
+        "influence, typically 0.01-0.03 [per year].",
+    )
+    q: NonNeg = Field(
+        description="Coefficient of imitation: adoption from word of mouth (times the "
+        "product's share of customers), typically 0.3-0.5 [per year].",
+    )
+
+
+class Renewal(Strict):
+    """How likely a subscriber renews at the end of a period:
+    sigmoid(base + satisfaction_weight * (satisfaction - 0.5) + value_weight * (value - 1)),
+    value = (discount savings + bundle_value) / fee over the period."""
+
+    base: Param() = Field(
+        2.0,
+        description="Log-odds of renewing at satisfaction 0.5 and value for money 1 "
+        "(2.0 is about 88%) [log-odds].",
+    )
+    satisfaction_weight: NonNeg = Field(
+        4.0, description="Added log-odds per unit of satisfaction above 0.5 [log-odds]."
+    )
+    value_weight: NonNeg = Field(
+        1.0, description="Added log-odds per unit of value for money above 1 [log-odds]."
+    )
+
+
+class SubscriptionPlan(Strict):
+    """A paid plan (e.g. a membership with discounts and a video bundle): customers who
+    visit may subscribe, pay a fee each period and renew or cancel at its end."""
+
+    fee: NonNeg = Field(description="Fee per period [currency/period].")
+    period_days: int = Field(30, ge=1, le=366, description="Length of a period [days].")
+    conversion: Prob = Field(
+        0.01, description="Probability that a visiting customer subscribes [probability/visit]."
+    )
+    discount: Prob = Field(
+        0.0, description="Discount on the price of each subscriber transaction [share of price]."
+    )
+    transaction_uplift: NonNeg = Field(
+        0.0,
+        description="Relative increase of a subscriber's transactions per visit, e.g. 0.2 "
+        "for +20% [relative].",
+    )
+    frequency_uplift: Param() = Field(
+        0.0, description="Added to a subscriber's visit log-odds [log-odds]."
+    )
+    churn_multiplier: NonNeg = Field(
+        1.0, description="Multiplier on a subscriber's churn hazard [multiplier]."
+    )
+    satisfaction_boost: Param() = Field(
+        0.0, description="Added to a subscriber's experience log-odds [log-odds]."
+    )
+    bundle_value: NonNeg = Field(
+        0.0,
+        description="Value of bundled extras (e.g. video) per period, for renewal "
+        "decisions [currency/period].",
+    )
+    renewal: Renewal = Field(
+        default_factory=Renewal, description="How likely a subscriber renews each period."
+    )
+    initial_subscribers: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the product's day-0 customers who are already subscribers [share].",
+    )
+
+
+class Product(Strict):
+    """A product competing for the market's users: ours (exactly one) or a competitor."""
+
+    name: str = Field(description="Product name, unique; outputs refer to it.")
+    ours: bool = Field(
+        False,
+        description="true for our product, whose metrics are reported (exactly one product).",
+    )
+    price: NonNeg = Field(description="Price per transaction [currency/transaction].")
+    unit_cost: NonNeg = Field(
+        0.0, description="Cost of goods sold per transaction [currency/transaction]."
+    )
+    quality: Param() = Field(
+        0.0,
+        description="Intrinsic utility: how good the product is apart from price and "
+        "features [utility].",
+    )
+    bass: Bass = Field(description="Diffusion coefficients p and q of the product.")
+    network_effect: NonNeg = Field(
+        0.0,
+        description="Utility per unit of the product's share of customers (among the user's "
+        "contacts with a network) [utility].",
+    )
+    initial_share: Prob = Field(
+        0.0,
+        description="Share of the market's users who are already customers on day 0; the "
+        "products' shares add up to at most 1 [share].",
+    )
+    subscription: SubscriptionPlan | None = Field(
+        None, description="A paid plan offered from day 0 (absent: no plan)."
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Outputs (interventions)
+# ---------------------------------------------------------------------------------------
+
+Day = Annotated[
+    int | dt.date,
+    Field(
+        description="Day the output ships: a day number (0 is the first simulated day) or a "
+        "date (YYYY-MM-DD) if start_date is set; it must be before the last day [day or date].",
+    ),
+]
+
+
+class _Output(Strict):
+    product: str = Field(description="Product that ships the output (one of the products' names).")
+    day: Day
+    id: str | None = Field(
+        None,
+        description="Unique name of the output, listed in variants and used in parameter "
+        "paths by tools.",
+    )
+    label: str | None = Field(
+        None, description="Short label for plots (default: derived from the kind)."
+    )
+    cost: Cost = Field(
+        default_factory=Cost, description="What shipping and running the output costs us."
+    )
+
+
+class FeatureOutput(_Output):
+    """A product feature launches (e.g. one-click purchase, scheduled rides): users who
+    value it (their affinity) like the product more, and visiting customers take it up
+    over time; users of it visit, buy and enjoy more."""
+
+    kind: Literal["feature"]
+    feature: str = Field(
+        description="Feature name; segments give their affinity for it in traits.affinity."
+    )
+    appeal: NonNeg = Field(
+        0.0,
+        description="Utility the feature adds to the product, times the user's affinity "
+        "(attracts adopters and keeps leavers) [utility].",
+    )
+    frequency_uplift: Param() = Field(
+        0.0, description="Added to the visit log-odds of users of the feature [log-odds]."
+    )
+    adoption_rate: Prob = Field(
+        0.05,
+        description="Daily take-up probability on a visit, times the user's affinity "
+        "[probability/visit].",
+    )
+    satisfaction_boost: Param() = Field(
+        0.0, description="Added to the experience log-odds of users of the feature [log-odds]."
+    )
+    transaction_uplift: NonNeg = Field(
+        0.0,
+        description="Relative increase of transactions per visit for users of the feature "
+        "[relative].",
+    )
+    segments: list[str] | None = Field(
+        None,
+        description="Segments the feature is built for; others cannot use it (default: all).",
+    )
+
+
+class PriceChange(_Output):
+    """The product's price changes (give price or change, not both)."""
+
+    kind: Literal["price_change"]
+    price: NonNeg | None = Field(
+        None, description="New price; or give change [currency/transaction]."
+    )
+    change: Param(-0.99, 10.0) | None = Field(
+        None,
+        description="Relative change of the current price, e.g. -0.1 for a 10% cut; or give "
+        "price [relative].",
+    )
+
+
+class Acquisition(_Output):
+    """The product buys a competitor, which leaves the market; part of its customers
+    migrate to the buyer."""
+
+    kind: Literal["acquisition"]
+    target: str = Field(description="Competitor bought (one of the products' names, not ours).")
+    retained: Prob = Field(
+        0.8,
+        description="Share of the target's customers who migrate to the buyer (the rest "
+        "lapse and may adopt again) [share].",
+    )
+
+
+class Campaign(_Output):
+    """A marketing campaign: for a while, more unprompted adoption (Bass p), more win-backs
+    and optionally extra appeal."""
+
+    kind: Literal["campaign"]
+    duration: int = Field(
+        28, ge=1, description="Length; a campaign may run past the last day [days]."
+    )
+    p_multiplier: NonNeg = Field(
+        2.0, description="Multiplier on the product's Bass p while it runs [multiplier]."
+    )
+    winback_multiplier: NonNeg = Field(
+        1.0,
+        description="Multiplier on the adoption hazard of lapsed users while it runs [multiplier].",
+    )
+    appeal: Param() = Field(
+        0.0, description="Utility added to the product while it runs [utility]."
+    )
+
+
+class LoyaltyProgram(_Output):
+    """A loyalty programme: frequent customers (habit at least min_habit) are members;
+    members churn less, may visit more and cost a reward per transaction."""
+
+    kind: Literal["loyalty_program"]
+    churn_reduction: Prob = Field(
+        0.3, description="Relative cut of members' churn hazard, e.g. 0.3 for -30% [relative]."
+    )
+    min_habit: Prob = Field(
+        0.4,
+        description="Habit (0-1, a moving average of 'visited today') from which a customer "
+        "counts as frequent, i.e. a member [habit].",
+    )
+    frequency_uplift: Param() = Field(
+        0.0, description="Added to members' visit log-odds [log-odds]."
+    )
+    satisfaction_boost: Param() = Field(
+        0.0, description="Added to members' experience log-odds [log-odds]."
+    )
+    cost_per_transaction: NonNeg = Field(
+        0.0, description="Reward cost per member transaction [currency/transaction]."
+    )
+
+
+class SubscriptionOutput(_Output):
+    """Launch a paid plan (fee required) or change fields of the existing plan; fields
+    left out keep their current value (or the plan defaults, for a new plan)."""
+
+    kind: Literal["subscription"]
+    fee: NonNeg | None = Field(
+        None, description="Fee per period; required to launch a plan [currency/period]."
+    )
+    period_days: int | None = Field(None, ge=1, le=366, description="Length of a period [days].")
+    conversion: Prob | None = Field(
+        None, description="Probability that a visiting customer subscribes [probability/visit]."
+    )
+    discount: Prob | None = Field(
+        None, description="Discount on the price of each subscriber transaction [share of price]."
+    )
+    transaction_uplift: NonNeg | None = Field(
+        None, description="Relative increase of a subscriber's transactions per visit [relative]."
+    )
+    frequency_uplift: Param() | None = Field(
+        None, description="Added to a subscriber's visit log-odds [log-odds]."
+    )
+    churn_multiplier: NonNeg | None = Field(
+        None, description="Multiplier on a subscriber's churn hazard [multiplier]."
+    )
+    satisfaction_boost: Param() | None = Field(
+        None, description="Added to a subscriber's experience log-odds [log-odds]."
+    )
+    bundle_value: NonNeg | None = Field(
+        None, description="Value of bundled extras per period [currency/period]."
+    )
+    renewal: Renewal | None = Field(None, description="How likely a subscriber renews.")
+
+
+Output = Annotated[
+    FeatureOutput | PriceChange | Acquisition | Campaign | LoyaltyProgram | SubscriptionOutput,
+    Field(discriminator="kind"),
+]
+OUTPUT_KINDS = (
+    "feature",
+    "price_change",
+    "acquisition",
+    "campaign",
+    "loyalty_program",
+    "subscription",
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Population behaviour (the rule parameters of DESIGN §2)
+# ---------------------------------------------------------------------------------------
+
+
+class AdoptionRules(Strict):
+    """Adoption (Bass diffusion) rules shared by all products."""
+
+    winback: NonNeg = Field(
+        0.5,
+        description="Adoption hazard of lapsed (former) customers relative to users who "
+        "never were customers [multiplier].",
+    )
+
+
+class VisitRules(Strict):
+    """Whether a customer visits on a day:
+    sigmoid(base + habit_weight * habit + satisfaction_weight * (satisfaction - 0.5) + uplifts)."""
+
+    base: Param() = Field(
+        -1.0,
+        description="Visit log-odds at habit 0 and satisfaction 0.5 (-1.0 is about 27% of "
+        "days) [log-odds].",
+    )
+    habit_weight: NonNeg = Field(
+        3.0, description="Added visit log-odds per unit of habit (0-1) [log-odds]."
+    )
+    satisfaction_weight: NonNeg = Field(
+        2.0, description="Added visit log-odds per unit of satisfaction above 0.5 [log-odds]."
+    )
+
+
+class ExperienceRules(Strict):
+    """How a visit feels and how satisfaction and habit follow: experience =
+    sigmoid(base + quality_weight * quality + boosts - price_weight * price_sensitivity *
+    price / reference_price + noise); satisfaction and habit are moving averages."""
+
+    base: Param() = Field(0.5, description="Experience log-odds of an average visit [log-odds].")
+    quality_weight: NonNeg = Field(
+        1.0, description="Experience log-odds per unit of product quality [log-odds]."
+    )
+    price_weight: NonNeg = Field(
+        0.5,
+        description="Experience log-odds lost per unit of price_sensitivity * price / "
+        "reference_price [log-odds].",
+    )
+    noise_sd: NonNeg = Field(
+        0.5, description="Standard deviation of day-to-day noise in experience [log-odds]."
+    )
+    satisfaction_rate: Prob = Field(
+        0.1,
+        description="Weight of today's experience in satisfaction (moving average) [per visit].",
+    )
+    habit_rate: Prob = Field(
+        0.05, description="Weight of 'visited today' (1 or 0) in habit (moving average) [per day]."
+    )
+
+
+class ChurnRules(Strict):
+    """When a customer leaves: daily hazard from base_monthly times churn_proneness *
+    exp(-habit_k * habit) * exp(satisfaction_k * (0.5 - satisfaction)) * multipliers;
+    a leaver switches to a competitor or lapses (logit against the outside option)."""
+
+    base_monthly: Prob = Field(
+        0.05,
+        description="Monthly churn probability at habit 0, satisfaction 0.5 and churn "
+        "proneness 1 [probability/month].",
+    )
+    habit_k: NonNeg = Field(
+        1.5, description="Churn hazard falls by exp(-habit_k * habit) [per unit of habit]."
+    )
+    satisfaction_k: NonNeg = Field(
+        3.0,
+        description="Churn hazard grows by exp(satisfaction_k * (0.5 - satisfaction)) "
+        "[per unit of satisfaction].",
+    )
+    outside_option: Param() = Field(
+        0.0,
+        description="Utility of leaving the market, against which leavers pick competitors "
+        "[utility].",
+    )
+
+
+class InitialState(Strict):
+    """Habit and satisfaction of customers when the run starts, and of new adopters."""
+
+    habit: Prob = Field(0.5, description="Habit of day-0 customers [0-1].")
+    satisfaction: Prob = Field(0.6, description="Satisfaction of day-0 customers [0-1].")
+    adopter_satisfaction: Prob = Field(
+        0.6, description="Satisfaction of a new adopter on their first day [0-1]."
+    )
+
+
+class Behaviour(Strict):
+    """The rules of user behaviour (DESIGN §2, simkit/rules.py) with their parameters;
+    every section and field is optional (defaults below)."""
+
+    adoption: AdoptionRules = Field(
+        default_factory=AdoptionRules, description="Adoption by non-customers and win-backs."
+    )
+    visit: VisitRules = Field(default_factory=VisitRules, description="How often customers visit.")
+    experience: ExperienceRules = Field(
+        default_factory=ExperienceRules,
+        description="How a visit feels, and how satisfaction and habit follow.",
+    )
+    churn: ChurnRules = Field(
+        default_factory=ChurnRules, description="When customers leave, and where they go."
+    )
+    initial: InitialState = Field(
+        default_factory=InitialState, description="Customers' state on day 0."
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# OKRs: objectives and their key results (DESIGN §1, §5)
+# ---------------------------------------------------------------------------------------
+
+AGGREGATIONS = ("value", "mean", "sum")
+DIRECTIONS = ("at_least", "at_most")
+DEFAULT_WINDOW = 28  # days in a key result's mean or sum when window is not given
+MIN_KEY_RESULTS, MAX_KEY_RESULTS = 2, 5
+
+
+def metric_names(scenario: Scenario | str | Path) -> list[str]:
+    """Every metric column a run of ``scenario`` produces, in the order of
+    ``RunResult.metrics``: the fixed metrics (DESIGN.md section 3) and the per-feature
+    (``feature_utilization:<feature>``) and per-product (``customers:<product>``,
+    ``market_share:<product>``, ``transaction_share:<product>``) ones.
+
+    What a key result's ``metric``, ``simkit.ensemble(metrics=...)`` and plots may name.
+    ``scenario`` is a Scenario, a YAML path or a bundled name.
+
+    >>> import simkit
+    >>> simkit.metric_names("bass_diffusion")[:4]
+    ['dau', 'wau', 'mau', 'stickiness']
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    features = tuple(scenario.feature_names)
+    products = tuple(p.name for p in scenario.products)
+    return list(_metric_columns(features, products))
+
+
+@functools.lru_cache(maxsize=256)
+def _metric_columns(features: tuple[str, ...], products: tuple[str, ...]) -> tuple[str, ...]:
+    """Asked of simkit/metrics.py, where metrics are defined: the columns of an empty
+    one-day recording with these features and products."""
+    from ..model.metrics import Recorder
+
+    return tuple(Recorder(1, list(products), list(features), ["all"]).frame().columns)
+
+
+DayOrDate = int | dt.date
+
+# True while with_values re-validates a copy whose OKRs it does not change: the levers'
+# ranges were checked when the original was validated, and checking them again costs
+# three parses per lever in every run of an ensemble.
+_LEVER_RANGES_KNOWN: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lever_ranges_known", default=False
+)
+
+
+class Lever(Strict):
+    """A parameter of the plan the team controls (e.g. how much a feature lifts visits, or
+    the size of a price cut), searched by the OKR stress test for *what it takes*: the
+    value nearest to least at which the key result is met with probability >= 80%."""
+
+    path: str = Field(
+        description="Path of the number in this scenario, e.g. outputs[0].frequency_uplift "
+        "or outputs[2].change (see RunResult.parameters for the paths of uncertain ones)."
+    )
+    least: float = Field(
+        description="The value that costs least, usually the plan's own (0 uplift, no price "
+        "cut); the search starts here [the parameter's unit].",
+    )
+    most: float = Field(
+        description="The largest effort worth considering; may be below least, e.g. -0.3 for "
+        "a price cut of up to 30% [the parameter's unit].",
+    )
+
+
+class KeyResult(Strict):
+    """A key result: a metric, aggregated on a deadline, against a target. Met when the
+    aggregate (or its relative change since baseline_day) is at least (or at most) the
+    target; the OKR stress test gives the probability of that across runs."""
+
+    name: str | None = Field(
+        None, description="Short label for tables and plots (default: written from the fields)."
+    )
+    metric: str = Field(
+        description="A daily metric of the run (a column of RunResult.metrics): dau, "
+        "transactions, visits_per_user_week, nps, market_share, mrr, renewal_rate, ...; "
+        "feature_utilization:F for a feature F, market_share:P for a product P."
+    )
+    aggregation: Literal["value", "mean", "sum"] = Field(
+        "value",
+        description="value: the metric on the deadline day; mean or sum: over the window of "
+        "days ending on the deadline (and, for a relative target, on baseline_day).",
+    )
+    window: int | None = Field(
+        None,
+        ge=1,
+        le=3650,
+        description="Days in the mean or sum, ending on the day (default 28); only with "
+        "aggregation mean or sum [days].",
+    )
+    target: float = Field(
+        description="The target: a value of the metric, or with baseline_day its relative "
+        "change since then, e.g. 0.2 for +20% [the metric's unit, or relative].",
+    )
+    baseline_day: DayOrDate | None = Field(
+        None,
+        description="Day number or date (with start_date) the change is measured from; "
+        "given, the target is a relative change; before the deadline [day or date].",
+    )
+    direction: Literal["at_least", "at_most"] = Field(
+        "at_least",
+        description="at_least: met when the result is >= target (more is better); at_most: "
+        "met when it is <= target (e.g. churn_rate).",
+    )
+    deadline: DayOrDate = Field(
+        description="Day number (0 is the first day) or date (with start_date) the result is "
+        "due; inside the horizon [day or date].",
+    )
+    lever: Lever | None = Field(
+        None,
+        description="For what it takes: the parameter to search and its range (absent: the "
+        "stress test skips this key result's search unless given one).",
+    )
+
+
+class Objective(Strict):
+    """An objective: a qualitative goal with 2 to 5 measurable key results; it is met when
+    all of its key results are met."""
+
+    name: str = Field(
+        description="The objective in words, e.g. 'Become the everyday ride'; unique."
+    )
+    key_results: list[KeyResult] = Field(
+        min_length=MIN_KEY_RESULTS,
+        max_length=MAX_KEY_RESULTS,
+        description="Its 2 to 5 key results.",
+    )
+
+    @field_validator("key_results", mode="before")
+    @classmethod
+    def _two_to_five(cls, v: Any):
+        if isinstance(v, list) and not MIN_KEY_RESULTS <= len(v) <= MAX_KEY_RESULTS:
+            raise _custom(
+                f"an objective has {MIN_KEY_RESULTS} to {MAX_KEY_RESULTS} key results, got {len(v)}"
+            )
+        return v
+
+
+class Control(Strict):
+    """A slider of the explorer widget (`simkit.widgets.explore`): a number of the
+    scenario that a user moves to see what changes. Without a controls section the widget
+    derives sliders from the outputs' effect parameters."""
+
+    path: str = Field(
+        description="Path of the number in this scenario, e.g. outputs[0].appeal, "
+        "products[1].price or behaviour.churn.base_monthly; a distribution's slider starts at "
+        "its mean and replaces it by a number."
+    )
+    label: str | None = Field(
+        None, description="Text next to the slider (default: written from the path)."
+    )
+    min: float = Field(description="Smallest value of the slider [the parameter's unit].")
+    max: float = Field(description="Largest value of the slider; above min [the parameter's unit].")
+    step: float | None = Field(
+        None,
+        gt=0,
+        description="Increment of the slider, at most max - min (default: (max - min) / 100) "
+        "[the parameter's unit].",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The scenario
+# ---------------------------------------------------------------------------------------
+
+
+class Scenario(Strict):
+    """A market, its users, the products and the dated plan of outputs."""
+
+    name: str = Field(description="Short identifier, used in file names and titles.")
+    description: str = Field("", description="One line shown by `simkit list`.")
+    days: int = Field(
+        ge=1, le=3650, description="Days simulated, day 0 to days - 1 (one tick = one day) [days]."
+    )
+    seed: int = Field(0, ge=0, description="Default random seed of a run.")
+    start_date: dt.date | None = Field(
+        None,
+        description="Calendar date of day 0 (YYYY-MM-DD); lets outputs give dates as days.",
+    )
+    warmup_days: int = Field(
+        0,
+        ge=0,
+        le=3000,
+        description="Days simulated before day 0, without outputs or metrics, so that habits, "
+        "satisfaction and shares have settled when the plan starts [days].",
+    )
+    market: Market = Field(description="Market size, pricing reference and social network.")
+    behaviour: Behaviour = Field(
+        default_factory=Behaviour,
+        description="Parameters of the behaviour rules (all optional).",
+    )
+    segments: list[Segment] = Field(
+        min_length=1, description="Groups of potential users; their shares add up to 1."
+    )
+    products: list[Product] = Field(
+        min_length=1, description="The competing products; exactly one has ours: true."
+    )
+    outputs: list[Output] = Field(
+        default_factory=list,
+        description="The dated plan: what each product ships and when (see Outputs).",
+    )
+    variants: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Named alternatives to compare (e.g. three hypotheses): each lists the "
+        "ids of the outputs it ships; a run of a variant ships only those.",
+    )
+    okrs: list[Objective] = Field(
+        default_factory=list,
+        description="Objectives and key results the plan is judged by (see Objective); "
+        "validated here, evaluated by simkit okr / simkit.okr.stress_test.",
+    )
+    controls: list[Control] = Field(
+        default_factory=list,
+        description="Sliders of the explorer widget (see Control), in order; absent: the "
+        "widget derives them from the outputs' effect parameters.",
+    )
+
+    # -- derived helpers -------------------------------------------------------------
+    @property
+    def our_product(self) -> Product:
+        return next(p for p in self.products if p.ours)
+
+    def product_index(self, name: str) -> int:
+        return [p.name for p in self.products].index(name)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """All feature names, in order of first appearance in the plan."""
+        names: list[str] = []
+        for o in self.outputs:
+            if o.kind == "feature" and o.feature not in names:
+                names.append(o.feature)
+        return names
+
+    def variant_outputs(self, variant: str) -> list[int]:
+        """Indices of the outputs a variant ships."""
+        if variant not in self.variants:
+            known = ", ".join(self.variants) or "none defined"
+            raise KeyError(f"unknown variant '{variant}' (variants: {known})")
+        ids = self.variants[variant]
+        return [i for i, o in enumerate(self.outputs) if o.id in ids]
+
+    def output_day(self, output) -> int:
+        if isinstance(output.day, dt.date):
+            return (output.day - self.start_date).days
+        return output.day
+
+    def output_label(self, i: int) -> str:
+        o = self.outputs[i]
+        if o.label:
+            return o.label
+        what = {
+            "feature": lambda: o.feature.replace("_", " "),
+            "price_change": lambda: "price change",
+            "acquisition": lambda: f"buys {o.target}",
+            "campaign": lambda: "campaign",
+            "loyalty_program": lambda: "loyalty programme",
+            "subscription": lambda: "subscription",
+        }[o.kind]()
+        return what if o.product == self.our_product.name else f"{o.product}: {what}"
+
+    # -- cross references ---------------------------------------------------------------
+    @model_validator(mode="after")
+    def _cross_references(self):
+        def fail(path: str, msg: str):
+            raise PydanticCustomError(
+                "reference", "{msg}", {"msg": _one_line(msg), "abspath": path}
+            )
+
+        total = sum(s.share for s in self.segments)
+        if abs(total - 1) > 1e-6:
+            each = ", ".join(f"{s.name} {s.share:.10g}" for s in self.segments[:6])
+            more = ", ..." if len(self.segments) > 6 else ""
+            fail(
+                "segments",
+                f"segment shares must add up to 1, but they add up to {total:.10g} ({each}{more})",
+            )
+        seg_names = [s.name for s in self.segments]
+        for i, n in enumerate(seg_names):
+            if n in seg_names[:i]:
+                fail(f"segments[{i}].name", f"duplicate segment name '{n}'")
+        names = [p.name for p in self.products]
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                fail(f"products[{i}].name", f"duplicate product name '{n}'")
+        ours = [i for i, p in enumerate(self.products) if p.ours]
+        if not ours:
+            fail("products", "no product has ours: true (mark the product whose metrics you want)")
+        if len(ours) > 1:
+            fail(
+                f"products[{ours[1]}].ours",
+                f"only one product can have ours: true, and '{self.products[ours[0]].name}' "
+                "already has it",
+            )
+        initial = sum(p.initial_share for p in self.products if isinstance(p.initial_share, float))
+        if initial > 1 + 1e-9:
+            fail(
+                "products",
+                f"the initial_share of all products must add up to at most 1, got {initial:.10g}",
+            )
+
+        features = self.feature_names
+        gone: dict[str, int] = {}
+        launched: set[tuple[str, str]] = set()
+        plans = {p.name for p in self.products if p.subscription is not None}
+        order = sorted(range(len(self.outputs)), key=lambda i: self._day_or_zero(i))
+        for i in order:
+            o = self.outputs[i]
+            if o.product not in names:
+                fail(f"outputs[{i}].product", _unknown("product", o.product, names))
+            if isinstance(o.day, dt.date):
+                if self.start_date is None:
+                    fail(f"outputs[{i}].day", "a date needs start_date at the top of the scenario")
+                day = (o.day - self.start_date).days
+                if day < 0:
+                    fail(f"outputs[{i}].day", f"{o.day} is before start_date {self.start_date}")
+            else:
+                day = o.day
+                if day < 0:
+                    fail(
+                        f"outputs[{i}].day", f"expected a day >= 0 (0 is the first day), got {day}"
+                    )
+            if day >= self.days:
+                when = f"{o.day} (day {day}) is" if isinstance(o.day, dt.date) else f"day {day} is"
+                fail(
+                    f"outputs[{i}].day",
+                    f"{when} after the last simulated day, {self.days - 1} (days: {self.days}, "
+                    "counted from day 0)",
+                )
+            if o.product in gone and day >= gone[o.product]:
+                fail(
+                    f"outputs[{i}].product",
+                    f"'{o.product}' was acquired on day {gone[o.product]} and is gone by day {day}",
+                )
+            if o.kind == "feature":
+                if (o.product, o.feature) in launched:
+                    fail(
+                        f"outputs[{i}].feature",
+                        f"'{o.product}' launches feature '{o.feature}' twice",
+                    )
+                launched.add((o.product, o.feature))
+                for j, s in enumerate(o.segments or []):
+                    if s not in seg_names:
+                        fail(f"outputs[{i}].segments[{j}]", _unknown("segment", s, seg_names))
+            elif o.kind == "price_change":
+                if o.price is not None and o.change is not None:
+                    fail(
+                        f"outputs[{i}].change",
+                        "give either price (the new price) or change (relative, e.g. -0.1), "
+                        "not both",
+                    )
+                if o.price is None and o.change is None:
+                    fail(
+                        f"outputs[{i}]",
+                        "a price change needs price (the new price) or change (relative, "
+                        "e.g. -0.1)",
+                    )
+            elif o.kind == "acquisition":
+                if o.target not in names:
+                    fail(f"outputs[{i}].target", _unknown("product", o.target, names))
+                if o.target == o.product:
+                    fail(f"outputs[{i}].target", "a product cannot acquire itself")
+                if self.products[names.index(o.target)].ours:
+                    fail(f"outputs[{i}].target", "our own product cannot be acquired")
+                if o.target in gone:
+                    fail(f"outputs[{i}].target", f"'{o.target}' was already acquired")
+                gone[o.target] = day
+            elif o.kind == "campaign":
+                if day + o.duration > self.days:
+                    pass  # a campaign may run past the horizon; it simply is cut off
+            elif o.kind == "subscription":
+                if o.product not in plans and o.fee is None:
+                    fail(
+                        f"outputs[{i}].fee",
+                        f"'{o.product}' has no subscription yet: launching one needs a fee",
+                    )
+                plans.add(o.product)
+        ids = [o.id for o in self.outputs]
+        for i, oid in enumerate(ids):
+            if oid is not None and oid in ids[:i]:
+                fail(f"outputs[{i}].id", f"duplicate output id '{oid}'")
+        known_ids = [x for x in ids if x is not None]
+        for v, members in self.variants.items():
+            for j, oid in enumerate(members):
+                if oid not in known_ids:
+                    fail(
+                        f"variants{_key_text(v, first=False)}[{j}]",
+                        _unknown("output id", oid, known_ids),
+                    )
+        for i, s in enumerate(self.segments):
+            for f in s.traits.affinity:
+                if f not in features:
+                    fail(
+                        f"segments[{i}].traits.affinity{_key_text(f, first=False)}",
+                        _unknown("feature", f, features, "features are named by feature outputs"),
+                    )
+        return self
+
+    # -- OKRs -------------------------------------------------------------------------------
+    def day_number(self, day: int | dt.date) -> int:
+        """A day number (0 is the first day) from a day number or a date."""
+        if isinstance(day, dt.date):
+            return (day - self.start_date).days
+        return int(day)
+
+    @model_validator(mode="after")
+    def _okr_references(self):
+        """Key results name known metrics, fall inside the horizon and have 2-5 siblings;
+        runs after :meth:`_cross_references`, so problems of the plan are reported first."""
+        if not self.okrs:
+            return self
+
+        def fail(path: str, msg: str):
+            raise PydanticCustomError(
+                "reference", "{msg}", {"msg": _one_line(msg), "abspath": path}
+            )
+
+        def day_of(value, path: str) -> int:
+            if isinstance(value, dt.date):
+                if self.start_date is None:
+                    fail(path, "a date needs start_date at the top of the scenario")
+                day = (value - self.start_date).days
+                if day < 0:
+                    fail(path, f"{value} is before start_date {self.start_date}")
+            else:
+                day = value
+                if day < 0:
+                    fail(path, f"expected a day >= 0 (0 is the first day), got {day}")
+            if day > self.days - 1:
+                when = f"{value} (day {day}) is" if isinstance(value, dt.date) else f"day {day} is"
+                fail(
+                    path,
+                    f"{when} after the last simulated day, {self.days - 1} (days: {self.days}, "
+                    "counted from day 0)",
+                )
+            return day
+
+        known = metric_names(self)
+        objectives: list[str] = []
+        for i, objective in enumerate(self.okrs):
+            here = f"okrs[{i}]"
+            if objective.name in objectives:
+                fail(f"{here}.name", f"duplicate objective '{objective.name}'")
+            objectives.append(objective.name)
+            names: list[str] = []
+            for j, kr in enumerate(objective.key_results):
+                at = f"{here}.key_results[{j}]"
+                if kr.name is not None:
+                    if kr.name in names:
+                        fail(f"{at}.name", f"duplicate key result '{kr.name}' in this objective")
+                    names.append(kr.name)
+                problem = self._metric_problem(kr.metric, known)
+                if problem:
+                    fail(f"{at}.metric", problem)
+                deadline = day_of(kr.deadline, f"{at}.deadline")
+                window = kr.window
+                if kr.aggregation == "value":
+                    if window is not None:
+                        fail(
+                            f"{at}.window",
+                            "a window goes with aggregation mean or sum; aggregation value "
+                            "takes the metric on the deadline day",
+                        )
+                    window = 1
+                elif window is None:
+                    window = DEFAULT_WINDOW
+                if deadline - window + 1 < 0:
+                    fail(
+                        f"{at}.window" if kr.window is not None else f"{at}.deadline",
+                        f"the {window}-day window ending on the deadline (day {deadline}) "
+                        "starts before day 0 (use a later deadline or a shorter window)",
+                    )
+                if kr.baseline_day is not None:
+                    base = day_of(kr.baseline_day, f"{at}.baseline_day")
+                    if base >= deadline:
+                        fail(
+                            f"{at}.baseline_day",
+                            f"the baseline day (day {base}) must be before the deadline "
+                            f"(day {deadline})",
+                        )
+                    if base - window + 1 < 0:
+                        fail(
+                            f"{at}.baseline_day",
+                            f"the {window}-day window ending on the baseline day (day {base}) "
+                            f"starts before day 0 (use a baseline_day >= {window - 1} or a "
+                            "shorter window)",
+                        )
+                if kr.lever is not None:
+                    self._lever_problem(kr.lever, f"{at}.lever", fail)
+        return self
+
+    # -- controls of the explorer widget ------------------------------------------------------
+    @model_validator(mode="after")
+    def _control_references(self):
+        """Each control names a number of the market or the plan, once, with a range that
+        holds its current value (a distribution's mean) and that the field allows; runs
+        after the plan and OKR checks."""
+        if not self.controls:
+            return self
+
+        def fail(path: str, msg: str):
+            raise PydanticCustomError(
+                "reference", "{msg}", {"msg": _one_line(msg), "abspath": path}
+            )
+
+        data = _dump(self)
+        seen: dict[str, int] = {}
+        for i, c in enumerate(self.controls):
+            at = f"controls[{i}]"
+            where = f"'{_one_line(c.path)}'"
+            keys = _split_path(c.path)
+            if c.path in seen:
+                fail(f"{at}.path", f"{where} already has a slider (controls[{seen[c.path]}])")
+            seen[c.path] = i
+            if keys and keys[0] in ("okrs", "controls", "name", "description"):
+                fail(
+                    f"{at}.path", f"a control moves a number of the market or the plan, not {where}"
+                )
+            if len(keys) == 3 and keys[0] == "outputs" and keys[2] == "day":
+                fail(
+                    f"{at}.path", f"the explorer has a launch-day slider per output; remove {where}"
+                )
+            if c.path in ("seed", "market.users"):
+                fail(
+                    f"{at}.path",
+                    f"the explorer has its own users and seed controls; remove {where}",
+                )
+            value = _lookup(data, keys) if keys else _MISSING
+            if value is _MISSING:
+                fail(f"{at}.path", f"no number at {where} in this scenario")
+            is_dist = isinstance(value, dict) and "dist" in value
+            if not is_dist and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+                fail(f"{at}.path", f"{where} is {_describe(value)}, not a number")
+            if not c.min < c.max:
+                fail(
+                    f"{at}.max", f"max must be above min ({_fmt_num(c.min)}), got {_fmt_num(c.max)}"
+                )
+            if c.step is not None and c.step > c.max - c.min:
+                fail(
+                    f"{at}.step",
+                    f"the step {_fmt_num(c.step)} is larger than the range "
+                    f"{_fmt_num(c.min)}..{_fmt_num(c.max)}",
+                )
+            current = dist_mean(value) if is_dist else float(value)
+            if not c.min <= current <= c.max:
+                what = "the mean of its distribution is" if is_dist else "its value is"
+                fail(
+                    f"{at}.min" if current < c.min else f"{at}.max",
+                    f"{where}: {what} {_fmt_num(current)}, outside the slider's range "
+                    f"{_fmt_num(c.min)}..{_fmt_num(c.max)}",
+                )
+            bounds = _path_bounds(self, keys)
+            if bounds and not _in_bounds(c.min, **bounds):
+                fail(
+                    f"{at}.min",
+                    f"{where} must be {_bounds_text('a number', **bounds)}, "
+                    f"but min is {_fmt_num(c.min)}",
+                )
+            if bounds and not _in_bounds(c.max, **bounds):
+                fail(
+                    f"{at}.max",
+                    f"{where} must be {_bounds_text('a number', **bounds)}, "
+                    f"but max is {_fmt_num(c.max)}",
+                )
+        return self
+
+    def _metric_problem(self, metric: str, known: list[str]) -> str | None:
+        if metric in known:
+            return None
+        prefix, sep, rest = metric.partition(":")
+        if sep and prefix == "feature_utilization":
+            return (
+                _unknown(
+                    "feature", rest, self.feature_names, "features are named by feature outputs"
+                )
+                + f" in metric '{_one_line(metric)}'"
+            )
+        if sep and prefix in ("customers", "market_share", "transaction_share"):
+            names = [p.name for p in self.products]
+            return _unknown("product", rest, names) + f" in metric '{_one_line(metric)}'"
+        close = difflib.get_close_matches(metric, known, n=1)
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else "expected a metric such as dau, transactions, visits_per_user_week, nps, "
+            "market_share, mrr or feature_utilization:<feature>; "
+            "simkit.metric_names(scenario) lists them all"
+        )
+        return f"unknown metric {_describe(metric)} ({hint})"
+
+    def _lever_problem(self, lever: Lever, at: str, fail) -> None:
+        if lever.least == lever.most:
+            fail(f"{at}.most", "most must differ from least (they bound the range searched)")
+        if lever.path.startswith("okrs"):
+            fail(f"{at}.path", "a lever is a number of the plan, not of the OKRs")
+        try:
+            value = get_value(self, lever.path)
+        except KeyError:
+            fail(f"{at}.path", f"no number at '{_one_line(lever.path)}' in this scenario")
+        is_dist = isinstance(value, dict) and "dist" in value
+        if not is_dist and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            fail(
+                f"{at}.path",
+                f"'{_one_line(lever.path)}' is {_describe(value)}, not a number of the plan",
+            )
+        if _LEVER_RANGES_KNOWN.get():
+            return
+        # both ends must be values the parameter may take (checked on a copy without OKRs,
+        # so that this check does not run again inside itself, and without the controls,
+        # which are checked after the OKRs)
+        data = _dump(self)
+        data.pop("okrs", None)
+        data.pop("controls", None)
+        plan = parse_scenario(data, self.name)
+        for end in ("least", "most"):
+            x = getattr(lever, end)
+            try:
+                with_values(plan, {lever.path: x})
+            except ScenarioError as exc:
+                fail(f"{at}.{end}", f"{_one_line(lever.path)} = {x:g}: {exc.message}")
+
+    def _day_or_zero(self, i: int) -> int:
+        d = self.outputs[i].day
+        if isinstance(d, dt.date):
+            return (d - self.start_date).days if self.start_date else 0
+        return d
+
+
+_MISSING = object()
+
+
+def _lookup(data: Any, keys: list[str | int]) -> Any:
+    """The value at ``keys`` in a dumped scenario, or ``_MISSING``."""
+    for key in keys:
+        try:
+            data = data[key]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data
+
+
+@functools.lru_cache(maxsize=128)
+def _schema_bounds(cls: type[BaseModel], key: str) -> dict:
+    """The numeric bounds (ge/gt/le/lt) a field of ``cls`` states in its JSON Schema."""
+    prop = cls.model_json_schema(by_alias=True).get("properties", {}).get(key, {})
+    todo = [prop]
+    while todo:
+        p = todo.pop(0)
+        if not isinstance(p, dict):
+            continue
+        names = {
+            "minimum": "ge",
+            "exclusiveMinimum": "gt",
+            "maximum": "le",
+            "exclusiveMaximum": "lt",
+        }
+        found = {names[k]: v for k, v in p.items() if k in names}
+        if found:
+            return found
+        todo += p.get("anyOf", []) + p.get("oneOf", [])
+    return {}
+
+
+def _path_bounds(scenario: Scenario, keys: list[str | int]) -> dict:
+    """The bounds of the field at ``keys`` (e.g. ``{"ge": 0, "le": 1}``); {} if unknown."""
+    obj: Any = scenario
+    owner, name = None, None
+    for key in keys:
+        if isinstance(obj, BaseModel) and isinstance(key, str):
+            fields = type(obj).model_fields
+            attr = next((n for n, f in fields.items() if (f.alias or n) == key), key)
+            owner, name = type(obj), key
+            obj = getattr(obj, attr, None)
+        else:
+            owner = None
+            try:
+                obj = obj[key]
+            except (KeyError, IndexError, TypeError):
+                return {}
+    return _schema_bounds(owner, name) if owner is not None else {}
+
+
+def _unknown(what: str, name: str, known: list[str], note: str = "") -> str:
+    """``unknown product 'Uss' (did you mean 'Us'?)``."""
+    if not known:
+        hint = f"no {what} is defined"
+    else:
+        hint = _choices_hint(name, known)
+    if note:
+        hint = f"{hint} {note[0].upper()}{note[1:]}" if hint.endswith("?") else f"{hint}; {note}"
+    return f"unknown {what} {_describe(name)} ({hint})"
+
+
+# ---------------------------------------------------------------------------------------
+# Error formatting
+# ---------------------------------------------------------------------------------------
+
+_TAGS = ("kind", "dist")  # discriminator keys: pydantic puts their value into error locations
+_SIMPLE_KEY = re.compile(r"[\w-]+")
+
+
+def _key_text(key: Any, first: bool) -> str:
+    s = str(key)
+    if _SIMPLE_KEY.fullmatch(s):
+        return s if first else f".{s}"
+    return f"[{_one_line(repr(s))}]"
+
+
+def _loc_to_path(loc, data: Any = None) -> str:
+    """``('outputs', 2, 'feature', 'day')`` -> ``outputs[2].day``.
+
+    The data is walked alongside, to tell list indices from mapping keys that are
+    numbers and to drop the tags pydantic inserts for tagged unions (an output's
+    ``kind``, a network's ``kind``, a distribution's ``dist``).
+    """
+    parts: list[str] = []
+    node = data
+    tag_done = False
+    for el in loc:
+        if el == "[key]":
+            continue
+        if (
+            isinstance(el, str)
+            and not tag_done
+            and isinstance(node, dict)
+            and any(node.get(t) == el for t in _TAGS)
+        ):
+            tag_done = True
+            continue
+        tag_done = False
+        if isinstance(el, int) and isinstance(node, list | tuple):
+            parts.append(f"[{el}]")
+            node = node[el] if 0 <= el < len(node) else None
+        else:
+            parts.append(_key_text(el, first=not parts))
+            node = node.get(el) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _tag_choices(tag: str, loc) -> tuple[str, tuple[str, ...]]:
+    if tag == "dist":
+        return "distribution", DIST_KINDS
+    if "network" in loc:
+        return "network kind", _NETWORK_KINDS
+    return "output kind", OUTPUT_KINDS
+
+
+_EXPECTED = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "list_type": "a list",
+    "dict_type": "a mapping of keys to values",
+    "model_type": "a mapping of keys to values",
+    "model_attributes_type": "a mapping of keys to values",
+    "date_type": _DATE_EXAMPLE,
+    "date_parsing": _DATE_EXAMPLE,
+    "date_from_datetime_parsing": _DATE_EXAMPLE,
+    "date_from_datetime_inexact": f"{_DATE_EXAMPLE}, without a time",
+}
+_COMPARE = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
+
+
+def _rewrite_message(err: dict) -> str:
+    """A pydantic error as a short sentence: what was expected and what was found."""
+    t = err["type"]
+    ctx = err.get("ctx") or {}
+    got = err.get("input")
+    loc = err.get("loc", ())
+    if "msg" in ctx:  # our own errors carry their finished message
+        return ctx["msg"]
+    if t == "missing":
+        key = next((x for x in reversed(loc) if isinstance(x, str)), "")
+        return f"missing required key '{key}'"
+    if t in ("union_tag_invalid", "union_tag_not_found"):
+        tag = ctx.get("discriminator", "kind").strip("'")
+        what, choices = _tag_choices(tag, loc)
+        value = got.get(tag) if isinstance(got, dict) else None
+        if t == "union_tag_not_found" or value is None:
+            return f"missing required key '{tag}' (one of: {', '.join(choices)})"
+        return f"unknown {what} {_describe(value)} ({_choices_hint(value, choices)})"
+    if t == "extra_forbidden":
+        return f"unknown key '{_one_line(loc[-1]) if loc else ''}'"
+    if t in _EXPECTED:
+        return f"expected {_EXPECTED[t]}, got {_describe(got)}"
+    if t in _COMPARE:
+        limit = next(iter(ctx.values()), None)
+        return f"expected a number {_COMPARE[t]} {_fmt_num(limit)}, got {_describe(got)}"
+    if t == "too_short":
+        n = ctx.get("min_length", 1)
+        return f"expected at least {n} item{'s' if n != 1 else ''}, got {_describe(got)}"
+    if t == "literal_error":
+        return f"expected {ctx.get('expected', '')}, got {_describe(got)}"
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    if msg.startswith("Input should be"):
+        msg = "expected" + msg[len("Input should be") :]
+        if "got" not in msg:
+            msg = f"{msg}, got {_describe(got)}"
+    msg = _one_line(msg)
+    return msg[0].lower() + msg[1:] if msg else "invalid value"
+
+
+def _path_and_message(err: dict, data: Any) -> tuple[str, str]:
+    ctx = err.get("ctx") or {}
+    loc = tuple(err["loc"])
+    if isinstance(err.get("input"), _Bad):
+        if len(loc) > 1 and loc[-1] in ("int", "date"):  # a member of int | date (day)
+            loc = loc[:-1]
+        return _loc_to_path(loc, data), err["input"].message
+    if "abspath" in ctx:
+        return ctx["abspath"], _rewrite_message(err)
+    path = _loc_to_path(loc, data)
+    sub = ctx.get("subpath")
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        sub = ctx.get("discriminator", "kind").strip("'")
+    if sub:
+        path = path + (sub if sub.startswith("[") or not path else f".{sub}")
+    return path, _rewrite_message(err)
+
+
+def _format_errors(exc: ValidationError, source: str, data: Any = None) -> ScenarioError:
+    """The first problem as a :class:`ScenarioError`; the others are only counted."""
+    problems = dict.fromkeys(_path_and_message(err, data) for err in exc.errors())
+    seen_paths = dict.fromkeys(path for path, _ in problems)
+    path, message = next(iter(problems))
+    return ScenarioError(source, _one_line(path), _one_line(message), more=len(seen_paths) - 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------
+
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """Bundled scenario names and their files."""
+    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (plain data only, never code) that also rejects duplicate keys.
+
+    PyYAML silently keeps the last of two equal keys; in a scenario that hides mistakes
+    (two ``price:`` lines, two segments blocks), so it is an error here. A value PyYAML
+    cannot build (``2026-02-30``, ``!!int abc``) is reported with its line and column.
+    """
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:  # PyYAML's constructors raise ValueError, IndexError, ...
+            text = node.value if isinstance(node, yaml.ScalarNode) else node.tag
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read '{_one_line(text)}': {_one_line(exc)}", node.start_mark
+            ) from None
+
+
+def _construct_mapping(loader: _ScenarioLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, yaml.Mark] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+        except TypeError:
+            continue
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key '{_one_line(key)}' (first written on line {first.line + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark
+    return loader.construct_mapping(node, deep=deep)
+
+
+_ScenarioLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+_TAG_PREFIX = "tag:yaml.org,2002:"
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str = "") -> str:
+    """A YAML error as one line: where (line, column) and what."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["unreadable"])[0]
+    if isinstance(exc, yaml.reader.ReaderError):
+        pos = exc.position
+        line = text.count("\n", 0, pos) + 1
+        where = f" at line {line}, column {pos - text.rfind(chr(10), 0, pos)}"
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        problem = f"the character U+{ord(char):04X} is not allowed in YAML (a control character)"
+    tag = re.search(r"constructor for the tag '([^']*)'", problem)
+    if tag:
+        name = tag.group(1).replace(_TAG_PREFIX, "!!")
+        problem = (
+            f"unsupported tag '{name}' (a scenario is plain data: numbers, text, lists and "
+            "mappings; tags that build objects or run code are not allowed)"
+        )
+    elif "\\t" in problem or "'\\t'" in problem:
+        problem += " (indent with spaces, not tabs)"
+    return f"invalid YAML{where}: {_one_line(problem)}"
+
+
+def read_scenario_data(path: str | Path, source: str | None = None) -> Any:
+    """The YAML data of a scenario file (safe loader, no validation).
+
+    Raises
+    ------
+    ScenarioError
+        If the file is missing or unreadable or not valid YAML.
+    """
+    source = _one_line(str(path) if source is None else source)
+    p = Path(path)
+    try:
+        is_file = p.is_file()
+        exists = is_file or p.exists()
+    except (OSError, ValueError):
+        is_file = exists = False
+    if not exists:
+        raise ScenarioError(source, "", "no such file")
+    if not is_file:
+        raise ScenarioError(source, "", "is a directory or special file, not a scenario file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            source, "", f"the file is not UTF-8 text (byte {exc.start} cannot be decoded)"
+        ) from None
+    except OSError as exc:
+        raise ScenarioError(source, "", f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        return yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ScenarioError(source, "", _yaml_problem(exc, text)) from None
+    except RecursionError:
+        raise ScenarioError(source, "", "invalid YAML: nested too deeply") from None
+
+
+def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+    """Validate already-parsed YAML data (a dict) into a :class:`Scenario`.
+
+    Raises
+    ------
+    ScenarioError
+        One line with ``source``, the path inside the data and what was expected.
+    """
+    source = _one_line(source)
+    if data is None or (isinstance(data, str) and not data.strip()):
+        raise ScenarioError(
+            source,
+            "",
+            "the scenario is empty (expected keys such as name, days, market, segments, products)",
+        )
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            source,
+            "",
+            "expected a mapping of keys to values at the top level (name: .., days: .., "
+            f"market: .., ...), got {_describe(data)}",
+        )
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _format_errors(exc, source, data) from None
+    except RecursionError:
+        raise ScenarioError(source, "", "the scenario is nested too deeply") from None
+
+
+def load_scenario(path_or_name: str | Path | Scenario) -> Scenario:
+    """Load and validate a scenario from a YAML file or a bundled scenario name.
+
+    The file is read with a safe YAML loader (plain data, never code).
+
+    Parameters
+    ----------
+    path_or_name : str or Path
+        A path to a YAML file, or the name of a bundled scenario (``simkit list``).
+
+    Raises
+    ------
+    ScenarioError
+        One line with the file, the path inside it and what was expected.
+    """
+    if isinstance(path_or_name, Scenario):
+        return path_or_name
+    source = _one_line(str(path_or_name))
+    path = Path(path_or_name)
+    bundled = bundled_scenarios()
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):
+        exists = False
+    if not exists and str(path_or_name) in bundled:
+        path = bundled[str(path_or_name)]
+        source = str(path)
+    elif not exists:
+        names = ", ".join(bundled)
+        raise ScenarioError(source, "", f"no such file or bundled scenario (bundled: {names})")
+    data = read_scenario_data(path, source)
+    return parse_scenario(data, source)
+
+
+# ---------------------------------------------------------------------------------------
+# Parameter paths: list uncertain parameters, read and replace values
+# ---------------------------------------------------------------------------------------
+
+_PATH_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _split_path(path: str) -> list[str | int]:
+    out: list[str | int] = []
+    for name, idx in _PATH_RE.findall(path):
+        out.append(int(idx) if idx else name)
+    return out
+
+
+def uncertain_parameters(scenario: Scenario) -> dict[str, Any]:
+    """Every parameter written as a distribution, by path (``outputs[1].frequency_uplift``).
+
+    User traits (``segments[i].traits``) are distributions over users, not uncertain
+    parameters, and are not listed.
+    """
+    found: dict[str, Any] = {}
+
+    def walk(obj, path: str):
+        if isinstance(obj, DistTypes):
+            found[path] = obj
+        elif isinstance(obj, Traits):
+            return
+        elif isinstance(obj, BaseModel):
+            for name in type(obj).model_fields:
+                walk(getattr(obj, name), f"{path}.{name}" if path else name)
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                walk(v, f"{path}[{i}]")
+
+    walk(scenario, "")
+    return found
+
+
+def _dump(scenario: Scenario) -> dict:
+    return scenario.model_dump(mode="python", by_alias=True, exclude_none=True)
+
+
+def get_value(scenario: Scenario, path: str):
+    """The value at ``path`` (``products[0].price``, ``segments[1].traits.need.mean``)."""
+    obj: Any = _dump(scenario)
+    for key in _split_path(path):
+        try:
+            obj = obj[key]
+        except (KeyError, IndexError, TypeError):
+            raise KeyError(f"no parameter at '{path}'") from None
+    return obj
+
+
+def with_values(scenario: Scenario, values: dict[str, Any]) -> Scenario:
+    """A copy of ``scenario`` with the value at each path replaced, validated again.
+
+    Missing intermediate keys (an optional section not written in the file) are created.
+    """
+    if not values:
+        return scenario
+    data = copy.deepcopy(_dump(scenario))
+    for path, value in values.items():
+        keys = _split_path(path)
+        if not keys:
+            raise KeyError(f"empty parameter path '{path}'")
+        obj = data
+        for k, nxt in zip(keys[:-1], keys[1:], strict=True):
+            if isinstance(k, str) and isinstance(obj, dict) and obj.get(k) is None:
+                obj[k] = [] if isinstance(nxt, int) else {}
+            try:
+                obj = obj[k]
+            except (KeyError, IndexError, TypeError):
+                raise KeyError(f"no parameter at '{path}'") from None
+        last = keys[-1]
+        if isinstance(obj, list) and (not isinstance(last, int) or last >= len(obj)):
+            raise KeyError(f"no parameter at '{path}'")
+        if isinstance(value, BaseModel):
+            value = value.model_dump(by_alias=True, exclude_none=True)
+        obj[last] = value
+    changes = ", ".join(f"{k} = {_describe(v)}" for k, v in values.items())
+    known = not any(str(p).startswith("okrs") for p in values)
+    token = _LEVER_RANGES_KNOWN.set(known)
+    try:
+        return parse_scenario(data, f"<{scenario.name} with {changes}>")
+    finally:
+        _LEVER_RANGES_KNOWN.reset(token)

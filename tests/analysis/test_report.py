@@ -1,0 +1,169 @@
+"""simkit.analysis.report and ``simkit report``: every file written, the HTML self-contained."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+
+from simkit import SimkitError
+from simkit.analysis.report import build_report
+
+FILES = {
+    "dashboard.png",
+    "report.html",
+    "metrics.csv",
+    "comparison.csv",
+    "time_to_detect.csv",
+    "lead_lag.csv",
+    "retention.csv",
+    "market_share.csv",
+}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class _Page(HTMLParser):
+    """Collects images, headings and the text of a page; fails on unbalanced tags."""
+
+    VOID = {"img", "meta", "br", "link", "hr", "input"}
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.headings, self.text, self.stack = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs))
+        elif tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, f"unbalanced </{tag}>"
+        self.stack.pop()
+
+    def handle_data(self, data):
+        if self.stack and self.stack[-1] in ("h1", "h2"):
+            self.headings.append(data.strip())
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    written = build_report("ridehailing_duopoly", runs=2, seed=3, users=800, out=out)
+    return out, written
+
+
+def test_report_writes_every_file(report):
+    out, written = report
+    assert {p.name for p in written} == FILES
+    assert all((out / f).stat().st_size > 0 for f in FILES)
+    png = (out / "dashboard.png").read_bytes()
+    assert png.startswith(PNG) and 50_000 < len(png) < 600_000
+
+
+def test_report_csvs(report):
+    out, _ = report
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns[:3]) == ["arm", "run", "day"]
+    assert set(metrics.groupby(["arm", "run"]).size()) == {365}
+    assert set(metrics["arm"]) == {"scenario", "counterfactual"}
+    cmp = pd.read_csv(out / "comparison.csv")
+    assert {"day", "metric", "mean_diff", "lo", "hi", "rel_diff", "detectable"} <= set(cmp.columns)
+    assert (cmp[cmp["day"] < 45]["mean_diff"] == 0).all()
+    ttd = pd.read_csv(out / "time_to_detect.csv")
+    assert {"metric", "family", "days_to_detect", "test"} <= set(ttd.columns)
+    assert set(ttd["test"]) == {"independent", "paired"}
+    for _, g in ttd.groupby("test"):
+        assert {"dau", "market_share", "revenue"} <= set(g["metric"])
+    share = pd.read_csv(out / "market_share.csv")
+    assert set(share["product"]) == {"RideCo", "Swift"}
+
+
+def test_report_html_is_self_contained_and_complete(report):
+    out, _ = report
+    page = _Page()
+    page.feed((out / "report.html").read_text(encoding="utf-8"))
+    page.close()
+    assert page.stack == []  # every tag closed
+    assert len(page.images) == 9
+    for img in page.images:
+        src = img["src"]
+        assert src.startswith("data:image/png;base64,"), src[:40]
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG)
+        assert img.get("alt")
+    assert page.headings[0] == "ridehailing_duopoly"
+    assert {"Outputs", "Indicators", "Time to detect", "Retention"} <= set(page.headings)
+    text = " ".join(page.text)
+    assert "Ride-hailing duopoly" in text  # the description
+    for label in (
+        "scheduled rides",
+        "loyalty programme",
+        "Swift: price change",
+        "safety toolkit",
+        "shared rides",
+    ):
+        assert label in text
+    assert "market share" in text and "DAU" in text and "visible after" in text.lower()
+
+
+def test_report_rejects_bad_arguments(tmp_path):
+    with pytest.raises(SimkitError, match="at least 2"):
+        build_report("ridehailing_duopoly", runs=1, out=tmp_path)
+    with pytest.raises(SimkitError, match="no output"):
+        build_report("ridehailing_duopoly", runs=2, users=300, without=["nope"], out=tmp_path)
+
+
+def simkit_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "simkit", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_report_command(tmp_path):
+    out = tmp_path / "rep"
+    res = simkit_cli(
+        "report",
+        "market_share_hypotheses",
+        "--variant",
+        "features",
+        "--runs",
+        "2",
+        "--users",
+        "600",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert res.returncode == 0, res.stderr
+    assert {p.name for p in out.iterdir()} == FILES
+    assert "wrote" in res.stdout
+    ttd = pd.read_csv(out / "time_to_detect.csv")
+    assert "feature_utilization:grocery_delivery" in set(ttd["metric"])
+
+
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["report", "no_such_scenario"], "no such file"),
+        (["report", "ridehailing_duopoly", "--runs", "1"], "at least 2"),
+        (["report", "ridehailing_duopoly", "--runs", "abc"], "whole number"),
+        (["report", "ridehailing_duopoly", "--without", "nope", "--runs", "2"], "no output"),
+        (["report", "market_share_hypotheses", "--variant", "nope"], "unknown variant"),
+    ],
+)
+def test_report_command_bad_input_one_line_exit_2(args, phrase, capsys):
+    from simkit.cli import main
+
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and phrase in lines[0]

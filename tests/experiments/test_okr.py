@@ -1,0 +1,612 @@
+"""OKRs: the scenario section (validation) and the stress test (simkit/okr.py).
+
+A small market (600 users, 70 days) where a feature launched on day 14 lifts visits by an
+uncertain amount (``frequency_uplift`` uniform on [0, 1]) and costs an uncertain amount a
+day: the uplift drives transactions, the cost drives gross profit, and
+transactions per active user is noise (the uplift changes how often customers come, not
+what they buy per visit). Checked: impossible targets are never met and trivial ones
+always; P(met) falls as the target rises; what it takes is monotone and its answer,
+fed back in, gives P(met) >= 80%; a leading indicator that drives the KR warns early and
+beats an unrelated one; Sobol and Morris find the parameter that drives each KR; Wilson
+intervals and the Mann-Whitney AUC match reference values; malformed OKRs are one-line
+errors with their path.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from itertools import product
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import simkit
+import simkit.cli
+from simkit import ScenarioError, SimkitError
+from simkit.experiments import okr
+from simkit.scenario.schema import bundled_scenarios, metric_names, parse_scenario, with_values
+
+TINY = """\
+name: tiny_okr
+days: 70
+seed: 11
+start_date: 2026-01-01
+market: {users: 600, reference_price: 10}
+segments:
+  - {name: everyone, share: 1.0}
+products:
+  - {name: Us, ours: true, price: 10, bass: {p: 0.05, q: 0.4}, initial_share: 0.5}
+  - {name: Them, price: 9, bass: {p: 0.05, q: 0.4}, initial_share: 0.3}
+behaviour:
+  visit: {base: -1.8, habit_weight: 1.0, satisfaction_weight: 0.5}
+  initial: {habit: 0.2, satisfaction: 0.6}
+  churn: {base_monthly: 0.02}
+outputs:
+  - kind: feature
+    product: Us
+    day: 14
+    feature: boost
+    frequency_uplift: {dist: uniform, low: 0.0, high: 1.0}
+    adoption_rate: 0.5
+    cost: {per_day: {dist: uniform, low: 0, high: 2000}}
+okrs:
+  - name: Customers come back more often
+    key_results:
+      - {name: sure, metric: dau, target: 0, deadline: 69}
+      - {name: impossible, metric: dau, target: 100000, deadline: 69}
+      - {name: +20%, metric: transactions, aggregation: mean, window: 14, target: 0.2,
+         baseline_day: 13, deadline: 2026-03-11}
+      - {name: +40%, metric: transactions, aggregation: mean, window: 14, target: 0.4,
+         baseline_day: 13, deadline: 69,
+         lever: {path: "outputs[0].frequency_uplift", least: 0.0, most: 2.0}}
+      - {name: +80%, metric: transactions, aggregation: mean, window: 14, target: 0.8,
+         baseline_day: 13, deadline: 69}
+  - name: Stay profitable
+    key_results:
+      - {metric: gross_profit, aggregation: sum, window: 14, target: 0, deadline: 69}
+      - {metric: churn_rate, target: 0.05, direction: at_most, deadline: 69}
+"""
+RUNS = 40
+SEED = 3
+UPLIFT = "outputs[0].frequency_uplift"
+COST = "outputs[0].cost.per_day"
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    return yaml.safe_load(TINY)
+
+
+@pytest.fixture(scope="module")
+def tiny(data) -> simkit.Scenario:
+    return parse_scenario(copy.deepcopy(data), "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def stress(tiny) -> okr.StressTest:
+    return okr.stress_test(
+        tiny,
+        runs=RUNS,
+        seed=SEED,
+        executor="inline",
+        progress=False,
+        what_it_takes=False,
+        sensitivity=None,
+    )
+
+
+def p_met(st: okr.StressTest, kr: str) -> float:
+    return float(st.key_results.set_index("kr").loc[kr, "p_met"])
+
+
+# --- the okrs section --------------------------------------------------------------------------
+
+
+def test_key_results_are_resolved(tiny):
+    krs = okr.key_results(tiny)
+    assert [k.id for k in krs] == ["1.1", "1.2", "1.3", "1.4", "1.5", "2.1", "2.2"]
+    k = krs[2]
+    assert (k.deadline, k.baseline_day, k.window, k.relative) == (69, 13, 14, True)
+    assert k.label == "+20%" and k.objective == "Customers come back more often"
+    assert krs[0].window == 1 and krs[5].window == 14 and krs[6].direction == "at_most"
+    assert krs[5].label == "gross_profit (14-day total) >= 0 by 2026-03-11"
+
+
+def test_metric_names_are_the_columns_of_a_run(tiny):
+    res = simkit.run(tiny, seed=1, days=20, users=100)
+    assert metric_names(tiny) == list(res.metrics.columns)
+    assert simkit.metric_names is metric_names and "metric_names" in simkit.__all__
+    # by bundled name too, with a column per feature and per product
+    names = simkit.metric_names("ridehailing_duopoly")
+    assert "feature_utilization:scheduled_rides" in names and "market_share:Swift" in names
+
+
+def _with(data, change) -> dict:
+    d = copy.deepcopy(data)
+    change(d)
+    return d
+
+
+def kr(d, i=0, j=1) -> dict:
+    return d["okrs"][i]["key_results"][j]
+
+
+MALFORMED = [
+    (
+        lambda d: kr(d).update(metric="daus"),
+        "okrs[0].key_results[1].metric",
+        "unknown metric 'daus' (did you mean 'dau'?)",
+    ),
+    (
+        lambda d: kr(d).update(metric="zzz"),
+        "okrs[0].key_results[1].metric",
+        "unknown metric 'zzz' (expected a metric such as dau",
+    ),
+    (
+        lambda d: kr(d).update(metric="feature_utilization:bost"),
+        "okrs[0].key_results[1].metric",
+        "unknown feature 'bost'",
+    ),
+    (
+        lambda d: kr(d).update(metric="market_share:Thme"),
+        "okrs[0].key_results[1].metric",
+        "unknown product 'Thme'",
+    ),
+    (
+        lambda d: kr(d).update(deadline=70),
+        "okrs[0].key_results[1].deadline",
+        "day 70 is after the last simulated day, 69",
+    ),
+    (
+        lambda d: kr(d).update(deadline="2026-04-01"),
+        "okrs[0].key_results[1].deadline",
+        "2026-04-01 (day 90) is after the last simulated day",
+    ),
+    (lambda d: kr(d).update(deadline=-3), "okrs[0].key_results[1].deadline", "expected a day >= 0"),
+    (
+        lambda d: d["okrs"][1]["key_results"].pop(),
+        "okrs[1].key_results",
+        "an objective has 2 to 5 key results, got 1",
+    ),
+    (
+        lambda d: d["okrs"][0]["key_results"].append(kr(d)),
+        "okrs[0].key_results",
+        "an objective has 2 to 5 key results, got 6",
+    ),
+    (
+        lambda d: kr(d, 0, 2).update(baseline_day=69),
+        "okrs[0].key_results[2].baseline_day",
+        "must be before the deadline",
+    ),
+    (
+        lambda d: kr(d, 0, 2).update(baseline_day=5),
+        "okrs[0].key_results[2].baseline_day",
+        "the 14-day window ending on the baseline day (day 5) starts before day 0",
+    ),
+    (
+        lambda d: kr(d).update(window=7),
+        "okrs[0].key_results[1].window",
+        "a window goes with aggregation mean or sum",
+    ),
+    (
+        lambda d: kr(d).update(aggregation="median"),
+        "okrs[0].key_results[1].aggregation",
+        "expected 'value', 'mean' or 'sum'",
+    ),
+    (
+        lambda d: kr(d).update(direction="above"),
+        "okrs[0].key_results[1].direction",
+        "expected 'at_least' or 'at_most'",
+    ),
+    (lambda d: kr(d).pop("target"), "okrs[0].key_results[1].target", "missing required key"),
+    (lambda d: kr(d).update(target="10%"), "okrs[0].key_results[1].target", "expected a number"),
+    (lambda d: kr(d).update(targte=3), "okrs[0].key_results[1].targte", "did you mean 'target'?"),
+    (
+        lambda d: d["okrs"][1].update(name=d["okrs"][0]["name"]),
+        "okrs[1].name",
+        "duplicate objective",
+    ),
+    (
+        lambda d: kr(d, 0, 3)["lever"].update(path="outputs[0].feature"),
+        "okrs[0].key_results[3].lever.path",
+        "not a number of the plan",
+    ),
+    (
+        lambda d: kr(d, 0, 3)["lever"].update(path="outputs[4].appeal"),
+        "okrs[0].key_results[3].lever.path",
+        "no number at 'outputs[4].appeal'",
+    ),
+    (
+        lambda d: kr(d, 0, 3)["lever"].update(most=0.0),
+        "okrs[0].key_results[3].lever.most",
+        "most must differ from least",
+    ),
+    (
+        lambda d: kr(d, 0, 3)["lever"].update(path="outputs[0].adoption_rate", most=2.0),
+        "okrs[0].key_results[3].lever.most",
+        "outputs[0].adoption_rate = 2: expected a number from 0 to 1, got 2",
+    ),
+    (lambda d: d.pop("start_date"), "okrs[0].key_results[2].deadline", "a date needs start_date"),
+    (lambda d: d.update(okrs={"name": "x"}), "okrs", "expected a list"),
+]
+
+
+@pytest.mark.parametrize("change,path,phrase", MALFORMED)
+def test_malformed_okrs_are_one_line_errors(data, change, path, phrase):
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(_with(data, change), "plan.yaml")
+    err = info.value
+    assert err.path == path, str(err)
+    assert phrase in err.message, str(err)
+    assert str(err).startswith(f"plan.yaml: {path}: ") and "\n" not in str(err)
+
+
+def test_okr_targets_can_be_changed_by_path(tiny):
+    new = with_values(tiny, {"okrs[0].key_results[3].target": 0.5})
+    assert okr.key_results(new)[3].target == 0.5
+    assert okr.key_results(tiny)[3].target == 0.4
+
+
+@pytest.mark.parametrize("name", sorted(bundled_scenarios()))
+def test_every_bundled_scenario_has_okrs_from_its_story(name):
+    sc = simkit.load_scenario(name)
+    assert sc.okrs, f"{name} has no OKRs"
+    krs = okr.key_results(sc)
+    assert all(2 <= len(o.key_results) <= 5 for o in sc.okrs)
+    assert len({k.label for k in krs}) == len(krs)
+    known = metric_names(sc)
+    assert all(k.metric in known and 0 <= k.deadline < sc.days for k in krs)
+
+
+# --- arithmetic with known answers ------------------------------------------------------------
+
+
+def test_aggregations_and_relative_targets():
+    values = np.array([[1.0, 2, 3, 4, 5, 6], [2, 2, 2, 2, 2, 0]])
+    assert okr.aggregate(values, 5).tolist() == [6, 0]
+    assert okr.aggregate(values, 5, 3, "mean").tolist() == [5, 4 / 3]
+    assert okr.aggregate(values, 4, 2, "sum").tolist() == [9, 4]
+    mk = dict(id="x", objective="o", label="l", metric="m", lever=None)
+    rel = okr.KR(
+        aggregation="mean",
+        window=2,
+        target=1.0,
+        baseline_day=1,
+        direction="at_least",
+        deadline=5,
+        **mk,
+    )
+    x, met = okr.evaluate(rel, values)
+    np.testing.assert_allclose(x, [5.5 / 1.5 - 1, 1 / 2 - 1])
+    assert met.tolist() == [True, False]
+    at_most = okr.KR(
+        aggregation="value",
+        window=1,
+        target=1.0,
+        baseline_day=None,
+        direction="at_most",
+        deadline=5,
+        **mk,
+    )
+    assert okr.evaluate(at_most, values)[1].tolist() == [False, True]
+    zero_base = okr.KR(
+        aggregation="value",
+        window=1,
+        target=-2.0,
+        baseline_day=5,
+        direction="at_least",
+        deadline=5,
+        **mk,
+    )
+    x, met = okr.evaluate(zero_base, np.array([[0.0] * 6]))
+    assert math.isnan(x[0]) and not met[0]  # a change from 0 is undefined: not met
+
+
+def test_wilson_interval_reference_values():
+    assert okr.wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert okr.wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    lo, hi = okr.wilson_interval(0, 40)
+    assert lo == 0 and hi == pytest.approx(1.96**2 / (40 + 1.96**2), rel=1e-3)
+    assert okr.wilson_interval(40, 40)[1] == 1
+    assert all(math.isnan(v) for v in okr.wilson_interval(0, 0))
+
+
+def test_auc_is_the_mann_whitney_probability():
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 5, 60).astype(float)  # many ties
+    y = rng.random(60) < 0.4
+    pairs = [(a, b) for a, b in product(s[y], s[~y])]
+    brute = np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs])
+    assert okr.roc_auc(s, y) == pytest.approx(brute)
+    assert okr.roc_auc([1, 2, 3, 4], [False, False, True, True]) == 1.0
+    assert okr.roc_auc([1, 2, 3, 4], [True, True, False, False]) == 0.0
+    assert math.isnan(okr.roc_auc([1, 2], [True, True]))
+
+
+# --- the stress test -----------------------------------------------------------------------------
+
+
+def test_trivial_targets_are_met_and_impossible_ones_are_not(stress):
+    table = stress.key_results.set_index("kr")
+    assert table.loc["1.1", "p_met"] == 1 and table.loc["1.1", "lo"] > 0.9
+    assert table.loc["1.2", "p_met"] == 0 and table.loc["1.2", "hi"] < 0.1
+    assert (table["lo"] <= table["p_met"]).all() and (table["p_met"] <= table["hi"]).all()
+    assert (table["runs"] == RUNS).all()
+
+
+def test_p_met_falls_as_the_target_rises(stress):
+    p20, p40, p80 = (p_met(stress, k) for k in ("1.3", "1.4", "1.5"))
+    assert p20 >= p40 >= p80
+    assert p20 - p80 > 0.35  # the uncertain uplift spreads the results widely (40 runs)
+    assert 0.2 < p40 < 0.8  # a target in the middle of the spread
+
+
+def test_an_objective_is_met_when_all_its_key_results_are(stress):
+    wide = stress.outcomes.pivot(index="run", columns="kr", values="met")
+    obj = stress.objectives.set_index("objective")
+    first = obj.loc["Customers come back more often"]
+    assert first["p_met"] == 0  # it includes the impossible KR
+    second = obj.loc["Stay profitable"]
+    assert second["p_met"] == pytest.approx(wide[["2.1", "2.2"]].all(axis=1).mean())
+    assert second["p_met"] <= min(p_met(stress, "2.1"), p_met(stress, "2.2"))
+
+
+def test_results_match_the_ensemble(stress):
+    m = stress.ensemble.metrics
+    tx = m.pivot(index="run", columns="day", values="transactions").to_numpy()
+    expected = tx[:, 56:70].mean(axis=1) / tx[:, 0:14].mean(axis=1) - 1
+    got = stress.outcomes[stress.outcomes["kr"] == "1.4"]["value"].to_numpy()
+    np.testing.assert_allclose(got, expected)
+    assert stress.ensemble.sampler == "lhs"
+
+
+def test_early_warning_of_a_driving_indicator_beats_an_unrelated_one(stress):
+    curves = stress.early_warning_curves
+    k = curves[curves["kr"] == "1.4"]
+    last = k[k["week"] == k["week"].max()].set_index("indicator")["discrimination"]
+    assert last["dau"] >= 0.85
+    assert last["dau"] > last["transactions_per_active_user"] + 0.2
+    summary = stress.early_warning[stress.early_warning["kr"] == "1.4"].set_index("indicator")
+    assert summary.loc["dau", "first_week"] <= 4  # warns within a month of the baseline
+    assert summary.loc["dau", "direction"] == "rises"
+    assert summary.loc["transactions", "own"]  # the KR's own metric, for comparison
+    assert k["week"].max() == (69 - 13) // 7
+    # KRs met in every run have no AUC
+    assert curves[curves["kr"] == "1.1"]["auc"].isna().all()
+
+
+def test_an_existing_ensemble_is_reused_with_new_targets(stress, tiny):
+    harder = with_values(tiny, {"okrs[0].key_results[2].target": 0.8})
+    st = okr.stress_test(
+        harder,
+        ensemble=stress.ensemble,
+        what_it_takes=False,
+        sensitivity=None,
+        early_warning=False,
+        progress=False,
+    )
+    assert st.ensemble is stress.ensemble
+    assert p_met(st, "1.3") == p_met(stress, "1.5")
+    other = with_values(tiny, {"market.users": 500})
+    with pytest.raises(SimkitError, match="different scenario"):
+        okr.stress_test(other, ensemble=stress.ensemble, progress=False)
+
+
+@pytest.mark.parametrize(
+    "lever,phrase",
+    [
+        (("outputs[9].appeal", 0, 1), "lever.path: no number at 'outputs[9].appeal'"),
+        (("outputs[0].feature", 0, 1), "lever.path: 'outputs[0].feature' is 'boost', not a number"),
+        (("okrs[0].key_results[0].target", 0, 1), "lever.path: a lever is a number of the plan"),
+        (("outputs[0].adoption_rate", 0.1, 1.5), "lever.most: outputs[0].adoption_rate = 1.5"),
+        ((UPLIFT, 0.5, 0.5), "lever.most: most must differ from least"),
+        ((UPLIFT, "none", 1), "lever: expected (path, least, most)"),
+        ({"path": UPLIFT, "least": 0}, "lever: expected (path, least, most)"),
+        ("outputs[0].appeal", "lever: expected (path, least, most)"),
+    ],
+)
+def test_a_bad_lever_is_a_one_line_error_before_any_run(tiny, tmp_path, lever, phrase):
+    out = tmp_path / "st"
+    for call in (
+        lambda: okr.what_it_takes(tiny, lever=lever, runs=2, executor="inline", progress=False),
+        lambda: okr.stress_test(tiny, lever=lever, runs=2, out=out, progress=False),
+    ):
+        with pytest.raises(SimkitError) as info:
+            call()
+        assert phrase in str(info.value) and "\n" not in str(info.value)
+    assert not out.exists()  # nothing ran
+
+
+def test_runs_too_short_for_a_deadline_are_refused_before_any_run(tiny, tmp_path):
+    out = tmp_path / "st"
+    with pytest.raises(SimkitError) as info:
+        okr.stress_test(tiny, runs=2, days=40, out=out, progress=False)
+    assert str(info.value) == (
+        "days: key result 1.1 of tiny_okr is due on day 69, so runs need at least 70 days, not 40"
+    )
+    assert not out.exists()
+    with pytest.raises(SimkitError, match="at least 70 days"):
+        okr.what_it_takes(tiny, lever=(UPLIFT, 0, 1), days=60, runs=2, progress=False)
+
+
+def test_a_stress_test_resumes_its_runs_from_out(tiny, tmp_path):
+    common = dict(
+        runs=6,
+        seed=SEED,
+        executor="inline",
+        progress=False,
+        what_it_takes=False,
+        sensitivity=None,
+        early_warning=False,
+        out=tmp_path,
+    )
+    first = okr.stress_test(tiny, **common)
+    assert first.ensemble.computed == 6 and (tmp_path / "ensemble" / "manifest.json").exists()
+    again = okr.stress_test(tiny, **common)
+    assert again.ensemble.computed == 0  # read back from out/ensemble
+    pd.testing.assert_frame_equal(first.key_results, again.key_results)
+    pd.testing.assert_frame_equal(first.outcomes, again.outcomes)
+
+
+def test_report_and_figures(stress, tmp_path):
+    text = stress.format()
+    assert "KR 1.4" in text and "P(met)" in text and "Early warning" in text
+    written = stress.save(tmp_path)
+    names = {p.name for p in written}
+    assert {
+        "key_results.csv",
+        "outcomes.csv",
+        "okr.txt",
+        "okr_distributions.png",
+        "okr_early_warning.png",
+    } <= names
+    back = pd.read_csv(tmp_path / "key_results.csv")
+    assert back["p_met"].tolist() == pytest.approx(stress.key_results["p_met"].tolist())
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    assert okr.plot_kr_distribution(stress, "1.4", ax=ax) is ax
+    target_lines = [line for line in ax.lines if list(line.get_xdata()) == [0.4, 0.4]]
+    assert target_lines
+    # the target is a bin edge: no bar mixes met and missed runs
+    lefts = np.array([p.get_x() for p in ax.patches])
+    assert np.isclose(lefts, 0.4).any()
+    heights = sum(p.get_height() for p in ax.patches)
+    assert heights == RUNS
+    ax.clear()
+    assert okr.plot_early_warning(stress, "1.4", ax=ax) is ax
+    plt.close(fig)
+
+
+@pytest.mark.slow
+def test_what_it_takes_is_monotone_and_its_answer_works(tiny):
+    runs = 20
+    kw = dict(seed=SEED, executor="inline", iterations=4, progress=False, bootstrap=400)
+    wit = okr.what_it_takes(tiny, lever=(UPLIFT, 0.0, 2.0), krs=["1.3", "1.5"], runs=runs, **kw)
+    table = wit.table.set_index("kr")
+    assert table["reached"].all()
+    # a higher target takes more
+    assert table.loc["1.3", "value"] < table.loc["1.5", "value"]
+    for kr_id, g in wit.curve.groupby("kr"):
+        p = g.sort_values("value")["p_met"].to_numpy()
+        assert np.all(np.diff(p) >= -1 / runs - 1e-9), (kr_id, p)  # common random numbers
+    row = table.loc["1.5"]
+    assert row["p_met"] >= 0.8  # by construction, on these runs
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    assert okr.plot_what_it_takes(wit, "1.5", ax=ax) is ax
+    assert ax.get_xlim()[0] < 0.0 < 2.0 < ax.get_xlim()[1]  # the lever's whole range
+    assert len(ax.lines[0].get_xdata()) == len(wit.curve[wit.curve["kr"] == "1.5"])
+    plt.close(fig)
+    assert row["lo"] <= row["value"] + 2.0 / 2**4 and row["lo"] < row["hi"]
+    # fed back in: the same runs meet the KR with P >= 80%; fresh runs agree within
+    # the Wilson interval
+    fixed = with_values(tiny, {UPLIFT: float(row["value"])})
+    common = dict(
+        executor="inline",
+        progress=False,
+        what_it_takes=False,
+        sensitivity=None,
+        early_warning=False,
+    )
+    same = okr.stress_test(fixed, runs=runs, seed=SEED, **common)
+    assert p_met(same, "1.5") >= 0.8
+    fresh = okr.stress_test(fixed, runs=30, seed=SEED + 100, **common)
+    assert fresh.key_results.set_index("kr").loc["1.5", "hi"] >= 0.8
+    assert p_met(fresh, "1.5") >= 0.55
+    # a lever that cannot reach the target says so
+    none = okr.what_it_takes(tiny, lever=(UPLIFT, 0.0, 0.05), krs=["1.5"], runs=8, **kw)
+    assert not none.table["reached"].iloc[0] and math.isnan(none.table["value"].iloc[0])
+    assert none.table["p_at_most"].iloc[0] < 0.8
+
+
+def test_sobol_finds_what_drives_each_key_result(tiny):
+    s = okr.sensitivity(
+        tiny,
+        krs=["1.4", "2.1"],
+        method="sobol",
+        runs=64,
+        seed=SEED,
+        executor="inline",
+        progress=False,
+    )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    assert okr.plot_sensitivity(s, "1.4", ax=ax) is ax  # the bar chart: S1 and ST per parameter
+    bars = {(round(p.get_y() + p.get_height() / 2, 6), round(p.get_width(), 6)) for p in ax.patches}
+    assert len(ax.patches) == 2 * 2
+    top = s[s["kr"] == "1.4"].sort_values("importance").iloc[-1]
+    assert any(np.isclose(w, top["ST"]) for _, w in bars)
+    assert [t.get_text() for t in ax.get_yticklabels()][-1] == UPLIFT  # largest on top
+    plt.close(fig)
+    s = s.set_index(["kr", "parameter"])
+    assert s.loc[("1.4", UPLIFT), "ST"] > 0.6
+    assert s.loc[("1.4", COST), "ST"] < 0.1
+    assert s.loc[("2.1", COST), "ST"] > s.loc[("2.1", UPLIFT), "ST"]
+    assert s.loc[("2.1", COST), "S1"] > 0.5
+
+
+def test_morris_screening_ranks_the_same_way(tiny):
+    s = okr.sensitivity(
+        tiny,
+        krs=["1.4", "2.1"],
+        method="morris",
+        runs=18,
+        seed=SEED,
+        executor="inline",
+        progress=False,
+    )
+    s = s.set_index(["kr", "parameter"])
+    assert s.loc[("1.4", UPLIFT), "importance"] == 1.0
+    assert s.loc[("1.4", COST), "importance"] < 0.2
+    assert s.loc[("2.1", COST), "importance"] == 1.0
+
+
+def test_cli_okr(tiny, tmp_path, capsys):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    code = simkit.cli.main(
+        [
+            "okr",
+            str(path),
+            "--runs",
+            "6",
+            "--executor",
+            "inline",
+            "--no-what-it-takes",
+            "--sensitivity",
+            "none",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "OKR stress test: tiny_okr: 6 runs" in out and "KR 2.1" in out
+    assert (tmp_path / "out" / "key_results.csv").exists()
+    assert (tmp_path / "out" / "ensemble" / "manifest.json").exists()
+    no_okrs = tmp_path / "plain.yaml"
+    no_okrs.write_text(TINY.split("okrs:")[0])
+    assert (
+        simkit.cli.main(
+            ["okr", str(no_okrs), "--runs", "2", "--executor", "inline", "--no-progress"]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "has no OKRs" in err and err.count("\n") == 1

@@ -1,0 +1,247 @@
+"""The explorer app in a real browser: Voila serves notebooks/app.ipynb on a free loopback
+port, Debian's Chromium (driven by Playwright, headless) opens it, waits for the widgets,
+drags a slider and checks that the market-share picture and the key-result numbers
+changed. Screenshots go to test-artifacts/browser/ (look at them).
+
+Playwright's own browser download is not used: the browser is ``/usr/bin/chromium`` from
+Debian's ``chromium`` package (``make test`` installs it with apt when it is missing).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "notebooks" / "app.ipynb"
+CHROMIUM = Path(os.environ.get("SIMKIT_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+USERS = 1000  # the app's simulated users: small, so that a re-run is quick
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason=f"no Chromium at {CHROMIUM} (`make test` installs Debian's chromium package)",
+)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"voila exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback only
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"voila did not answer on {url}:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def voila(tmp_path_factory):
+    """Voila serving the app on 127.0.0.1:<free port>; yields the base URL."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
+    env = dict(os.environ)
+    paths = [str(ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env.update(
+        PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)),
+        SIMKIT_APP_USERS=str(USERS),
+        SIMKIT_APP_SCENARIO="ridehailing_duopoly",
+        JUPYTER_PLATFORM_DIRS="1",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(APP),
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        "--Voila.port_retries=0",
+        "--show_tracebacks=True",
+    ]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_http(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def page(voila, tmp_path_factory):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user-data-dir
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1400, "height": 2000},
+        )
+        try:
+            page = context.new_page()
+            page.set_default_timeout(120_000)
+            page.goto(voila)
+            yield page
+        finally:
+            context.close()
+
+
+def _kr_values(page) -> list[str]:
+    return page.locator(".simkit-krs td.simkit-value").all_inner_texts()
+
+
+def _image_src(page, name: str) -> str:
+    return page.locator(f".simkit-{name}").first.get_attribute("src") or ""
+
+
+def _status(page) -> str:
+    return page.locator(".simkit-status").inner_text()
+
+
+def test_slider_updates_the_plot_and_the_key_results(page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # the widgets are up once the first update has drawn the figures and the KR table
+    page.wait_for_selector(".simkit-status .simkit-done")
+    page.wait_for_selector(".simkit-krs td.simkit-value")
+    share = page.locator(".simkit-market-share").first
+    share.wait_for(state="visible")
+    page.screenshot(path=ARTIFACTS / "explorer-before.png", full_page=True)
+    before_png = share.screenshot(path=ARTIFACTS / "market-share-before.png")
+    before_src = _image_src(page, "market-share")
+    before_krs = _kr_values(page)
+    assert before_krs and all(before_krs), before_krs
+    before_status = _status(page)
+
+    # watch for the busy indicator (it may come and go between two polls)
+    page.evaluate(
+        "() => { window.simkitSawBusy = false; new MutationObserver(() => {"
+        " if (document.querySelector('.simkit-status .simkit-running')) window.simkitSawBusy = true;"
+        " }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"
+    )
+    # drag the scheduled rides' visit-uplift slider to the right and release it
+    handle = page.locator(".simkit-c-outputs-0-frequency-uplift .noUi-handle").first
+    track = page.locator(".simkit-c-outputs-0-frequency-uplift .noUi-target").first
+    handle.scroll_into_view_if_needed()
+    box, rail = handle.bounding_box(), track.bounding_box()
+    assert box and rail
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(rail["x"] + 0.9 * rail["width"], box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+
+    # the app re-runs: a busy indicator, then a new status, new figures, new numbers
+    page.wait_for_function(
+        "(old) => { const s = document.querySelector('.simkit-status');"
+        " return s && s.innerText !== old && s.querySelector('.simkit-done'); }",
+        arg=before_status,
+    )
+    page.wait_for_function(
+        "(old) => { const i = document.querySelector('.simkit-market-share');"
+        " return i && i.getAttribute('src') !== old; }",
+        arg=before_src,
+    )
+    after_krs = _kr_values(page)
+    after_png = share.screenshot(path=ARTIFACTS / "market-share-after.png")
+    page.screenshot(path=ARTIFACTS / "explorer-after.png", full_page=True)
+    assert page.evaluate("() => window.simkitSawBusy"), "no busy indicator while re-running"
+    assert after_png != before_png, "the market-share picture did not change"
+    assert after_krs != before_krs, "the key-result numbers did not change"
+    assert len(after_krs) == len(before_krs)
+    readout = page.locator(".simkit-c-outputs-0-frequency-uplift .widget-readout").inner_text()
+    assert float(readout) > 0.5, readout  # started at 0.15 (the distribution's mean)
+
+
+def _drag(page, css: str, to: float) -> None:
+    """Drag the handle of slider ``css`` to ``to`` (0..1) of its track and release it."""
+    handle = page.locator(f"{css} .noUi-handle").first
+    track = page.locator(f"{css} .noUi-target").first
+    handle.scroll_into_view_if_needed()
+    box, rail = handle.bounding_box(), track.bounding_box()
+    assert box and rail
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(rail["x"] + to * rail["width"], box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+
+
+def test_a_long_run_is_drawn_as_it_goes(page):
+    """bass_diffusion at its own size (20,000 users, ten years: ~3 s a run): after a slider
+    moves, the page shows the figures of the days simulated so far while the status line
+    still says how far the run has got, then the finished ones."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.select_option(".simkit-scenario-choice select", "bass_diffusion")
+    page.wait_for_function(
+        "() => document.querySelector('.simkit-explorer') &&"
+        " document.querySelector('.simkit-explorer').innerText.includes('Bass')"
+        " && document.querySelector('.simkit-status .simkit-done')"
+    )
+    before = _status(page)
+    page.select_option(".simkit-c-users select", "20,000")
+    page.wait_for_function(
+        "(old) => { const s = document.querySelector('.simkit-status');"
+        " return s && s.innerText !== old && s.querySelector('.simkit-done'); }",
+        arg=before,
+        timeout=180_000,
+    )
+    assert "20,000 simulated users" in _status(page)
+    # record what the page shows while the next run is under way
+    page.evaluate(
+        "() => { window.simkitLog = []; const img = () => document.querySelector("
+        "'.simkit-market-share'); let src = img().getAttribute('src');"
+        " new MutationObserver(() => { const s = document.querySelector('.simkit-status');"
+        " const now = img().getAttribute('src');"
+        " if (now !== src) { src = now; window.simkitLog.push(['figure', s.innerText]); }"
+        " else if (s.querySelector('.simkit-running')) window.simkitLog.push(['status', s.innerText]);"
+        " }).observe(document.body, {subtree: true, childList: true, characterData: true,"
+        " attributes: true, attributeFilter: ['src']}); }"
+    )
+    before = _status(page)
+    _drag(page, ".simkit-c-products-0-bass-q", 0.9)
+    page.wait_for_function(
+        "(old) => { const s = document.querySelector('.simkit-status');"
+        " return s && s.innerText !== old && s.querySelector('.simkit-done'); }",
+        arg=before,
+        timeout=180_000,
+    )
+    page.screenshot(path=ARTIFACTS / "bass-after.png", full_page=True)
+    log = page.evaluate("() => window.simkitLog")
+    running = [text for kind, text in log if kind == "status" and "day" in text]
+    assert running, f"the status line never said how far the run had got: {log}"
+    drawn_while_running = [text for kind, text in log if kind == "figure" and "day" in text]
+    assert drawn_while_running, f"no figure while the run was under way: {log}"
+    assert "drawn as it ran" in _status(page)
