@@ -7,7 +7,7 @@ With many runs, a value is the mean across runs and ``lo``/``hi`` bound its 95%
 t-interval (``interval="mean"``) or hold the 2.5% and 97.5% quantiles of the runs
 (``interval="spread"``); with one run they are NaN.
 
-Retention (DESIGN §3)
+Retention (docs/model.md §3)
     Cohort c = users who first became our customers in week c. ``R[c, k]`` = share of
     c with a visit in week k after adoption (activity retention), ``S[c, k]`` = share
     still a customer at the end of week k (survival); cells not yet fully observed are
@@ -104,7 +104,7 @@ __all__ = [
     "time_to_detect",
 ]
 
-# --- metric families (DESIGN §3) ---------------------------------------------------------
+# --- metric families (docs/model.md §3) ---------------------------------------------------------
 
 LEADING = (
     "dau",

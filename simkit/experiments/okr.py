@@ -1,5 +1,5 @@
 """OKR stress tests: how likely each key result is, what it would take, which leading
-indicator warns first, and which uncertain parameters drive it (DESIGN §1, §5).
+indicator warns first, and which uncertain parameters drive it (docs/model.md §1, §5).
 
 A scenario's ``okrs`` list objectives, each with 2-5 key results (KRs); a KR names a
 metric, an aggregation on its deadline, a target and a direction (see

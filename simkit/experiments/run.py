@@ -71,7 +71,7 @@ class RunResult:
     Attributes
     ----------
     metrics : pandas.DataFrame
-        Daily metrics indexed by ``day`` (DESIGN §3 names).
+        Daily metrics indexed by ``day`` (docs/model.md §3 names).
     retention : pandas.DataFrame
         Cohort activity retention R (cohort week x weeks since adoption).
     survival : pandas.DataFrame

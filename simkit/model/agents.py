@@ -2,7 +2,7 @@ r"""The reference engine: one :class:`mesa.Agent` per user.
 
 ``simkit.run(..., engine="agents")`` simulates the same market as the default
 vectorised engine, but every user is a :class:`UserAgent` whose :meth:`UserAgent.step`
-reads like the rules of ``DESIGN.md`` §2, and the model steps them with Mesa's
+reads like the rules of ``docs/model.md`` §2, and the model steps them with Mesa's
 ``AgentSet.shuffle_do``. It exists to teach agent-based modelling, to follow one user's
 story, and to prove the fast engine right: both engines call the *same* rule functions
 of :mod:`simkit.model.rules` (passed in as ``rules_module``), share the products, the outputs,

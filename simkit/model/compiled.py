@@ -5,7 +5,7 @@ vectorised engine (:class:`~simkit.model.vector.MarketModel`, whose state, outpu
 snapshots and recorder it shares) with compiled loops over the users instead of a few
 dozen numpy passes. The loops call the rule functions of :mod:`simkit.model.rules` compiled
 by numba -- the same functions the other engines call, so there is one source of rules
--- in the daily order of DESIGN §2: every decision uses start-of-day shares and the
+-- in the daily order of docs/model.md §2: every decision uses start-of-day shares and the
 user's own random numbers, so users are independent within a day and the order in which
 they are visited does not matter.
 
@@ -760,7 +760,7 @@ def _users(
     customers, today's visitors, adopters and leavers, written to ``W[row, lo:]``), each
     a short loop without data-dependent branches where it can: a user's branch is hard
     to predict (visits, choices), and a mispredicted branch costs as much as an ``exp``.
-    A user's steps still run in the order of DESIGN §2, every decision uses this
+    A user's steps still run in the order of docs/model.md §2, every decision uses this
     morning's shares (``start``; ``contacts`` holds the market's when there is no
     network), and the lists are in user order, so the passes give the same numbers as
     one loop over the users.
@@ -1254,7 +1254,7 @@ class CompiledMarketModel(MarketModel):
         )
 
     def step(self) -> None:
-        """Advance the market by one day (the seven steps of DESIGN §2)."""
+        """Advance the market by one day (the seven steps of docs/model.md §2)."""
         self._run(1)
 
     def advance(self, days: int) -> None:

@@ -1,4 +1,4 @@
-"""Metrics of DESIGN §3: daily leading and trailing indicators, and cohort tables.
+"""Metrics of docs/model.md §3: daily leading and trailing indicators, and cohort tables.
 
 Engines report plain daily *facts* (counts and sums, in simulated users) through
 :meth:`Recorder.add`; the recorder derives every metric from them so that the

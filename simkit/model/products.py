@@ -2,7 +2,7 @@
 
 A :class:`ProductAgent` holds what a product offers on a given day: price, quality,
 Bass coefficients, launched features, a subscription plan, a loyalty programme and
-running campaigns. Outputs (DESIGN §2) change these; their effect on *users* is left to
+running campaigns. Outputs (docs/model.md §2) change these; their effect on *users* is left to
 the engine, which reads the products' state through :class:`ProductTable` -- the same
 numbers as arrays indexed by product, so a day for all users stays vectorised.
 """

@@ -1,6 +1,6 @@
 r"""The behaviour rules of a simkit market, written once for every engine.
 
-Each function is a formula of ``DESIGN.md`` §2. They are elementwise numpy
+Each function is a formula of ``docs/model.md`` §2. They are elementwise numpy
 expressions: the vectorised engine calls them on arrays of users, a per-agent engine
 calls the same functions on one user's numbers, so the engines cannot drift apart.
 

@@ -3,7 +3,7 @@
 Products are Mesa agents (:class:`~simkit.model.products.ProductAgent`); the user population
 is a struct of arrays (:class:`UserArrays`), so one day for every user is a handful of
 vectorised operations calling the shared rule functions of :mod:`simkit.model.rules`, in the
-daily order documented there (DESIGN §2).
+daily order documented there (docs/model.md §2).
 
 Randomness and common random numbers
 ------------------------------------
@@ -487,7 +487,7 @@ class MarketModel(MarketBase):
 
     # ---- one day ------------------------------------------------------------------------
     def step(self) -> None:
-        """Advance the market by one day (the seven steps of DESIGN §2).
+        """Advance the market by one day (the seven steps of docs/model.md §2).
 
         Days before 0 are the warm-up: the market runs without outputs and without
         recording, so that day 0 starts from a settled state.

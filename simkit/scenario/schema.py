@@ -881,7 +881,7 @@ OUTPUT_KINDS = (
 
 
 # ---------------------------------------------------------------------------------------
-# Population behaviour (the rule parameters of DESIGN §2)
+# Population behaviour (the rule parameters of docs/model.md §2)
 # ---------------------------------------------------------------------------------------
 
 
@@ -974,7 +974,7 @@ class InitialState(Strict):
 
 
 class Behaviour(Strict):
-    """The rules of user behaviour (DESIGN §2, simkit/rules.py) with their parameters;
+    """The rules of user behaviour (docs/model.md §2, simkit/model/rules.py) with their parameters;
     every section and field is optional (defaults below)."""
 
     adoption: AdoptionRules = Field(
@@ -994,7 +994,7 @@ class Behaviour(Strict):
 
 
 # ---------------------------------------------------------------------------------------
-# OKRs: objectives and their key results (DESIGN §1, §5)
+# OKRs: objectives and their key results (docs/model.md §1, §5)
 # ---------------------------------------------------------------------------------------
 
 AGGREGATIONS = ("value", "mean", "sum")
@@ -1005,7 +1005,7 @@ MIN_KEY_RESULTS, MAX_KEY_RESULTS = 2, 5
 
 def metric_names(scenario: Scenario | str | Path) -> list[str]:
     """Every metric column a run of ``scenario`` produces, in the order of
-    ``RunResult.metrics``: the fixed metrics (DESIGN.md section 3) and the per-feature
+    ``RunResult.metrics``: the fixed metrics (docs/model.md §3) and the per-feature
     (``feature_utilization:<feature>``) and per-product (``customers:<product>``,
     ``market_share:<product>``, ``transaction_share:<product>``) ones.
 
@@ -1025,7 +1025,7 @@ def metric_names(scenario: Scenario | str | Path) -> list[str]:
 
 @functools.lru_cache(maxsize=256)
 def _metric_columns(features: tuple[str, ...], products: tuple[str, ...]) -> tuple[str, ...]:
-    """Asked of simkit/metrics.py, where metrics are defined: the columns of an empty
+    """Asked of simkit/model/metrics.py, where metrics are defined: the columns of an empty
     one-day recording with these features and products."""
     from ..model.metrics import Recorder
 

@@ -1,4 +1,4 @@
-"""The explorer: sliders over a scenario and the curves that follow them (DESIGN §1, job 1).
+"""The explorer: sliders over a scenario and the curves that follow them (docs/model.md §1, job 1).
 
 >>> import simkit.widgets
 >>> explorer = simkit.widgets.explore("ridehailing_duopoly")   # doctest: +SKIP

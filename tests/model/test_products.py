@@ -1,4 +1,4 @@
-"""Each kind of output moves the indicators it should (DESIGN §2 "Outputs").
+"""Each kind of output moves the indicators it should (docs/model.md §2 "Outputs").
 
 Every test builds a small dedicated market and compares it with the same scenario run
 ``without_outputs=[i]``: same seed, so the same population and random streams (common

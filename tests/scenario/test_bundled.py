@@ -1,4 +1,4 @@
-"""Every bundled scenario validates, runs, and its metrics obey the DESIGN §3 identities;
+"""Every bundled scenario validates, runs, and its metrics obey the docs/model.md §3 identities;
 the market-share hypotheses reach the users they are built for.
 
 Runs are small (2,000 users, at most 120 days; outputs past the horizon are dropped),

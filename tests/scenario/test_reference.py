@@ -116,7 +116,7 @@ def test_numbers_are_formatted_for_people(markdown):
 
 def test_reference_explains_the_day_and_points_to_the_rules(markdown):
     day = markdown.split('<a id="a-simulated-day"></a>', 1)[1].split("<a id=", 1)[0]
-    assert "simkit/rules.py" in day
+    assert "simkit/model/rules.py" in day
     for step in (
         "Outputs due today",
         "Adoption",
