@@ -20,6 +20,8 @@ from pathlib import Path
 
 from .errors import SimkitError
 
+__all__ = ["build_parser", "main"]
+
 EXIT_BAD_INPUT = 2
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["DataError", "ScenarioError", "SimkitError"]
+
 
 class SimkitError(Exception):
     """Base class for errors caused by user input (scenario files, data, arguments).

@@ -6,6 +6,16 @@ import pandas as pd
 
 from ..experiments.run import RunResult
 
+__all__ = [
+    "LEADING",
+    "TRAILING",
+    "PERCENT",
+    "format_summary",
+    "human",
+    "summary_days",
+    "summary_table",
+]
+
 LEADING = [
     ("dau", "DAU"),
     ("stickiness", "DAU/MAU"),
