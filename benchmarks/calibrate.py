@@ -1,6 +1,6 @@
 """Calibration benchmark: fit simkit to a 12-period cohort table, then check the holdout.
 
-Two 12-period tables from ``examples/calibration`` (synthetic, not made by simkit):
+Two 12-period tables from ``simkit/data/examples`` (synthetic, not made by simkit):
 
 * ``weekly``: ``cohorts_weekly.csv`` (activity retention by week; 12 of its weeks), fitting
   churn hazard, the spread of churn proneness and the visit base;
@@ -29,7 +29,7 @@ from pathlib import Path
 import simkit
 from simkit.experiments.executors import LocalProcesses, available_cpus
 
-HERE = Path(__file__).resolve().parent.parent / "examples" / "calibration"
+HERE = Path(simkit.example_data("subscription_app.yaml")).parent  # simkit/data/examples
 SCENARIO = HERE / "subscription_app.yaml"
 BASE = "behaviour.churn.base_monthly"
 SD = "segments[0].traits.churn_proneness.sd"

@@ -9,8 +9,10 @@
 does not load ipywidgets.
 """
 
+from .data import example_data
 from .errors import ScenarioError, SimkitError
 from .experiments import executors, okr
+from .experiments.cache import RunCache
 from .experiments.calibrate import calibrate
 from .experiments.ensemble import EnsembleResult, ensemble, load_ensemble
 from .experiments.run import Progress, RunResult, run
@@ -21,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "EnsembleResult",
     "Progress",
+    "RunCache",
     "RunResult",
     "Scenario",
     "ScenarioError",
@@ -28,6 +31,7 @@ __all__ = [
     "bundled_scenarios",
     "calibrate",
     "ensemble",
+    "example_data",
     "executors",
     "load_ensemble",
     "load_scenario",

@@ -23,8 +23,11 @@ import difflib
 import functools
 import math
 import numbers
+import os
 import re
 import types
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -1842,12 +1845,24 @@ def _format_errors(exc: ValidationError, source: str, data: Any = None) -> Scena
 # Loading
 # ---------------------------------------------------------------------------------------
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
+def bundled_scenarios() -> dict[str, Traversable]:
+    """Bundled scenario names and their files, sorted by name.
 
-def bundled_scenarios() -> dict[str, Path]:
-    """Bundled scenario names and their files."""
-    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
+    The scenarios are package data (``simkit/scenario/bundled/*.yaml``) read with
+    :mod:`importlib.resources`, so they are found from a checkout, an installed wheel or
+    a zip. Each file is a :class:`pathlib.Path` when the package is on disk (the usual
+    case) and an :class:`importlib.resources.abc.Traversable` otherwise; both have
+    ``read_text`` and ``name``, and :func:`load_scenario` takes either.
+
+    Returns
+    -------
+    dict of str to Traversable
+        ``{name: file}``, e.g. ``{"bass_diffusion": .../bass_diffusion.yaml, ...}``.
+    """
+    folder = resources.files(__package__).joinpath("bundled")
+    files = [f for f in folder.iterdir() if f.name.endswith(".yaml") and f.is_file()]
+    return {f.name.removesuffix(".yaml"): f for f in sorted(files, key=lambda f: f.name)}
 
 
 class _ScenarioLoader(yaml.SafeLoader):
@@ -1919,8 +1934,11 @@ def _yaml_problem(exc: yaml.YAMLError, text: str = "") -> str:
     return f"invalid YAML{where}: {_one_line(problem)}"
 
 
-def read_scenario_data(path: str | Path, source: str | None = None) -> Any:
+def read_scenario_data(path: str | Path | Traversable, source: str | None = None) -> Any:
     """The YAML data of a scenario file (safe loader, no validation).
+
+    ``path`` is a file name, a :class:`pathlib.Path` or a package resource (a value of
+    :func:`bundled_scenarios`).
 
     Raises
     ------
@@ -1928,10 +1946,10 @@ def read_scenario_data(path: str | Path, source: str | None = None) -> Any:
         If the file is missing or unreadable or not valid YAML.
     """
     source = _one_line(str(path) if source is None else source)
-    p = Path(path)
+    p = Path(path) if isinstance(path, str | os.PathLike) else path
     try:
         is_file = p.is_file()
-        exists = is_file or p.exists()
+        exists = is_file or (p.exists() if isinstance(p, Path) else p.is_dir())
     except (OSError, ValueError):
         is_file = exists = False
     if not exists:
@@ -1984,15 +2002,17 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
         raise ScenarioError(source, "", "the scenario is nested too deeply") from None
 
 
-def load_scenario(path_or_name: str | Path | Scenario) -> Scenario:
+def load_scenario(path_or_name: str | Path | Traversable | Scenario) -> Scenario:
     """Load and validate a scenario from a YAML file or a bundled scenario name.
 
     The file is read with a safe YAML loader (plain data, never code).
 
     Parameters
     ----------
-    path_or_name : str or Path
-        A path to a YAML file, or the name of a bundled scenario (``simkit list``).
+    path_or_name : str, Path or Traversable
+        A path to a YAML file, the name of a bundled scenario (``simkit list``,
+        :func:`bundled_scenarios`) or one of its files. A file of that name in the
+        working directory comes first.
 
     Raises
     ------
@@ -2001,6 +2021,8 @@ def load_scenario(path_or_name: str | Path | Scenario) -> Scenario:
     """
     if isinstance(path_or_name, Scenario):
         return path_or_name
+    if not isinstance(path_or_name, str | os.PathLike):  # a package resource
+        return parse_scenario(read_scenario_data(path_or_name), str(path_or_name))
     source = _one_line(str(path_or_name))
     path = Path(path_or_name)
     bundled = bundled_scenarios()

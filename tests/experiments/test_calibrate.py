@@ -33,7 +33,7 @@ from simkit.experiments.customer_data import (
     write_cohort_table,
 )
 
-APP = "examples/calibration/subscription_app.yaml"
+APP = str(simkit.example_data("subscription_app.yaml"))  # package data (simkit/data/examples)
 BASE = "behaviour.churn.base_monthly"
 SD = "segments[0].traits.churn_proneness.sd"
 

@@ -1,5 +1,7 @@
 """Write the synthetic example data of docs/calibration.md (seeded, reproducible).
 
+The files land in ``simkit/data/examples/`` (package data, see :mod:`simkit.data`).
+
 The data do not come from simkit: users are drawn from a simple process in which they
 differ in how prone they are to churn, as real customers do, so a calibration has to
 find that heterogeneity rather than read back its own model.
@@ -16,7 +18,7 @@ find that heterogeneity rather than read back its own model.
   each subscriber cancels in a month with a fixed probability drawn from
   Beta(0.9, 5.5) (mean 14%: heterogeneous, the shifted-beta-geometric world).
 
-    python examples/calibration/make_example_data.py   # rewrites the three files
+    python -m simkit.data.make_examples   # rewrites the three CSV files
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
+__all__ = ["event_log", "main", "subscription_table"]
+
+HERE = Path(__file__).resolve().parent / "examples"
 SEED = 20250106
 
 
