@@ -769,9 +769,10 @@ def paired_differences(
 
     Returns
     -------
-    DataFrame with columns ``day, metric, family, mean_diff, lo, hi, rel_diff,
-    baseline, detectable`` (``baseline`` = mean counterfactual level; ``rel_diff`` =
-    mean_diff / baseline, NaN where the baseline is 0; ``lo``/``hi`` NaN with one run).
+    pandas.DataFrame
+        DataFrame with columns ``day, metric, family, mean_diff, lo, hi, rel_diff,
+        baseline, detectable`` (``baseline`` = mean counterfactual level; ``rel_diff`` =
+        mean_diff / baseline, NaN where the baseline is 0; ``lo``/``hi`` NaN with one run).
     """
     if test not in TESTS:
         raise SimkitError(f"test must be one of {TESTS}, got {test!r}")
@@ -966,13 +967,14 @@ def time_to_detect(
 
     Returns
     -------
-    DataFrame with columns ``metric, family, launch_day, detect_day, days_to_detect,
-    days_to_half_effect, direction, final_diff, final_rel_diff, test``, leading metrics
-    first, each family by days_to_detect (never detected last). ``days_to_detect`` is
-    NaN (and ``direction`` 0) if never detected; ``days_to_half_effect`` = days from
-    launch until the mean difference first reaches half of its final value (mean of the
-    last 28 days), for detected metrics; ``final_diff``/``final_rel_diff``: mean
-    difference on the last day (absolute and relative to the counterfactual).
+    pandas.DataFrame
+        DataFrame with columns ``metric, family, launch_day, detect_day, days_to_detect,
+        days_to_half_effect, direction, final_diff, final_rel_diff, test``, leading metrics
+        first, each family by days_to_detect (never detected last). ``days_to_detect`` is
+        NaN (and ``direction`` 0) if never detected; ``days_to_half_effect`` = days from
+        launch until the mean difference first reaches half of its final value (mean of the
+        last 28 days), for detected metrics; ``final_diff``/``final_rel_diff``: mean
+        difference on the last day (absolute and relative to the counterfactual).
     """
     if launch_day is None:
         launch_day = comparison.launch_day

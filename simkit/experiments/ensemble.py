@@ -24,14 +24,18 @@ Uncertain parameters (a distribution instead of a number in the scenario)
     columns are paths. Fixed and design values are not sampled; the others still are.
 
 Results: one format for every analysis (as the EMA Workbench's experiments + outcomes)
-    ``experiments``  one row per run: ``run``, ``seed_entropy`` and ``spawn_key`` (the run's
-                     SeedSequence), then one column per parameter path with the value used;
-    ``metrics``      the daily metrics of every run: ``run``, ``day``, one column per metric;
-    ``retention``    per run and chosen week k after adoption: ``retention`` (activity, R)
-                     and ``survival`` (S), each the mean over the run's cohorts observed at
-                     week k weighted by cohort size; NaN when no cohort is observed yet;
-    ``summary()``    per metric and day: ``mean``, ``sd`` and percentiles across runs
-                     (bands for plots).
+    ``experiments``
+        one row per run: ``run``, ``seed_entropy`` and ``spawn_key`` (the run's
+        SeedSequence), then one column per parameter path with the value used;
+    ``metrics``
+        the daily metrics of every run: ``run``, ``day``, one column per metric;
+    ``retention``
+        per run and chosen week k after adoption: ``retention`` (activity, R) and
+        ``survival`` (S), each the mean over the run's cohorts observed at week k
+        weighted by cohort size; NaN when no cohort is observed yet;
+    ``summary()``
+        per metric and day: ``mean``, ``sd`` and percentiles across runs (bands for plots).
+
     Rows are ordered by run, whatever executor computed them and in whatever order.
 
 Nothing lost

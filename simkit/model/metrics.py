@@ -31,8 +31,9 @@ Counts and money are in simulated users unless the scenario gives
 ``market.population``: then they are scaled by population / users (output costs,
 which are real money, are not scaled). Shares and ratios are unchanged by scaling.
 
-Cohort tables (our product; cohorts by the week a user first became our customer,
+Cohort tables (our product; cohorts by the week a user first became our customer;
 pre-existing and acquired customers excluded):
+
     ``R[c, k]`` = share of cohort c with a visit in week k after adoption (activity
     retention); ``S[c, k]`` = share still a customer, without a break, at the end of
     week k (survival). Cells not yet fully observed are NaN.
