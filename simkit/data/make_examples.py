@@ -18,7 +18,9 @@ find that heterogeneity rather than read back its own model.
   each subscriber cancels in a month with a fixed probability drawn from
   Beta(0.9, 5.5) (mean 14%: heterogeneous, the shifted-beta-geometric world).
 
-    python -m simkit.data.make_examples   # rewrites the three CSV files
+Rewrite the three CSV files with::
+
+    python -m simkit.data.make_examples
 """
 
 from __future__ import annotations

@@ -70,8 +70,8 @@ method for function minimization", The Computer Journal 7(4); R. Storn and K. Pr
 (1997), "Differential evolution", Journal of Global Optimization 11.
 
 >>> import simkit  # doctest: +SKIP
->>> cal = simkit.calibrate("examples/calibration/subscription_app.yaml",
-...                        "examples/calibration/cohorts_weekly.csv",
+>>> cal = simkit.calibrate(simkit.example_data("subscription_app.yaml"),
+...                        simkit.example_data("cohorts_weekly.csv"),
 ...                        fit=["behaviour.churn.base_monthly",
 ...                             "segments[0].traits.churn_proneness.sd"], holdout=4)
 >>> print(cal.format())  # doctest: +SKIP

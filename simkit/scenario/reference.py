@@ -369,8 +369,8 @@ describes a market of potential users in segments, the products competing for th
 a dated plan of *outputs* (features, price changes, acquisitions, campaigns, loyalty
 programmes, subscriptions) that the products ship, and optionally the [OKRs](#okrs) the
 plan is judged by. `simkit validate FILE` checks a file
-without running it; `simkit run FILE` runs it. The bundled scenarios are in
-`scenarios/` (`simkit list`).
+without running it; `simkit run FILE` runs it. The bundled scenarios
+(`simkit list`, loaded by name) are package data in `simkit/scenario/bundled/`.
 
 **A minimal scenario:**
 
@@ -443,7 +443,7 @@ value of the metric. `direction: at_most` is for metrics where less is better
 (`churn_rate`). A key result is met in a run when its result reaches the target; an
 objective is met when all its key results are met in the same run. An optional `lever`
 names the number of the plan (a feature's uplift, a price change) that the stress test
-searches for *what it takes*. Example (from `scenarios/ridehailing_duopoly.yaml`):
+searches for *what it takes*. Example (from the bundled `ridehailing_duopoly`):
 
 ```yaml
 {OKR_EXAMPLE}```
