@@ -23,7 +23,7 @@ CHROMIUM    ?= /usr/bin/chromium
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help venv demo test test-fast lint bench dashboards lab app chromium lock clean
+.PHONY: help venv demo test test-fast lint docs bench dashboards lab app chromium lock clean
 
 help: ## List the targets
 	@echo "simkit make targets:"
@@ -61,6 +61,13 @@ test-fast: $(STAMP) ## Run the tests not marked slow
 lint: $(STAMP) ## ruff check + ruff format --check
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+
+# Sphinx builds docs/ (Markdown, the notebooks unexecuted, the API reference from the
+# docstrings, generated into docs/api/) with warnings as errors; the docs extra is in the venv.
+docs: $(STAMP) ## Build the documentation site into docs/_build/html (warnings are errors)
+	rm -rf docs/api
+	$(VPY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	@echo "docs: file://$(CURDIR)/docs/_build/html/index.html"
 
 bench: $(STAMP) ## Run the engine benchmark
 	$(VPY) benchmarks/engine.py
@@ -130,5 +137,5 @@ lock: ## Regenerate requirements.lock from pyproject.toml (needs the registry)
 	echo "Wrote requirements.lock ($$(grep -c '==' requirements.lock) pins)"
 
 clean: ## Remove .venv, results/, caches and build artefacts
-	rm -rf $(VENV) results build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) results build dist *.egg-info .pytest_cache .ruff_cache .hypothesis docs/_build docs/api
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
