@@ -118,7 +118,7 @@ TITLES = {
     "KeyResult": "Key result (`okrs[i].key_results[j]`)",
     "Lever": "Lever (`okrs[i].key_results[j].lever`)",
 }
-_DIST_CLASS = {cls.model_fields["dist"].annotation.__args__[0]: cls for cls in DistTypes}
+_DIST_CLASS = {get_args(cls.model_fields["dist"].annotation)[0]: cls for cls in DistTypes}
 
 
 def _nested_models(annotation: Any) -> list[type[BaseModel]]:
@@ -215,7 +215,7 @@ def _type_text(prop: dict) -> str:
         "integer": "whole number",
         "string": "text",
         "boolean": "true / false",
-    }.get(t, t or "any")
+    }.get(str(t), str(t or "any"))
 
 
 def _bounds(prop: Any) -> dict | None:

@@ -26,10 +26,11 @@ import numbers
 import os
 import re
 import types
+from collections.abc import Mapping
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -151,7 +152,7 @@ def _finite(v) -> bool:
         return False
 
 
-def _in_bounds(v: float, ge=None, gt=None, le=None, lt=None) -> bool:
+def _in_bounds(v: float | numbers.Real, ge=None, gt=None, le=None, lt=None) -> bool:
     return not (
         (ge is not None and v < ge)
         or (gt is not None and v <= gt)
@@ -195,7 +196,7 @@ def _custom(msg: str, subpath: str | None = None, kind: str = "scenario") -> Pyd
 # ---------------------------------------------------------------------------------------
 
 _dist_adapter = TypeAdapter(Dist)
-_DIST_CLASSES = {cls.model_fields["dist"].annotation.__args__[0]: cls for cls in DistTypes}
+_DIST_CLASSES = {get_args(cls.model_fields["dist"].annotation)[0]: cls for cls in DistTypes}
 _DIST_EXAMPLE = "{dist: normal, mean: .., sd: ..}"
 
 
@@ -338,10 +339,24 @@ def TraitOf(lo: float | None = None, hi: float | None = None):
     return Annotated[Any, PlainValidator(validate), _SERIALIZE, WithJsonSchema(schema)]
 
 
-Trait = TraitOf(0.0, None)
-Affinity = TraitOf(0.0, 1.0)
-Prob = Param(0.0, 1.0)
-NonNeg = Param(0.0, None)
+# What a parameter or trait field holds once validated: a number, or a distribution to
+# draw from. The annotations below are built at run time (their validators carry the
+# range); a type checker sees what they hold.
+type ParamValue = float | Dist
+if TYPE_CHECKING:
+    type Trait = ParamValue
+    type Affinity = ParamValue
+    type Prob = ParamValue
+    type NonNeg = ParamValue
+    type Real = ParamValue
+    type Change = ParamValue
+else:
+    Trait = TraitOf(0.0, None)
+    Affinity = TraitOf(0.0, 1.0)
+    Prob = Param(0.0, 1.0)
+    NonNeg = Param(0.0, None)
+    Real = Param()  # any finite number (log-odds, appeal, uplifts)
+    Change = Param(-0.99, 10.0)  # a relative price change
 
 
 # ---------------------------------------------------------------------------------------
@@ -357,12 +372,14 @@ _SCALAR_KINDS = {
     frozenset({int, dt.date}): "day",
 }
 _DATE_EXAMPLE = "a date like 2026-03-01"
-_CHECKS: dict[type, dict[str, tuple]] = {}
+# a scalar field's checks: (kind, nullable, required, bounds)
+_Check = tuple[str, bool, bool, dict[str, Any]]
+_CHECKS: dict[type, dict[str, _Check]] = {}
 
 
-def _field_checks(cls: type[BaseModel]) -> dict[str, tuple]:
+def _field_checks(cls: type[BaseModel]) -> dict[str, _Check]:
     """For each plain scalar field of ``cls``: (kind, nullable, required, bounds)."""
-    out = {}
+    out: dict[str, _Check] = {}
     for name, f in cls.model_fields.items():
         ann = f.annotation
         args = get_args(ann) if get_origin(ann) in (Union, types.UnionType) else (ann,)
@@ -612,7 +629,7 @@ class Renewal(Strict):
     sigmoid(base + satisfaction_weight * (satisfaction - 0.5) + value_weight * (value - 1)),
     value = (discount savings + bundle_value) / fee over the period."""
 
-    base: Param() = Field(
+    base: Real = Field(
         2.0,
         description="Log-odds of renewing at satisfaction 0.5 and value for money 1 "
         "(2.0 is about 88%) [log-odds].",
@@ -642,13 +659,13 @@ class SubscriptionPlan(Strict):
         description="Relative increase of a subscriber's transactions per visit, e.g. 0.2 "
         "for +20% [relative].",
     )
-    frequency_uplift: Param() = Field(
+    frequency_uplift: Real = Field(
         0.0, description="Added to a subscriber's visit log-odds [log-odds]."
     )
     churn_multiplier: NonNeg = Field(
         1.0, description="Multiplier on a subscriber's churn hazard [multiplier]."
     )
-    satisfaction_boost: Param() = Field(
+    satisfaction_boost: Real = Field(
         0.0, description="Added to a subscriber's experience log-odds [log-odds]."
     )
     bundle_value: NonNeg = Field(
@@ -679,7 +696,7 @@ class Product(Strict):
     unit_cost: NonNeg = Field(
         0.0, description="Cost of goods sold per transaction [currency/transaction]."
     )
-    quality: Param() = Field(
+    quality: Real = Field(
         0.0,
         description="Intrinsic utility: how good the product is apart from price and "
         "features [utility].",
@@ -743,7 +760,7 @@ class FeatureOutput(_Output):
         description="Utility the feature adds to the product, times the user's affinity "
         "(attracts adopters and keeps leavers) [utility].",
     )
-    frequency_uplift: Param() = Field(
+    frequency_uplift: Real = Field(
         0.0, description="Added to the visit log-odds of users of the feature [log-odds]."
     )
     adoption_rate: Prob = Field(
@@ -751,7 +768,7 @@ class FeatureOutput(_Output):
         description="Daily take-up probability on a visit, times the user's affinity "
         "[probability/visit].",
     )
-    satisfaction_boost: Param() = Field(
+    satisfaction_boost: Real = Field(
         0.0, description="Added to the experience log-odds of users of the feature [log-odds]."
     )
     transaction_uplift: NonNeg = Field(
@@ -772,7 +789,7 @@ class PriceChange(_Output):
     price: NonNeg | None = Field(
         None, description="New price; or give change [currency/transaction]."
     )
-    change: Param(-0.99, 10.0) | None = Field(
+    change: Change | None = Field(
         None,
         description="Relative change of the current price, e.g. -0.1 for a 10% cut; or give "
         "price [relative].",
@@ -807,9 +824,7 @@ class Campaign(_Output):
         1.0,
         description="Multiplier on the adoption hazard of lapsed users while it runs [multiplier].",
     )
-    appeal: Param() = Field(
-        0.0, description="Utility added to the product while it runs [utility]."
-    )
+    appeal: Real = Field(0.0, description="Utility added to the product while it runs [utility].")
 
 
 class LoyaltyProgram(_Output):
@@ -825,10 +840,8 @@ class LoyaltyProgram(_Output):
         description="Habit (0-1, a moving average of 'visited today') from which a customer "
         "counts as frequent, i.e. a member [habit].",
     )
-    frequency_uplift: Param() = Field(
-        0.0, description="Added to members' visit log-odds [log-odds]."
-    )
-    satisfaction_boost: Param() = Field(
+    frequency_uplift: Real = Field(0.0, description="Added to members' visit log-odds [log-odds].")
+    satisfaction_boost: Real = Field(
         0.0, description="Added to members' experience log-odds [log-odds]."
     )
     cost_per_transaction: NonNeg = Field(
@@ -854,13 +867,13 @@ class SubscriptionOutput(_Output):
     transaction_uplift: NonNeg | None = Field(
         None, description="Relative increase of a subscriber's transactions per visit [relative]."
     )
-    frequency_uplift: Param() | None = Field(
+    frequency_uplift: Real | None = Field(
         None, description="Added to a subscriber's visit log-odds [log-odds]."
     )
     churn_multiplier: NonNeg | None = Field(
         None, description="Multiplier on a subscriber's churn hazard [multiplier]."
     )
-    satisfaction_boost: Param() | None = Field(
+    satisfaction_boost: Real | None = Field(
         None, description="Added to a subscriber's experience log-odds [log-odds]."
     )
     bundle_value: NonNeg | None = Field(
@@ -902,7 +915,7 @@ class VisitRules(Strict):
     """Whether a customer visits on a day:
     sigmoid(base + habit_weight * habit + satisfaction_weight * (satisfaction - 0.5) + uplifts)."""
 
-    base: Param() = Field(
+    base: Real = Field(
         -1.0,
         description="Visit log-odds at habit 0 and satisfaction 0.5 (-1.0 is about 27% of "
         "days) [log-odds].",
@@ -920,7 +933,7 @@ class ExperienceRules(Strict):
     sigmoid(base + quality_weight * quality + boosts - price_weight * price_sensitivity *
     price / reference_price + noise); satisfaction and habit are moving averages."""
 
-    base: Param() = Field(0.5, description="Experience log-odds of an average visit [log-odds].")
+    base: Real = Field(0.5, description="Experience log-odds of an average visit [log-odds].")
     quality_weight: NonNeg = Field(
         1.0, description="Experience log-odds per unit of product quality [log-odds]."
     )
@@ -959,7 +972,7 @@ class ChurnRules(Strict):
         description="Churn hazard grows by exp(satisfaction_k * (0.5 - satisfaction)) "
         "[per unit of satisfaction].",
     )
-    outside_option: Param() = Field(
+    outside_option: Real = Field(
         0.0,
         description="Utility of leaving the market, against which leavers pick competitors "
         "[utility].",
@@ -1242,22 +1255,24 @@ class Scenario(Strict):
         return [i for i, o in enumerate(self.outputs) if o.id in ids]
 
     def output_day(self, output) -> int:
-        if isinstance(output.day, dt.date):
-            return (output.day - self.start_date).days
-        return output.day
+        """The day number (0 is the first day) on which ``output`` ships."""
+        return self.day_number(output.day)
 
     def output_label(self, i: int) -> str:
         o = self.outputs[i]
         if o.label:
             return o.label
-        what = {
-            "feature": lambda: o.feature.replace("_", " "),
-            "price_change": lambda: "price change",
-            "acquisition": lambda: f"buys {o.target}",
-            "campaign": lambda: "campaign",
-            "loyalty_program": lambda: "loyalty programme",
-            "subscription": lambda: "subscription",
-        }[o.kind]()
+        if isinstance(o, FeatureOutput):
+            what = o.feature.replace("_", " ")
+        elif isinstance(o, Acquisition):
+            what = f"buys {o.target}"
+        else:
+            what = {
+                "price_change": "price change",
+                "campaign": "campaign",
+                "loyalty_program": "loyalty programme",
+                "subscription": "subscription",
+            }[o.kind]
         return what if o.product == self.our_product.name else f"{o.product}: {what}"
 
     # -- cross references ---------------------------------------------------------------
@@ -1401,6 +1416,8 @@ class Scenario(Strict):
     def day_number(self, day: int | dt.date) -> int:
         """A day number (0 is the first day) from a day number or a date."""
         if isinstance(day, dt.date):
+            if self.start_date is None:  # validation refuses dates without start_date
+                raise ScenarioError(self.name, "start_date", "a date needs start_date at the top")
             return (day - self.start_date).days
         return int(day)
 
@@ -1420,6 +1437,7 @@ class Scenario(Strict):
             if isinstance(value, dt.date):
                 if self.start_date is None:
                     fail(path, "a date needs start_date at the top of the scenario")
+                    raise AssertionError  # fail() raised (for the type checker)
                 day = (value - self.start_date).days
                 if day < 0:
                     fail(path, f"{value} is before start_date {self.start_date}")
@@ -1773,7 +1791,7 @@ _COMPARE = {
 }
 
 
-def _rewrite_message(err: dict) -> str:
+def _rewrite_message(err: Mapping[str, Any]) -> str:
     """A pydantic error as a short sentence: what was expected and what was found."""
     t = err["type"]
     ctx = err.get("ctx") or {}
@@ -1815,7 +1833,7 @@ def _rewrite_message(err: dict) -> str:
     return msg[0].lower() + msg[1:] if msg else "invalid value"
 
 
-def _path_and_message(err: dict, data: Any) -> tuple[str, str]:
+def _path_and_message(err: Mapping[str, Any], data: Any) -> tuple[str, str]:
     ctx = err.get("ctx") or {}
     loc = tuple(err["loc"])
     if isinstance(err.get("input"), _Bad):
@@ -2024,10 +2042,10 @@ def load_scenario(path_or_name: str | Path | Traversable | Scenario) -> Scenario
     if not isinstance(path_or_name, str | os.PathLike):  # a package resource
         return parse_scenario(read_scenario_data(path_or_name), str(path_or_name))
     source = _one_line(str(path_or_name))
-    path = Path(path_or_name)
+    path: Path | Traversable = Path(path_or_name)
     bundled = bundled_scenarios()
     try:
-        exists = path.exists()
+        exists = Path(path_or_name).exists()
     except (OSError, ValueError):
         exists = False
     if not exists and str(path_or_name) in bundled:
