@@ -30,8 +30,9 @@ Scenario vs counterfactual
     the paired differences ``d_i = scenario_i - counterfactual_i`` over the n runs give
     ``mean_diff``, the 95% t-interval ``[lo, hi] = mean_diff -+ t(0.975, n-1) sd(d)/sqrt(n)``,
     ``rel_diff = mean_diff / mean(counterfactual)`` and ``detectable`` = the interval
-    excludes 0. Runs go through :func:`run_many`, the one place where runs are executed;
-    pass ``map_fn`` (``Executor.map``, a Dask wrapper) to run them elsewhere.
+    excludes 0. Runs go through :func:`run_many` and so through
+    :func:`simkit.experiments.executors.map_runs`, the one way simkit runs many runs;
+    pass ``executor`` (``"processes:4"``, a Dask executor) to run them elsewhere.
 
 Lead-lag
     *Time to detect* (:func:`time_to_detect`): the first day t >= launch day (the day
@@ -76,6 +77,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import SimkitError
+from ..experiments.executors import map_runs
 from ..experiments.run import RunResult, run
 from ..scenario.schema import Scenario, load_scenario
 
@@ -620,10 +622,11 @@ def run_many(
     seeds: Sequence,
     *,
     overrides: Sequence[dict] | None = None,
+    executor=None,
     map_fn: Callable | None = None,
     **run_kwargs,
 ) -> list[RunResult]:
-    """Run a scenario once per seed; the one place where runs are executed.
+    """Run a scenario once per seed, through :func:`simkit.experiments.executors.map_runs`.
 
     Parameters
     ----------
@@ -632,10 +635,14 @@ def run_many(
     overrides : sequence of dict, optional
         Per-run keyword arguments for :func:`simkit.run` (aligned with ``seeds``), e.g.
         ``{"without_outputs": [0]}`` for the counterfactual arm.
+    executor : optional
+        Where the runs are computed (:mod:`simkit.experiments.executors`: ``"inline"``,
+        ``"processes:N"``, an :class:`~simkit.experiments.executors.Executor` ...).
+        Default: this process, one run after another.
     map_fn : callable, optional
-        A map-like ``map_fn(func, iterable)`` (``map``, ``Executor.map``, ``Pool.map``,
-        a Dask wrapper). Default: the built-in ``map`` (in-process, sequential). The
-        function and its items pickle, so process and cluster executors work.
+        A map-like ``map_fn(func, iterable)`` used instead of an executor (a Dask
+        wrapper, ``Pool.map``); ``Executor.map`` is :func:`map_runs` already. The
+        function and its items pickle, so process and cluster maps work.
     **run_kwargs
         Passed to :func:`simkit.run` for every run (``users``, ``days``, ``values``...).
 
@@ -649,7 +656,10 @@ def run_many(
     if len(overrides) != len(seeds):
         raise SimkitError("run_many: overrides must have one entry per seed")
     func = functools.partial(_run_one, sc, dict(run_kwargs))
-    return list((map_fn or map)(func, list(zip(seeds, overrides, strict=True))))
+    tasks = list(zip(seeds, overrides, strict=True))
+    if map_fn is not None:
+        return list(map_fn(func, tasks))
+    return map_runs("inline" if executor is None else executor, func, tasks)
 
 
 # --- scenario vs counterfactual -------------------------------------------------------------------
@@ -837,6 +847,7 @@ def compare(
     base_without=None,
     variant: str | None = None,
     values: dict | None = None,
+    executor=None,
     map_fn: Callable | None = None,
     **run_kwargs,
 ) -> Comparison:
@@ -861,8 +872,8 @@ def compare(
         Both arms ship only this variant's outputs.
     values : dict, optional
         Values of uncertain parameters (by path), fixed in every run.
-    map_fn : callable, optional
-        Executor for the runs (see :func:`run_many`).
+    executor, map_fn : optional
+        Where the runs of both arms are computed (see :func:`run_many`).
 
     Returns
     -------
@@ -891,6 +902,7 @@ def compare(
     results = run_many(
         sc,
         seeds * 2,
+        executor=executor,
         map_fn=map_fn,
         overrides=[{"without_outputs": arms[0]}] * len(seeds)
         + [{"without_outputs": arms[1]}] * len(seeds),

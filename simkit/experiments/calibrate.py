@@ -95,7 +95,7 @@ from scipy.special import betaln, expit
 from ..errors import ScenarioError, SimkitError
 from ..scenario.schema import Scenario, get_value, load_scenario, with_values
 from .customer_data import ObservedCohorts, read_data
-from .executors import as_executor
+from .executors import as_executor, map_runs
 
 __all__ = [
     "calibrate",
@@ -670,6 +670,533 @@ class Calibration:
 
 
 # ---------------------------------------------------------------------------------------
+# calibrate(), step 1: the problem (the data, the scenario and the parameters to fit)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Problem:
+    """What a calibration fits: the observed tables, the parameters and the simulated market.
+
+    ``tables`` hold each fitted curve's cohort x period shares over periods
+    ``0 .. periods - 1``; the loss uses the first ``fit_periods`` of them.
+    """
+
+    scenario: Scenario
+    observed: ObservedCohorts
+    params: list[FitParameter]
+    curves: list[str]
+    periods: int
+    fit_periods: int
+    tables: dict[str, pd.DataFrame]
+    weights: pd.Series
+    sim_kw: dict
+
+    @property
+    def paths(self) -> list[str]:
+        return [p.path for p in self.params]
+
+    def values_of(self, u) -> dict[str, float]:
+        """Scenario values of a point ``u`` of the unit cube."""
+        return {p.path: p.value(x) for p, x in zip(self.params, u, strict=True)}
+
+
+def _fit_paths(sc: Scenario, fit, bounds, start) -> list[FitParameter]:
+    """The parameters to fit, each checked against ``sc`` with its bounds and start."""
+    fit = [fit] if isinstance(fit, str) else list(fit or [])
+    if not fit:
+        raise SimkitError("fit: give at least one parameter path to fit")
+    if len(set(fit)) != len(fit):
+        raise SimkitError("fit: a parameter path is given twice")
+    bounds = dict(bounds or {})
+    start = dict(start or {})
+    for name, d in (("bounds", bounds), ("start", start)):
+        extra = set(d) - set(fit)
+        if extra:
+            raise SimkitError(f"{name}: {sorted(extra)[0]} is not one of the fitted paths")
+    return [_parameter(sc, p, bounds.get(p), start.get(p)) for p in fit]
+
+
+def _fit_curves(obs: ObservedCohorts, curves) -> list[str]:
+    """The curves to fit: those asked for, or every curve the data have (a log: retention)."""
+    if curves is None:
+        curves = [c for c in FIT_CURVES if c in obs.curves]
+        if obs.kind == "event log":
+            curves = ["retention"]
+    curves = [curves] if isinstance(curves, str) else list(curves)
+    for c in curves:
+        obs.curve(c)
+    return curves
+
+
+def _fit_periods(obs: ObservedCohorts, periods, holdout) -> tuple[int, int]:
+    """The periods used and the periods fitted (the rest are held out)."""
+    P = obs.periods if periods is None else int(periods)
+    if P < 2 or P > obs.periods:
+        raise SimkitError(f"periods: expected 2 to {obs.periods} (the data's periods), got {P}")
+    if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
+        raise SimkitError(f"holdout: expected a whole number >= 0, got {holdout!r}")
+    F = P - holdout
+    if F < 2:
+        raise SimkitError(
+            f"holdout {holdout} leaves {F} period(s) to fit; at least 2 are needed "
+            f"(the data have {P})"
+        )
+    return P, F
+
+
+def _check_settings(method: str, **counts: tuple[int, int]) -> None:
+    """The optimiser's name, and the whole numbers ``name=(value, least)``."""
+    if method not in ("nelder-mead", "differential-evolution"):
+        raise SimkitError(f"method: expected nelder-mead or differential-evolution, got {method!r}")
+    for name, (v, lo) in counts.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise SimkitError(f"{name}: expected a whole number >= {lo}, got {v!r}")
+
+
+def _prepare(
+    scenario, data, fit, *, periods, holdout, curves, bounds, start, unit, sim_kw
+) -> _Problem:
+    """Load the scenario and the data, check the arguments and size the simulated market.
+
+    The market runs every period plus a spread of cohorts: ``days`` (unless given)
+    covers the oldest age observed, at least eight more weeks of cohorts and two weeks of
+    margin, in whole weeks.
+    """
+    sc = load_scenario(scenario)
+    obs = read_data(data, unit=unit, curve=curve_hint(curves))
+    params = _fit_paths(sc, fit, bounds, start)
+    curves = _fit_curves(obs, curves)
+    P, F = _fit_periods(obs, periods, holdout)
+    _measurable(curves, obs.unit, P, obs.unit_days)
+    sim_kw = dict(sim_kw)
+    if sim_kw["days"] is None:
+        age = int(math.ceil(P * obs.unit_days))
+        sim_kw["days"] = int(7 * math.ceil((age + max(56, age // 4) + 14) / 7))
+    return _Problem(
+        scenario=sc,
+        observed=obs,
+        params=params,
+        curves=curves,
+        periods=P,
+        fit_periods=F,
+        tables={c: obs.curve(c).iloc[:, :P].reindex(columns=range(P)) for c in curves},
+        weights=obs.weights(),
+        sim_kw=sim_kw,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# calibrate(), step 2: the objective
+# ---------------------------------------------------------------------------------------
+
+
+def _average(reps: list[dict], curves: list[str]) -> dict:
+    """Curves averaged over replications, weighted by the users each observed."""
+    avg = {}
+    for c in curves:
+        ms = np.array([r[c][0] for r in reps])
+        ws = np.array([r[c][1] for r in reps])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            avg[c] = (np.nansum(ms * ws, axis=0) / ws.sum(axis=0), ws.sum(axis=0))
+    return avg
+
+
+class _Objective:
+    """The loss of points of the unit cube, simulated on common random numbers.
+
+    Every point runs the same ``seeds``; its curves, replications and loss are kept
+    (``cache``, keyed by the point rounded to 1e-10) and listed in ``history``. Runs go
+    through :func:`~simkit.experiments.executors.map_runs` on ``executor``.
+    """
+
+    def __init__(self, problem: _Problem, executor, seeds, progress=None):
+        self.problem = problem
+        self.executor = executor
+        self.seeds = seeds
+        self.progress = progress
+        self.cache: dict[tuple, dict] = {}
+        self.history: list[dict] = []
+        self.runs_made = 0
+
+    @staticmethod
+    def key(u) -> tuple:
+        return tuple(round(float(min(max(x, 0.0), 1.0)), 10) for x in u)
+
+    def simulate(self, us, seeds) -> list[list[dict]]:
+        """Per point, the curves of one run per seed."""
+        pb = self.problem
+        options = {"curves": pb.curves, **pb.sim_kw}
+        unit = pb.observed.unit
+        tasks = [
+            (pb.scenario, pb.values_of(u), s, unit, pb.periods, options) for u in us for s in seeds
+        ]
+        flat = map_runs(self.executor, _sim_task, tasks)
+        self.runs_made += len(tasks)
+        n = len(seeds)
+        return [flat[i * n : (i + 1) * n] for i in range(len(us))]
+
+    def loss(self, sim: dict) -> float:
+        """Size-weighted mean squared error over the cohorts' cells in the fit periods
+        (inf when a fitted period has no simulated cohort)."""
+        pb = self.problem
+        F = pb.fit_periods
+        num = den = 0.0
+        for c in pb.curves:
+            y = pb.tables[c].to_numpy(float)[:, :F]
+            n = pb.weights.reindex(pb.tables[c].index).to_numpy(float)
+            m = sim[c][0][:F]
+            ok = np.isfinite(y)
+            if not np.isfinite(m[ok.any(axis=0)]).all():
+                return float("inf")
+            num += np.where(ok, n[:, None] * (y - m[None, :]) ** 2, 0.0).sum()
+            den += (ok * n[:, None]).sum()
+        return float(num / den)
+
+    def evaluate(self, us) -> list[float]:
+        """Losses of the points ``us``; new points are simulated together."""
+        todo = [u for u in dict.fromkeys(self.key(u) for u in us) if u not in self.cache]
+        if todo:
+            for u, reps in zip(todo, self.simulate(todo, self.seeds), strict=True):
+                sim = _average(reps, self.problem.curves)
+                self.cache[u] = {"sim": sim, "reps": reps, "loss": self.loss(sim)}
+                self.history.append({**self.problem.values_of(u), "loss": self.cache[u]["loss"]})
+            if self.progress:
+                best = min(h["loss"] for h in self.history)
+                self.progress(
+                    f"{len(self.history)} candidates, {self.runs_made} simulations, "
+                    f"best RMSE {100 * math.sqrt(best):.2f} pp"
+                )
+        return [self.cache[self.key(u)]["loss"] for u in us]
+
+    def __call__(self, u) -> float:
+        return self.evaluate([u])[0]
+
+    def best(self) -> tuple[np.ndarray, dict]:
+        """The best point seen and its entry (Nelder-Mead's answer may be a step behind)."""
+        k = min(self.cache, key=lambda k: self.cache[k]["loss"])
+        return np.array(k), self.cache[k]
+
+
+# ---------------------------------------------------------------------------------------
+# calibrate(), step 3: the optimiser
+# ---------------------------------------------------------------------------------------
+
+
+def _nelder_mead(objective: _Objective, u0: np.ndarray, budget: int, l0: float) -> bool:
+    """Nelder-Mead in the unit cube from a wide initial simplex (steps of 0.2, evaluated
+    together); returns whether it converged within ``budget`` evaluations."""
+    step = 0.2
+    simplex = [u0]
+    for i in range(u0.size):
+        v = u0.copy()
+        v[i] = v[i] + step if v[i] + step <= 1 else v[i] - step
+        simplex.append(v)
+    objective.evaluate(simplex)
+    res = optimize.minimize(
+        objective,
+        u0,
+        method="Nelder-Mead",
+        bounds=[(0.0, 1.0)] * u0.size,
+        options={
+            "initial_simplex": np.array(simplex),
+            "maxfev": budget,
+            "xatol": 0.02,
+            "fatol": 2e-3 * l0,
+        },
+    )
+    return bool(res.success)
+
+
+def _differential_evolution(
+    objective: _Objective, u0: np.ndarray, budget: int, seed: np.random.SeedSequence
+) -> bool:
+    """Differential evolution in the unit cube (each generation evaluated together);
+    returns whether it converged within about ``budget`` evaluations."""
+
+    def mapper(func, xs):
+        xs = list(xs)
+        objective.evaluate(xs)
+        return [func(x) for x in xs]
+
+    d = u0.size
+    pop = max(3, int(math.ceil(8 / d)))
+    maxiter = max(1, budget // (pop * d) - 1)
+    res = optimize.differential_evolution(
+        objective,
+        [(0.0, 1.0)] * d,
+        x0=u0,
+        popsize=pop,
+        maxiter=maxiter,
+        tol=1e-3,
+        polish=False,
+        updating="deferred",
+        workers=mapper,
+        seed=np.random.default_rng(seed),
+        init="sobol",
+    )
+    return bool(res.success)
+
+
+def _optimise(
+    objective: _Objective, method: str, budget: int, root: np.random.SeedSequence
+) -> bool:
+    """Evaluate the start, then search; returns whether the optimiser converged.
+
+    A start whose loss is not finite means the simulated market has no cohorts old
+    enough for the data's periods: a one-line error.
+    """
+    pb = objective.problem
+    u0 = np.array([p.unit(p.start) for p in pb.params])
+    l0 = objective(u0)
+    if not np.isfinite(l0):
+        raise SimkitError(
+            f"{pb.scenario.name}: the simulated market has no cohorts old enough for "
+            f"{pb.periods} {pb.observed.unit}s; give more days (days=) or a scenario with "
+            "ongoing adoption"
+        )
+    if method == "nelder-mead":
+        return _nelder_mead(objective, u0, budget, l0)
+    return _differential_evolution(objective, u0, budget, root.spawn(1)[0])
+
+
+def _jacobian_points(problem: _Problem, u_hat: np.ndarray, h: float = 0.03):
+    """Points a step ``h`` above and below ``u_hat`` in each coordinate (kept in the cube),
+    and each pair's distance in the parameter's own units."""
+    pts, dx = [], []
+    for i, p in enumerate(problem.params):
+        up, dn = u_hat.copy(), u_hat.copy()
+        up[i] = min(1.0, up[i] + h)
+        dn[i] = max(0.0, dn[i] - h)
+        pts += [up, dn]
+        dx.append(p.value(up[i]) - p.value(dn[i]))
+    return pts, dx
+
+
+# ---------------------------------------------------------------------------------------
+# calibrate(), step 4: the uncertainty of the fit (linearised; module docstring)
+# ---------------------------------------------------------------------------------------
+
+
+def _stacked(sim: dict, curves: list[str], F: int) -> np.ndarray:
+    return np.concatenate([sim[c][0][:F] for c in curves])
+
+
+def _bootstrap_cov(
+    problem: _Problem,
+    J: np.ndarray,
+    m_hat: np.ndarray,
+    good: np.ndarray,
+    rng: np.random.Generator,
+    bootstrap: int,
+) -> np.ndarray:
+    """Covariance of the parameters over bootstrap resamples of the cohorts (the data's
+    part): each resample's pooled curves give a weighted least-squares step from the fit."""
+    F, w_obs, d = problem.fit_periods, problem.weights, len(problem.params)
+    cohorts = np.arange(len(w_obs))
+    draws = []
+    for _ in range(bootstrap):
+        pick = rng.choice(cohorts, size=cohorts.size, replace=True)
+        counts = np.bincount(pick, minlength=cohorts.size).astype(float)
+        wb = pd.Series(w_obs.to_numpy(float) * counts, index=w_obs.index)
+        yb, Wb = [], []
+        for c in problem.curves:
+            mb, wsb = _pool(problem.tables[c].iloc[:, :F], wb)
+            yb.append(mb)
+            Wb.append(wsb)
+        yb, Wb = np.concatenate(yb), np.concatenate(Wb)
+        okb = good & np.isfinite(yb) & (Wb > 0)
+        Jg = J[okb]
+        M = Jg.T @ (Wb[okb, None] * Jg)
+        try:
+            draws.append(np.linalg.solve(M, Jg.T @ (Wb[okb] * (yb[okb] - m_hat[okb]))))
+        except np.linalg.LinAlgError:
+            continue
+    if len(draws) > 2:
+        return np.atleast_2d(np.cov(np.array(draws).T))
+    return np.zeros((d, d))
+
+
+def _uncertainty(
+    problem: _Problem,
+    J: np.ndarray,
+    best: dict,
+    reps_extra: list[dict],
+    replications: int,
+    bootstrap: int,
+    root: np.random.SeedSequence,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sd of each fitted parameter from the data (bootstrap over cohorts) and from
+    the simulation (spread of the curves over seeds), through the weighted least-squares
+    map ``A = (J' W J)^-1 J' W``; the data part is inf when ``J' W J`` is singular."""
+    F, curves, d = problem.fit_periods, problem.curves, len(problem.params)
+    m_hat = _stacked(best["sim"], curves, F)
+    pooled = {c: _pool(problem.tables[c].iloc[:, :F], problem.weights) for c in curves}
+    y_bar = np.concatenate([pooled[c][0] for c in curves])
+    W = np.concatenate([pooled[c][1] for c in curves])
+    good = np.isfinite(y_bar) & np.isfinite(m_hat) & np.isfinite(J).all(axis=1)
+    Jg, wg = J[good], W[good]
+    M = Jg.T @ (wg[:, None] * Jg)
+    if np.linalg.cond(M) > 1e12:
+        return np.full(d, np.inf), np.zeros(d)
+    A = np.linalg.solve(M, Jg.T * wg)
+    rng = np.random.default_rng(root.spawn(1)[0])
+    cov_data = _bootstrap_cov(problem, J, m_hat, good, rng, bootstrap)
+    cov_sim = np.zeros((d, d))
+    singles = [_stacked(r, curves, F) for r in best["reps"]]
+    singles += [_stacked(r, curves, F) for r in reps_extra]
+    if len(singles) > 1:
+        D = np.array(singles)[:, good]
+        Sm = np.atleast_2d(np.cov(D.T)) / replications  # the fit averages the CRN seeds
+        cov_sim = A @ Sm @ A.T
+    sd_data = np.sqrt(np.clip(np.diag(cov_data), 0, None))
+    sd_sim = np.sqrt(np.clip(np.diag(cov_sim), 0, None))
+    return sd_data, sd_sim
+
+
+def _parameter_table(
+    params: list[FitParameter], theta: np.ndarray, sd_data: np.ndarray, sd_sim: np.ndarray
+) -> pd.DataFrame:
+    """Per path: start, fitted value, sd (both parts), 95% interval within the bounds."""
+    sd = np.sqrt(sd_data**2 + sd_sim**2)
+    return pd.DataFrame(
+        {
+            "start": [p.start for p in params],
+            "value": theta,
+            "sd": sd,
+            "sd_data": sd_data,
+            "sd_simulation": sd_sim,
+            "lo95": np.maximum(theta - 1.96 * sd, [p.low for p in params]),
+            "hi95": np.minimum(theta + 1.96 * sd, [p.high for p in params]),
+            "low": [p.low for p in params],
+            "high": [p.high for p in params],
+        },
+        index=pd.Index([p.path for p in params], name="path"),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# calibrate(), step 5: the holdout check against the reference models
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Check:
+    """The tables of the holdout check (rows of :class:`Calibration`'s frames)."""
+
+    reference: dict = field(default_factory=dict)
+    curves: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    rates: list[dict] = field(default_factory=list)
+
+
+def _model_curves(c: str, sim: dict, geo: dict, sbg: dict, P: int, r0: float) -> dict:
+    """Each model's pooled curve ``c`` over periods 0 .. P - 1."""
+    return {
+        "simkit": sim[c][0][:P],
+        "geometric": reference_curve(
+            c, lambda k, g=geo: _geo_survival(g["churn"], k), P, r0, geo["level"]
+        ),
+        "sbg": reference_curve(
+            c, lambda k, g=sbg: _sbg_survival(g["alpha"], g["beta"], k), P, r0, sbg["level"]
+        ),
+    }
+
+
+def _error_rows(c, y, n, by_model, obs_pool, obs_w, F, P) -> list[dict]:
+    """Per model and part (fit, holdout): size-weighted errors over the cohorts' cells
+    and the pooled curve's RMSE, in percentage points."""
+    rows = []
+    for mname, curve in by_model.items():
+        pr = np.broadcast_to(curve[None, :], y.shape)
+        for part, cols in (("fit", slice(0, F)), ("holdout", slice(F, P))):
+            e = (y - pr)[:, cols]
+            okp = np.isfinite(e)
+            if not okp.any():
+                continue
+            wts = np.broadcast_to(n[:, None], e.shape)[okp]
+            ks = np.arange(P)[cols]
+            pe = obs_pool[ks] - curve[ks]
+            okk = np.isfinite(pe) & (obs_w[ks] > 0)
+            rows.append(
+                {
+                    "model": mname,
+                    "curve": c,
+                    "part": part,
+                    "cells": int(okp.sum()),
+                    "rmse_pp": 100 * float(np.sqrt(np.average(e[okp] ** 2, weights=wts))),
+                    "mae_pp": 100 * float(np.average(np.abs(e[okp]), weights=wts)),
+                    "bias_pp": 100 * float(np.average(-e[okp], weights=wts)),
+                    "pooled_rmse_pp": 100
+                    * float(np.sqrt(np.average(pe[okk] ** 2, weights=obs_w[ks][okk])))
+                    if okk.any()
+                    else np.nan,
+                }
+            )
+    return rows
+
+
+def _rate_rows(c, y, n, by_model, F, P) -> list[dict]:
+    """Period-to-period retention rates over the cohorts observed in both periods."""
+    ok = np.isfinite(y)
+    preds = {m: np.broadcast_to(v[None, :], y.shape) for m, v in by_model.items()}
+    rows = []
+    for kk in range(1, P):
+        both = ok[:, kk] & ok[:, kk - 1]
+        if not both.any():
+            continue
+        nb = n[both]
+        row = {
+            "curve": c,
+            "period": kk,
+            "observed": float(np.sum(nb * y[both, kk]) / np.sum(nb * y[both, kk - 1])),
+        }
+        for mname, pr in preds.items():
+            row[mname] = float(np.sum(nb * pr[both, kk]) / np.sum(nb * pr[both, kk - 1]))
+        row["in_fit"] = kk < F
+        rows.append(row)
+    return rows
+
+
+def _holdout_check(problem: _Problem, sim: dict) -> _Check:
+    """Fit the reference models on the fit periods and set every model's curves, errors
+    (fit and holdout) and retention rates next to the observed ones."""
+    obs, w_obs = problem.observed, problem.weights
+    P, F = problem.periods, problem.fit_periods
+    check = _Check()
+    for c in problem.curves:
+        y = problem.tables[c].to_numpy(float)
+        n = w_obs.reindex(problem.tables[c].index).to_numpy(float)
+        exact = c == "survival" and obs.sizes.notna().all()
+        obs_pool, obs_w = _pool(problem.tables[c], w_obs)
+        r0 = float(obs_pool[0]) if np.isfinite(obs_pool[0]) else 1.0
+        geo = fit_geometric(c, y, n, F, r0, exact)
+        sbg = fit_sbg(c, y, n, F, r0, exact)
+        check.reference[c] = {
+            "geometric": geo,
+            "sbg": sbg,
+            "likelihood": "exact" if exact else "binomial pseudo-likelihood",
+        }
+        by_model = _model_curves(c, sim, geo, sbg, P, r0)
+        ok = np.isfinite(y)
+        for kk in range(P):
+            row = {
+                "curve": c,
+                "period": kk,
+                "observed": obs_pool[kk],
+                "users": obs_w[kk],
+                "cohorts": int(ok[:, kk].sum()),
+                "in_fit": kk < F,
+            }
+            for mname, v in by_model.items():
+                row[mname] = float(v[kk])
+            check.curves.append(row)
+        check.errors += _error_rows(c, y, n, by_model, obs_pool, obs_w, F, P)
+        check.rates += _rate_rows(c, y, n, by_model, F, P)
+    return check
+
+
+# ---------------------------------------------------------------------------------------
 # calibrate()
 # ---------------------------------------------------------------------------------------
 
@@ -748,386 +1275,79 @@ def calibrate(
     Calibration
     """
     t0 = time.perf_counter()
-    sc = load_scenario(scenario)
-    obs = read_data(data, unit=unit, curve=curve_hint(curves))
-    fit = [fit] if isinstance(fit, str) else list(fit or [])
-    if not fit:
-        raise SimkitError("fit: give at least one parameter path to fit")
-    if len(set(fit)) != len(fit):
-        raise SimkitError("fit: a parameter path is given twice")
-    bounds = dict(bounds or {})
-    start = dict(start or {})
-    for name, d in (("bounds", bounds), ("start", start)):
-        extra = set(d) - set(fit)
-        if extra:
-            raise SimkitError(f"{name}: {sorted(extra)[0]} is not one of the fitted paths")
-    params = [_parameter(sc, p, bounds.get(p), start.get(p)) for p in fit]
-    if curves is None:
-        curves = [c for c in FIT_CURVES if c in obs.curves]
-        if obs.kind == "event log":
-            curves = ["retention"]
-    curves = [curves] if isinstance(curves, str) else list(curves)
-    for c in curves:
-        obs.curve(c)
-    P = obs.periods if periods is None else int(periods)
-    if P < 2 or P > obs.periods:
-        raise SimkitError(f"periods: expected 2 to {obs.periods} (the data's periods), got {P}")
-    if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
-        raise SimkitError(f"holdout: expected a whole number >= 0, got {holdout!r}")
-    F = P - holdout
-    if F < 2:
-        raise SimkitError(
-            f"holdout {holdout} leaves {F} period(s) to fit; at least 2 are needed "
-            f"(the data have {P})"
-        )
-    _measurable(curves, obs.unit, P, obs.unit_days)
-    if method not in ("nelder-mead", "differential-evolution"):
-        raise SimkitError(f"method: expected nelder-mead or differential-evolution, got {method!r}")
-    for name, v, lo in (
-        ("replications", replications, 1),
-        ("budget", budget, 2),
-        ("uncertainty_seeds", uncertainty_seeds, 0),
-        ("bootstrap", bootstrap, 0),
-    ):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise SimkitError(f"{name}: expected a whole number >= {lo}, got {v!r}")
-
-    # the simulated market: every period plus a spread of cohorts
-    L = obs.unit_days
-    age = int(math.ceil(P * L))
-    if days is None:
-        days = int(7 * math.ceil((age + max(56, age // 4) + 14) / 7))
-    sim_kw = {
-        "users": users,
-        "days": days,
-        "warmup_days": warmup_days,
-        "without_outputs": without_outputs,
-    }
+    problem = _prepare(
+        scenario,
+        data,
+        fit,
+        periods=periods,
+        holdout=holdout,
+        curves=curves,
+        bounds=bounds,
+        start=start,
+        unit=unit,
+        sim_kw={
+            "users": users,
+            "days": days,
+            "warmup_days": warmup_days,
+            "without_outputs": without_outputs,
+        },
+    )
+    _check_settings(
+        method,
+        replications=(replications, 1),
+        budget=(budget, 2),
+        uncertainty_seeds=(uncertainty_seeds, 0),
+        bootstrap=(bootstrap, 0),
+    )
+    sc, params = problem.scenario, problem.params
     root = np.random.SeedSequence(sc.seed if seed is None else seed)
     crn = root.spawn(replications)
     extra_seeds = root.spawn(uncertainty_seeds) if uncertainty_seeds else []
-
-    # observed tables in the fit
-    tables = {c: obs.curve(c).iloc[:, :P].reindex(columns=range(P)) for c in curves}
-    w_obs = obs.weights()
-    runs_made = 0
-    cache: dict[tuple, dict] = {}
-    history: list[dict] = []
-
     ex = as_executor(executor, runs=replications * (len(params) + 1))
-
-    def values_of(u) -> dict:
-        return {p.path: p.value(x) for p, x in zip(params, u, strict=True)}
-
-    def key(u) -> tuple:
-        return tuple(round(float(min(max(x, 0.0), 1.0)), 10) for x in u)
-
-    def run_batch(us, seeds) -> list[list[dict]]:
-        nonlocal runs_made
-        futures = [
-            [
-                ex.submit(
-                    _sim_task, (sc, values_of(u), s, obs.unit, P, {"curves": curves, **sim_kw})
-                )
-                for s in seeds
-            ]
-            for u in us
-        ]
-        out = [[f.result() for f in fs] for fs in futures]
-        runs_made += sum(len(fs) for fs in futures)
-        return out
-
-    def average(reps: list[dict]) -> dict:
-        avg = {}
-        for c in curves:
-            ms = np.array([r[c][0] for r in reps])
-            ws = np.array([r[c][1] for r in reps])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                avg[c] = (np.nansum(ms * ws, axis=0) / ws.sum(axis=0), ws.sum(axis=0))
-        return avg
-
-    def loss_of(sim: dict) -> float:
-        num = den = 0.0
-        for c in curves:
-            y = tables[c].to_numpy(float)[:, :F]
-            n = w_obs.reindex(tables[c].index).to_numpy(float)
-            m = sim[c][0][:F]
-            ok = np.isfinite(y)
-            if not np.isfinite(m[ok.any(axis=0)]).all():
-                return float("inf")
-            num += np.where(ok, n[:, None] * (y - m[None, :]) ** 2, 0.0).sum()
-            den += (ok * n[:, None]).sum()
-        return float(num / den)
-
-    def evaluate(us) -> list[float]:
-        todo = [u for u in dict.fromkeys(key(u) for u in us) if u not in cache]
-        if todo:
-            for u, reps in zip(todo, run_batch(todo, crn), strict=True):
-                sim = average(reps)
-                cache[u] = {"sim": sim, "reps": reps, "loss": loss_of(sim)}
-                history.append({**values_of(u), "loss": cache[u]["loss"]})
-            if progress:
-                best = min(h["loss"] for h in history)
-                progress(
-                    f"{len(history)} candidates, {runs_made} simulations, "
-                    f"best RMSE {100 * math.sqrt(best):.2f} pp"
-                )
-        return [cache[key(u)]["loss"] for u in us]
-
-    u0 = np.array([p.unit(p.start) for p in params])
+    objective = _Objective(problem, ex, crn, progress)
     with ex:
-        l0 = evaluate([u0])[0]
-        if not np.isfinite(l0):
-            raise SimkitError(
-                f"{sc.name}: the simulated market has no cohorts old enough for {P} "
-                f"{obs.unit}s; give more days (days=) or a scenario with ongoing adoption"
-            )
-        converged = True
-        if method == "nelder-mead":
-            step = 0.2
-            simplex = [u0]
-            for i in range(len(params)):
-                v = u0.copy()
-                v[i] = v[i] + step if v[i] + step <= 1 else v[i] - step
-                simplex.append(v)
-            evaluate(simplex)
-            res = optimize.minimize(
-                lambda u: evaluate([u])[0],
-                u0,
-                method="Nelder-Mead",
-                bounds=[(0.0, 1.0)] * len(params),
-                options={
-                    "initial_simplex": np.array(simplex),
-                    "maxfev": budget,
-                    "xatol": 0.02,
-                    "fatol": 2e-3 * l0,
-                },
-            )
-            converged = bool(res.success)
-        else:
-
-            def mapper(func, xs):
-                xs = list(xs)
-                evaluate(xs)
-                return [func(x) for x in xs]
-
-            pop = max(3, int(math.ceil(8 / len(params))))
-            maxiter = max(1, budget // (pop * len(params)) - 1)
-            res = optimize.differential_evolution(
-                lambda u: evaluate([u])[0],
-                [(0.0, 1.0)] * len(params),
-                x0=u0,
-                popsize=pop,
-                maxiter=maxiter,
-                tol=1e-3,
-                polish=False,
-                updating="deferred",
-                workers=mapper,
-                seed=np.random.default_rng(root.spawn(1)[0]),
-                init="sobol",
-            )
-            converged = bool(res.success)
-        # the best candidate seen (Nelder-Mead's answer may be a step behind it)
-        best_key = min(cache, key=lambda k: cache[k]["loss"])
-        u_hat = np.array(best_key)
-        best = cache[best_key]
-        # Jacobian by central differences, and the simulation spread at the fit
-        h = 0.03
-        pts, dx = [], []
-        for i, p in enumerate(params):
-            up, dn = u_hat.copy(), u_hat.copy()
-            up[i] = min(1.0, up[i] + h)
-            dn[i] = max(0.0, dn[i] - h)
-            pts += [up, dn]
-            dx.append(p.value(up[i]) - p.value(dn[i]))
-        evaluate(pts)
-        reps_extra = run_batch([u_hat], extra_seeds)[0] if extra_seeds else []
-    theta = np.array([p.value(x) for p, x in zip(params, u_hat, strict=True)])
-    fitted = dict(zip(fit, theta.tolist(), strict=True))
-    sim = best["sim"]
-
-    # --- uncertainty (linearised) -------------------------------------------------------
-    def stacked(s: dict) -> np.ndarray:
-        return np.concatenate([s[c][0][:F] for c in curves])
-
+        converged = _optimise(objective, method, budget, root)
+        u_hat, best = objective.best()
+        pts, dx = _jacobian_points(problem, u_hat)
+        objective.evaluate(pts)
+        reps_extra = objective.simulate([u_hat], extra_seeds)[0] if extra_seeds else []
+    F = problem.fit_periods
+    sims = [objective.cache[objective.key(u)]["sim"] for u in pts]
     J = np.column_stack(
         [
-            (stacked(cache[key(pts[2 * i])]["sim"]) - stacked(cache[key(pts[2 * i + 1])]["sim"]))
+            (
+                _stacked(sims[2 * i], problem.curves, F)
+                - _stacked(sims[2 * i + 1], problem.curves, F)
+            )
             / dx[i]
             for i in range(len(params))
         ]
     )
-    m_hat = stacked(sim)
-    pooled = {c: _pool(tables[c].iloc[:, :F], w_obs) for c in curves}
-    y_bar = np.concatenate([pooled[c][0] for c in curves])
-    W = np.concatenate([pooled[c][1] for c in curves])
-    good = np.isfinite(y_bar) & np.isfinite(m_hat) & np.isfinite(J).all(axis=1)
-
-    def wls_map(weights):
-        Jg, wg = J[good], weights[good]
-        M = Jg.T @ (wg[:, None] * Jg)
-        if np.linalg.cond(M) > 1e12:
-            return None
-        return np.linalg.solve(M, Jg.T * wg)
-
-    A = wls_map(W)
-    cov_data = np.full((len(params),) * 2, np.nan)
-    cov_sim = np.zeros((len(params),) * 2)
-    if A is not None:
-        rng = np.random.default_rng(root.spawn(1)[0])
-        cohorts = np.arange(len(w_obs))
-        draws = []
-        for _ in range(bootstrap):
-            pick = rng.choice(cohorts, size=cohorts.size, replace=True)
-            counts = np.bincount(pick, minlength=cohorts.size).astype(float)
-            wb = pd.Series(w_obs.to_numpy(float) * counts, index=w_obs.index)
-            yb, Wb = [], []
-            for c in curves:
-                mb, wsb = _pool(tables[c].iloc[:, :F], wb)
-                yb.append(mb)
-                Wb.append(wsb)
-            yb, Wb = np.concatenate(yb), np.concatenate(Wb)
-            okb = good & np.isfinite(yb) & (Wb > 0)
-            Jg = J[okb]
-            M = Jg.T @ (Wb[okb, None] * Jg)
-            try:
-                draws.append(np.linalg.solve(M, Jg.T @ (Wb[okb] * (yb[okb] - m_hat[okb]))))
-            except np.linalg.LinAlgError:
-                continue
-        if len(draws) > 2:
-            cov_data = np.atleast_2d(np.cov(np.array(draws).T))
-        else:
-            cov_data = np.zeros((len(params),) * 2)
-        singles = [stacked(r) for r in best["reps"]] + [stacked(r) for r in reps_extra]
-        if len(singles) > 1:
-            D = np.array(singles)[:, good]
-            Sm = np.atleast_2d(np.cov(D.T)) / len(crn)  # the fit averages len(crn) seeds
-            Ag = A
-            cov_sim = Ag @ Sm @ Ag.T
-    sd_data = (
-        np.sqrt(np.clip(np.diag(cov_data), 0, None))
-        if A is not None
-        else np.full(len(params), np.inf)
-    )
-    sd_sim = np.sqrt(np.clip(np.diag(cov_sim), 0, None))
-    sd = np.sqrt(sd_data**2 + sd_sim**2)
-    table = pd.DataFrame(
-        {
-            "start": [p.start for p in params],
-            "value": theta,
-            "sd": sd,
-            "sd_data": sd_data,
-            "sd_simulation": sd_sim,
-            "lo95": np.maximum(theta - 1.96 * sd, [p.low for p in params]),
-            "hi95": np.minimum(theta + 1.96 * sd, [p.high for p in params]),
-            "low": [p.low for p in params],
-            "high": [p.high for p in params],
-        },
-        index=pd.Index(fit, name="path"),
-    )
-
-    # --- reference models and errors ----------------------------------------------------
-    reference, curve_rows, err_rows, rate_rows = {}, [], [], []
-    for c in curves:
-        y = tables[c].to_numpy(float)
-        n = w_obs.reindex(tables[c].index).to_numpy(float)
-        exact = c == "survival" and obs.sizes.notna().all()
-        obs_pool, obs_w = _pool(tables[c], w_obs)
-        r0 = float(obs_pool[0]) if np.isfinite(obs_pool[0]) else 1.0
-        geo = fit_geometric(c, y, n, F, r0, exact)
-        sbg = fit_sbg(c, y, n, F, r0, exact)
-        reference[c] = {
-            "geometric": geo,
-            "sbg": sbg,
-            "likelihood": "exact" if exact else "binomial pseudo-likelihood",
-        }
-        curves_by_model = {
-            "simkit": sim[c][0][:P],
-            "geometric": reference_curve(
-                c, lambda k, g=geo: _geo_survival(g["churn"], k), P, r0, geo["level"]
-            ),
-            "sbg": reference_curve(
-                c, lambda k, g=sbg: _sbg_survival(g["alpha"], g["beta"], k), P, r0, sbg["level"]
-            ),
-        }
-        preds = {m: np.broadcast_to(v[None, :], y.shape) for m, v in curves_by_model.items()}
-        ok = np.isfinite(y)
-        for kk in range(P):
-            row = {
-                "curve": c,
-                "period": kk,
-                "observed": obs_pool[kk],
-                "users": obs_w[kk],
-                "cohorts": int(ok[:, kk].sum()),
-                "in_fit": kk < F,
-            }
-            for mname, v in curves_by_model.items():
-                row[mname] = float(v[kk])
-            curve_rows.append(row)
-        for mname, pr in preds.items():
-            for part, cols in (("fit", slice(0, F)), ("holdout", slice(F, P))):
-                e = (y - pr)[:, cols]
-                okp = np.isfinite(e)
-                if not okp.any():
-                    continue
-                wts = np.broadcast_to(n[:, None], e.shape)[okp]
-                ks = np.arange(P)[cols]
-                pe = obs_pool[ks] - curves_by_model[mname][ks]
-                okk = np.isfinite(pe) & (obs_w[ks] > 0)
-                err_rows.append(
-                    {
-                        "model": mname,
-                        "curve": c,
-                        "part": part,
-                        "cells": int(okp.sum()),
-                        "rmse_pp": 100 * float(np.sqrt(np.average(e[okp] ** 2, weights=wts))),
-                        "mae_pp": 100 * float(np.average(np.abs(e[okp]), weights=wts)),
-                        "bias_pp": 100 * float(np.average(-e[okp], weights=wts)),
-                        "pooled_rmse_pp": 100
-                        * float(np.sqrt(np.average(pe[okk] ** 2, weights=obs_w[ks][okk])))
-                        if okk.any()
-                        else np.nan,
-                    }
-                )
-        # period-to-period retention rates over the cohorts observed in both periods
-        for kk in range(1, P):
-            both = ok[:, kk] & ok[:, kk - 1]
-            if not both.any():
-                continue
-            nb = n[both]
-            row = {
-                "curve": c,
-                "period": kk,
-                "observed": float(np.sum(nb * y[both, kk]) / np.sum(nb * y[both, kk - 1])),
-            }
-            for mname, pr in preds.items():
-                row[mname] = float(np.sum(nb * pr[both, kk]) / np.sum(nb * pr[both, kk - 1]))
-            row["in_fit"] = kk < F
-            rate_rows.append(row)
-
-    calibrated = with_values(sc, fitted)
-    hist = pd.DataFrame(history)
+    sd_data, sd_sim = _uncertainty(problem, J, best, reps_extra, len(crn), bootstrap, root)
+    theta = np.array([p.value(x) for p, x in zip(params, u_hat, strict=True)])
+    check = _holdout_check(problem, best["sim"])
+    hist = pd.DataFrame(objective.history)
     hist.insert(0, "candidate", range(len(hist)))
     hist["rmse_pp"] = 100 * np.sqrt(hist["loss"])
     return Calibration(
-        scenario=calibrated,
-        observed=obs,
-        parameters=table,
-        curves=pd.DataFrame(curve_rows),
-        errors=pd.DataFrame(err_rows),
-        retention_rates=pd.DataFrame(rate_rows),
-        reference=reference,
+        scenario=with_values(sc, dict(zip(problem.paths, theta.tolist(), strict=True))),
+        observed=problem.observed,
+        parameters=_parameter_table(params, theta, sd_data, sd_sim),
+        curves=pd.DataFrame(check.curves),
+        errors=pd.DataFrame(check.errors),
+        retention_rates=pd.DataFrame(check.rates),
+        reference=check.reference,
         history=hist,
         loss=float(best["loss"]),
-        simulations=runs_made,
-        evaluations=len(cache),
+        simulations=objective.runs_made,
+        evaluations=len(objective.cache),
         seconds=time.perf_counter() - t0,
-        periods=P,
+        periods=problem.periods,
         holdout=holdout,
-        fit_curves=tuple(curves),
+        fit_curves=tuple(problem.curves),
         converged=converged,
         settings={
-            "days": days,
+            "days": problem.sim_kw["days"],
             "users": users or sc.market.users,
             "warmup_days": warmup_days,
             "replications": replications,

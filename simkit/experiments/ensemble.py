@@ -52,15 +52,14 @@ Nothing lost
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
 import time
 import zlib
 from collections.abc import Iterable, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +75,7 @@ from ..scenario.schema import (
     uncertain_parameters,
     with_values,
 )
-from .executors import Executor, as_executor
+from .executors import Executor, WorkerLost, as_executor, map_runs
 from .run import as_seed_sequence, run, with_overrides
 
 __all__ = [
@@ -884,49 +883,33 @@ def _execute(
     progress: bool | dict,
     desc: str,
 ) -> int:
-    """Submit chunks (a bounded number in flight), store results as they finish."""
+    """Run the chunks through :func:`~simkit.experiments.executors.map_runs` and store
+    each chunk's tables as it finishes (on disk with ``store``, else in ``frames``)."""
     from tqdm.auto import tqdm
 
-    window = max(2, 2 * ex.workers)
-    todo = iter(chunks)
-    inflight: dict[cf.Future, list[int]] = {}
     computed = 0
     options = {"unit": "run", "desc": desc, "dynamic_ncols": True}
     if isinstance(progress, dict):
         options.update(progress)
     bar = tqdm(total=total, initial=done, disable=not progress, **options)
+
+    def finished(i: int, result: _Chunk) -> None:
+        nonlocal computed
+        chunk = chunks[i]
+        tables = _chunk_frames(result, weeks)
+        if store is not None:
+            store.write(chunk[0], chunk[-1] + 1, tables)
+        else:
+            frames[chunk[0]] = tables
+        computed += len(chunk)
+        bar.update(len(chunk))
+
+    tasks = [[(r, seeds[r], per_run[r]) for r in chunk] for chunk in chunks]
     try:
-        while True:
-            while len(inflight) < window:
-                chunk = next(todo, None)
-                if chunk is None:
-                    break
-                tasks = [(r, seeds[r], per_run[r]) for r in chunk]
-                inflight[ex.submit(_simulate, job, tasks)] = chunk
-            if not inflight:
-                break
-            finished, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
-            for fut in sorted(finished, key=lambda f: inflight[f][0]):
-                chunk = inflight.pop(fut)
-                try:
-                    result = fut.result()
-                except BrokenProcessPool:
-                    saved = f"; the {computed + done} runs on disk are kept" if store else ""
-                    raise SimkitError(
-                        "a worker process stopped abruptly (killed, out of memory, or a "
-                        "script that starts processes without if __name__ == '__main__':)" + saved
-                    ) from None
-                tables = _chunk_frames(result, weeks)
-                if store is not None:
-                    store.write(chunk[0], chunk[-1] + 1, tables)
-                else:
-                    frames[chunk[0]] = tables
-                computed += len(chunk)
-                bar.update(len(chunk))
-    except BaseException:
-        for fut in inflight:
-            fut.cancel()
-        raise
+        map_runs(ex, functools.partial(_simulate, job), tasks, on_result=finished, keep=False)
+    except WorkerLost as exc:
+        saved = f"; the {computed + done} runs on disk are kept" if store else ""
+        raise WorkerLost(f"{exc}{saved}") from None
     finally:
         bar.close()
     return computed

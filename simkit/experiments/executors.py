@@ -8,8 +8,13 @@ same ensemble seed gives identical numbers with any executor and any number of w
 
 An executor is a context manager with a :mod:`concurrent.futures` interface:
 ``submit(fn, *args)`` returns a :class:`concurrent.futures.Future`, ``map(fn, items)``
-returns the results in order (so ``simkit.analysis.run_many(..., map_fn=ex.map)``
-works too) and ``workers`` is how many tasks run at once. Entering starts the workers
+returns the results in order and ``workers`` is how many tasks run at once.
+
+:func:`map_runs` is the one way simkit runs many simulations: ensembles (and through them
+the OKR searches and sensitivity designs), the two arms of a counterfactual
+(:func:`simkit.analysis.run_many`), calibration candidates and ``Executor.map`` all hand
+their tasks to it. It keeps a bounded number of tasks in flight, hands each result to a
+callback as it arrives and returns them in task order. Entering starts the workers
 (a process pool, a Dask client), leaving stops them; nested ``with`` blocks reuse them, so
 one pool serves a whole stress test::
 
@@ -46,7 +51,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import SimkitError
 
@@ -57,6 +63,8 @@ __all__ = [
     "Dask",
     "as_executor",
     "available_cpus",
+    "map_runs",
+    "WorkerLost",
 ]
 
 SPEC_HELP = "inline, processes, processes:N, dask-local:N or dask://host:port"
@@ -123,15 +131,8 @@ class Executor:
         raise NotImplementedError
 
     def map(self, fn: Callable, iterable: Iterable) -> list:
-        """``[fn(x) for x in iterable]``, computed by the workers, in order."""
-        with self:
-            futures = [self.submit(fn, x) for x in iterable]
-            try:
-                return [f.result() for f in futures]
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+        """``[fn(x) for x in iterable]``, computed by the workers, in order (:func:`map_runs`)."""
+        return map_runs(self, fn, list(iterable))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}, {self.workers} worker(s)>"
@@ -367,3 +368,89 @@ def as_executor(spec=None, *, runs: int | None = None) -> Executor:
     if isinstance(spec, cf.Executor):
         return _Borrowed(spec)
     raise SimkitError(f"unknown executor {type(spec).__name__} (expected {SPEC_HELP})")
+
+
+class WorkerLost(SimkitError):
+    """A worker process died under a task (killed, out of memory, or an unguarded script)."""
+
+
+WORKER_LOST = (
+    "a worker process stopped abruptly (killed, out of memory, or a "
+    "script that starts processes without if __name__ == '__main__':)"
+)
+
+
+def map_runs(
+    executor,
+    fn: Callable,
+    tasks: Sequence,
+    *,
+    on_result: Callable[[int, object], None] | None = None,
+    window: int | None = None,
+    keep: bool = True,
+) -> list:
+    """``[fn(task) for task in tasks]`` on ``executor``: the one way simkit runs many runs.
+
+    Parameters
+    ----------
+    executor
+        An :class:`Executor` or any spec :func:`as_executor` takes (``None``: local
+        processes for more than one task). An executor already entered is reused; one
+        made here is started and stopped here.
+    fn : callable
+        A module-level function (it and the tasks must pickle for process and Dask
+        executors).
+    tasks : sequence
+        One argument of ``fn`` per task.
+    on_result : callable, optional
+        ``on_result(index, result)`` as results arrive (those finished together in task
+        order), e.g. to write them to disk or move a progress bar.
+    window : int, optional
+        Most tasks in flight at once (default: twice the workers, at least 2), so that a
+        long list never sits in the queue all at once.
+    keep : bool
+        Return the results (in task order); ``False`` returns ``None`` for each, for
+        callers whose ``on_result`` stores them.
+
+    Returns
+    -------
+    list
+        One result per task, in task order, whichever worker computed it and when: every
+        task carries its own seed, so the numbers do not depend on the executor.
+
+    Raises
+    ------
+    WorkerLost
+        A worker process stopped abruptly; the tasks still queued are cancelled.
+    """
+    ex = as_executor(executor, runs=len(tasks))
+    results: list = [None] * len(tasks)
+    with ex:
+        limit = window or max(2, 2 * ex.workers)
+        todo = iter(enumerate(tasks))
+        inflight: dict[cf.Future, int] = {}
+        try:
+            while True:
+                while len(inflight) < limit:
+                    item = next(todo, None)
+                    if item is None:
+                        break
+                    inflight[ex.submit(fn, item[1])] = item[0]
+                if not inflight:
+                    break
+                finished, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
+                for fut in sorted(finished, key=inflight.__getitem__):
+                    i = inflight.pop(fut)
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        raise WorkerLost(WORKER_LOST) from None
+                    if on_result is not None:
+                        on_result(i, result)
+                    if keep:
+                        results[i] = result
+        except BaseException:
+            for fut in inflight:
+                fut.cancel()
+            raise
+    return results

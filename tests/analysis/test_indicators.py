@@ -343,6 +343,21 @@ def test_run_many_accepts_an_injected_map():
     assert not seq[0].metrics.equals(seq[1].metrics)
 
 
+def test_run_many_and_compare_take_an_executor():
+    """Every arm goes through map_runs: a thread executor gives the sequential numbers."""
+    seeds = an.run_seeds(7, 2)
+    seq = an.run_many("bass_diffusion", seeds, users=400, days=120)
+    with ThreadPoolExecutor(2) as pool:
+        par = an.run_many("bass_diffusion", seeds, users=400, days=120, executor=pool)
+    for a, b in zip(seq, par, strict=True):
+        pd.testing.assert_frame_equal(a.metrics, b.metrics)
+    kw = dict(without=[0], runs=2, seed=1, users=300, days=60)
+    inline = an.compare("market_share_hypotheses", **kw)
+    with ThreadPoolExecutor(2) as pool:
+        threaded = an.compare("market_share_hypotheses", executor=pool, **kw)
+    pd.testing.assert_frame_equal(inline.frame, threaded.frame)
+
+
 @pytest.mark.slow
 def test_run_many_in_processes():
     import multiprocessing

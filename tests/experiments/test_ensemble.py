@@ -30,7 +30,14 @@ import simkit
 import simkit.cli
 from simkit import SimkitError
 from simkit.experiments.ensemble import EnsembleResult, branch_seed, design, ensemble, load_ensemble
-from simkit.experiments.executors import Dask, Executor, InProcess, LocalProcesses, as_executor
+from simkit.experiments.executors import (
+    Dask,
+    Executor,
+    InProcess,
+    LocalProcesses,
+    as_executor,
+    map_runs,
+)
 from simkit.scenario.schema import parse_scenario
 
 REPO = Path(__file__).resolve().parents[2]
@@ -513,3 +520,29 @@ def test_public_names():
     assert simkit.EnsembleResult is EnsembleResult
     assert callable(simkit.okr.stress_test)
     assert {"ensemble", "okr", "load_ensemble", "EnsembleResult"} <= set(simkit.__all__)
+
+
+# --- map_runs: the one way many runs are executed -----------------------------------------------
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+def test_map_runs_keeps_task_order_and_a_bounded_window():
+    seen = []
+    with cf.ThreadPoolExecutor(3) as pool:
+        ex = as_executor(pool)
+        out = map_runs(ex, _square, range(10), on_result=lambda i, r: seen.append((i, r)), window=2)
+    assert out == [x * x for x in range(10)]
+    assert sorted(seen) == [(i, i * i) for i in range(10)]
+    assert map_runs("inline", _square, [3, 1], keep=False) == [None, None]
+    assert InProcess().map(_square, [2, 4]) == [4, 16]  # Executor.map is map_runs
+    with pytest.raises(ValueError, match="three"):
+        map_runs("inline", _fail_on_three, range(6))
