@@ -58,9 +58,10 @@ test: $(STAMP) chromium ## Run the whole test suite (pytest-xdist, JOBS workers)
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(VPY) -m pytest -n $(JOBS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff check + ruff format --check
+lint: $(STAMP) ## ruff check + ruff format --check + mypy (files in pyproject's [tool.mypy])
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
 
 # Sphinx builds docs/ (Markdown, the notebooks unexecuted, the API reference from the
 # docstrings, generated into docs/api/) with warnings as errors; the docs extra is in the venv.
