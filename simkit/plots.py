@@ -1036,9 +1036,7 @@ def dashboard(comparison, fig=None, ttd: pd.DataFrame | None = None, persistence
     average. Returns the figure.
     """
     fig = fig or plt.figure(figsize=(16, 10))
-    sc = comparison.scenario
     runs = comparison.runs
-    launch_frame = comparison.launches()
     if ttd is None:
         ttd = pd.concat(
             [
@@ -1047,7 +1045,24 @@ def dashboard(comparison, fig=None, ttd: pd.DataFrame | None = None, persistence
             ],
             ignore_index=True,
         )
-    first = ttd[ttd["test"] == ttd["test"].iloc[0]] if "test" in ttd else ttd
+    axes = _dashboard_axes(fig)
+    if comparison.without:
+        _effect_panels(comparison, ttd, axes, persistence)
+    else:  # nothing to compare: show the adoption story instead
+        _adoption_panels(runs, axes, comparison.launches())
+    plot_market_share(runs, axes["share"], launches=comparison.launches())
+    plot_cohort_curves(runs, ax=axes["retention"], kind="retention", max_cohorts=10)
+    plot_cohort_curves(runs, ax=axes["survival"], kind="survival", max_cohorts=10)
+    axes["retention"].set_title("Activity retention by cohort")
+    for ax in (axes["top"], axes["middle"]):
+        ax.title.set_fontsize(10.5)
+    _dashboard_header(fig, comparison, ttd)
+    return fig
+
+
+def _dashboard_axes(fig) -> dict:
+    """The dashboard's six panels: two wide rows on the left, a tall panel on the right,
+    and a bottom row of three."""
     gs = fig.add_gridspec(
         3,
         3,
@@ -1060,68 +1075,67 @@ def dashboard(comparison, fig=None, ttd: pd.DataFrame | None = None, persistence
         top=0.8,
         bottom=0.06,
     )
-    ax_lt = fig.add_subplot(gs[0, :2])
-    ax_diff = fig.add_subplot(gs[1, :2])
-    ax_ttd = fig.add_subplot(gs[0:2, 2])
-    ax_ms = fig.add_subplot(gs[2, 0])
-    ax_ret = fig.add_subplot(gs[2, 1])
-    ax_surv = fig.add_subplot(gs[2, 2])
+    return {
+        "top": fig.add_subplot(gs[0, :2]),
+        "middle": fig.add_subplot(gs[1, :2]),
+        "side": fig.add_subplot(gs[0:2, 2]),
+        "share": fig.add_subplot(gs[2, 0]),
+        "retention": fig.add_subplot(gs[2, 1]),
+        "survival": fig.add_subplot(gs[2, 2]),
+    }
 
-    if comparison.without:
-        plot_leading_trailing(runs, ax_lt, launches=launch_frame)
-        diff = comparison.differences(smooth=7)
-        keys = [
-            m
-            for m in (
-                "dau",
-                "visits_per_user_week",
-                "transactions",
-                "customers",
-                "market_share",
-                "revenue",
-            )
-            if m in diff["metric"].unique()
-        ]
-        plot_difference(
-            diff,
-            keys,
-            ax=ax_diff,
-            relative=True,
-            launches=launch_frame,
-            detect=first,
-            label_launches=False,
-            start_date=sc.start_date,
-        )
-        ax_diff.set_title(
-            "Effect of our outputs vs the same runs without them (7-day mean, paired 95% "
-            "band; dot = visible against run-to-run noise)",
-            fontsize=10,
-        )
-        plot_time_to_detect(ttd, ax_ttd, persistence=persistence)
-    else:  # nothing to compare: show the adoption story instead
-        plot_levels(runs, ("customers", "dau"), ax_lt, launches=launch_frame)
-        ax_lt.set_title("Customers and daily active users (mean of runs, 95% band)")
-        plot_levels(runs, ("new_customers",), ax_diff, smooth=28)
-        ax_diff.set_title("New customers per day (28-day mean): the adoption curve")
-        ret = an.retention_summary(runs).set_index("name")["value"]
-        m = runs[0].metrics
-        lines = [
-            f"{k:>4}  {100 * ret[k]:5.1f}%"
-            for k in ("D1", "D7", "D30", "W1", "W4", "W12")
-            if k in ret and np.isfinite(ret[k])
-        ]
-        end = np.mean([r.metrics["customers"].iloc[-1] for r in runs])
-        lines += ["", f"customers at the end: {human_number(end)}", f"horizon: {len(m)} days"]
-        _text_panel(ax_ttd, "Retention (share of a cohort active)", lines)
-    plot_market_share(runs, ax_ms, launches=launch_frame)
-    plot_cohort_curves(runs, ax=ax_ret, kind="retention", max_cohorts=10)
-    plot_cohort_curves(runs, ax=ax_surv, kind="survival", max_cohorts=10)
-    ax_ret.set_title("Activity retention by cohort")
-    for ax in (ax_lt, ax_diff):
-        ax.title.set_fontsize(10.5)
 
+def _effect_panels(comparison, ttd: pd.DataFrame, axes: dict, persistence: int) -> None:
+    """Leading vs trailing indicators, the effect against the counterfactual with its
+    detection dots, and the time-to-detect chart."""
+    launch_frame = comparison.launches()
+    first = ttd[ttd["test"] == ttd["test"].iloc[0]] if "test" in ttd else ttd
+    plot_leading_trailing(comparison.runs, axes["top"], launches=launch_frame)
+    diff = comparison.differences(smooth=7)
+    present = set(diff["metric"].unique())
+    wanted = ("dau", "visits_per_user_week", "transactions", "customers", "market_share", "revenue")
+    keys = [m for m in wanted if m in present]
+    plot_difference(
+        diff,
+        keys,
+        ax=axes["middle"],
+        relative=True,
+        launches=launch_frame,
+        detect=first,
+        label_launches=False,
+        start_date=comparison.scenario.start_date,
+    )
+    axes["middle"].set_title(
+        "Effect of our outputs vs the same runs without them (7-day mean, paired 95% "
+        "band; dot = visible against run-to-run noise)",
+        fontsize=10,
+    )
+    plot_time_to_detect(ttd, axes["side"], persistence=persistence)
+
+
+def _adoption_panels(runs, axes: dict, launch_frame: pd.DataFrame) -> None:
+    """Without outputs of ours to compare: customers and DAU, the adoption curve and a
+    retention summary."""
+    plot_levels(runs, ("customers", "dau"), axes["top"], launches=launch_frame)
+    axes["top"].set_title("Customers and daily active users (mean of runs, 95% band)")
+    plot_levels(runs, ("new_customers",), axes["middle"], smooth=28)
+    axes["middle"].set_title("New customers per day (28-day mean): the adoption curve")
+    ret = an.retention_summary(runs).set_index("name")["value"]
+    lines = [
+        f"{k:>4}  {100 * ret[k]:5.1f}%"
+        for k in ("D1", "D7", "D30", "W1", "W4", "W12")
+        if k in ret and np.isfinite(ret[k])
+    ]
+    end = np.mean([r.metrics["customers"].iloc[-1] for r in runs])
+    horizon = len(runs[0].metrics)
+    lines += ["", f"customers at the end: {human_number(end)}", f"horizon: {horizon} days"]
+    _text_panel(axes["side"], "Retention (share of a cohort active)", lines)
+
+
+def _dashboard_header(fig, comparison, ttd: pd.DataFrame) -> None:
+    """Title, description, what ran and the headline computed from the results."""
+    sc, runs = comparison.scenario, comparison.runs
     pop = sc.market.population
-    n_users = runs[0].users
     removed = ", ".join(an.output_label(sc, i) for i in comparison.without) or "none"
     title = sc.name + (f"  ·  variant {comparison.variant}" if comparison.variant else "")
     fig.text(0.05, 0.975, title, fontsize=17, weight="bold", va="top")
@@ -1129,7 +1143,7 @@ def dashboard(comparison, fig=None, ttd: pd.DataFrame | None = None, persistence
     fig.text(
         0.05,
         0.915,
-        f"{len(runs)} runs x {n_users:,} simulated users"
+        f"{len(runs)} runs x {runs[0].users:,} simulated users"
         + (f" (standing for {human_number(pop)} people)" if pop else "")
         + (
             f"; counterfactual = same seeds without: {removed}"
@@ -1150,7 +1164,6 @@ def dashboard(comparison, fig=None, ttd: pd.DataFrame | None = None, persistence
         color="0.1",
         bbox=dict(boxstyle="round,pad=0.45", fc="#f3f6fa", ec="#c6d4e6"),
     )
-    return fig
 
 
 def save_figure(fig, path, dpi: int = 90) -> None:
