@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -1178,6 +1178,30 @@ class Control(Strict):
 # ---------------------------------------------------------------------------------------
 
 
+def _fail(path: str, msg: str) -> NoReturn:
+    """Refuse a scenario: ``msg`` about the value at ``path`` (a cross-reference check)."""
+    raise PydanticCustomError("reference", "{msg}", {"msg": _one_line(msg), "abspath": path})
+
+
+def _no_duplicates(where: str, what: str, names: list[str]) -> None:
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            _fail(f"{where}[{i}].name", f"duplicate {what} name '{n}'")
+
+
+def _check_price_change(i: int, o: PriceChange) -> None:
+    if o.price is not None and o.change is not None:
+        _fail(
+            f"outputs[{i}].change",
+            "give either price (the new price) or change (relative, e.g. -0.1), not both",
+        )
+    if o.price is None and o.change is None:
+        _fail(
+            f"outputs[{i}]",
+            "a price change needs price (the new price) or change (relative, e.g. -0.1)",
+        )
+
+
 class Scenario(Strict):
     """A market, its users, the products and the dated plan of outputs."""
 
@@ -1278,139 +1302,138 @@ class Scenario(Strict):
     # -- cross references ---------------------------------------------------------------
     @model_validator(mode="after")
     def _cross_references(self):
-        def fail(path: str, msg: str):
-            raise PydanticCustomError(
-                "reference", "{msg}", {"msg": _one_line(msg), "abspath": path}
-            )
+        """Everything that refers to something else: segment shares add up, names are
+        unique, one product is ours, the plan names known products, segments and features,
+        on days inside the horizon, in an order that makes sense (nothing acts after it is
+        acquired), and variants name known output ids. Checked in this order: the first
+        problem is the one reported."""
+        self._check_segments_and_products()
+        self._check_plan()
+        self._check_ids_and_affinities()
+        return self
 
+    def _check_segments_and_products(self) -> None:
         total = sum(s.share for s in self.segments)
         if abs(total - 1) > 1e-6:
             each = ", ".join(f"{s.name} {s.share:.10g}" for s in self.segments[:6])
             more = ", ..." if len(self.segments) > 6 else ""
-            fail(
+            _fail(
                 "segments",
                 f"segment shares must add up to 1, but they add up to {total:.10g} ({each}{more})",
             )
-        seg_names = [s.name for s in self.segments]
-        for i, n in enumerate(seg_names):
-            if n in seg_names[:i]:
-                fail(f"segments[{i}].name", f"duplicate segment name '{n}'")
-        names = [p.name for p in self.products]
-        for i, n in enumerate(names):
-            if n in names[:i]:
-                fail(f"products[{i}].name", f"duplicate product name '{n}'")
+        _no_duplicates("segments", "segment", [s.name for s in self.segments])
+        _no_duplicates("products", "product", [p.name for p in self.products])
         ours = [i for i, p in enumerate(self.products) if p.ours]
         if not ours:
-            fail("products", "no product has ours: true (mark the product whose metrics you want)")
+            _fail("products", "no product has ours: true (mark the product whose metrics you want)")
         if len(ours) > 1:
-            fail(
+            _fail(
                 f"products[{ours[1]}].ours",
                 f"only one product can have ours: true, and '{self.products[ours[0]].name}' "
                 "already has it",
             )
         initial = sum(p.initial_share for p in self.products if isinstance(p.initial_share, float))
         if initial > 1 + 1e-9:
-            fail(
+            _fail(
                 "products",
                 f"the initial_share of all products must add up to at most 1, got {initial:.10g}",
             )
 
-        features = self.feature_names
-        gone: dict[str, int] = {}
-        launched: set[tuple[str, str]] = set()
+    def _check_plan(self) -> None:
+        """The outputs, in the order they ship (what is gone or launched depends on it)."""
+        names = [p.name for p in self.products]
+        gone: dict[str, int] = {}  # acquired product -> the day it left
+        launched: set[tuple[str, str]] = set()  # (product, feature)
         plans = {p.name for p in self.products if p.subscription is not None}
-        order = sorted(range(len(self.outputs)), key=lambda i: self._day_or_zero(i))
-        for i in order:
+        for i in sorted(range(len(self.outputs)), key=lambda i: self._day_or_zero(i)):
             o = self.outputs[i]
             if o.product not in names:
-                fail(f"outputs[{i}].product", _unknown("product", o.product, names))
-            if isinstance(o.day, dt.date):
-                if self.start_date is None:
-                    fail(f"outputs[{i}].day", "a date needs start_date at the top of the scenario")
-                day = (o.day - self.start_date).days
-                if day < 0:
-                    fail(f"outputs[{i}].day", f"{o.day} is before start_date {self.start_date}")
-            else:
-                day = o.day
-                if day < 0:
-                    fail(
-                        f"outputs[{i}].day", f"expected a day >= 0 (0 is the first day), got {day}"
-                    )
-            if day >= self.days:
-                when = f"{o.day} (day {day}) is" if isinstance(o.day, dt.date) else f"day {day} is"
-                fail(
-                    f"outputs[{i}].day",
-                    f"{when} after the last simulated day, {self.days - 1} (days: {self.days}, "
-                    "counted from day 0)",
-                )
+                _fail(f"outputs[{i}].product", _unknown("product", o.product, names))
+            day = self._checked_day(i)
             if o.product in gone and day >= gone[o.product]:
-                fail(
+                _fail(
                     f"outputs[{i}].product",
                     f"'{o.product}' was acquired on day {gone[o.product]} and is gone by day {day}",
                 )
-            if o.kind == "feature":
-                if (o.product, o.feature) in launched:
-                    fail(
-                        f"outputs[{i}].feature",
-                        f"'{o.product}' launches feature '{o.feature}' twice",
-                    )
-                launched.add((o.product, o.feature))
-                for j, s in enumerate(o.segments or []):
-                    if s not in seg_names:
-                        fail(f"outputs[{i}].segments[{j}]", _unknown("segment", s, seg_names))
-            elif o.kind == "price_change":
-                if o.price is not None and o.change is not None:
-                    fail(
-                        f"outputs[{i}].change",
-                        "give either price (the new price) or change (relative, e.g. -0.1), "
-                        "not both",
-                    )
-                if o.price is None and o.change is None:
-                    fail(
-                        f"outputs[{i}]",
-                        "a price change needs price (the new price) or change (relative, "
-                        "e.g. -0.1)",
-                    )
-            elif o.kind == "acquisition":
-                if o.target not in names:
-                    fail(f"outputs[{i}].target", _unknown("product", o.target, names))
-                if o.target == o.product:
-                    fail(f"outputs[{i}].target", "a product cannot acquire itself")
-                if self.products[names.index(o.target)].ours:
-                    fail(f"outputs[{i}].target", "our own product cannot be acquired")
-                if o.target in gone:
-                    fail(f"outputs[{i}].target", f"'{o.target}' was already acquired")
+            if isinstance(o, FeatureOutput):
+                self._check_feature(i, o, launched)
+            elif isinstance(o, PriceChange):
+                _check_price_change(i, o)
+            elif isinstance(o, Acquisition):
+                self._check_acquisition(i, o, gone)
                 gone[o.target] = day
-            elif o.kind == "campaign":
-                if day + o.duration > self.days:
-                    pass  # a campaign may run past the horizon; it simply is cut off
-            elif o.kind == "subscription":
+            elif isinstance(o, SubscriptionOutput):
                 if o.product not in plans and o.fee is None:
-                    fail(
+                    _fail(
                         f"outputs[{i}].fee",
                         f"'{o.product}' has no subscription yet: launching one needs a fee",
                     )
                 plans.add(o.product)
+            # a campaign may run past the horizon: it is simply cut off
+
+    def _checked_day(self, i: int) -> int:
+        """Output ``i``'s day number, refused if it is before day 0 or past the horizon."""
+        o = self.outputs[i]
+        if isinstance(o.day, dt.date):
+            if self.start_date is None:
+                _fail(f"outputs[{i}].day", "a date needs start_date at the top of the scenario")
+            day = (o.day - self.start_date).days
+            if day < 0:
+                _fail(f"outputs[{i}].day", f"{o.day} is before start_date {self.start_date}")
+        else:
+            day = o.day
+            if day < 0:
+                _fail(f"outputs[{i}].day", f"expected a day >= 0 (0 is the first day), got {day}")
+        if day >= self.days:
+            when = f"{o.day} (day {day}) is" if isinstance(o.day, dt.date) else f"day {day} is"
+            _fail(
+                f"outputs[{i}].day",
+                f"{when} after the last simulated day, {self.days - 1} (days: {self.days}, "
+                "counted from day 0)",
+            )
+        return day
+
+    def _check_feature(self, i: int, o: FeatureOutput, launched: set) -> None:
+        if (o.product, o.feature) in launched:
+            _fail(f"outputs[{i}].feature", f"'{o.product}' launches feature '{o.feature}' twice")
+        launched.add((o.product, o.feature))
+        seg_names = [s.name for s in self.segments]
+        for j, s in enumerate(o.segments or []):
+            if s not in seg_names:
+                _fail(f"outputs[{i}].segments[{j}]", _unknown("segment", s, seg_names))
+
+    def _check_acquisition(self, i: int, o: Acquisition, gone: dict[str, int]) -> None:
+        names = [p.name for p in self.products]
+        if o.target not in names:
+            _fail(f"outputs[{i}].target", _unknown("product", o.target, names))
+        if o.target == o.product:
+            _fail(f"outputs[{i}].target", "a product cannot acquire itself")
+        if self.products[names.index(o.target)].ours:
+            _fail(f"outputs[{i}].target", "our own product cannot be acquired")
+        if o.target in gone:
+            _fail(f"outputs[{i}].target", f"'{o.target}' was already acquired")
+
+    def _check_ids_and_affinities(self) -> None:
         ids = [o.id for o in self.outputs]
         for i, oid in enumerate(ids):
             if oid is not None and oid in ids[:i]:
-                fail(f"outputs[{i}].id", f"duplicate output id '{oid}'")
+                _fail(f"outputs[{i}].id", f"duplicate output id '{oid}'")
         known_ids = [x for x in ids if x is not None]
         for v, members in self.variants.items():
             for j, oid in enumerate(members):
                 if oid not in known_ids:
-                    fail(
+                    _fail(
                         f"variants{_key_text(v, first=False)}[{j}]",
                         _unknown("output id", oid, known_ids),
                     )
+        features = self.feature_names
         for i, s in enumerate(self.segments):
             for f in s.traits.affinity:
                 if f not in features:
-                    fail(
+                    _fail(
                         f"segments[{i}].traits.affinity{_key_text(f, first=False)}",
                         _unknown("feature", f, features, "features are named by feature outputs"),
                     )
-        return self
 
     # -- OKRs -------------------------------------------------------------------------------
     def day_number(self, day: int | dt.date) -> int:
