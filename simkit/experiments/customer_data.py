@@ -786,6 +786,29 @@ def read_event_log(
     """
     df, source = _read_csv(data, "event log", source)
     unit = _check_unit(unit, source)
+    users, day = _events(df, source)
+    log_end = day.max() if end is None else pd.Timestamp(end).floor("D")
+    curves, sizes = _event_cohorts(users, day, unit, log_end)
+    if not np.isfinite(curves["retention"].to_numpy(float)).any():
+        raise DataError(
+            source,
+            "",
+            f"the log is too short for one whole {unit} after the first "
+            f"cohort (from {day.min():%Y-%m-%d} to {log_end:%Y-%m-%d})",
+        )
+    return ObservedCohorts(
+        curves=curves,
+        sizes=sizes.astype(float),
+        unit=unit,
+        source=source,
+        kind="event log",
+        events=len(df),
+    )
+
+
+def _events(df: pd.DataFrame, source: str) -> tuple[pd.Series, pd.Series]:
+    """Each event's user (as text) and day, with the columns found and checked: a user id
+    and a date on every row, an amount (if any) a number."""
     cols = list(df.columns)
     user_col = _find(cols, _USER_NAMES)
     time_col = _find(cols, _TIME_NAMES)
@@ -812,17 +835,23 @@ def read_event_log(
     amount_col = _find(cols, _AMOUNT_NAMES)
     if amount_col is not None:
         _numbers(df, amount_col, source, "an amount of money")
-    day = t.dt.floor("D")
-    log_end = day.max() if end is None else pd.Timestamp(end).floor("D")
-    users = df[user_col].astype(str)
+    return df[user_col].astype(str), t.dt.floor("D")
+
+
+def _event_cohorts(
+    users: pd.Series, day: pd.Series, unit: str, log_end: pd.Timestamp
+) -> tuple[dict[str, pd.DataFrame], pd.Series]:
+    """Cohort curves of an event log (retention, survival by last activity, repeat
+    transactions per member) and cohort sizes; cells not fully observed by ``log_end``
+    are NaN."""
     first = day.groupby(users).transform("min")
     last = day.groupby(users).transform("max")
     L = UNIT_DAYS[unit]
-    age_days = (day - first).dt.days.to_numpy()
-    age = np.floor(age_days / L).astype(int)
+    age = np.floor((day - first).dt.days.to_numpy() / L).astype(int)
     # cohorts: calendar periods of the first event
-    start = _period_start(first, unit)
-    per_user = pd.DataFrame({"user": users, "start": start, "first": first, "last": last})
+    per_user = pd.DataFrame(
+        {"user": users, "start": _period_start(first, unit), "first": first, "last": last}
+    )
     per_user = per_user.drop_duplicates("user").set_index("user")
     cohort_start = per_user["start"]
     cohort_end = _period_end(cohort_start, unit)  # first day after the cohort's period
@@ -832,48 +861,32 @@ def read_event_log(
     sizes = sizes.reindex(order)
     # fully observed cells: the cohort's last possible member has lived through period k
     horizon = (log_end - cohort_end.groupby(labels).first()).dt.days + 1  # days after cohort
-    max_k = int(np.floor(horizon.max() / L)) if len(horizon) else 0
-    kmax = max(max_k, 1)
-    observed = pd.DataFrame({k: horizon >= np.ceil((k + 1) * L) for k in range(kmax)}).reindex(
-        order
-    )
+    kmax = max(int(np.floor(horizon.max() / L)) if len(horizon) else 0, 1)
+    observed = pd.DataFrame({k: horizon >= np.ceil((k + 1) * L) for k in range(kmax)})
+    observed = observed.reindex(order).to_numpy()
     # retention: users with an event at age k
     ev = pd.DataFrame({"cohort": users.map(labels), "user": users, "age": age})
     ev = ev[ev["age"] < kmax]
     active = ev.drop_duplicates(["user", "age"]).groupby(["cohort", "age"]).size()
     active = active.unstack("age").reindex(index=order, columns=range(kmax)).fillna(0.0)
-    R = active.div(sizes, axis=0).where(observed.to_numpy())
+    R = active.div(sizes, axis=0).where(observed)
     # survival by last activity: last event in period k or later
     last_age = np.floor((per_user["last"] - per_user["first"]).dt.days / L).astype(int)
     S = pd.DataFrame({k: (last_age >= k).groupby(labels).mean() for k in range(kmax)})
-    S = S.reindex(order).where(observed.to_numpy())
+    S = S.reindex(order).where(observed)
     # repeat transactions: cumulative events after the first, per member
     rep = pd.DataFrame({"cohort": users.map(labels), "age": age})
     rep["n"] = 1.0
     counts = rep[rep["age"] < kmax].groupby(["cohort", "age"])["n"].sum()
     counts = counts.unstack("age").reindex(index=order, columns=range(kmax)).fillna(0.0)
-    X = (counts.cumsum(axis=1).sub(sizes, axis=0)).div(sizes, axis=0).where(observed.to_numpy())
+    X = (counts.cumsum(axis=1).sub(sizes, axis=0)).div(sizes, axis=0).where(observed)
     curves = {}
     for name, c in (("retention", R), ("survival", S), ("repeat", X)):
         c = c.astype(float)
         c.index.name, c.columns.name = "cohort", "period"
         curves[name] = c
-    if not np.isfinite(R.to_numpy(float)).any():
-        raise DataError(
-            source,
-            "",
-            f"the log is too short for one whole {unit} after the first "
-            f"cohort (from {day.min():%Y-%m-%d} to {log_end:%Y-%m-%d})",
-        )
     sizes.index.name = "cohort"
-    return ObservedCohorts(
-        curves=curves,
-        sizes=sizes.astype(float),
-        unit=unit,
-        source=source,
-        kind="event log",
-        events=len(df),
-    )
+    return curves, sizes
 
 
 _LABEL = {"day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
