@@ -162,7 +162,7 @@ def _add_okr_parser(sub) -> None:
 
 
 def cmd_okr(args) -> int:
-    from .experiments.okr import stress_test
+    from .experiments.okr import WhatItTakesOptions, stress_test
 
     lever = None
     if args.lever is not None:
@@ -184,8 +184,7 @@ def cmd_okr(args) -> int:
         variant=args.variant,
         out=args.out,
         progress=not args.no_progress,
-        what_it_takes=not args.no_what_it_takes,
-        lever=lever,
+        what_it_takes=False if args.no_what_it_takes else WhatItTakesOptions(lever=lever),
         sensitivity=None if args.sensitivity == "none" else args.sensitivity,
     )
     print(result.format())

@@ -78,8 +78,10 @@ Example
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +100,9 @@ __all__ = [
     "KR",
     "StressTest",
     "WhatItTakes",
+    "WhatItTakesOptions",
+    "EarlyWarningOptions",
+    "SensitivityOptions",
     "key_results",
     "aggregate",
     "evaluate",
@@ -456,6 +461,151 @@ def _bootstrap_answer(
     return (float(lo) if lo <= 1 else math.nan, float(hi) if hi <= 1 else math.nan)
 
 
+def _lever_groups(chosen: list[KR], override: Lever | None, named: bool) -> dict[tuple, list[KR]]:
+    """KRs grouped by the lever searched for them, ``(path, least, most)``: the override for
+    all, else each KR's own (KRs without one are skipped, or refused when ``named``)."""
+    groups: dict[tuple, list[KR]] = {}
+    for kr in chosen:
+        lv = override or kr.lever
+        if lv is None:
+            if named:
+                raise SimkitError(
+                    f"key result {kr.id} has no lever; give lever=(path, least, most)"
+                )
+            continue
+        if lv.least == lv.most:
+            raise SimkitError("lever: least and most must differ")
+        groups.setdefault((lv.path, float(lv.least), float(lv.most)), []).append(kr)
+    return groups
+
+
+class _LeverRuns:
+    """Which runs meet each KR with the lever at a value, on common random numbers.
+
+    Every value runs the same ensemble (same seeds, populations and draws of the other
+    uncertain parameters) with ``path`` set to it in every run; ``cache`` keeps, per value
+    evaluated, ``{kr id: met per run}``.
+    """
+
+    def __init__(self, sc: Scenario, path: str, members: list[KR], ensemble_kw: dict):
+        self.sc = sc
+        self.path = path
+        self.members = members
+        self.ensemble_kw = ensemble_kw
+        self.cache: dict[float, dict[str, np.ndarray]] = {}
+
+    def met(self, x: float) -> dict[str, np.ndarray]:
+        if x not in self.cache:
+            ens = run_ensemble(
+                self.sc,
+                values={self.path: x},
+                metrics=sorted({k.metric for k in self.members}),
+                retention_weeks=(),
+                desc=f"what it takes: {self.path} = {x:.4g}",
+                **self.ensemble_kw,
+            )
+            out = outcomes(ens, self.members)
+            self.cache[x] = {
+                k.id: out.loc[out["kr"] == k.id, "met"].to_numpy(bool) for k in self.members
+            }
+        return self.cache[x]
+
+    def p_met(self, x: float, kr: KR) -> float:
+        return float(self.met(x)[kr.id].mean())
+
+
+def _bisect(p, least: float, most: float, p_star: float, iterations: int) -> float:
+    """The value nearest to ``least`` found with ``p(value) >= p_star``: ``least`` itself,
+    NaN when even ``most`` falls short, else ``iterations`` halvings of the bracket."""
+    a, b = least, most
+    if p(a) >= p_star:
+        return a
+    if p(b) < p_star:
+        return math.nan
+    for _ in range(iterations):
+        mid = (a + b) / 2
+        if p(mid) >= p_star:
+            b = mid
+        else:
+            a = mid
+    return b
+
+
+def _answer_rows(
+    kr: KR,
+    lever: _LeverRuns,
+    least: float,
+    most: float,
+    answer: float,
+    runs: int,
+    p_star: float,
+    bootstrap: int,
+    root: np.random.SeedSequence,
+) -> tuple[dict, list[dict]]:
+    """The KR's answer with its bootstrap interval, and its curve: P(met) with a Wilson
+    interval at every value evaluated, in order of effort."""
+    cache, path = lever.cache, lever.path
+    xs = np.array(sorted(cache, key=lambda v: (v - least) / (most - least)))
+    met = np.stack([cache[x][kr.id] for x in xs])
+    efforts = (xs - least) / (most - least)
+    rng = np.random.default_rng(branch_seed(root, f"bootstrap {kr.id}"))
+    lo_e, hi_e = _bootstrap_answer(efforts, met, p_star, bootstrap, rng)
+    reached = math.isfinite(answer)
+    k_at = int(cache[answer][kr.id].sum()) if reached else 0
+    wl, wh = wilson_interval(k_at, runs) if reached else (math.nan,) * 2
+    row = {
+        "kr": kr.id,
+        "key_result": kr.label,
+        "lever": path,
+        "least": least,
+        "most": most,
+        "value": answer,
+        "lo": least + lo_e * (most - least) if math.isfinite(lo_e) else math.nan,
+        "hi": least + hi_e * (most - least) if math.isfinite(hi_e) else math.nan,
+        "p_met": k_at / runs if reached else math.nan,
+        "p_lo": wl,
+        "p_hi": wh,
+        "reached": bool(reached),
+        "runs": runs,
+        "p_at_most": float(cache[most][kr.id].mean()) if most in cache else math.nan,
+    }
+    curve = []
+    for x in xs:
+        k = int(cache[x][kr.id].sum())
+        lo, hi = wilson_interval(k, runs)
+        curve.append(
+            {
+                "kr": kr.id,
+                "lever": path,
+                "value": float(x),
+                "p_met": k / runs,
+                "lo": lo,
+                "hi": hi,
+                "runs": runs,
+            }
+        )
+    return row, curve
+
+
+WIT_COLUMNS = [
+    "kr",
+    "key_result",
+    "lever",
+    "least",
+    "most",
+    "value",
+    "lo",
+    "hi",
+    "p_met",
+    "p_lo",
+    "p_hi",
+    "reached",
+    "runs",
+    "p_at_most",
+]
+WIT_CURVE_COLUMNS = ["kr", "lever", "value", "p_met", "lo", "hi", "runs"]
+
+
 def what_it_takes(
     scenario: Scenario | str | Path,
     lever=None,
@@ -498,142 +648,53 @@ def what_it_takes(
         most per lever and KR; evaluations are shared between KRs with the same lever).
     bootstrap : int
         Bootstrap resamples for the interval.
+
+    Returns
+    -------
+    WhatItTakes
     """
     sc = load_scenario(scenario)
     if users is not None:
         from ..scenario.schema import with_values
 
         sc = with_values(sc, {"market.users": users})
-    if not 0 < target_probability < 1:
-        raise SimkitError(f"target_probability must be in (0, 1), got {target_probability}")
-    for name, value, least in (("iterations", iterations, 0), ("bootstrap", bootstrap, 1)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-            raise SimkitError(f"{name} must be a whole number >= {least}, got {value!r}")
+    WhatItTakesOptions(  # checks them
+        iterations=iterations, target_probability=target_probability, bootstrap=bootstrap
+    )
     chosen = _check_horizon(_select(key_results(sc), krs), sc, days)
     override = _as_lever(lever, sc) if lever is not None else None
-    groups: dict[tuple, list[KR]] = {}
-    for kr in chosen:
-        lv = override or kr.lever
-        if lv is None:
-            if krs is not None:
-                raise SimkitError(
-                    f"key result {kr.id} has no lever; give lever=(path, least, most)"
-                )
-            continue
-        if lv.least == lv.most:
-            raise SimkitError("lever: least and most must differ")
-        groups.setdefault((lv.path, float(lv.least), float(lv.most)), []).append(kr)
+    groups = _lever_groups(chosen, override, named=krs is not None)
     root = as_seed_sequence(sc.seed if seed is None else seed)
     rows, curve = [], []
     with as_executor(executor, runs=runs) as ex:
+        ensemble_kw = {
+            "runs": runs,
+            "seed": root,
+            "days": days,
+            "executor": ex,
+            "sampler": sampler,
+            "variant": variant,
+            "without_outputs": without_outputs,
+            "warmup_days": warmup_days,
+            "progress": _transient(progress),
+        }
         for (path, least, most), members in groups.items():
-            cache: dict[float, dict[str, np.ndarray]] = {}
-
-            def met_at(x: float, path=path, members=members, cache=cache) -> dict[str, np.ndarray]:
-                if x not in cache:
-                    ens = run_ensemble(
-                        sc,
-                        runs=runs,
-                        seed=root,
-                        days=days,
-                        executor=ex,
-                        sampler=sampler,
-                        values={path: x},
-                        variant=variant,
-                        without_outputs=without_outputs,
-                        warmup_days=warmup_days,
-                        metrics=sorted({k.metric for k in members}),
-                        retention_weeks=(),
-                        progress=_transient(progress),
-                        desc=f"what it takes: {path} = {x:.4g}",
-                    )
-                    out = outcomes(ens, members)
-                    cache[x] = {
-                        k.id: out.loc[out["kr"] == k.id, "met"].to_numpy(bool) for k in members
-                    }
-                return cache[x]
-
+            lv = _LeverRuns(sc, path, members, ensemble_kw)
             for kr in members:
-
-                def p(x: float, kr=kr) -> float:
-                    return float(met_at(x)[kr.id].mean())
-
-                a, b = least, most
-                pa = p(a)
-                if pa >= target_probability:
-                    answer = a
-                elif p(b) < target_probability:
-                    answer = math.nan
-                else:
-                    for _ in range(iterations):
-                        mid = (a + b) / 2
-                        if p(mid) >= target_probability:
-                            b = mid
-                        else:
-                            a = mid
-                    answer = b
-                xs = np.array(sorted(cache, key=lambda v: (v - least) / (most - least)))
-                met = np.stack([cache[x][kr.id] for x in xs])
-                efforts = (xs - least) / (most - least)
-                rng = np.random.default_rng(branch_seed(root, f"bootstrap {kr.id}"))
-                lo_e, hi_e = _bootstrap_answer(efforts, met, target_probability, bootstrap, rng)
-                lo = least + lo_e * (most - least) if math.isfinite(lo_e) else math.nan
-                hi = least + hi_e * (most - least) if math.isfinite(hi_e) else math.nan
-                k_at = int(cache[answer][kr.id].sum()) if math.isfinite(answer) else 0
-                wl, wh = wilson_interval(k_at, runs) if math.isfinite(answer) else (math.nan,) * 2
-                rows.append(
-                    {
-                        "kr": kr.id,
-                        "key_result": kr.label,
-                        "lever": path,
-                        "least": least,
-                        "most": most,
-                        "value": answer,
-                        "lo": lo,
-                        "hi": hi,
-                        "p_met": k_at / runs if math.isfinite(answer) else math.nan,
-                        "p_lo": wl,
-                        "p_hi": wh,
-                        "reached": bool(math.isfinite(answer)),
-                        "runs": runs,
-                        "p_at_most": float(cache[most][kr.id].mean())
-                        if most in cache
-                        else math.nan,
-                    }
+                answer = _bisect(
+                    lambda x, kr=kr, lv=lv: lv.p_met(x, kr),
+                    least,
+                    most,
+                    target_probability,
+                    iterations,
                 )
-                for x in xs:
-                    k = int(cache[x][kr.id].sum())
-                    wl, wh = wilson_interval(k, runs)
-                    curve.append(
-                        {
-                            "kr": kr.id,
-                            "lever": path,
-                            "value": float(x),
-                            "p_met": k / runs,
-                            "lo": wl,
-                            "hi": wh,
-                            "runs": runs,
-                        }
-                    )
-    cols = [
-        "kr",
-        "key_result",
-        "lever",
-        "least",
-        "most",
-        "value",
-        "lo",
-        "hi",
-        "p_met",
-        "p_lo",
-        "p_hi",
-        "reached",
-        "runs",
-        "p_at_most",
-    ]
+                row, points = _answer_rows(
+                    kr, lv, least, most, answer, runs, target_probability, bootstrap, root
+                )
+                rows.append(row)
+                curve += points
     return WhatItTakes(
-        pd.DataFrame(rows, columns=cols),
-        pd.DataFrame(curve, columns=["kr", "lever", "value", "p_met", "lo", "hi", "runs"]),
+        pd.DataFrame(rows, columns=WIT_COLUMNS), pd.DataFrame(curve, columns=WIT_CURVE_COLUMNS)
     )
 
 
@@ -1015,6 +1076,128 @@ class StressTest:
         return written
 
 
+@dataclass(frozen=True)
+class WhatItTakesOptions:
+    """How :func:`stress_test` searches each KR's lever (:func:`what_it_takes`).
+
+    Attributes
+    ----------
+    lever : Lever, dict or (path, least, most), optional
+        One lever for every KR (default: each KR's own ``lever``).
+    runs : int, optional
+        Runs per evaluation (default ``min(runs of the ensemble, 100)``).
+    iterations : int
+        Halvings of the bracket after its two ends.
+    target_probability : float
+        The P(met) to reach (0.8).
+    bootstrap : int
+        Bootstrap resamples for the answer's interval.
+    """
+
+    lever: Lever | dict | tuple | None = None
+    runs: int | None = None
+    iterations: int = 6
+    target_probability: float = TARGET_PROBABILITY
+    bootstrap: int = 1000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_probability < 1:
+            raise SimkitError(
+                f"target_probability must be in (0, 1), got {self.target_probability}"
+            )
+        for name, value, least in (
+            ("iterations", self.iterations, 0),
+            ("bootstrap", self.bootstrap, 1),
+            ("runs", 1 if self.runs is None else self.runs, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+                raise SimkitError(f"{name} must be a whole number >= {least}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EarlyWarningOptions:
+    """How :func:`stress_test` scores leading indicators (:func:`early_warning`):
+    ``threshold`` is the discrimination (AUC or 1 - AUC) that counts as a warning."""
+
+    threshold: float = AUC_THRESHOLD
+
+
+@dataclass(frozen=True)
+class SensitivityOptions:
+    """How :func:`stress_test` runs the sensitivity analysis (:func:`sensitivity`):
+    ``method`` "sobol" or "morris", with a budget of ``runs`` runs (default
+    ``min(runs of the ensemble, 256)``)."""
+
+    method: str = "sobol"
+    runs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in SENSITIVITY_METHODS:
+            raise SimkitError(
+                f"unknown sensitivity method '{self.method}' (expected sobol, morris or None)"
+            )
+
+
+# stress_test's keyword arguments before they were grouped: name -> (group, field)
+_LEGACY_OPTIONS = {
+    "lever": ("what_it_takes", "lever"),
+    "wit_runs": ("what_it_takes", "runs"),
+    "iterations": ("what_it_takes", "iterations"),
+    "target_probability": ("what_it_takes", "target_probability"),
+    "bootstrap": ("what_it_takes", "bootstrap"),
+    "threshold": ("early_warning", "threshold"),
+    "sensitivity_runs": ("sensitivity", "runs"),
+}
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """The analyses of a stress test beyond the probabilities (None: skipped)."""
+
+    what_it_takes: WhatItTakesOptions | None
+    early_warning: EarlyWarningOptions | None
+    sensitivity: SensitivityOptions | None
+    target_probability: float
+    threshold: float
+
+
+def _parts(what_it_takes, early_warning, sensitivity, legacy: dict) -> _Parts:
+    """Options of each analysis from ``stress_test``'s arguments: a bool (or a method name)
+    or an options object, and the keyword arguments of earlier versions (deprecated)."""
+    unknown = sorted(set(legacy) - set(_LEGACY_OPTIONS))
+    if unknown:
+        raise TypeError(f"stress_test() got an unexpected keyword argument '{unknown[0]}'")
+    changes: dict[str, dict] = {"what_it_takes": {}, "early_warning": {}, "sensitivity": {}}
+    for name, value in legacy.items():
+        group, attr = _LEGACY_OPTIONS[name]
+        changes[group][attr] = value
+    if legacy:
+        warnings.warn(
+            f"stress_test({', '.join(sorted(legacy))}=...): pass what_it_takes="
+            "WhatItTakesOptions(...), early_warning=EarlyWarningOptions(...) or "
+            "sensitivity=SensitivityOptions(...) instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
+    def build(given, cls, group):
+        base = given if isinstance(given, cls) else cls()
+        return dataclasses.replace(base, **changes[group]) if changes[group] else base
+
+    wit = build(what_it_takes, WhatItTakesOptions, "what_it_takes")
+    ew = build(early_warning, EarlyWarningOptions, "early_warning")
+    if isinstance(sensitivity, str):
+        sensitivity = SensitivityOptions(method=sensitivity)
+    sens = build(sensitivity, SensitivityOptions, "sensitivity") if sensitivity else None
+    return _Parts(
+        what_it_takes=wit if what_it_takes else None,
+        early_warning=ew if early_warning else None,
+        sensitivity=sens,
+        target_probability=wit.target_probability,
+        threshold=ew.threshold,
+    )
+
+
 def stress_test(
     scenario: Scenario | str | Path,
     runs: int = 200,
@@ -1030,16 +1213,10 @@ def stress_test(
     out: str | Path | None = None,
     progress: bool = True,
     ensemble: EnsembleResult | None = None,
-    what_it_takes: bool = True,
-    lever=None,
-    wit_runs: int | None = None,
-    iterations: int = 6,
-    target_probability: float = TARGET_PROBABILITY,
-    bootstrap: int = 1000,
-    early_warning: bool = True,
-    threshold: float = AUC_THRESHOLD,
-    sensitivity: str | None = "sobol",
-    sensitivity_runs: int | None = None,
+    what_it_takes: bool | WhatItTakesOptions = True,
+    early_warning: bool | EarlyWarningOptions = True,
+    sensitivity: str | SensitivityOptions | None = "sobol",
+    **legacy,
 ) -> StressTest:
     """Stress-test the OKRs of a scenario (module docstring).
 
@@ -1059,15 +1236,26 @@ def stress_test(
     ensemble : EnsembleResult, optional
         Runs already made (of the same scenario; its OKRs may differ): nothing is rerun
         for the probabilities and the early warning.
-    what_it_takes : bool
-        Search each KR's lever (or ``lever`` for all) for P(met) >= ``target_probability``,
-        with ``wit_runs`` runs per evaluation (default ``min(runs, 100)``).
-    early_warning : bool
-        Compute the early-warning AUC curves (``threshold`` 0.8).
-    sensitivity : {"sobol", "morris", None}
-        Sensitivity analysis of each KR result over the uncertain parameters, with a
-        budget of ``sensitivity_runs`` runs (default ``min(runs, 256)``); None skips it.
+    what_it_takes : bool or WhatItTakesOptions
+        Search each KR's lever (or one lever for all) for P(met) >= 80%; a
+        :class:`WhatItTakesOptions` sets the lever, runs, iterations, probability and
+        bootstrap. False skips it.
+    early_warning : bool or EarlyWarningOptions
+        Compute the early-warning AUC curves (threshold 0.8, or the options'). False
+        skips it.
+    sensitivity : {"sobol", "morris", None} or SensitivityOptions
+        Sensitivity analysis of each KR result over the uncertain parameters (a budget
+        of ``min(runs, 256)`` runs unless the options give one); None skips it.
+    **legacy
+        ``lever``, ``wit_runs``, ``iterations``, ``target_probability``, ``bootstrap``,
+        ``threshold`` and ``sensitivity_runs`` as in earlier versions (deprecated: they
+        go into the options above).
+
+    Returns
+    -------
+    StressTest
     """
+    parts = _parts(what_it_takes, early_warning, sensitivity, legacy)
     sc = load_scenario(scenario)
     if users is not None:
         from ..scenario.schema import with_values
@@ -1080,90 +1268,86 @@ def stress_test(
             f"{sc.name} has no OKRs: add an okrs section (objectives with 2 to 5 key results; "
             "see docs/scenarios.md)"
         )
-    if what_it_takes and lever is not None:
-        lever = _as_lever(lever, sc)  # checked before any run
-    if sensitivity is not None and sensitivity not in SENSITIVITY_METHODS:
-        raise SimkitError(
-            f"unknown sensitivity method '{sensitivity}' (expected sobol, morris or None)"
-        )
+    wit = parts.what_it_takes
+    lever = _as_lever(wit.lever, sc) if wit and wit.lever is not None else None  # before runs
     if ensemble is not None and _scenario_digest(ensemble.scenario) != _scenario_digest(sc):
         raise SimkitError(
             "ensemble: it was run with a different scenario (only the OKRs may differ)"
         )
-    n_runs = ensemble.runs if ensemble is not None else runs
-    with as_executor(executor, runs=n_runs) as ex:
+    common = {
+        "days": days,
+        "variant": variant,
+        "without_outputs": without_outputs,
+        "warmup_days": warmup_days,
+        "progress": progress,
+    }
+    with as_executor(executor, runs=ensemble.runs if ensemble is not None else runs) as ex:
         ens = ensemble
         if ens is None:
             ens = run_ensemble(
                 sc,
                 runs=runs,
                 seed=seed,
-                days=days,
                 executor=ex,
                 sampler=sampler,
-                variant=variant,
-                without_outputs=without_outputs,
-                warmup_days=warmup_days,
                 out=Path(out) / "ensemble" if out is not None else None,
-                progress=progress,
                 desc=f"{sc.name}: ensemble",
+                **common,
             )
-        seed_used = ens.seed
-        outcome = outcomes(ens, krs)
-        result = StressTest(
-            scenario=sc,
-            krs=krs,
-            ensemble=ens,
-            outcomes=outcome,
-            key_results=probabilities(outcome, krs),
-            objectives=objective_probabilities(outcome, krs),
-            options={
-                "runs": ens.runs,
-                "sampler": ens.sampler,
-                "variant": variant,
-                "target_probability": target_probability,
-                "threshold": threshold,
-                "sensitivity": sensitivity,
-            },
-        )
-        if early_warning:
+        result = _probabilities(sc, krs, ens, variant, parts)
+        if parts.early_warning is not None:
             result.early_warning_curves, result.early_warning = _early_warning(
-                ens, krs, threshold=threshold, outcome=outcome
+                ens, krs, threshold=parts.early_warning.threshold, outcome=result.outcomes
             )
-        if what_it_takes and (lever is not None or any(k.lever for k in krs)):
-            wit = _what_it_takes(
+        if wit is not None and (lever is not None or any(k.lever for k in krs)):
+            table = _what_it_takes(
                 sc,
                 lever=lever,
-                runs=wit_runs or min(ens.runs, 100),
-                seed=seed_used,
-                days=days,
+                runs=wit.runs or min(ens.runs, 100),
+                seed=ens.seed,
                 executor=ex,
                 sampler=ens.sampler,
-                target_probability=target_probability,
-                iterations=iterations,
-                bootstrap=bootstrap,
-                variant=variant,
-                without_outputs=without_outputs,
-                warmup_days=warmup_days,
-                progress=progress,
+                target_probability=wit.target_probability,
+                iterations=wit.iterations,
+                bootstrap=wit.bootstrap,
+                **common,
             )
-            result.what_it_takes, result.what_it_takes_curve = wit.table, wit.curve
-        if sensitivity is not None:
+            result.what_it_takes, result.what_it_takes_curve = table.table, table.curve
+        if parts.sensitivity is not None:
             result.sensitivity = _sensitivity(
                 sc,
-                method=sensitivity,
-                runs=sensitivity_runs or min(ens.runs, 256),
-                seed=seed_used,
-                days=days,
+                method=parts.sensitivity.method,
+                runs=parts.sensitivity.runs or min(ens.runs, 256),
+                seed=ens.seed,
                 executor=ex,
-                variant=variant,
-                without_outputs=without_outputs,
-                warmup_days=warmup_days,
-                progress=progress,
+                **common,
             )
     if out is not None:
         result.save(out)
     return result
+
+
+def _probabilities(
+    sc: Scenario, krs: list[KR], ens: EnsembleResult, variant: str | None, parts: _Parts
+) -> StressTest:
+    """The stress test's first answer: each KR's and objective's P(met) over ``ens``."""
+    outcome = outcomes(ens, krs)
+    return StressTest(
+        scenario=sc,
+        krs=krs,
+        ensemble=ens,
+        outcomes=outcome,
+        key_results=probabilities(outcome, krs),
+        objectives=objective_probabilities(outcome, krs),
+        options={
+            "runs": ens.runs,
+            "sampler": ens.sampler,
+            "variant": variant,
+            "target_probability": parts.target_probability,
+            "threshold": parts.threshold,
+            "sensitivity": parts.sensitivity.method if parts.sensitivity else None,
+        },
+    )
 
 
 # the public functions under names that stress_test's arguments do not shadow

@@ -412,12 +412,53 @@ def test_a_bad_lever_is_a_one_line_error_before_any_run(tiny, tmp_path, lever, p
     out = tmp_path / "st"
     for call in (
         lambda: okr.what_it_takes(tiny, lever=lever, runs=2, executor="inline", progress=False),
-        lambda: okr.stress_test(tiny, lever=lever, runs=2, out=out, progress=False),
+        lambda: okr.stress_test(
+            tiny, what_it_takes=okr.WhatItTakesOptions(lever=lever), runs=2, out=out, progress=False
+        ),
     ):
         with pytest.raises(SimkitError) as info:
             call()
         assert phrase in str(info.value) and "\n" not in str(info.value)
     assert not out.exists()  # nothing ran
+
+
+def test_options_group_the_analyses_and_the_old_keywords_still_work(tiny):
+    common = dict(runs=6, seed=SEED, executor="inline", progress=False, early_warning=False)
+    grouped = okr.stress_test(
+        tiny,
+        what_it_takes=okr.WhatItTakesOptions(
+            lever=(UPLIFT, 0.0, 2.0), runs=4, iterations=1, bootstrap=20, target_probability=0.6
+        ),
+        sensitivity=okr.SensitivityOptions("morris", runs=8),
+        **common,
+    )
+    with pytest.warns(DeprecationWarning, match="WhatItTakesOptions"):
+        old = okr.stress_test(
+            tiny,
+            lever=(UPLIFT, 0.0, 2.0),
+            wit_runs=4,
+            iterations=1,
+            bootstrap=20,
+            target_probability=0.6,
+            sensitivity="morris",
+            sensitivity_runs=8,
+            **common,
+        )
+    pd.testing.assert_frame_equal(grouped.what_it_takes, old.what_it_takes)
+    pd.testing.assert_frame_equal(grouped.sensitivity, old.sensitivity)
+    assert grouped.options == old.options and grouped.options["target_probability"] == 0.6
+    assert len(grouped.what_it_takes_curve) == len(old.what_it_takes_curve) > 0
+    with pytest.raises(TypeError, match="unexpected keyword argument 'wit_run'"):
+        okr.stress_test(tiny, wit_run=3)
+    for bad, phrase in (
+        (lambda: okr.WhatItTakesOptions(target_probability=1.2), "target_probability must be in"),
+        (lambda: okr.WhatItTakesOptions(iterations=-1), "iterations must be a whole number"),
+        (lambda: okr.WhatItTakesOptions(runs=0), "runs must be a whole number >= 1"),
+        (lambda: okr.SensitivityOptions("fast"), "unknown sensitivity method 'fast'"),
+        (lambda: okr.stress_test(tiny, sensitivity="fast"), "unknown sensitivity method 'fast'"),
+    ):
+        with pytest.raises(SimkitError, match=phrase):
+            bad()
 
 
 def test_runs_too_short_for_a_deadline_are_refused_before_any_run(tiny, tmp_path):
