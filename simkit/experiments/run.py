@@ -17,12 +17,11 @@ from ..errors import SimkitError
 from ..model.agents import AgentMarketModel
 from ..model.compiled import CompiledMarketModel, StreamTables
 from ..model.compiled import threads as fast_threads
-from ..model.vector import MarketModel
 from ..scenario.schema import Scenario, load_scenario, uncertain_parameters, with_values
 
 __all__ = ["RunResult", "Progress", "run", "resolve", "as_seed_sequence", "ENGINES"]
 
-ENGINES = {"compiled": CompiledMarketModel, "vector": MarketModel, "agents": AgentMarketModel}
+ENGINES = {"compiled": CompiledMarketModel, "agents": AgentMarketModel}
 
 
 def as_seed_sequence(seed) -> np.random.SeedSequence:
@@ -197,12 +196,11 @@ def run(
     journeys : int
         How many users (sampled with the run's seed) to follow day by day in
         ``RunResult.journeys``.
-    engine : {"compiled", "vector", "agents"}
+    engine : {"compiled", "agents"}
         ``"compiled"`` (default): one numba-compiled pass over the users per day.
-        ``"vector"``: users as numpy arrays, a few dozen numpy operations per day; the
-        same decisions as "compiled" with the same seed. ``"agents"``: one
-        ``mesa.Agent`` per user whose ``step()`` reads like the rules; same rules, same
-        results in distribution, ~100x slower. For teaching and for following a user.
+        ``"agents"``: one ``mesa.Agent`` per user whose ``step()`` reads like the rules;
+        the same rules and, with the same seed, the same decisions day by day, ~100x
+        slower. For teaching and for following a user.
     warmup_days : int, optional
         Days simulated before day 0 instead of the scenario's ``warmup_days``.
     rules : module or namespace, optional
@@ -258,7 +256,7 @@ def run(
     skip |= {i for i, o in enumerate(resolved.outputs) if resolved.output_day(o) >= horizon}
     cls = ENGINES[engine]
     wkey = population = None
-    if issubclass(cls, MarketModel) and resolved.warmup_days and WARMUP_CACHE_BYTES > 0:
+    if issubclass(cls, CompiledMarketModel) and resolved.warmup_days and WARMUP_CACHE_BYTES > 0:
         wkey = _warmup_key(resolved, pop_ss, engine, rules)
         population = _warmups.get(wkey)
         if population is not None:

@@ -1,14 +1,21 @@
 r"""The reference engine: one :class:`mesa.Agent` per user.
 
-``simkit.run(..., engine="agents")`` simulates the same market as the default
-vectorised engine, but every user is a :class:`UserAgent` whose :meth:`UserAgent.step`
-reads like the rules of ``docs/model.md`` §2, and the model steps them with Mesa's
+``simkit.run(..., engine="agents")`` simulates the same market as the default compiled
+engine, but every user is a :class:`UserAgent` whose :meth:`UserAgent.step` reads like
+the rules of ``docs/model.md`` §2, and the model steps them with Mesa's
 ``AgentSet.shuffle_do``. It exists to teach agent-based modelling, to follow one user's
-story, and to prove the fast engine right: both engines call the *same* rule functions
-of :mod:`simkit.model.rules` (passed in as ``rules_module``), share the products, the outputs,
-the initial population and the metric definitions, and draw the same kinds of random
-numbers from the model's seeded generator. Their results agree in distribution (the test
-suite checks it statistically); the vectorised engine is ~100x faster.
+story, and to prove the compiled engine right: both engines call the *same* rule
+functions of :mod:`simkit.model.rules` (passed in as ``rules_module``), share the market of
+:class:`~simkit.model.market.MarketBase` (products, outputs, population, network,
+snapshots, migration, the day's facts) and draw the same random numbers (one per user,
+stream and day). With the same seed they make the same decisions day by day (the test
+suite checks it, and that they agree in distribution over many seeds); the compiled
+engine is ~100x faster.
+
+A user's state (product, habit, satisfaction, ...) is kept in the market's population
+arrays (:class:`~simkit.model.market.UserArrays`, in double precision here) and read and
+written through the agent's attributes; a user's :class:`Status` (non-customer, customer,
+lapsed) follows from it.
 
 One day for one user (``UserAgent.step``), with the equations of :mod:`simkit.model.rules`:
 
@@ -31,27 +38,54 @@ One day for one user (``UserAgent.step``), with the equations of :mod:`simkit.mo
    day a subscriber renews with probability
    :math:`\operatorname{sigmoid}(r_0 + r_s(\text{sat}-0.5) + r_v(\text{value}-1))`.
 
-Steps 1 (outputs due today) and 7 (metrics, through Mesa's ``DataCollector``) belong to
-the model. Decisions use start-of-day shares, so the order in which agents step does
+Steps 1 (outputs due today) and 7 (the day's facts, for the recorder) belong to the
+model. Decisions use start-of-day shares, so the order in which agents step does
 not matter.
 """
 
 from __future__ import annotations
 
 import math
+from enum import Enum
 
 import mesa
 import numpy as np
 from scipy.special import ndtri
 
 from . import streams
-from .metrics import COUNT_FACTS, MONEY_FACTS, NEVER, RATE_FACTS, REAL_FACTS
-from .products import ProductAgent, ProductTable
-from .vector import F32, RECORD_FROM, MarketBase
+from .market import EXCLUDED, NO_COHORT, RECORD_FROM, MarketBase
+from .metrics import NEVER
+from .products import ProductTable
 
-EXCLUDED = -2
-NO_COHORT = -1
-FACTS = COUNT_FACTS + MONEY_FACTS + REAL_FACTS + RATE_FACTS
+__all__ = ["AgentMarketModel", "Status", "UserAgent"]
+
+#: State kept in double precision by this engine (a user's numbers as Python floats).
+DOUBLE_STATE = ("habit", "satisfaction", "period_transactions")
+
+
+class Status(Enum):
+    """Where a user stands with the market's products (docs/model.md §2)."""
+
+    NON_CUSTOMER = "non-customer"  #: never a customer of any product
+    CUSTOMER = "customer"  #: a customer of some product
+    LAPSED = "lapsed"  #: was a customer, of no product now (may be won back)
+
+
+class _State:
+    """A user's state variable: kept in the model's population arrays
+    (:class:`~simkit.model.market.UserArrays`, which snapshots, migration and the day's
+    facts read), read and written as a plain Python number."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, agent, owner=None):
+        if agent is None:
+            return self
+        return getattr(agent.model.users, self.name).item(agent.i)
+
+    def __set__(self, agent, value) -> None:
+        getattr(agent.model.users, self.name)[agent.i] = value
 
 
 class _Today:
@@ -67,10 +101,28 @@ class _Today:
 
 
 class UserAgent(mesa.Agent):
-    """One potential user: traits drawn once, state that changes every day."""
+    """One potential user: traits drawn once, state that changes every day.
 
-    def __init__(self, model: AgentMarketModel, i: int, arrays):
+    The traits are plain attributes; the state (``product``, ``ever``, ``habit``,
+    ``satisfaction``, ``subscribed``, ...) lives in the model's population arrays, at
+    this user's index ``i``, and reads as plain numbers.
+    """
+
+    product = _State()  # index of their product; K = none
+    ever = _State()  # has been a customer of some product
+    joined_day = _State()
+    habit = _State()
+    satisfaction = _State()
+    last_visit = _State()  # last visit to our product
+    subscribed = _State()
+    renewal_day = _State()
+    period_transactions = _State()
+    cohort_day = _State()  # first day as our customer (NO_COHORT none, EXCLUDED)
+    first_left = _State()  # first day they left our product (NEVER if not)
+
+    def __init__(self, model: AgentMarketModel, i: int):
         super().__init__(model)
+        arrays = model.users
         self.i = i  # the user's index in the population (and in the day's draws)
         self.segment = int(arrays.segment[i])
         self.price_sensitivity = float(arrays.price_sensitivity[i])
@@ -79,29 +131,40 @@ class UserAgent(mesa.Agent):
         self.susceptibility = float(arrays.susceptibility[i])
         self.churn_proneness = float(arrays.churn_proneness[i])
         self.affinity = arrays.affinity[:, i].tolist()
-        self.product = int(arrays.product[i])  # index of their product; K = none
-        self.ever = bool(arrays.ever[i])
-        self.habit = float(arrays.habit[i])
-        self.satisfaction = float(arrays.satisfaction[i])
-        self.last_visit = int(arrays.last_visit[i])
-        self.uses = arrays.uses[:, i].tolist()
-        self.last_used = arrays.last_used[:, i].tolist()
-        self.subscribed = bool(arrays.subscribed[i])
-        self.renewal_day = int(arrays.renewal_day[i])
-        self.period_transactions = float(arrays.period_transactions[i])
-        self.cohort_day = int(arrays.cohort_day[i])
-        self.first_left = int(arrays.first_left[i])
         self.contacts: list[int] = []
+        # the day's own (not state: set afresh every day)
         self.visited = False
         self.transactions = 0
         self.member = False
+
+    @property
+    def uses(self) -> np.ndarray:
+        """Whether the user uses each feature of their current product (a view)."""
+        return self.model.users.uses[:, self.i]
+
+    @uses.setter
+    def uses(self, value) -> None:
+        self.model.users.uses[:, self.i] = value
+
+    @property
+    def last_used(self) -> np.ndarray:
+        """Last day the user used each feature in our product (a view)."""
+        return self.model.users.last_used[:, self.i]
+
+    @property
+    def status(self) -> Status:
+        """Non-customer, customer or lapsed."""
+        if self.product < self.model.K:
+            return Status.CUSTOMER
+        return Status.LAPSED if self.ever else Status.NON_CUSTOMER
 
     # ---- the day ------------------------------------------------------------------------
     def step(self) -> None:
         """Steps 2-6 of the day for this user (see the module docstring)."""
         m, R, T, i = self.model, self.model.rules, self.model.today, self.i
         b = m.spec.behaviour
-        was_customer = self.product < m.K
+        status = self.status  # this morning's
+        was_customer = status is Status.CUSTOMER
         self.visited = adopted = self.member = False
         self.transactions = 0
         u_event = m.draws["event"][i]
@@ -113,11 +176,11 @@ class UserAgent(mesa.Agent):
                 self.word_of_mouth(),
                 self.innovativeness,
                 self.susceptibility,
-                R.adoption_multiplier(self.ever, T.winback),
+                R.adoption_multiplier(status is Status.LAPSED, T.winback),
             )
             if u_event < hazard:
                 choice = self.choose(m.draws["choice"][i])
-                m.count_join(self, choice, switching=False)
+                m.count_join(status, choice, switching=False)
                 self.join(choice)
                 adopted = self.visited = True
 
@@ -232,20 +295,22 @@ class UserAgent(mesa.Agent):
 
     def feature_sum(self, effect: list[list[float]], k: int) -> float:
         """Sum of a per-feature effect of product k over the features this user uses."""
-        return sum(effect[f][k] for f in self.model.today.features_in_use if self.uses[f])
+        uses = self.uses
+        return sum(effect[f][k] for f in self.model.today.features_in_use if uses[f])
 
     def visit(self) -> None:
         """A visit: take up features, transact, and live today's experience."""
         m, R, T, i = self.model, self.model.rules, self.model.today, self.i
         k = self.product
+        uses = self.uses
         for f in T.features_in_use:
-            if not self.uses[f] and T.available[f][k * T.S + self.segment]:
+            if not uses[f] and T.available[f][k * T.S + self.segment]:
                 p_take = R.feature_takeup_probability(T.adoption_rate[f][k], self.affinity[f])
                 if m.feature_draws[f][i] < p_take:
-                    self.uses[f] = True
+                    uses[f] = True
         factor = 1.0
         for f in T.features_in_use:
-            if self.uses[f]:
+            if uses[f]:
                 factor *= 1.0 + T.transaction_uplift[f][k]
         mult = R.transaction_multiplier(self.subscribed, T.sub_transaction_uplift[k], factor)
         tx = R.poisson_from_uniform(
@@ -283,9 +348,10 @@ class UserAgent(mesa.Agent):
         m = self.model
         self.product = k
         self.ever = True
+        self.joined_day = m.day
         self.habit = 0.0
         self.satisfaction = m.spec.behaviour.initial.adopter_satisfaction
-        self.uses = [False] * len(self.uses)
+        self.uses = False
         if k == m.ours and self.cohort_day == NO_COHORT:
             self.cohort_day = m.day if m.day >= 0 else EXCLUDED
             if m.day >= 0:
@@ -299,7 +365,7 @@ class UserAgent(mesa.Agent):
         if left == m.ours and self.first_left == NEVER:
             self.first_left = m.day
         self.subscribed = False
-        m.count_leave(self, left, choice)
+        m.count_leave(left, choice)
         if choice < m.K:
             self.join(choice)
         else:
@@ -338,67 +404,45 @@ class UserAgent(mesa.Agent):
 class AgentMarketModel(MarketBase):
     """The market with one :class:`UserAgent` per user (``engine="agents"``).
 
-    Same parameters as :class:`~simkit.model.vector.MarketBase`. Model-level numbers are
-    collected each day by a :class:`mesa.DataCollector` (plain-number reporters of the
-    day's facts) and turned into metrics by the shared recorder.
+    Same parameters as :class:`~simkit.model.market.MarketBase`. The agents hold no
+    state of their own but the day's: the market's population arrays are theirs (in
+    double precision), so snapshots, migration and the day's facts are the shared ones.
     """
 
     def __init__(self, scenario, users=None, **kwargs):
         super().__init__(scenario, users, **kwargs)
-        arrays = self.users
-        self.user_agents = [UserAgent(self, i, arrays) for i in range(self.N)]
-        self.users = None  # from here on the agents hold the population
+        for name in DOUBLE_STATE:  # (float32 values are exact in float64)
+            setattr(self.users, name, getattr(self.users, name).astype(np.float64))
+        self.user_agents = [UserAgent(self, i) for i in range(self.N)]
         if self.adjacency is not None:
             indptr, indices = self.adjacency.indptr, self.adjacency.indices
             for a in self.user_agents:
                 a.contacts = indices[indptr[a.i] : indptr[a.i + 1]].tolist()
-        self.churn_base = self.rules.daily_from_monthly(scenario.behaviour.churn.base_monthly)
-        self.datacollector = mesa.DataCollector(
-            model_reporters={
-                **{k: (lambda m, k=k: m.facts[k]) for k in FACTS},
-                "customers_k": lambda m: list(m.customers_k),
-                "transactions_k": lambda m: list(m.transactions_k),
-                "feature_users": lambda m: list(m.feature_users),
-                "segment_customers": lambda m: list(m.segment_customers),
-                "segment_dau": lambda m: list(m.segment_dau),
-            }
-        )
+        self.first_time_today = 0
 
-    def _segments_of(self, idx: np.ndarray) -> np.ndarray:
-        return np.array([self.user_agents[i].segment for i in idx], dtype=np.int64)
-
-    # ---- hooks used by outputs --------------------------------------------------------
-    def migrate_customers(self, target: ProductAgent, acquirer: ProductAgent, retained: float):
-        draw = self.streams["migration"].random(self.N, dtype=F32).tolist()
-        for a in self.user_agents:
-            if a.product != target.index:
-                continue
-            a.subscribed = False
-            if draw[a.i] < retained:
-                a.product = acquirer.index
-                a.uses = [False] * len(a.uses)
-                if acquirer.ours:
-                    if a.cohort_day == NO_COHORT:
-                        a.cohort_day = EXCLUDED
-                    self._acquired_today += 1
-            else:
-                a.product = self.K
+    def advance(self, days: int) -> None:
+        """Run ``days`` days (:meth:`step` that many times, without Mesa's count)."""
+        for _ in range(days):
+            self._day()
 
     # ---- one day --------------------------------------------------------------------------
-    def step(self) -> None:
+    def _day(self) -> None:
+        """Steps 1-7 of docs/model.md §2: the outputs due today, every user's day (in a
+        random order: decisions use this morning's shares), the day's facts."""
         d = self.day
         self._acquired_today = self.first_time_today = 0
         costs = self._apply_outputs(d)  # 1. outputs due today
-        self.today = _Today(self._product_table(d), len(self.segment_names))
+        table = self._product_table(d)
+        self.today = _Today(table, len(self.segment_names))
         N, K = self.N, self.K
-        # the numbers of the vectorised engine: one per user and stream per day
+        # one number per user and stream per day (the compiled engine's numbers)
         users = np.arange(N)
         self.draws = {name: self.uniforms(name, d)[users].tolist() for name in streams.DAILY}
         self.noise = ndtri(np.clip(np.array(self.draws["noise"]), 1e-7, 1 - 1e-7)).tolist()
         self.feature_draws = {
             f: self.uniforms("feature", d, f)[users].tolist() for f in self.today.features_in_use
         }
-        self.start_product = [a.product for a in self.user_agents]
+        self.start_product = self.users.product.tolist()
         counts = [0] * (K + 1)
         for k in self.start_product:
             counts[k] += 1
@@ -414,7 +458,7 @@ class AgentMarketModel(MarketBase):
 
         self._running_costs += costs["per_day"]
         if d >= RECORD_FROM:
-            self._collect(d, costs["once"] + self._running_costs)
+            self._collect(d, table, costs["once"] + self._running_costs)
         if self.journeys is not None and d >= 0:
             self._journeys(d)
         self.day += 1
@@ -430,20 +474,22 @@ class AgentMarketModel(MarketBase):
         self.visitors_ours: list[UserAgent] = []
         self.cohort_visits: list[tuple[int, bool]] = []
 
-    def count_join(self, agent: UserAgent, k: int, switching: bool) -> None:
+    def count_join(self, status: Status, k: int, switching: bool) -> None:
+        """A user of ``status`` (this morning's) joins product k."""
         if k == self.ours:
             if switching:
                 self.flows["switched_in"] += 1
-            elif agent.ever:
+            elif status is Status.LAPSED:
                 self.flows["won_back"] += 1
             else:
                 self.flows["new_adopters"] += 1
 
-    def count_leave(self, agent: UserAgent, left: int, choice: int) -> None:
+    def count_leave(self, left: int, choice: int) -> None:
+        """A customer of ``left`` leaves for ``choice`` (K: no product)."""
         if left == self.ours:
             self.flows["switched_out" if choice < self.K else "lapsed"] += 1
         if choice < self.K:
-            self.count_join(agent, choice, switching=True)
+            self.count_join(Status.CUSTOMER, choice, switching=True)
 
     def count_visit(self, agent: UserAgent, k: int, tx: int, price: float) -> None:
         self.tx_k[k] += tx
@@ -478,66 +524,50 @@ class AgentMarketModel(MarketBase):
                 self.money["subscription_revenue"] += self.today.fee[k]
 
     # ---- 7. metrics -----------------------------------------------------------------------
-    def _collect(self, d: int, output_costs: float) -> None:
-        T, ours, K, S = self.today, self.ours, self.K, len(self.segment_names)
-        agents = self.user_agents
-        mine = [a for a in agents if a.product == ours]
-        n_mine = len(mine)
-        R = self.rules
-        scores = [R.nps_score(a.satisfaction) for a in mine]
-        subs = sum(a.subscribed for a in mine) if T.has_plan[ours] else 0
-        self.customers_k = [0] * K
-        seg = [0] * S
-        for a in agents:
-            if a.product < K:
-                self.customers_k[a.product] += 1
-        for a in mine:
-            seg[a.segment] += 1
-        self.segment_customers = seg
-        dau_seg = [0] * S
-        for a in self.visitors_ours:
-            dau_seg[a.segment] += 1
-        self.segment_dau = dau_seg
-        self.transactions_k = self.tx_k
-        self.feature_users = [
-            sum(1 for a in agents if a.last_used[f] >= d - 29) for f in range(len(self.features))
-        ]
-        self.facts = dict(
+    def _collect(self, d: int, table: ProductTable, output_costs: float) -> None:
+        """7. The day's facts, counted over the population at the end of the day and
+        handed to the shared recorder (:meth:`~simkit.model.market.MarketBase._record_days`,
+        which derives MRR, NPS and the means)."""
+        u, ours, K, S, R = self.users, self.ours, self.K, len(self.segment_names), self.rules
+        mine = np.flatnonzero(u.product == ours)
+        scores = [R.nps_score(s) for s in u.satisfaction[mine].tolist()]
+        facts = dict(
             dau=len(self.visitors_ours),
-            wau=sum(1 for a in agents if a.last_visit >= d - 6),
-            mau=sum(1 for a in agents if a.last_visit >= d - 29),
+            wau=np.count_nonzero(u.last_visit >= d - 6),
+            mau=np.count_nonzero(u.last_visit >= d - 29),
             transactions=self.tx_k[ours],
-            acquired_customers=self._acquired_today,
             first_time_customers=self.first_time_today,
             subscription_conversions=self.subs["conversions"],
-            subscribers=subs,
-            customers=n_mine,
+            subscribers=np.count_nonzero(u.subscribed[mine]),
+            customers=mine.size,
             customers_start=self._start_ours,
-            loyalty_members=sum(1 for a in mine if a.member),
-            mrr=subs * T.fee[ours] * 30.0 / max(T.period_days[ours], 1),
+            loyalty_members=sum(1 for i in mine if self.user_agents[i].member),
             output_costs=output_costs,
-            nps=(
-                100.0 * (sum(s >= 9 for s in scores) - sum(s <= 6 for s in scores)) / n_mine
-                if n_mine
-                else 0.0
-            ),
-            satisfaction=sum(a.satisfaction for a in mine) / n_mine if n_mine else 0.0,
-            habit=sum(a.habit for a in mine) / n_mine if n_mine else 0.0,
             renewals_due=self.subs["due"],
             renewals_done=self.subs["done"],
             **self.flows,
             **self.money,
         )
-        self.datacollector.collect(self)
-        row = {k: v[-1] for k, v in self.datacollector.model_vars.items()}
-        self.recorder.add(
+        self._record_days(
             d,
-            {k: row[k] for k in FACTS},
-            customers_k=row["customers_k"],
-            transactions_k=row["transactions_k"],
-            feature_users=row["feature_users"],
-            segment_customers=row["segment_customers"],
-            segment_dau=row["segment_dau"],
+            table,
+            {k: np.asarray([v], dtype=float) for k, v in facts.items()},
+            acquired=np.asarray([self._acquired_today], dtype=float),
+            promoters=np.asarray([sum(s >= R.PROMOTER_SCORE for s in scores)]),
+            detractors=np.asarray([sum(s <= R.DETRACTOR_SCORE for s in scores)]),
+            # (sums in user order, as Python adds them up)
+            sat_sum=np.asarray([sum(u.satisfaction[mine].tolist())]),
+            habit_sum=np.asarray([sum(u.habit[mine].tolist())]),
+            by_product_segment=np.bincount(
+                u.product.astype(np.int64) * S + u.segment, minlength=(K + 1) * S
+            )[None],
+            transactions_k=np.asarray([self.tx_k]),
+            feature_users=[
+                [np.count_nonzero(u.last_used[f] >= d - 29) for f in range(len(self.features))]
+            ],
+            segment_dau=np.bincount(
+                np.array([a.segment for a in self.visitors_ours], dtype=np.int64), minlength=S
+            )[None],
         )
         if self.cohort_visits:
             cd = np.array([c for c, _ in self.cohort_visits], dtype=np.int64)
@@ -557,10 +587,4 @@ class AgentMarketModel(MarketBase):
             [a.satisfaction for a in sample],
             np.array([a.uses for a in sample], dtype=bool).reshape(len(sample), -1).T,
             [a.subscribed for a in sample],
-        )
-
-    def cohort_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return (
-            np.array([a.cohort_day for a in self.user_agents], dtype=np.int64),
-            np.array([a.first_left for a in self.user_agents], dtype=np.int64),
         )

@@ -1,11 +1,11 @@
 r"""The compiled engine: every user's day in a few tight loops, compiled by numba.
 
-``simkit.run(..., engine="compiled")`` (the default) simulates the market of the
-vectorised engine (:class:`~simkit.model.vector.MarketModel`, whose state, outputs, warm-up
-snapshots and recorder it shares) with compiled loops over the users instead of a few
-dozen numpy passes. The loops call the rule functions of :mod:`simkit.model.rules` compiled
-by numba -- the same functions the other engines call, so there is one source of rules
--- in the daily order of docs/model.md §2: every decision uses start-of-day shares and the
+``simkit.run(..., engine="compiled")`` (the default) simulates the market of
+:class:`~simkit.model.market.MarketBase` (whose population arrays, network, outputs,
+snapshots and recorder it shares with the per-agent engine) with compiled loops over the
+users. The loops call the rule functions of :mod:`simkit.model.rules` compiled by numba
+-- the same functions the per-agent engine calls, so there is one source of rules -- in
+the daily order of docs/model.md §2: every decision uses start-of-day shares and the
 user's own random numbers, so users are independent within a day and the order in which
 they are visited does not matter.
 
@@ -34,12 +34,13 @@ machine, ~30-60 ns per user-day):
   instead of computing a hash, an ``exp`` and an inverse normal cdf per customer and
   visit: the same decisions and numbers, ~1/4 less time.
 
-The random numbers are the vectorised engine's: one uniform per user, stream and day
-from the counter-based streams of :mod:`simkit.model.streams`, computed here only when a rule
-needs one (the other engines compute them for everyone). So, with the same seed, the
-compiled and the vectorised engines make the same decisions for every user (they differ
-only in the last bits of floating-point sums, computed here in double precision like
-the per-agent engine), which ``tests/model/test_equivalence.py`` checks day by day.
+The random numbers are the per-agent engine's: one uniform per user, stream and day
+from the counter-based streams of :mod:`simkit.model.streams`, computed here only when a
+rule needs one (the per-agent engine computes them for everyone). So, with the same seed,
+the compiled and the per-agent engines make the same decisions for every user (they
+differ only in the last bits: the per-agent engine keeps habit and satisfaction in double
+precision, this one in single), which ``tests/model/test_equivalence.py`` checks day by
+day.
 
 Compiled code is cached on disk (``$SIMKIT_CACHE_DIR``, by default
 ``~/.cache/simkit``), in a folder keyed by the source of this module and of the rules:
@@ -62,8 +63,19 @@ import numpy as np
 from numba.extending import overload
 
 from . import rules, streams
+from .market import EXCLUDED, NO_COHORT, RECORD_FROM, MarketBase
 from .metrics import NEVER
-from .vector import EXCLUDED, NO_COHORT, RECORD_FROM, MarketModel
+
+__all__ = [
+    "LOGIT_MARGIN",
+    "CompiledMarketModel",
+    "StreamTables",
+    "cache_dir",
+    "churn_bound",
+    "interactive_thread",
+    "set_threads",
+    "threads",
+]
 
 
 # ---- the rules, compiled -------------------------------------------------------------------
@@ -114,6 +126,7 @@ churn_multiplier = _jit(rules.churn_multiplier)
 renewal_probability = _jit(rules.renewal_probability)
 subscription_value = _jit(rules.subscription_value)
 nps_scalar = _jit(rules.nps_scalar)
+PROMOTER, DETRACTOR = rules.PROMOTER_SCORE, rules.DETRACTOR_SCORE
 
 
 # ---- the inverse normal cdf --------------------------------------------------------------------
@@ -1111,8 +1124,8 @@ def _users(
             score = nps_scalar(sat[j_])
             customers += o
             subscribers += o & sub[j_]
-            promoters += o & (score >= 9)
-            detractors += o & (score <= 6)
+            promoters += o & (score >= PROMOTER)
+            detractors += o & (score <= DETRACTOR)
             members += o & ((flg[j_] & MEMBER) != 0)
         for j_ in range(hi - lo):  # sums (in user order: the same bits)
             o = np.int64(prod[j_] == ours)
@@ -1196,10 +1209,11 @@ def _u8(flags: np.ndarray) -> np.ndarray:
     return flags.view(np.uint8)
 
 
-class CompiledMarketModel(MarketModel):
-    """The vectorised engine's market, one compiled pass over the users per day.
+class CompiledMarketModel(MarketBase):
+    """The market (:class:`~simkit.model.market.MarketBase`), the users' day in compiled
+    passes over the population's arrays (``engine="compiled"``, the default).
 
-    Same parameters as :class:`~simkit.model.vector.MarketBase` (``rules_module`` must be the
+    Same parameters as :class:`~simkit.model.market.MarketBase` (``rules_module`` must be the
     default: the compiled rules are those of :mod:`simkit.model.rules`).
     """
 
@@ -1209,7 +1223,7 @@ class CompiledMarketModel(MarketModel):
 
             raise SimkitError(
                 "engine 'compiled' runs the rules of simkit.model.rules; "
-                "use engine='vector' or 'agents' to try other rules"
+                "use engine='agents' to try other rules"
             )
         super().__init__(scenario, users, **kwargs)
         N = self.N
@@ -1243,7 +1257,7 @@ class CompiledMarketModel(MarketModel):
                 c.habit_k,
                 c.satisfaction_k,
                 c.outside_option,
-                self._churn_base,
+                self.churn_base,
                 b.initial.adopter_satisfaction,
                 sc.market.reference_price,
                 0.0,
@@ -1361,7 +1375,7 @@ class CompiledMarketModel(MarketModel):
         if d0 >= RECORD_FROM:  # (all days of a run are on the same side, see _breaks)
             output_costs = np.full(days, self._running_costs)
             output_costs[0] += costs["once"]
-            self._record_days(d0, T, OUT, TXK, BPS, SDAU, FUS, output_costs)
+            self._record_run(d0, T, OUT, TXK, BPS, SDAU, FUS, output_costs)
         if self.journeys is not None and d0 >= 0:
             sm = self.journeys.sample
             self.journeys.end_of_day(
@@ -1379,7 +1393,7 @@ class CompiledMarketModel(MarketModel):
             or (self.journeys is not None and d >= 0)
         )
 
-    def _record_days(
+    def _record_run(
         self, first: int, T, OUT: np.ndarray, TXK, BPS, SDAU, FUS, output_costs: np.ndarray
     ) -> None:
         facts = dict(
@@ -1408,7 +1422,7 @@ class CompiledMarketModel(MarketModel):
         )
         acquired = np.zeros(len(OUT))
         acquired[0] = self._acquired_today  # acquisitions ship on the first day
-        self._add_days(
+        self._record_days(
             first,
             T,
             facts,

@@ -1,8 +1,9 @@
 r"""The behaviour rules of a simkit market, written once for every engine.
 
-Each function is a formula of ``docs/model.md`` §2. They are elementwise numpy
-expressions: the vectorised engine calls them on arrays of users, a per-agent engine
-calls the same functions on one user's numbers, so the engines cannot drift apart.
+Each function is a formula of ``docs/model.md`` §2. They are elementwise expressions:
+the per-agent engine calls them on one user's numbers, the compiled engine calls the
+same functions compiled by numba, and the market derives the day's facts with them on
+arrays, so the engines cannot drift apart.
 
 One tick is one day. The daily order of events (the engine follows it exactly):
 
@@ -59,12 +60,48 @@ import math
 
 import numpy as np
 
+__all__ = [
+    "DAYS_PER_MONTH",
+    "DAYS_PER_YEAR",
+    "DETRACTOR_SCORE",
+    "PROMOTER_SCORE",
+    "adoption_hazard",
+    "adoption_multiplier",
+    "choice_probabilities",
+    "churn_hazard",
+    "churn_multiplier",
+    "combined_effect",
+    "daily_from_monthly",
+    "ema",
+    "experience",
+    "feature_takeup_probability",
+    "is_loyalty_member",
+    "logit_choice",
+    "monthly_from_daily",
+    "net_promoter_score",
+    "nps_scalar",
+    "nps_score",
+    "per_day",
+    "poisson_from_uniform",
+    "poisson_scalar",
+    "price_paid",
+    "renewal_probability",
+    "sample_choice",
+    "sigmoid",
+    "subscription_value",
+    "transaction_multiplier",
+    "transactions_mean",
+    "utility",
+    "visit_probability",
+    "visit_score",
+]
+
 DAYS_PER_YEAR = 365.0
 DAYS_PER_MONTH = 30.0
 
 
-# The rules take numpy arrays (the vectorised engine) or plain floats (the per-agent
-# engine). These two helpers keep scalar calls on the fast ``math`` path.
+# The rules take plain floats (the per-agent engine) or numpy arrays (a day's facts,
+# tests). These two helpers keep scalar calls on the fast ``math`` path.
 def _exp(x):
     return math.exp(x) if isinstance(x, float | int) else np.exp(x)
 
@@ -354,9 +391,16 @@ def nps_score(satisfaction):
     return np.minimum(10, np.floor(11.0 * np.asarray(satisfaction)))
 
 
-def net_promoter_score(scores):
-    """% promoters (9-10) minus % detractors (0-6); 0 with no respondents."""
-    scores = np.asarray(scores)
-    if scores.size == 0:
-        return 0.0
-    return 100.0 * (np.count_nonzero(scores >= 9) - np.count_nonzero(scores <= 6)) / scores.size
+#: Likelihood-to-recommend scores of promoters (this one and above) and of detractors
+#: (this one and below).
+PROMOTER_SCORE = 9
+DETRACTOR_SCORE = 6
+
+
+def net_promoter_score(promoters, detractors, respondents):
+    """Net promoter score: % promoters (score >= :data:`PROMOTER_SCORE`) minus %
+    detractors (score <= :data:`DETRACTOR_SCORE`) among ``respondents``; 0 with none.
+    Numbers or arrays (one entry per day)."""
+    respondents = np.asarray(respondents)
+    share = 100.0 * (np.asarray(promoters) - detractors) / np.maximum(respondents, 1)
+    return np.where(respondents > 0, share, 0.0)

@@ -19,7 +19,7 @@ many numbers anyone else drew, so
 
 * an engine computes only the numbers it needs (the compiled engine draws a user's
   transaction and experience numbers only on a visit) and still gets the same numbers as
-  an engine that computes them all (the vectorised and per-agent engines);
+  an engine that computes them all (the per-agent engine);
 * scenarios that differ in what they ship see the same numbers for the same user and day
   (common random numbers), whichever features have launched;
 * nothing needs saving in a snapshot: the numbers of a day follow from the day.

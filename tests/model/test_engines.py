@@ -8,7 +8,7 @@ import pytest
 
 import simkit
 from simkit.model import rules
-from simkit.model.vector import MarketBase, segment_sizes
+from simkit.model.market import MarketBase, segment_sizes
 
 BASS_P, BASS_Q = 0.03, 0.38
 
@@ -109,11 +109,11 @@ def test_counterfactual_identical_until_the_output_ships():
 
 def test_population_does_not_depend_on_the_plan():
     """Traits are drawn per (segment, trait): removing outputs changes no user."""
-    from simkit.model.vector import MarketModel
+    from simkit.model.compiled import CompiledMarketModel
 
     sc = tiny()
-    a = MarketModel(sc, rng=np.random.default_rng(1))
-    b = MarketModel(sc, without_outputs=[0, 1], rng=np.random.default_rng(1))
+    a = CompiledMarketModel(sc, rng=np.random.default_rng(1))
+    b = CompiledMarketModel(sc, without_outputs=[0, 1], rng=np.random.default_rng(1))
     for name in ("segment", "price_sensitivity", "need", "affinity", "product"):
         np.testing.assert_array_equal(getattr(a.users, name), getattr(b.users, name))
 
@@ -206,14 +206,15 @@ def test_bass_mean_curve_follows_the_recurrence():
     assert np.max(err / rec[months]) < 0.05
 
 
-@pytest.mark.parametrize("engine", ["compiled", "vector"])
+@pytest.mark.parametrize("engine", ["compiled", "agents"])
 def test_launch_day_snapshots_give_the_same_numbers(monkeypatch, engine):
     """A run that changes only later outputs resumes from an earlier run's launch morning
     and gets exactly the numbers of a run from scratch."""
     import simkit.experiments.run as api
 
     sc = simkit.load_scenario("ridehailing_duopoly")
-    kw = dict(seed=4, users=1500, warmup_days=60, journeys=4, engine=engine)
+    users = 1500 if engine == "compiled" else 300
+    kw = dict(seed=4, users=users, warmup_days=60, journeys=4, engine=engine)
     later = {"outputs[3].appeal": 2.5, "outputs[4].day": 250}  # safety toolkit, shared rides
     api._launches.clear()
     simkit.run(sc, **kw)
@@ -273,7 +274,7 @@ def test_warmup_snapshot_gives_the_same_numbers(monkeypatch):
 
 @pytest.mark.parametrize("name", ["ridehailing_duopoly", "market_share_hypotheses"])
 def test_cohort_sizes_add_up_to_first_time_customers(name):
-    for engine in ("compiled", "vector", "agents"):
+    for engine in ("compiled", "agents"):
         r = simkit.run(name, seed=1, users=800, warmup_days=30, engine=engine, journeys=0)
         assert r.cohort_sizes.sum() == pytest.approx(
             r.metrics["first_time_customers"].sum() / r.scale
@@ -411,7 +412,7 @@ def test_runs_of_days_equal_single_days(monkeypatch):
     pd.testing.assert_frame_equal(batched.daily_retention, daily.daily_retention, check_exact=True)
 
 
-@pytest.mark.parametrize("engine", ["compiled", "vector"])
+@pytest.mark.parametrize("engine", ["compiled", "agents"])
 def test_progress_reports_the_days_so_far(monkeypatch, engine):
     """``run(progress=f)`` hands ``f`` the days simulated so far: their metrics are the
     whole run's first days, the cohort cells observed by then are the whole run's; and
@@ -422,6 +423,8 @@ def test_progress_reports_the_days_so_far(monkeypatch, engine):
     monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 0)
     sc = simkit.load_scenario("ridehailing_duopoly")
     kw = dict(seed=5, users=800, days=150, journeys=3, engine=engine)
+    if engine == "agents":
+        kw |= dict(users=200, warmup_days=30)
     seen = []
 
     def progress(p):

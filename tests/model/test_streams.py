@@ -48,7 +48,7 @@ def test_different_seeds_give_different_keys_and_the_same_seed_the_same():
     assert streams.key(child) not in (a, streams.key(np.random.SeedSequence(1).spawn(3)[1]))
 
 
-@pytest.mark.parametrize("engine", ["compiled", "vector"])
+@pytest.mark.parametrize("engine", ["compiled", "agents"])
 def test_a_users_numbers_do_not_depend_on_the_market(engine):
     """Common random numbers: the same user has the same numbers on the same day whatever
     the scenario ships, and a model's numbers are those of the module functions."""
