@@ -13,11 +13,11 @@ The warm-up snapshot cache is off (each run simulates its warm-up): the figures 
 the engine's own; with the cache, a run that reuses a warm-up skips those days and holds
 one extra copy of the users' state.
 
-Then the three engines side by side (``engine="compiled"``, the default, ``"vector"``
-and the per-agent reference ``"agents"``) at 10k and 100k users, with speed ratios.
+Then the two engines side by side (``engine="compiled"``, the default, and the per-agent
+reference ``"agents"``) at 10k and 100k users, with their speed ratio.
 
 Targets: <= 0.10 µs per user-day at 100k users and <= 200 bytes per user (default
-engine); the fast engines >= 100x the per-agent engine at 100k users.
+engine); the compiled engine >= 100x the per-agent engine at 100k users.
 
     python benchmarks/engine.py [--sizes 10000 100000 1000000] [--compare 10000 100000]
                                 [--scenario NAME] [--repeat 1] [--engine compiled]
@@ -76,12 +76,12 @@ def main() -> None:
         type=int,
         nargs="*",
         default=[10_000, 100_000],
-        help="sizes at which to time the three engines side by side",
+        help="sizes at which to time the two engines side by side",
     )
     ap.add_argument(
         "--engine",
         default="compiled",
-        choices=["compiled", "vector", "agents"],
+        choices=["compiled", "agents"],
         help="engine of the size table",
     )
     args = ap.parse_args()
@@ -111,19 +111,14 @@ def main() -> None:
     print(f"(warm-up days per run: {best['warmup']})")
     if args.compare:
         print("\nthe engines side by side (µs per simulated user-day, warm-up included)")
-        print(
-            f"{'users':>10} {'compiled':>9} {'vector':>8} {'agents':>8} "
-            f"{'agents/compiled':>16} {'agents/vector':>14} {'vector/compiled':>16}"
-        )
+        print(f"{'users':>10} {'compiled':>9} {'agents':>8} {'agents/compiled':>16}")
         for n in args.compare:
             c = measure(args.scenario, n, args.days, "time", "compiled")
-            v = measure(args.scenario, n, args.days, "time", "vector")
             a = measure(args.scenario, n, args.days, "time", "agents")
-            ud = n * (v["days"] + v["warmup"])
+            ud = n * (c["days"] + c["warmup"])
             print(
-                f"{n:>10,} {c['seconds'] / ud * 1e6:>9.3f} {v['seconds'] / ud * 1e6:>8.3f} "
-                f"{a['seconds'] / ud * 1e6:>8.3f} {a['seconds'] / c['seconds']:>15.0f}x "
-                f"{a['seconds'] / v['seconds']:>13.0f}x {v['seconds'] / c['seconds']:>15.1f}x",
+                f"{n:>10,} {c['seconds'] / ud * 1e6:>9.3f} {a['seconds'] / ud * 1e6:>8.3f} "
+                f"{a['seconds'] / c['seconds']:>15.0f}x",
                 flush=True,
             )
     print(f"(total benchmark time {time.perf_counter() - t0:.0f} s)")
