@@ -5,7 +5,8 @@ outputs (:func:`simkit.analysis.compare`), then writes to one directory:
 
 - ``dashboard.png`` -- the one-page story: what shipped when, what moved, how fast
   leading and trailing indicators detected it (:func:`simkit.plots.dashboard`);
-- ``report.html`` -- self-contained (figures embedded as base64 PNG): the scenario's
+- ``report.html`` -- self-contained (figures embedded as base64 PNG), rendered from the
+  jinja2 template ``simkit/analysis/templates/report.html.j2`` (autoescape on): the scenario's
   name, description and outputs, the headline, the dashboard, the indicator summary
   table, the time-to-detect and lead-lag tables and the detail figures;
 - ``metrics.csv`` (every run of both arms: ``arm, run, day`` + metrics),
@@ -20,11 +21,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
 import io
 from collections.abc import Callable
 from pathlib import Path
 
+import jinja2
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -53,11 +54,6 @@ def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
     return buf.getvalue()
-
-
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def summary_frame(comparison: an.Comparison, ttd: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -134,48 +130,14 @@ def _fmt_diff(x: float, col: str, money: str) -> str:
     return sign + _fmt(abs(x), col, money).lstrip("+")
 
 
-def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
-    )
-    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
-
-
-CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;
-margin:24px auto;padding:0 16px;color:#222;line-height:1.4}
-h1{margin-bottom:0}.desc{color:#555;margin-top:4px}.meta{color:#777;font-size:90%}
-.headline{background:#f3f6fa;border:1px solid #c6d4e6;border-radius:6px;padding:10px 14px;
-font-size:110%}
-img{max-width:100%;height:auto;border:1px solid #eee;margin:8px 0}
-table{border-collapse:collapse;margin:8px 0 16px;font-size:90%}
-th,td{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right}
-th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
-tr.leading td:first-child{color:#2166ac}tr.trailing td:first-child{color:#d6604d}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:8px}
-.note{color:#666;font-size:85%}
-"""
-
-
-def report_html(
-    comparison: an.Comparison,
-    ttd: pd.DataFrame,
-    lead_lag: pd.DataFrame,
-    retention: pd.DataFrame,
-    figures: dict[str, bytes],
-    settings: dict,
-) -> str:
-    """The self-contained HTML report (figures are PNG bytes keyed by caption)."""
-    sc = comparison.scenario
-    money = sc.market.currency
-    launches = comparison.launches()
-    start = sc.start_date
+def _output_rows(comparison: an.Comparison) -> list[list[str]]:
+    """The plan: day, date, product, kind, output and what the counterfactual does with it."""
+    start = comparison.scenario.start_date
 
     def date(day: int) -> str:
         return (start + dt.timedelta(days=int(day))).isoformat() if start else ""
 
-    out_rows = [
+    return [
         [
             str(r.day),
             date(r.day),
@@ -184,11 +146,15 @@ def report_html(
             r.label,
             "removed" if r.removed else ("not shipped" if not r.shipped else "kept"),
         ]
-        for r in launches.itertuples()
+        for r in comparison.launches().itertuples()
     ]
-    summ = summary_frame(comparison, ttd)
-    sum_rows = []
-    for r in summ.itertuples():
+
+
+def _summary_rows(comparison: an.Comparison, ttd: pd.DataFrame) -> list[tuple[str, list[str]]]:
+    """Per key indicator (:func:`summary_frame`): its family and the cells of its row."""
+    money = comparison.scenario.market.currency
+    rows = []
+    for r in summary_frame(comparison, ttd).itertuples():
         band = (
             f"[{_fmt_diff(r.diff_lo, r.metric, money)}, {_fmt_diff(r.diff_hi, r.metric, money)}]"
             if np.isfinite(r.diff_lo)
@@ -196,39 +162,23 @@ def report_html(
         )
         rel = f"{100 * r.rel_diff:+.1f}%" if np.isfinite(r.rel_diff) else "–"
         det = [f"{v:.0f} d" if np.isfinite(v) else "never" for v in (r.days_visible, r.days_paired)]
-        sum_rows.append(
-            (
-                r.family,
-                [
-                    r.family,
-                    r.indicator,
-                    _fmt(r.day0, r.metric, money),
-                    _fmt(r.last_day, r.metric, money),
-                    _fmt(r.counterfactual_last_day, r.metric, money),
-                    f"{_fmt_diff(r.diff, r.metric, money)} {band}",
-                    rel,
-                    *det,
-                ],
-            )
-        )
-    head = [
-        "",
-        "indicator",
-        "day 0",
-        f"day {settings['days'] - 1}",
-        "counterfactual",
-        "difference [95%]",
-        "relative",
-        "visible after",
-        "paired detection after",
-    ]
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join(
-        f'<tr class="{fam}">' + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
-        for fam, cells in sum_rows
-    )
-    summary_table = f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+        cells = [
+            r.family,
+            r.indicator,
+            _fmt(r.day0, r.metric, money),
+            _fmt(r.last_day, r.metric, money),
+            _fmt(r.counterfactual_last_day, r.metric, money),
+            f"{_fmt_diff(r.diff, r.metric, money)} {band}",
+            rel,
+            *det,
+        ]
+        rows.append((r.family, cells))
+    return rows
 
+
+def _detection_rows(ttd: pd.DataFrame) -> list[list[str]]:
+    """Per metric: days until the difference is visible and until a paired test finds it,
+    days to half the effect, its direction and its size on the last day."""
     vis = ttd[ttd["test"] == "independent"].set_index("metric")
     par = ttd[ttd["test"] == "paired"].set_index("metric")
 
@@ -236,7 +186,7 @@ def report_html(
         v = frame[col].get(m, np.nan) if m in frame.index else np.nan
         return "never" if not np.isfinite(v) else f"{v:.0f}"
 
-    ttd_rows = [
+    return [
         [
             plots.metric_label(m),
             r.family,
@@ -249,7 +199,10 @@ def report_html(
         ]
         for m, r in (vis if len(vis) else par).iterrows()
     ]
-    ll_rows = [
+
+
+def _lead_lag_rows(lead_lag: pd.DataFrame) -> list[list[str]]:
+    return [
         [
             plots.metric_label(r.leading),
             plots.metric_label(r.trailing),
@@ -259,7 +212,10 @@ def report_html(
         ]
         for r in lead_lag.itertuples()
     ]
-    ret_rows = [
+
+
+def _retention_rows(retention: pd.DataFrame) -> list[list[str]]:
+    return [
         [
             r.name,
             r.kind,
@@ -269,15 +225,16 @@ def report_html(
         ]
         for r in retention.itertuples()
     ]
-    figs = list(figures.items())
-    dash = figs[0]
-    rest = "".join(
-        f"<figure>{_img(png, cap)}<figcaption>{html.escape(cap)}</figcaption></figure>"
-        for cap, png in figs[1:]
-    )
+
+
+def _meta(comparison: an.Comparison, settings: dict) -> str:
+    """One sentence: runs, seed, users (and the people they stand for), days, variant and
+    what the counterfactual leaves out."""
+    sc = comparison.scenario
+    start = sc.start_date
     removed = ", ".join(an.output_label(sc, i) for i in comparison.without) or "nothing"
     pop = sc.market.population
-    meta = (
+    return (
         f"{settings['runs']} runs (seed {settings['seed']}) x {settings['users']:,} "
         f"simulated users"
         + (f" standing for {plots.human_number(pop)} people" if pop else "")
@@ -286,59 +243,76 @@ def report_html(
         + (f"; variant {settings['variant']}" if settings.get("variant") else "")
         + f". Counterfactual: the same seeds without {removed}."
     )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{html.escape(sc.name)} - simkit report</title>
-<style>{CSS}</style></head>
-<body>
-<h1>{html.escape(sc.name)}</h1>
-<p class="desc">{html.escape(sc.description)}</p>
-<p class="meta">{html.escape(meta)}</p>
-<p class="headline">{html.escape(plots.headline(ttd))}</p>
-{_img(dash[1], dash[0])}
-<h2>Outputs</h2>
-{_table(["day", "date", "product", "kind", "output", "counterfactual"], out_rows)}
-<h2>Indicators</h2>
-<p class="note">Mean over runs. Difference = scenario - counterfactual on the last day
-(paired by seed) with its 95% t-interval; shares in percentage points (pp). Visible /
-paired detection: see Time to detect.</p>
-{summary_table}
-<h2>Time to detect</h2>
-<p class="note">Days from launch until the difference from the counterfactual is
-detectable at 95% and stays so for 14 days; daily flows are smoothed with a trailing
-7-day mean first; feature use counts from that feature's own launch. <b>Visible</b>:
-Welch interval across runs, i.e. the effect stands out from the run-to-run variation a
-team watching one market is up against. <b>Paired</b>: interval of the paired
-differences on common random numbers, i.e. when the simulation can tell the difference
-at all (with many users, within days for nearly everything). Half effect: days until
-the difference first reaches half its final value.</p>
-{
-        _table(
-            [
-                "indicator",
-                "family",
-                "launch day",
-                "visible after (days)",
-                "paired detection after (days)",
-                "days to half effect",
-                "direction",
-                "effect on last day",
-            ],
-            ttd_rows,
-        )
-    }
-<h2>Lead-lag (cross-correlation)</h2>
-<p class="note">Lag (days) maximising the correlation of weekly changes in the effect of
-the plan (scenario - counterfactual); positive: the trailing indicator moves after the
-leading one. Significant: above the 95% white-noise bound.</p>
-{_table(["leading", "trailing", "lag (days)", "correlation", "significant"], ll_rows)}
-<h2>Retention</h2>
-{_table(["measure", "kind", "value", "95% band", "users behind it"], ret_rows)}
-<h2>Details</h2>
-<div class="grid">{rest}</div>
-<p class="note">Generated by simkit on {dt.date.today().isoformat()}.</p>
-</body></html>
-"""
+
+
+def _template() -> jinja2.Template:
+    """``templates/report.html.j2`` from the package, with autoescape on."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("simkit.analysis", "templates"),
+        autoescape=True,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("report.html.j2")
+
+
+def report_html(
+    comparison: an.Comparison,
+    ttd: pd.DataFrame,
+    lead_lag: pd.DataFrame,
+    retention: pd.DataFrame,
+    figures: dict[str, bytes],
+    settings: dict,
+) -> str:
+    """The self-contained HTML report, from ``templates/report.html.j2``.
+
+    Parameters
+    ----------
+    comparison : Comparison
+        The scenario and its counterfactual.
+    ttd, lead_lag, retention : pandas.DataFrame
+        :func:`detection`, :func:`simkit.analysis.lead_lag` and
+        :func:`simkit.analysis.retention_summary` of ``comparison``.
+    figures : dict of str to bytes
+        PNG figures by caption; the first is the dashboard, the others the details.
+    settings : dict
+        ``runs``, ``seed``, ``users``, ``days`` and ``variant`` of the runs.
+
+    Returns
+    -------
+    str
+        The page; every text is escaped and the figures are embedded as base64 PNG.
+    """
+    sc = comparison.scenario
+    shown = [
+        {"caption": cap, "data": base64.b64encode(png).decode("ascii")}
+        for cap, png in figures.items()
+    ]
+    head = [
+        "",
+        "indicator",
+        "day 0",
+        f"day {settings['days'] - 1}",
+        "counterfactual",
+        "difference [95%]",
+        "relative",
+        "visible after",
+        "paired detection after",
+    ]
+    return _template().render(
+        name=sc.name,
+        description=sc.description,
+        meta=_meta(comparison, settings),
+        headline=plots.headline(ttd),
+        dashboard=shown[0],
+        details=shown[1:],
+        outputs=_output_rows(comparison),
+        summary_head=head,
+        summary=_summary_rows(comparison, ttd),
+        time_to_detect=_detection_rows(ttd),
+        lead_lag=_lead_lag_rows(lead_lag),
+        retention=_retention_rows(retention),
+        today=dt.date.today().isoformat(),
+    )
 
 
 def _figure(draw: Callable, size=(8, 4.2)) -> bytes:
@@ -359,6 +333,7 @@ def build_report(
     without="ours",
     variant: str | None = None,
     map_fn: Callable | None = None,
+    executor=None,
 ) -> list[Path]:
     """Run a scenario and its counterfactual and write the report files.
 
@@ -377,8 +352,8 @@ def build_report(
         ships none of our outputs; competitors' moves happen in both arms)
     variant : str, optional
         Both arms ship only this variant's outputs.
-    map_fn : callable, optional
-        Executor for the runs (see :func:`simkit.analysis.run_many`).
+    map_fn, executor : optional
+        Where the runs are computed (see :func:`simkit.analysis.run_many`).
 
     Returns
     -------
@@ -403,6 +378,7 @@ def build_report(
         days=days,
         variant=variant,
         map_fn=map_fn,
+        executor=executor,
     )
     ttd = detection(cmp)
     ll = (

@@ -167,3 +167,30 @@ def test_report_command_bad_input_one_line_exit_2(args, phrase, capsys):
     assert code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and phrase in lines[0]
+
+
+def test_report_html_comes_from_the_package_template_and_escapes_text():
+    from importlib import resources
+
+    from simkit.analysis import indicators as an
+    from simkit.analysis import report
+    from simkit.scenario.schema import load_scenario
+
+    assert resources.files("simkit.analysis").joinpath("templates/report.html.j2").is_file()
+    sc = load_scenario("market_share_hypotheses")
+    sc = sc.model_copy(update={"description": "<script>alert('x')</script> & more"})
+    cmp = an.compare(sc, runs=2, seed=1, users=300, days=60)
+    ttd = report.detection(cmp)
+    figures = {"Dashboard": b"\x89PNG-a", 'A "caption" <b>': b"\x89PNG-b"}
+    settings = dict(runs=2, seed=1, users=300, days=60, variant=None)
+    page = report.report_html(
+        cmp, ttd, an.lead_lag(cmp), an.retention_summary(cmp.runs), figures, settings
+    )
+    assert "<script>" not in page and "&lt;script&gt;" in page and "&amp; more" in page
+    assert "<b>" not in page.split("<h2>Details</h2>")[1]
+    parsed = _Page()
+    parsed.feed(page)
+    parsed.close()
+    assert parsed.stack == [] and len(parsed.images) == 2
+    assert base64.b64decode(parsed.images[1]["src"].split(",", 1)[1]) == b"\x89PNG-b"
+    assert parsed.images[1]["alt"] == 'A "caption" <b>'
