@@ -57,6 +57,7 @@ import threading
 import types
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -471,6 +472,103 @@ def churn_bound(habit_k: float, satisfaction_k: float) -> float:
     return math.exp(max(0.0, -habit_k) + 0.5 * abs(satisfaction_k)) * (1.0 + 1e-6)
 
 
+# ---- the kernel's arguments ---------------------------------------------------------------
+# The compiled day takes its arrays in a few named tuples (numba passes them as structs):
+class Users(NamedTuple):
+    """The population's arrays (:class:`~simkit.model.market.UserArrays`; bools as bytes)."""
+
+    # traits
+    segment: np.ndarray
+    price_sensitivity: np.ndarray
+    need: np.ndarray
+    innovativeness: np.ndarray
+    susceptibility: np.ndarray
+    churn_proneness: np.ndarray
+    affinity: np.ndarray
+    # state (changed in place)
+    product: np.ndarray
+    ever: np.ndarray
+    joined_day: np.ndarray
+    habit: np.ndarray
+    satisfaction: np.ndarray
+    last_visit: np.ndarray
+    uses: np.ndarray
+    last_used: np.ndarray
+    subscribed: np.ndarray
+    renewal_day: np.ndarray
+    period_transactions: np.ndarray
+    cohort_day: np.ndarray
+    first_left: np.ndarray
+
+
+class Draws(NamedTuple):
+    """The random numbers: each day's bases of the daily streams ``U`` [days, 6] and of
+    the features' ``UF`` [days, F]; the event stream's logits ``LT`` and the noise
+    stream's normals ``ZT`` [days, N], or [days, 0] (see :class:`StreamTables`). In a
+    day's pass, one day's rows."""
+
+    U: np.ndarray
+    UF: np.ndarray
+    LT: np.ndarray
+    ZT: np.ndarray
+
+
+class Products(NamedTuple):
+    """The products on these days (:func:`pack_products`): ``P[row, k]``,
+    ``FE[layer, f, k]``, feature availability ``avail[f, k * S + segment]`` (bytes) and
+    the features in use ``fin``."""
+
+    P: np.ndarray
+    FE: np.ndarray
+    avail: np.ndarray
+    fin: np.ndarray
+
+
+class Network(NamedTuple):
+    """The social network in CSR form (``indptr`` of length 1: none)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+
+
+class Results(NamedTuple):
+    """What the days record: per day ``OUT[day, result]``, transactions per product
+    ``TXK``, users per product and segment ``BPS``, our DAU per segment ``SDAU``,
+    users of each feature ``FUS``; and the retention tables' visit counts. A slice of
+    users adds to one day's rows of its own (the same names, one dimension less)."""
+
+    OUT: np.ndarray
+    TXK: np.ndarray
+    BPS: np.ndarray
+    SDAU: np.ndarray
+    FUS: np.ndarray
+    visit_weeks: np.ndarray
+    visit_days: np.ndarray
+
+
+class Work(NamedTuple):
+    """Work space, one entry per user: this morning's product ``start``, the lists of a
+    slice's passes ``W[row, i]``, the day's ``flags``, whether a user visited and their
+    transactions today, and the cohort visits a slice found."""
+
+    start: np.ndarray
+    W: np.ndarray
+    flags: np.ndarray
+    visited: np.ndarray
+    tx: np.ndarray
+    cohort_buf: np.ndarray
+    first_buf: np.ndarray
+
+
+class Morning(NamedTuple):
+    """This morning's products ``start``, the market's ``shares`` and word of mouth
+    ``wom`` (every decision of the day uses them)."""
+
+    start: np.ndarray
+    shares: np.ndarray
+    wom: float
+
+
 # ---- the day ---------------------------------------------------------------------------------
 @numba.njit(inline="always")
 def _contact_shares(i, start, K, indptr, indices, out):
@@ -488,8 +586,10 @@ def _contact_shares(i, start, K, indptr, indices, out):
 
 
 @numba.njit(inline="always")
-def _utilities(i, K, S, seg, shares, P, FE, avail, fin, affinity, price_sensitivity, ref, out):
+def _utilities(i, K, S, users, products, shares, ref, out):
     """Utility of every product to user i (-inf for products that are gone)."""
+    P, FE, avail, fin = products
+    seg, affinity, price_sensitivity = users.segment[i], users.affinity, users.price_sensitivity[i]
     for k in range(K):
         if P[ACTIVE, k] == 0.0:
             out[k] = -math.inf
@@ -513,72 +613,24 @@ def _utilities(i, K, S, seg, shares, P, FE, avail, fin, affinity, price_sensitiv
 CHUNKS = 32
 
 
-def _days(
-    d0,
-    days,
-    record_from,
-    K,
-    ours,
-    S,
-    # traits
-    segment,
-    price_sensitivity,
-    need,
-    innovativeness,
-    susceptibility,
-    churn_proneness,
-    affinity,
-    # state (changed in place)
-    product,
-    ever,
-    joined_day,
-    habit,
-    satisfaction,
-    last_visit,
-    uses,
-    last_used,
-    subscribed,
-    renewal_day,
-    period_transactions,
-    cohort_day,
-    first_left,
-    # each day's bases of the daily streams [days, 6] and of the features' [days, F];
-    # the event stream's logits and the noise stream's normals [days, N], or
-    # [days, 0] (see StreamTables)
-    U,
-    UF,
-    LT,
-    ZT,
-    # products, features and behaviour (the same on all these days)
-    P,
-    FE,
-    avail,
-    fin,
-    B,
-    indptr,
-    indices,
-    # results: one row per day, and the retention tables' visit counts
-    OUT,
-    TXK,
-    BPS,
-    SDAU,
-    FUS,
-    visit_weeks,
-    visit_days,
-    # work space
-    visited_today,
-    tx_today,
-    cohort_buf,
-    first_buf,
-    start,
-    W,
-    flags,
-):
+def _days(d0, days, record_from, dims, users, draws, products, B, network, results, work):
     """Steps 2-7 of days ``d0 .. d0 + days - 1`` for every user (step 1, the outputs, is
     the model's: the product table is the same on all of these days). Days from
-    ``record_from`` on are recorded."""
+    ``record_from`` on are recorded.
+
+    ``dims``: (K products, our product's index, S segments); ``users``: :class:`Users`;
+    ``draws``: :class:`Draws`; ``products``: :class:`Products`; ``B``: the behaviour's
+    constants; ``network``: :class:`Network`; ``results``: :class:`Results`, one row per
+    day; ``work``: :class:`Work`.
+    """
+    K, ours, S = dims
+    product, segment = users.product, users.segment
+    U, UF, LT, ZT = draws
+    P = products.P
+    OUT, TXK, BPS, SDAU, FUS, visit_weeks, visit_days = results
+    start, cohort_buf, first_buf = work.start, work.cohort_buf, work.first_buf
     N = product.shape[0]
-    F = uses.shape[0]
+    F = users.uses.shape[0]
     C = min(CHUNKS, N)
     counts = np.zeros(K + 1)
     mixed = np.empty(K)  # shares of the whole market
@@ -617,56 +669,16 @@ def _days(
                 (c + 1) * N // C,
                 d,
                 record,
-                K,
-                ours,
-                S,
-                segment,
-                price_sensitivity,
-                need,
-                innovativeness,
-                susceptibility,
-                churn_proneness,
-                affinity,
-                product,
-                ever,
-                joined_day,
-                habit,
-                satisfaction,
-                last_visit,
-                uses,
-                last_used,
-                subscribed,
-                renewal_day,
-                period_transactions,
-                cohort_day,
-                first_left,
-                Ud,
-                UFd,
-                LTd,
-                ZTd,
-                P,
-                FE,
-                avail,
-                fin,
+                dims,
+                users,
+                Draws(Ud, UFd, LTd, ZTd),
+                products,
                 B,
-                indptr,
-                indices,
-                start,
-                mixed,
-                wom_mixed,
-                scratch[c, 0],
-                scratch[c, 1],
-                W,
-                flags,
-                outs[c],
-                txs[c],
-                bps[c],
-                sdau[c],
-                fus[c],
-                visited_today,
-                tx_today,
-                cohort_buf,
-                first_buf,
+                network,
+                Morning(start, mixed, wom_mixed),
+                scratch[c],
+                work,
+                Results(outs[c], txs[c], bps[c], sdau[c], fus[c], visit_weeks, visit_days),
             )
         # add the slices up in order; count our cohort members' visits
         out = OUT[j]
@@ -711,60 +723,7 @@ W_ROWS = 5
 
 @numba.njit(error_model="numpy", _nrt=False)
 def _users(
-    lo,
-    hi,
-    d,
-    record,
-    K,
-    ours,
-    S,
-    segment,
-    price_sensitivity,
-    need,
-    innovativeness,
-    susceptibility,
-    churn_proneness,
-    affinity,
-    product,
-    ever,
-    joined_day,
-    habit,
-    satisfaction,
-    last_visit,
-    uses,
-    last_used,
-    subscribed,
-    renewal_day,
-    period_transactions,
-    cohort_day,
-    first_left,
-    U,
-    UF,
-    LT,
-    ZT,
-    P,
-    FE,
-    avail,
-    fin,
-    B,
-    indptr,
-    indices,
-    start,
-    mixed,
-    wom_mixed,
-    contacts,
-    util,
-    W,
-    flags,
-    out,
-    tx_k,
-    by_product_segment,
-    segment_dau,
-    feature_users,
-    visited_today,
-    tx_today,
-    cohort_buf,
-    first_buf,
+    lo, hi, d, record, dims, users, draws, products, B, network, morning, scratch, work, acc
 ):
     """Users ``lo`` to ``hi - 1`` of the day; adds to this slice's results and returns
     how many cohort visits it wrote to ``cohort_buf[lo:]``.
@@ -777,7 +736,42 @@ def _users(
     morning's shares (``start``; ``contacts`` holds the market's when there is no
     network), and the lists are in user order, so the passes give the same numbers as
     one loop over the users.
+
+    The arguments are those of :func:`_days` but for a day: ``draws``, the day's rows;
+    ``morning``: :class:`Morning`; ``scratch``: this slice's work space for contacts'
+    shares and utilities [2, K]; ``acc``: this slice's :class:`Results` of the day.
     """
+    K, ours, S = dims
+    (
+        segment,
+        price_sensitivity,
+        need,
+        innovativeness,
+        susceptibility,
+        churn_proneness,
+        affinity,
+        product,
+        ever,
+        joined_day,
+        habit,
+        satisfaction,
+        last_visit,
+        uses,
+        last_used,
+        subscribed,
+        renewal_day,
+        period_transactions,
+        cohort_day,
+        first_left,
+    ) = users
+    U, UF, LT, ZT = draws
+    P, FE, avail, fin = products
+    indptr, indices = network
+    start, mixed, wom_mixed = morning
+    contacts, util = scratch[0], scratch[1]
+    W, flags, visited_today, tx_today = work.W, work.flags, work.visited, work.tx
+    cohort_buf, first_buf = work.cohort_buf, work.first_buf
+    out, tx_k, by_product_segment, segment_dau, feature_users, _, _ = acc
     F = uses.shape[0]
     NF = fin.shape[0]
     network = indptr.shape[0] > 1
@@ -865,42 +859,14 @@ def _users(
         i = np.uint64(ado[r])
         if network:
             _contact_shares(i, start, K, indptr, indices, contacts)
-        _utilities(
-            i,
-            K,
-            S,
-            segment[i],
-            contacts,
-            P,
-            FE,
-            avail,
-            fin,
-            affinity,
-            price_sensitivity[i],
-            ref,
-            util,
-        )
+        _utilities(i, K, S, users, products, contacts, ref, util)
         choice = logit_choice(util, _uniform(U[CHOICE], i), 0.0, False)
         if choice == ours:
             if ever[i]:
                 out[WON_BACK] += 1
             else:
                 out[NEW_ADOPTERS] += 1
-        _join(
-            i,
-            choice,
-            d,
-            ours,
-            product,
-            ever,
-            joined_day,
-            habit,
-            satisfaction,
-            uses,
-            cohort_day,
-            B[ADOPTER_SAT],
-            out,
-        )
+        _join(i, choice, d, ours, users, B[ADOPTER_SAT], out)
         seg = segment[i]
         by_product_segment[K * S + seg] -= 1  # (this morning's count, then the moves)
         by_product_segment[choice * S + seg] += 1
@@ -1010,21 +976,7 @@ def _users(
         k0 = start[i]
         if network:
             _contact_shares(i, start, K, indptr, indices, contacts)
-        _utilities(
-            i,
-            K,
-            S,
-            segment[i],
-            contacts,
-            P,
-            FE,
-            avail,
-            fin,
-            affinity,
-            price_sensitivity[i],
-            ref,
-            util,
-        )
+        _utilities(i, K, S, users, products, contacts, ref, util)
         util[k0] = -math.inf  # not back to the product just left
         choice = logit_choice(util, _uniform(U[CHOICE], i), B[C_OUTSIDE], True)
         if k0 == ours:
@@ -1039,21 +991,7 @@ def _users(
         subscribed[i] = False
         flags[i] |= LEFT
         if choice < K:
-            _join(
-                i,
-                choice,
-                d,
-                ours,
-                product,
-                ever,
-                joined_day,
-                habit,
-                satisfaction,
-                uses,
-                cohort_day,
-                B[ADOPTER_SAT],
-                out,
-            )
+            _join(i, choice, d, ours, users, B[ADOPTER_SAT], out)
         else:
             product[i] = K
         seg = segment[i]
@@ -1170,27 +1108,14 @@ days_parallel = numba.njit(
 
 
 @numba.njit(inline="always")
-def _join(
-    i,
-    choice,
-    d,
-    ours,
-    product,
-    ever,
-    joined_day,
-    habit,
-    satisfaction,
-    uses,
-    cohort_day,
-    adopter_satisfaction,
-    out,
-):
+def _join(i, choice, d, ours, users, adopter_satisfaction, out):
     """User i becomes a customer of product ``choice`` today."""
+    product, uses, cohort_day = users.product, users.uses, users.cohort_day
     product[i] = choice
-    ever[i] = True
-    joined_day[i] = d
-    habit[i] = 0.0
-    satisfaction[i] = adopter_satisfaction
+    users.ever[i] = True
+    users.joined_day[i] = d
+    users.habit[i] = 0.0
+    users.satisfaction[i] = adopter_satisfaction
     for f in range(uses.shape[0]):
         uses[f, i] = False
     if choice == ours and cohort_day[i] == NO_COHORT:
@@ -1229,18 +1154,23 @@ class CompiledMarketModel(MarketBase):
         N = self.N
         self._packed = None
         self.tables: StreamTables | None = None  # random numbers of a re-run, see api.run
-        self._start = np.empty(N, np.int8)
-        self._W = np.empty((W_ROWS, N), np.int64)
-        self._flags = np.empty(N, np.uint8)
         self._visited = np.zeros(N, bool)
         self._tx = np.zeros(N)
-        self._cohort_buf = np.zeros(N, np.int64)
-        self._first_buf = np.zeros(N, bool)
+        self._work = Work(
+            start=np.empty(N, np.int8),
+            W=np.empty((W_ROWS, N), np.int64),
+            flags=np.empty(N, np.uint8),
+            visited=_u8(self._visited),
+            tx=self._tx,
+            cohort_buf=np.zeros(N, np.int64),
+            first_buf=np.zeros(N, bool),
+        )
         if self.adjacency is not None:
-            self._indptr = self.adjacency.indptr.astype(np.int64)
-            self._indices = self.adjacency.indices.astype(np.int64)
+            self._network = Network(
+                self.adjacency.indptr.astype(np.int64), self.adjacency.indices.astype(np.int64)
+            )
         else:
-            self._indptr = self._indices = np.zeros(1, np.int64)
+            self._network = Network(np.zeros(1, np.int64), np.zeros(1, np.int64))
         sc = self.spec
         b, e, c = sc.behaviour, sc.behaviour.experience, sc.behaviour.churn
         self._B = np.array(
@@ -1318,54 +1248,14 @@ class CompiledMarketModel(MarketBase):
                 d0,
                 days,
                 RECORD_FROM,
-                K,
-                self.ours,
-                S,
-                u.segment,
-                u.price_sensitivity,
-                u.need,
-                u.innovativeness,
-                u.susceptibility,
-                u.churn_proneness,
-                u.affinity,
-                u.product,
-                _u8(u.ever),
-                u.joined_day,
-                u.habit,
-                u.satisfaction,
-                u.last_visit,
-                _u8(u.uses),
-                u.last_used,
-                _u8(u.subscribed),
-                u.renewal_day,
-                u.period_transactions,
-                u.cohort_day,
-                u.first_left,
-                U,
-                UF,
-                LT,
-                ZT,
-                P,
-                FE,
-                _u8(T.available),
-                fin,
+                (K, self.ours, S),
+                self._users(),
+                Draws(U, UF, LT, ZT),
+                Products(P, FE, _u8(T.available), fin),
                 B,
-                self._indptr,
-                self._indices,
-                OUT,
-                TXK,
-                BPS,
-                SDAU,
-                FUS,
-                rec.visit_weeks,
-                rec.visit_days,
-                _u8(self._visited),
-                self._tx,
-                self._cohort_buf,
-                self._first_buf,
-                self._start,
-                self._W,
-                self._flags,
+                self._network,
+                Results(OUT, TXK, BPS, SDAU, FUS, rec.visit_weeks, rec.visit_days),
+                self._work,
             )
         self._running_costs += costs["per_day"]
         if self.journeys is not None and d0 >= 0:  # one day (see _breaks)
@@ -1382,6 +1272,32 @@ class CompiledMarketModel(MarketBase):
                 d0, u.product[sm], u.habit[sm], u.satisfaction[sm], u.uses[:, sm], u.subscribed[sm]
             )
         self.day += days
+
+    def _users(self) -> Users:
+        """The population's arrays as the kernel takes them (bools as bytes)."""
+        u = self.users
+        return Users(
+            u.segment,
+            u.price_sensitivity,
+            u.need,
+            u.innovativeness,
+            u.susceptibility,
+            u.churn_proneness,
+            u.affinity,
+            u.product,
+            _u8(u.ever),
+            u.joined_day,
+            u.habit,
+            u.satisfaction,
+            u.last_visit,
+            _u8(u.uses),
+            u.last_used,
+            _u8(u.subscribed),
+            u.renewal_day,
+            u.period_transactions,
+            u.cohort_day,
+            u.first_left,
+        )
 
     def _breaks(self, d: int) -> bool:
         """Whether day ``d`` starts a new run of the compiled loop: outputs ship or the
