@@ -1,5 +1,7 @@
-"""The scenario as data: the YAML schema and its validation, distributions of uncertain
-parameters, parameter paths, the bundled scenarios and the generated reference.
+"""The scenario as data.
+
+The YAML schema and its validation, distributions of uncertain parameters, parameter
+paths, the bundled scenarios and the generated reference.
 
 - :mod:`simkit.scenario.schema` -- the pydantic models of a scenario, loading and
   validation (one clear line per mistake), parameter paths (``with_values``,

@@ -72,7 +72,7 @@ class _DistBase(BaseModel):
         return float(self._frozen().mean())
 
     def clipped(self, low: float | None, high: float | None) -> _DistBase:
-        """A copy whose bounds are intersected with ``[low, high]``."""
+        """Return a copy whose bounds are intersected with ``[low, high]``."""
         lo = low if self.low is None else (self.low if low is None else max(low, self.low))
         hi = high if self.high is None else (self.high if high is None else min(high, self.high))
         return self.model_copy(update={"low": lo, "high": hi})
@@ -198,7 +198,7 @@ DistTypes = (Normal, LogNormal, Gamma, Beta, Uniform, Triangular)
 
 
 def value_mean(x) -> float:
-    """The mean of a number-or-distribution."""
+    """Return the mean of a number-or-distribution."""
     return float(x.mean) if isinstance(x, _DistBase) else float(x)
 
 

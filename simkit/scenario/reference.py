@@ -12,6 +12,8 @@ from their JSON Schema (types and ranges).
 from __future__ import annotations
 
 import copy
+import inspect
+import itertools
 import json
 import re
 from typing import Any, get_args
@@ -219,7 +221,7 @@ def _type_text(prop: dict) -> str:
 
 
 def _bounds(prop: Any) -> dict | None:
-    """The first (sub)schema that states a numeric bound."""
+    """Return the first (sub)schema that states a numeric bound."""
     if isinstance(prop, dict):
         if any(k in prop for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")):
             return prop
@@ -295,7 +297,7 @@ _LAST = ("id", "label", "cost", "low", "high")
 
 
 def _field_order(cls: type[BaseModel]) -> list[str]:
-    """The tag (``kind``/``dist``) first, shared output and clip fields last."""
+    """Order the fields: the tag (``kind``/``dist``) first, shared output and clip fields last."""
     names = list(cls.model_fields)
     first = [n for n in _FIRST if n in names]
     last = [n for n in _LAST if n in names and not cls.model_fields[n].is_required()]
@@ -568,8 +570,22 @@ def _example_errors() -> list[str]:
     return lines
 
 
+# A numpy docstring section: its heading underlined with dashes ("Attributes\n----------").
+_DOC_SECTION = re.compile(r"[A-Z][A-Za-z ]*\n-{3,}(\n|$)")
+
+
+def _description(cls: type[BaseModel]) -> str:
+    """Return a section's introduction: the class docstring up to its first numpy section.
+
+    The summary line and the paragraphs after it are joined on one line.
+    """
+    paragraphs = inspect.cleandoc(cls.__doc__ or "").split("\n\n")
+    kept = itertools.takewhile(lambda p: not _DOC_SECTION.match(p), paragraphs)
+    return " ".join(" ".join(kept).split())
+
+
 def scenario_markdown() -> str:
-    """The field reference of the scenario format, as Markdown (``docs/scenarios.md``)."""
+    """Return the field reference of the scenario format, as Markdown (``docs/scenarios.md``)."""
     schema = scenario_json_schema()
     defs = copy.deepcopy(schema["$defs"])
     defs["Scenario"] = {k: v for k, v in schema.items() if k != "$defs"}
@@ -597,7 +613,7 @@ def scenario_markdown() -> str:
             out.append(OKR_SECTION)
         d = defs.get(name, {})
         out.append(f'\n<a id="{name.lower()}"></a>\n\n## {_title(name, cls)}\n')
-        doc = " ".join((cls.__doc__ or "").split("\n\n")[0].split()) if cls.__doc__ else ""
+        doc = _description(cls)
         if doc and "dist" not in cls.model_fields:
             out.append(doc + "\n")
         out.extend(_table(cls, d.get("properties", {})))

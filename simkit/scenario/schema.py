@@ -102,7 +102,7 @@ def _fmt_num(v) -> str:
 
 
 def _describe(v: Any) -> str:
-    """A value as the user wrote it, for the 'got ...' part of a message."""
+    """Describe a value as the user wrote it, for the 'got ...' part of a message."""
     if v is None:
         return "nothing (an empty value)"
     if isinstance(v, bool):
@@ -129,7 +129,10 @@ def _describe(v: Any) -> str:
 
 
 def _bounds_text(what: str, ge=None, gt=None, le=None, lt=None) -> str:
-    """``a whole number from 2 to 200``, ``a number > 0 and <= 1``, ``a number``."""
+    """Describe a kind of number and its bounds in words.
+
+    E.g. ``a whole number from 2 to 200``, ``a number > 0 and <= 1``, ``a number``.
+    """
     if ge is not None and le is not None:
         return f"{what} from {_fmt_num(ge)} to {_fmt_num(le)}"
     parts = []
@@ -145,7 +148,7 @@ def _bounds_text(what: str, ge=None, gt=None, le=None, lt=None) -> str:
 
 
 def _finite(v) -> bool:
-    """True for a number that fits a float and is not NaN or infinite."""
+    """Return True for a number that fits a float and is not NaN or infinite."""
     try:
         return math.isfinite(v)
     except OverflowError:  # an int too large for a float
@@ -175,7 +178,10 @@ def _unknown_key_message(key: Any, allowed, owner: str = "") -> str:
 
 
 def _owner(cls: type[BaseModel]) -> str:
-    """``a price_change output``, ``a small_world network`` (for tagged union members)."""
+    """Name the kind of a tagged union member.
+
+    E.g. ``a price_change output``, ``a small_world network``.
+    """
     tag = cls.model_fields.get("kind")
     if tag is None:
         return ""
@@ -184,7 +190,7 @@ def _owner(cls: type[BaseModel]) -> str:
 
 
 def _custom(msg: str, subpath: str | None = None, kind: str = "scenario") -> PydanticCustomError:
-    """An error whose message is used as it is (``subpath`` is appended to its location)."""
+    """Build an error whose message is used as it is (``subpath`` is appended to its location)."""
     ctx: dict[str, Any] = {"msg": _one_line(msg)}
     if subpath:
         ctx["subpath"] = subpath
@@ -205,7 +211,7 @@ def _describe_range(lo, hi) -> str:
 
 
 def _validate_dist(v: dict):
-    """A distribution written as a mapping, with messages that name the faulty key."""
+    """Validate a distribution written as a mapping, with messages that name the faulty key."""
     if "dist" not in v:
         raise _custom(
             "missing required key 'dist' (the kind of distribution, one of: "
@@ -316,7 +322,7 @@ def _number_schema(lo, hi) -> dict:
 
 
 def Param(lo: float | None = None, hi: float | None = None):
-    """A number in ``[lo, hi]`` or a distribution (an uncertain parameter).
+    """Return the type of a number in ``[lo, hi]`` or a distribution (an uncertain parameter).
 
     A distribution's mean must lie in the range; its draws are clipped to it.
     """
@@ -327,7 +333,9 @@ def Param(lo: float | None = None, hi: float | None = None):
 
 
 def TraitOf(lo: float | None = None, hi: float | None = None):
-    """A per-user trait in ``[lo, hi]``: a constant or a distribution over users.
+    """Return the type of a per-user trait in ``[lo, hi]``: a constant or a distribution.
+
+    The distribution is over users: every user draws their own value.
 
     A distribution's mean must lie in the range; the engine clips each user's draw to it.
     """
@@ -397,7 +405,7 @@ def _field_checks(cls: type[BaseModel]) -> dict[str, _Check]:
 
 
 def _scalar_problem(kind: str, nullable: bool, required: bool, bounds: dict, v: Any) -> str | None:
-    """What is wrong with ``v`` for a scalar field (None if nothing)."""
+    """Say what is wrong with ``v`` for a scalar field (None if nothing)."""
     what = {
         "int": _bounds_text("a whole number", **bounds),
         "float": _bounds_text("a number", **bounds),
@@ -442,8 +450,11 @@ def _scalar_problem(kind: str, nullable: bool, required: bool, bounds: dict, v: 
 
 
 class _Bad:
-    """Stands in for a value the pre-check rejected, so that pydantic reports the problem at
-    the field's place (and goes on checking the other fields) with the pre-check's message."""
+    """Stand-in for a value the pre-check rejected.
+
+    Pydantic then reports the problem at the field's place (and goes on checking the other
+    fields) with the pre-check's message.
+    """
 
     __slots__ = ("message",)
 
@@ -494,8 +505,10 @@ class Strict(BaseModel):
 
 
 class Cost(Strict):
-    """What an output costs us, in the currency of prices (reported in the metrics'
-    output costs and subtracted in gross profit)."""
+    """What an output costs us, in the currency of prices.
+
+    The costs are reported in the metrics' output costs and subtracted in gross profit.
+    """
 
     once: NonNeg = Field(0.0, description="One-off cost on the launch day [currency].")
     per_day: NonNeg = Field(
@@ -504,8 +517,11 @@ class Cost(Strict):
 
 
 class SmallWorld(Strict):
-    """A Watts-Strogatz small-world network: users know their neighbours and a few
-    random others; word of mouth counts the share of a user's contacts who are customers."""
+    """A Watts-Strogatz small-world network.
+
+    Users know their neighbours and a few random others; word of mouth counts the share of a
+    user's contacts who are customers.
+    """
 
     kind: Literal["small_world"]
     degree: int = Field(
@@ -534,8 +550,11 @@ class ScaleFree(Strict):
 
 
 class Market(Strict):
-    """Who can become a customer: how many potential users, what they stand for in the
-    real market, how price is weighed and who talks to whom."""
+    """Who can become a customer.
+
+    The market says how many potential users there are, what they stand for in the real
+    market, how price is weighed and who talks to whom.
+    """
 
     users: int = Field(
         ge=10,
@@ -564,8 +583,10 @@ class Market(Strict):
 
 
 class Traits(Strict):
-    """Per-user traits, each a constant or a distribution over the segment's users (every
-    user draws their own value at the start of a run, clipped to the range)."""
+    """Per-user traits, each a constant or a distribution over the segment's users.
+
+    Every user draws their own value at the start of a run, clipped to the range.
+    """
 
     price_sensitivity: Trait = Field(
         1.0,
@@ -625,9 +646,12 @@ class Bass(Strict):
 
 
 class Renewal(Strict):
-    """How likely a subscriber renews at the end of a period:
+    """How likely a subscriber renews at the end of a period.
+
+    A subscriber renews with probability
     sigmoid(base + satisfaction_weight * (satisfaction - 0.5) + value_weight * (value - 1)),
-    value = (discount savings + bundle_value) / fee over the period."""
+    value = (discount savings + bundle_value) / fee over the period.
+    """
 
     base: Real = Field(
         2.0,
@@ -643,8 +667,10 @@ class Renewal(Strict):
 
 
 class SubscriptionPlan(Strict):
-    """A paid plan (e.g. a membership with discounts and a video bundle): customers who
-    visit may subscribe, pay a fee each period and renew or cancel at its end."""
+    """A paid plan, e.g. a membership with discounts and a video bundle.
+
+    Customers who visit may subscribe, pay a fee each period and renew or cancel at its end.
+    """
 
     fee: NonNeg = Field(description="Fee per period [currency/period].")
     period_days: int = Field(30, ge=1, le=366, description="Length of a period [days].")
@@ -747,9 +773,11 @@ class _Output(Strict):
 
 
 class FeatureOutput(_Output):
-    """A product feature launches (e.g. one-click purchase, scheduled rides): users who
-    value it (their affinity) like the product more, and visiting customers take it up
-    over time; users of it visit, buy and enjoy more."""
+    """The launch of a product feature (e.g. one-click purchase, scheduled rides).
+
+    Users who value it (their affinity) like the product more, and visiting customers take it
+    up over time; users of it visit, buy and enjoy more.
+    """
 
     kind: Literal["feature"]
     feature: str = Field(
@@ -797,8 +825,10 @@ class PriceChange(_Output):
 
 
 class Acquisition(_Output):
-    """The product buys a competitor, which leaves the market; part of its customers
-    migrate to the buyer."""
+    """The purchase of a competitor by the product: the competitor leaves the market.
+
+    Part of its customers migrate to the buyer.
+    """
 
     kind: Literal["acquisition"]
     target: str = Field(description="Competitor bought (one of the products' names, not ours).")
@@ -810,8 +840,11 @@ class Acquisition(_Output):
 
 
 class Campaign(_Output):
-    """A marketing campaign: for a while, more unprompted adoption (Bass p), more win-backs
-    and optionally extra appeal."""
+    """A marketing campaign.
+
+    For a while, it brings more unprompted adoption (Bass p), more win-backs and optionally
+    extra appeal.
+    """
 
     kind: Literal["campaign"]
     duration: int = Field(
@@ -828,8 +861,10 @@ class Campaign(_Output):
 
 
 class LoyaltyProgram(_Output):
-    """A loyalty programme: frequent customers (habit at least min_habit) are members;
-    members churn less, may visit more and cost a reward per transaction."""
+    """A loyalty programme: frequent customers (habit at least min_habit) are members.
+
+    Members churn less, may visit more and cost a reward per transaction.
+    """
 
     kind: Literal["loyalty_program"]
     churn_reduction: Prob = Field(
@@ -850,8 +885,10 @@ class LoyaltyProgram(_Output):
 
 
 class SubscriptionOutput(_Output):
-    """Launch a paid plan (fee required) or change fields of the existing plan; fields
-    left out keep their current value (or the plan defaults, for a new plan)."""
+    """The launch of a paid plan (fee required) or a change of fields of the existing plan.
+
+    Fields left out keep their current value (or the plan defaults, for a new plan).
+    """
 
     kind: Literal["subscription"]
     fee: NonNeg | None = Field(
@@ -912,8 +949,11 @@ class AdoptionRules(Strict):
 
 
 class VisitRules(Strict):
-    """Whether a customer visits on a day:
-    sigmoid(base + habit_weight * habit + satisfaction_weight * (satisfaction - 0.5) + uplifts)."""
+    """Whether a customer visits on a day.
+
+    A customer visits with probability
+    sigmoid(base + habit_weight * habit + satisfaction_weight * (satisfaction - 0.5) + uplifts).
+    """
 
     base: Real = Field(
         -1.0,
@@ -929,9 +969,12 @@ class VisitRules(Strict):
 
 
 class ExperienceRules(Strict):
-    """How a visit feels and how satisfaction and habit follow: experience =
+    """How a visit feels and how satisfaction and habit follow.
+
+    The experience of a visit is
     sigmoid(base + quality_weight * quality + boosts - price_weight * price_sensitivity *
-    price / reference_price + noise); satisfaction and habit are moving averages."""
+    price / reference_price + noise); satisfaction and habit are moving averages.
+    """
 
     base: Real = Field(0.5, description="Experience log-odds of an average visit [log-odds].")
     quality_weight: NonNeg = Field(
@@ -955,9 +998,12 @@ class ExperienceRules(Strict):
 
 
 class ChurnRules(Strict):
-    """When a customer leaves: daily hazard from base_monthly times churn_proneness *
+    """When a customer leaves, and where they go.
+
+    The daily hazard comes from base_monthly times churn_proneness *
     exp(-habit_k * habit) * exp(satisfaction_k * (0.5 - satisfaction)) * multipliers;
-    a leaver switches to a competitor or lapses (logit against the outside option)."""
+    a leaver switches to a competitor or lapses (logit against the outside option).
+    """
 
     base_monthly: Prob = Field(
         0.05,
@@ -990,8 +1036,11 @@ class InitialState(Strict):
 
 
 class Behaviour(Strict):
-    """The rules of user behaviour (docs/model.md §2, simkit/model/rules.py) with their parameters;
-    every section and field is optional (defaults below)."""
+    """The rules of user behaviour with their parameters (docs/model.md §2).
+
+    The rules are written in simkit/model/rules.py; every section and field is optional
+    (defaults below).
+    """
 
     adoption: AdoptionRules = Field(
         default_factory=AdoptionRules, description="Adoption by non-customers and win-backs."
@@ -1020,10 +1069,12 @@ MIN_KEY_RESULTS, MAX_KEY_RESULTS = 2, 5
 
 
 def metric_names(scenario: Scenario | str | Path) -> list[str]:
-    """Every metric column a run of ``scenario`` produces, in the order of
-    ``RunResult.metrics``: the fixed metrics (docs/model.md §3) and the per-feature
-    (``feature_utilization:<feature>``) and per-product (``customers:<product>``,
-    ``market_share:<product>``, ``transaction_share:<product>``) ones.
+    """List every metric column a run of ``scenario`` produces.
+
+    The columns come in the order of ``RunResult.metrics``: the fixed metrics
+    (docs/model.md §3) and the per-feature (``feature_utilization:<feature>``) and
+    per-product (``customers:<product>``, ``market_share:<product>``,
+    ``transaction_share:<product>``) ones.
 
     What a key result's ``metric``, ``simkit.ensemble(metrics=...)`` and plots may name.
     ``scenario`` is a Scenario, a YAML path or a bundled name.
@@ -1041,8 +1092,10 @@ def metric_names(scenario: Scenario | str | Path) -> list[str]:
 
 @functools.lru_cache(maxsize=256)
 def _metric_columns(features: tuple[str, ...], products: tuple[str, ...]) -> tuple[str, ...]:
-    """Asked of simkit/model/metrics.py, where metrics are defined: the columns of an empty
-    one-day recording with these features and products."""
+    """Ask simkit/model/metrics.py, where metrics are defined, for the metric columns.
+
+    They are the columns of an empty one-day recording with these features and products.
+    """
     from ..model.metrics import Recorder
 
     return tuple(Recorder(1, list(products), list(features), ["all"]).frame().columns)
@@ -1059,9 +1112,12 @@ _LEVER_RANGES_KNOWN: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 
 class Lever(Strict):
-    """A parameter of the plan the team controls (e.g. how much a feature lifts visits, or
-    the size of a price cut), searched by the OKR stress test for *what it takes*: the
-    value nearest to least at which the key result is met with probability >= 80%."""
+    """A parameter of the plan the team controls, searched by the OKR stress test.
+
+    A lever is, e.g., how much a feature lifts visits, or the size of a price cut. The stress
+    test searches it for *what it takes*: the value nearest to least at which the key result
+    is met with probability >= 80%.
+    """
 
     path: str = Field(
         description="Path of the number in this scenario, e.g. outputs[0].frequency_uplift "
@@ -1078,9 +1134,11 @@ class Lever(Strict):
 
 
 class KeyResult(Strict):
-    """A key result: a metric, aggregated on a deadline, against a target. Met when the
-    aggregate (or its relative change since baseline_day) is at least (or at most) the
-    target; the OKR stress test gives the probability of that across runs."""
+    """A key result: a metric, aggregated on a deadline, against a target.
+
+    It is met when the aggregate (or its relative change since baseline_day) is at least (or
+    at most) the target; the OKR stress test gives the probability of that across runs.
+    """
 
     name: str | None = Field(
         None, description="Short label for tables and plots (default: written from the fields)."
@@ -1128,8 +1186,10 @@ class KeyResult(Strict):
 
 
 class Objective(Strict):
-    """An objective: a qualitative goal with 2 to 5 measurable key results; it is met when
-    all of its key results are met."""
+    """An objective: a qualitative goal with 2 to 5 measurable key results.
+
+    It is met when all of its key results are met.
+    """
 
     name: str = Field(
         description="The objective in words, e.g. 'Become the everyday ride'; unique."
@@ -1151,9 +1211,11 @@ class Objective(Strict):
 
 
 class Control(Strict):
-    """A slider of the explorer widget (`simkit.widgets.explore`): a number of the
-    scenario that a user moves to see what changes. Without a controls section the widget
-    derives sliders from the outputs' effect parameters."""
+    """A slider of the explorer widget (`simkit.widgets.explore`).
+
+    A control is a number of the scenario that a user moves to see what changes. Without a
+    controls section the widget derives sliders from the outputs' effect parameters.
+    """
 
     path: str = Field(
         description="Path of the number in this scenario, e.g. outputs[0].appeal, "
@@ -1256,9 +1318,17 @@ class Scenario(Strict):
     # -- derived helpers -------------------------------------------------------------
     @property
     def our_product(self) -> Product:
+        """The product with ``ours: true``, the one whose plan is simulated."""
         return next(p for p in self.products if p.ours)
 
     def product_index(self, name: str) -> int:
+        """Return the position of the product called ``name`` in ``products``.
+
+        Raises
+        ------
+        ValueError
+            If no product has that name.
+        """
         return [p.name for p in self.products].index(name)
 
     @property
@@ -1271,7 +1341,13 @@ class Scenario(Strict):
         return names
 
     def variant_outputs(self, variant: str) -> list[int]:
-        """Indices of the outputs a variant ships."""
+        """Return the indices of the outputs a variant ships.
+
+        Raises
+        ------
+        KeyError
+            If ``variant`` is not one of the scenario's ``variants``.
+        """
         if variant not in self.variants:
             known = ", ".join(self.variants) or "none defined"
             raise KeyError(f"unknown variant '{variant}' (variants: {known})")
@@ -1279,10 +1355,16 @@ class Scenario(Strict):
         return [i for i, o in enumerate(self.outputs) if o.id in ids]
 
     def output_day(self, output) -> int:
-        """The day number (0 is the first day) on which ``output`` ships."""
+        """Return the day number (0 is the first day) on which ``output`` ships."""
         return self.day_number(output.day)
 
     def output_label(self, i: int) -> str:
+        """Return the label of output ``i`` for tables and plots.
+
+        It is the output's ``label`` if it has one, else a short description of it (the
+        feature's name, ``buys <target>``, ``price change``, ...), preceded by the product's
+        name for another product than ours.
+        """
         o = self.outputs[i]
         if o.label:
             return o.label
@@ -1302,11 +1384,13 @@ class Scenario(Strict):
     # -- cross references ---------------------------------------------------------------
     @model_validator(mode="after")
     def _cross_references(self):
-        """Everything that refers to something else: segment shares add up, names are
-        unique, one product is ours, the plan names known products, segments and features,
-        on days inside the horizon, in an order that makes sense (nothing acts after it is
-        acquired), and variants name known output ids. Checked in this order: the first
-        problem is the one reported."""
+        """Check everything that refers to something else.
+
+        Segment shares add up, names are unique, one product is ours, the plan names known
+        products, segments and features, on days inside the horizon, in an order that makes
+        sense (nothing acts after it is acquired), and variants name known output ids.
+        Checked in this order: the first problem is the one reported.
+        """
         self._check_segments_and_products()
         self._check_plan()
         self._check_ids_and_affinities()
@@ -1340,7 +1424,7 @@ class Scenario(Strict):
             )
 
     def _check_plan(self) -> None:
-        """The outputs, in the order they ship (what is gone or launched depends on it)."""
+        """Check the outputs, in the order they ship (what is gone or launched depends on it)."""
         names = [p.name for p in self.products]
         gone: dict[str, int] = {}  # acquired product -> the day it left
         launched: set[tuple[str, str]] = set()  # (product, feature)
@@ -1437,7 +1521,7 @@ class Scenario(Strict):
 
     # -- OKRs -------------------------------------------------------------------------------
     def day_number(self, day: int | dt.date) -> int:
-        """A day number (0 is the first day) from a day number or a date."""
+        """Return the day number (0 is the first day) of a day number or a date."""
         if isinstance(day, dt.date):
             if self.start_date is None:  # validation refuses dates without start_date
                 raise ScenarioError(self.name, "start_date", "a date needs start_date at the top")
@@ -1446,8 +1530,10 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _okr_references(self):
-        """Key results name known metrics, fall inside the horizon and have 2-5 siblings;
-        runs after :meth:`_cross_references`, so problems of the plan are reported first."""
+        """Check that key results name known metrics, fall inside the horizon, have 2-5 siblings.
+
+        Runs after :meth:`_cross_references`, so problems of the plan are reported first.
+        """
         if not self.okrs:
             return self
 
@@ -1534,9 +1620,11 @@ class Scenario(Strict):
     # -- controls of the explorer widget ------------------------------------------------------
     @model_validator(mode="after")
     def _control_references(self):
-        """Each control names a number of the market or the plan, once, with a range that
-        holds its current value (a distribution's mean) and that the field allows; runs
-        after the plan and OKR checks."""
+        """Check that each control names a number of the market or the plan, once.
+
+        Its range must hold its current value (a distribution's mean) and be one the field
+        allows. Runs after the plan and OKR checks.
+        """
         if not self.controls:
             return self
 
@@ -1672,7 +1760,7 @@ _MISSING = object()
 
 
 def _lookup(data: Any, keys: list[str | int]) -> Any:
-    """The value at ``keys`` in a dumped scenario, or ``_MISSING``."""
+    """Return the value at ``keys`` in a dumped scenario, or ``_MISSING``."""
     for key in keys:
         try:
             data = data[key]
@@ -1683,7 +1771,7 @@ def _lookup(data: Any, keys: list[str | int]) -> Any:
 
 @functools.lru_cache(maxsize=128)
 def _schema_bounds(cls: type[BaseModel], key: str) -> dict:
-    """The numeric bounds (ge/gt/le/lt) a field of ``cls`` states in its JSON Schema."""
+    """Return the numeric bounds (ge/gt/le/lt) a field of ``cls`` states in its JSON Schema."""
     prop = cls.model_json_schema(by_alias=True).get("properties", {}).get(key, {})
     todo = [prop]
     while todo:
@@ -1704,7 +1792,7 @@ def _schema_bounds(cls: type[BaseModel], key: str) -> dict:
 
 
 def _path_bounds(scenario: Scenario, keys: list[str | int]) -> dict:
-    """The bounds of the field at ``keys`` (e.g. ``{"ge": 0, "le": 1}``); {} if unknown."""
+    """Return the bounds of the field at ``keys`` (e.g. ``{"ge": 0, "le": 1}``); {} if unknown."""
     obj: Any = scenario
     owner, name = None, None
     for key in keys:
@@ -1749,7 +1837,9 @@ def _key_text(key: Any, first: bool) -> str:
 
 
 def _loc_to_path(loc, data: Any = None) -> str:
-    """``('outputs', 2, 'feature', 'day')`` -> ``outputs[2].day``.
+    """Turn a pydantic error location into a path of the scenario.
+
+    E.g. ``('outputs', 2, 'feature', 'day')`` -> ``outputs[2].day``.
 
     The data is walked alongside, to tell list indices from mapping keys that are
     numbers and to drop the tags pydantic inserts for tagged unions (an output's
@@ -1815,7 +1905,7 @@ _COMPARE = {
 
 
 def _rewrite_message(err: Mapping[str, Any]) -> str:
-    """A pydantic error as a short sentence: what was expected and what was found."""
+    """Rewrite a pydantic error as a short sentence: what was expected and what was found."""
     t = err["type"]
     ctx = err.get("ctx") or {}
     got = err.get("input")
@@ -1875,7 +1965,7 @@ def _path_and_message(err: Mapping[str, Any], data: Any) -> tuple[str, str]:
 
 
 def _format_errors(exc: ValidationError, source: str, data: Any = None) -> ScenarioError:
-    """The first problem as a :class:`ScenarioError`; the others are only counted."""
+    """Return the first problem as a :class:`ScenarioError`; the others are only counted."""
     problems = dict.fromkeys(_path_and_message(err, data) for err in exc.errors())
     seen_paths = dict.fromkeys(path for path, _ in problems)
     path, message = next(iter(problems))
@@ -1953,7 +2043,7 @@ _TAG_PREFIX = "tag:yaml.org,2002:"
 
 
 def _yaml_problem(exc: yaml.YAMLError, text: str = "") -> str:
-    """A YAML error as one line: where (line, column) and what."""
+    """Describe a YAML error in one line: where (line, column) and what."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["unreadable"])[0]
@@ -1976,7 +2066,7 @@ def _yaml_problem(exc: yaml.YAMLError, text: str = "") -> str:
 
 
 def read_scenario_data(path: str | Path | Traversable, source: str | None = None) -> Any:
-    """The YAML data of a scenario file (safe loader, no validation).
+    """Read the YAML data of a scenario file (safe loader, no validation).
 
     ``path`` is a file name, a :class:`pathlib.Path` or a package resource (a value of
     :func:`bundled_scenarios`).
@@ -2124,7 +2214,7 @@ def _dump(scenario: Scenario) -> dict:
 
 
 def get_value(scenario: Scenario, path: str):
-    """The value at ``path`` (``products[0].price``, ``segments[1].traits.need.mean``)."""
+    """Return the value at ``path`` (``products[0].price``, ``segments[1].traits.need.mean``)."""
     obj: Any = _dump(scenario)
     for key in _split_path(path):
         try:
@@ -2135,7 +2225,7 @@ def get_value(scenario: Scenario, path: str):
 
 
 def with_values(scenario: Scenario, values: dict[str, Any]) -> Scenario:
-    """A copy of ``scenario`` with the value at each path replaced, validated again.
+    """Return a copy of ``scenario`` with the value at each path replaced, validated again.
 
     Missing intermediate keys (an optional section not written in the file) are created.
     """
