@@ -133,8 +133,7 @@ def design(
     in ``exclude`` are left out. Columns are the parameter paths, sorted.
     """
     runs = _check_runs(runs)
-    if sampler not in SAMPLERS:
-        raise SimkitError(f"unknown sampler '{sampler}' (expected one of: {', '.join(SAMPLERS)})")
+    _check_sampler(sampler)
     sc = load_scenario(scenario)
     skip = set(exclude)
     params = {p: d for p, d in sorted(uncertain_parameters(sc).items()) if p not in skip}
@@ -710,10 +709,139 @@ def ensemble(
     >>> ens.experiments.columns.tolist()[:3]
     ['run', 'seed_entropy', 'spawn_key']
     """
+    plan = _plan(
+        scenario,
+        runs,
+        seed,
+        users=users,
+        days=days,
+        warmup_days=warmup_days,
+        sampler=sampler,
+        values=values,
+        variant=variant,
+        without_outputs=without_outputs,
+        engine=engine,
+        metrics=metrics,
+        retention_weeks=retention_weeks,
+        chunk_size=chunk_size,
+        seed_index=seed_index,
+        population_seed=population_seed,
+    )
+    store, pending = _resume(plan, out, chunk_size)
+    frames: dict[int, dict[str, pd.DataFrame]] = {}
+    computed = _run_pending(
+        plan,
+        pending,
+        store,
+        frames,
+        executor=executor,
+        chunk_size=chunk_size,
+        progress=progress,
+        desc=desc or plan.scenario.name,
+    )
+    return _result(plan, store, frames, computed)
+
+
+# --- step 1: check the arguments and plan the runs -------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """An ensemble decided before any run is computed.
+
+    ``seeds[i]`` and ``per_run[i]`` are run ``i``'s seed and fixed values; ``key`` is
+    what makes the runs what they are (a directory holding another key is refused) and
+    ``info`` what the manifest records besides.
+    """
+
+    scenario: Scenario
+    runs: int
+    root: np.random.SeedSequence
+    sampler: str
+    seeds: list[np.random.SeedSequence]
+    per_run: list[dict]
+    job: _Job
+    columns: list[str]
+    key: dict
+    info: dict
+
+
+def _plan(
+    scenario,
+    runs,
+    seed,
+    *,
+    users,
+    days,
+    warmup_days,
+    sampler,
+    values,
+    variant,
+    without_outputs,
+    engine,
+    metrics,
+    retention_weeks,
+    chunk_size,
+    seed_index,
+    population_seed,
+) -> _Plan:
+    """Check :func:`ensemble`'s arguments (a bad one is a one-line :class:`SimkitError`)
+    and decide every run's seed and parameter values."""
     sc = load_scenario(scenario)
     sc, horizon = with_overrides(sc, users=users, days=days, warmup_days=warmup_days)
+    _check_sampler(sampler)
+    runs, fixed, design_frame = _checked_values(sc, runs, values)
+    metrics = _checked_metrics(sc, metrics)
+    weeks = _checked_weeks(retention_weeks)
+    _check_chunk_size(chunk_size)
+    root = as_seed_sequence(sc.seed if seed is None else seed)
+    if variant is not None and variant not in sc.variants:
+        known_v = ", ".join(sc.variants) or "none defined"
+        raise SimkitError(f"unknown variant '{variant}' (variants: {known_v})")
+    per_run = _per_run_values(sc, runs, root, sampler, fixed, design_frame)
+    seeds = _run_seeds(root, runs, seed_index)
+    job = _job(sc, horizon, metrics, weeks, variant, without_outputs, engine, population_seed)
+    columns = list(metrics) if metrics is not None else metric_names(sc)
+    key = _store_key(
+        sc,
+        root,
+        sampler,
+        fixed,
+        design_frame,
+        runs,
+        metrics,
+        weeks,
+        horizon,
+        variant=variant,
+        without_outputs=without_outputs,
+        engine=engine,
+        population_seed=population_seed,
+        seed_index=seed_index,
+    )
+    info = {
+        "scenario_name": sc.name,
+        "scenario_data": sc.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "sampler": sampler,
+        "seed_entropy": str(root.entropy),
+        "seed_spawn_key": list(root.spawn_key),
+        "columns": columns,
+        "days": horizon,
+    }
+    return _Plan(sc, runs, root, sampler, seeds, per_run, job, columns, key, info)
+
+
+def _check_sampler(sampler: str) -> None:
+    """Refuse a sampler that is not one of :data:`SAMPLERS`."""
     if sampler not in SAMPLERS:
         raise SimkitError(f"unknown sampler '{sampler}' (expected one of: {', '.join(SAMPLERS)})")
+
+
+def _checked_values(
+    sc: Scenario, runs: int | None, values
+) -> tuple[int, dict, pd.DataFrame | None]:
+    """The number of runs, the values fixed for every run and the design (one row per
+    run), checked once here rather than in every run: every path must name a parameter,
+    and the values (a design by its extremes: the checks are ranges) must validate."""
     design_frame: pd.DataFrame | None = None
     fixed: dict = {}
     if isinstance(values, pd.DataFrame):
@@ -732,41 +860,89 @@ def ensemble(
             get_value(sc, str(path))
         except KeyError:
             raise SimkitError(f"values: no parameter at '{path}' in {sc.name}") from None
-    # values are checked here, once, rather than in every run (a design by its extremes:
-    # the checks are ranges)
     checks = [fixed] if fixed else []
     if design_frame is not None and len(design_frame):
         for extreme in (design_frame.min(), design_frame.max()):
             checks.append({**fixed, **{str(k): float(v) for k, v in extreme.items()}})
     for check in checks:
         with_values(sc, check)
-    known = metric_names(sc)
-    if metrics is not None:
-        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-        for m in metrics:
-            if m not in known:
-                import difflib
+    return runs, fixed, design_frame
 
-                close = difflib.get_close_matches(str(m), known, n=1)
-                hint = (
-                    f"did you mean '{close[0]}'?"
-                    if close
-                    else "simkit.metric_names(scenario) lists them"
-                )
-                raise SimkitError(f"metrics: unknown metric '{m}' ({hint})")
+
+def _checked_weeks(retention_weeks: Sequence[int]) -> tuple[int, ...]:
+    """The weeks after adoption to pool retention at, each >= 0."""
     weeks = tuple(int(w) for w in retention_weeks)
     if any(w < 0 for w in weeks):
         raise SimkitError("retention_weeks: weeks after adoption are >= 0")
+    return weeks
+
+
+def _check_chunk_size(chunk_size) -> None:
+    """Refuse a chunk size that is not ``None`` or a whole number >= 1."""
     if chunk_size is not None and (
         isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
     ):
         raise SimkitError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
-    root = as_seed_sequence(sc.seed if seed is None else seed)
-    if variant is not None and variant not in sc.variants:
-        known_v = ", ".join(sc.variants) or "none defined"
-        raise SimkitError(f"unknown variant '{variant}' (variants: {known_v})")
 
-    # per-run values: fixed, then the design, then an LHS sample of the rest
+
+def _job(
+    sc: Scenario,
+    horizon: int,
+    metrics: list[str] | None,
+    weeks: tuple[int, ...],
+    variant: str | None,
+    without_outputs,
+    engine: str,
+    population_seed,
+) -> _Job:
+    """What every run shares: the scenario, :func:`simkit.run`'s options (a shorter
+    horizon, a population seed unless ``"run"``), the metric columns and weeks kept."""
+    run_kwargs = {"variant": variant, "without_outputs": without_outputs, "engine": engine}
+    if horizon < sc.days:
+        run_kwargs["days"] = horizon  # shorter: simkit.run stops early
+    if population_seed is not None and not (
+        isinstance(population_seed, str) and population_seed == "run"
+    ):
+        run_kwargs["population_seed"] = as_seed_sequence(population_seed)
+    return _Job(
+        sc,
+        run_kwargs,
+        tuple(metrics) if metrics is not None else None,
+        weeks,
+        population_seed == "run",
+    )
+
+
+def _checked_metrics(sc: Scenario, metrics) -> list[str] | None:
+    """The metric columns to keep as a list (``None``: all), each a metric of ``sc``."""
+    if metrics is None:
+        return None
+    known = metric_names(sc)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    for m in metrics:
+        if m not in known:
+            import difflib
+
+            close = difflib.get_close_matches(str(m), known, n=1)
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else "simkit.metric_names(scenario) lists them"
+            )
+            raise SimkitError(f"metrics: unknown metric '{m}' ({hint})")
+    return metrics
+
+
+def _per_run_values(
+    sc: Scenario,
+    runs: int,
+    root: np.random.SeedSequence,
+    sampler: str,
+    fixed: dict,
+    design_frame: pd.DataFrame | None,
+) -> list[dict]:
+    """Each run's values: the fixed ones, then its row of the design, then (``"lhs"``)
+    its row of a Latin hypercube over the rest. What is left is drawn by the run."""
     exclude = set(fixed) | set(design_frame.columns if design_frame is not None else [])
     sampled = design(sc, runs, root, "lhs", exclude=exclude) if sampler == "lhs" else None
     per_run: list[dict] = []
@@ -777,31 +953,52 @@ def ensemble(
         if sampled is not None and len(sampled.columns):
             v.update({k: float(x) for k, x in sampled.iloc[i].items()})
         per_run.append(v)
-    if seed_index is None:
-        seeds = root.spawn(runs)
-    else:
-        index = [int(i) for i in seed_index]
-        if len(index) != runs or min(index, default=0) < 0:
-            raise SimkitError(f"seed_index: expected {runs} indices >= 0, got {len(index)}")
-        children = root.spawn(max(index) + 1)
-        seeds = [children[i] for i in index]
-    run_kwargs = {"variant": variant, "without_outputs": without_outputs, "engine": engine}
-    if horizon < sc.days:
-        run_kwargs["days"] = horizon  # shorter: simkit.run stops early
-    if population_seed is not None and not (
-        isinstance(population_seed, str) and population_seed == "run"
-    ):
-        run_kwargs["population_seed"] = as_seed_sequence(population_seed)
-    job = _Job(
-        sc,
-        run_kwargs,
-        tuple(metrics) if metrics is not None else None,
-        weeks,
-        population_seed == "run",
-    )
-    columns = list(metrics) if metrics is not None else known
+    return per_run
 
-    key = {
+
+def _run_seeds(
+    root: np.random.SeedSequence, runs: int, seed_index: Sequence[int] | None
+) -> list[np.random.SeedSequence]:
+    """Run ``i``'s seed: child ``i`` of ``root``, or child ``seed_index[i]``."""
+    if seed_index is None:
+        return root.spawn(runs)
+    index = [int(i) for i in seed_index]
+    if len(index) != runs or min(index, default=0) < 0:
+        raise SimkitError(f"seed_index: expected {runs} indices >= 0, got {len(index)}")
+    children = root.spawn(max(index) + 1)
+    return [children[i] for i in index]
+
+
+def _store_key(
+    sc: Scenario,
+    root: np.random.SeedSequence,
+    sampler: str,
+    fixed: dict,
+    design_frame: pd.DataFrame | None,
+    runs: int,
+    metrics: list[str] | None,
+    weeks: tuple[int, ...],
+    horizon: int,
+    *,
+    variant: str | None,
+    without_outputs,
+    engine: str,
+    population_seed,
+    seed_index: Sequence[int] | None,
+) -> dict:
+    """What makes an ensemble's runs what they are, as JSON: the key of its directory.
+
+    ``runs`` belongs to it only when the design depends on it (LHS, a given design):
+    a Monte Carlo ensemble can be extended.
+    """
+    if isinstance(population_seed, str | None):
+        population = population_seed
+    else:
+        population = [
+            str(as_seed_sequence(population_seed).entropy),
+            list(as_seed_sequence(population_seed).spawn_key),
+        ]
+    return {
         "scenario": _scenario_digest(sc),
         "seed": [str(root.entropy), list(root.spawn_key)],
         "sampler": sampler,
@@ -814,59 +1011,67 @@ def ensemble(
         "metrics": list(metrics) if metrics is not None else None,
         "retention_weeks": list(weeks),
         "days": horizon,
-        "population_seed": population_seed
-        if isinstance(population_seed, str | None)
-        else [
-            str(as_seed_sequence(population_seed).entropy),
-            list(as_seed_sequence(population_seed).spawn_key),
-        ],
+        "population_seed": population,
         "seed_index": hashlib.sha256(json.dumps(list(map(int, seed_index))).encode()).hexdigest()
         if seed_index is not None
         else None,
     }
-    info = {
-        "scenario_name": sc.name,
-        "scenario_data": sc.model_dump(mode="json", by_alias=True, exclude_none=True),
-        "sampler": sampler,
-        "seed_entropy": str(root.entropy),
-        "seed_spawn_key": list(root.spawn_key),
-        "columns": columns,
-        "days": horizon,
-    }
-    store = _Store.open(Path(out), key, info, chunk_size) if out is not None else None
-    done = store.covered(runs) if store is not None else set()
-    pending = [i for i in range(runs) if i not in done]
 
-    frames: dict[int, dict[str, pd.DataFrame]] = {}
-    computed = 0
-    if pending:
-        ex = as_executor(executor, runs=len(pending))
-        with ex:
-            size = chunk_size
-            if store is not None and store.manifest.get("chunk_size"):
-                size = int(store.manifest["chunk_size"])
-            size = size or _default_chunk(runs, ex.workers)
-            if store is not None and not store.manifest.get("chunk_size"):
-                store.manifest["chunk_size"] = size
-            computed = _execute(
-                ex,
-                job,
-                _chunks(pending, size),
-                seeds,
-                per_run,
-                weeks,
-                store,
-                frames,
-                total=runs,
-                done=runs - len(pending),
-                progress=progress,
-                desc=desc or sc.name,
-            )
-    if store is not None:
-        store.finish(runs)
-        return _from_store(store, runs, sc, root, sampler, computed, key, info)
-    parts = [frames[k] for k in sorted(frames)]
-    return _assemble(parts, sc, root, sampler, columns, computed, key, info)
+
+# --- step 2: resume from what is on disk -----------------------------------------------
+
+
+def _resume(
+    plan: _Plan, out: str | Path | None, chunk_size: int | None
+) -> tuple[_Store | None, list[int]]:
+    """The store in ``out`` (opened, or started there; ``None`` without ``out``) and
+    the runs it does not hold yet, in order."""
+    store = _Store.open(Path(out), plan.key, plan.info, chunk_size) if out is not None else None
+    done = store.covered(plan.runs) if store is not None else set()
+    return store, [i for i in range(plan.runs) if i not in done]
+
+
+# --- step 3: compute the missing runs in chunks ----------------------------------------
+
+
+def _run_pending(
+    plan: _Plan,
+    pending: list[int],
+    store: _Store | None,
+    frames: dict,
+    *,
+    executor,
+    chunk_size: int | None,
+    progress: bool | dict,
+    desc: str,
+) -> int:
+    """Compute the ``pending`` runs on ``executor``, in chunks of consecutive runs (the
+    size the store was started with, else ``chunk_size``, else :func:`_default_chunk`);
+    return how many were computed."""
+    if not pending:
+        return 0
+    ex = as_executor(executor, runs=len(pending))
+    with ex:
+        size = chunk_size
+        if store is not None and store.manifest.get("chunk_size"):
+            size = int(store.manifest["chunk_size"])
+        size = size or _default_chunk(plan.runs, ex.workers)
+        if store is not None and not store.manifest.get("chunk_size"):
+            store.manifest["chunk_size"] = size
+        return _execute(
+            ex,
+            plan.job,
+            _chunks(pending, size),
+            plan.seeds,
+            plan.per_run,
+            plan.job.weeks,
+            store,
+            frames,
+            total=plan.runs,
+            done=plan.runs - len(pending),
+            progress=progress,
+            desc=desc,
+        )
 
 
 def _execute(
@@ -913,6 +1118,20 @@ def _execute(
     finally:
         bar.close()
     return computed
+
+
+# --- step 4: the result ---------------------------------------------------------------
+
+
+def _result(plan: _Plan, store: _Store | None, frames: dict, computed: int) -> EnsembleResult:
+    """The ensemble's result: read from the store (marked complete if it is), or
+    assembled from the chunks' ``frames`` held in memory."""
+    args = (plan.scenario, plan.root, plan.sampler)
+    if store is not None:
+        store.finish(plan.runs)
+        return _from_store(store, plan.runs, *args, computed, plan.key, plan.info)
+    parts = [frames[k] for k in sorted(frames)]
+    return _assemble(parts, *args, plan.columns, computed, plan.key, plan.info)
 
 
 def _split_runs_table(runs_df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
