@@ -43,8 +43,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """``simkit.widgets`` (the explorer) is imported on first use: ``import simkit`` stays
-    quick and does not load ipywidgets."""
+    """Import ``simkit.widgets`` (the explorer) on first use.
+
+    So ``import simkit`` stays quick and does not load ipywidgets.
+    """
     if name == "widgets":
         import importlib
 

@@ -53,6 +53,13 @@ def _seed(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``simkit`` command and its subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A parser whose errors are one line on stderr and exit status 2.
+    """
     p = _Parser(prog="simkit", description="Simulate users reacting to product outputs.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -450,6 +457,20 @@ COMMANDS["calibrate"] = cmd_calibrate
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``simkit`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``simkit`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 on bad input (a :class:`~simkit.errors.SimkitError`,
+        printed as one line on stderr), 130 if interrupted. Unparsable arguments exit with
+        status 2 from the parser.
+    """
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

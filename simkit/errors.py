@@ -35,9 +35,11 @@ class ScenarioError(SimkitError):
         super().__init__(str(self))
 
     def __reduce__(self):  # picklable, so it crosses process and Dask boundaries
+        """Rebuild the error from its source, path, message and count of further problems."""
         return (type(self), (self.source, self.path, self.message, self.more))
 
     def __str__(self) -> str:
+        """Return the one-line message: ``source: path: message (and N more problems)``."""
         where = f"{self.source}: {self.path}: " if self.path else f"{self.source}: "
         tail = f" (and {self.more} more problem{'s' if self.more > 1 else ''})" if self.more else ""
         return f"{where}{self.message}{tail}"

@@ -113,12 +113,12 @@ DEFAULT_TRAILING = ("customers", "market_share", "revenue")
 
 
 def product_colors(names: Sequence[str]) -> dict[str, str]:
-    """A colour per product, in the order given (ours first: see analysis.product_order)."""
+    """Give each product a colour, in the order given (ours first: see analysis.product_order)."""
     return {n: PRODUCT_COLORS[i % len(PRODUCT_COLORS)] for i, n in enumerate(names)}
 
 
 def metric_color(metric: str) -> str:
-    """The colour of an indicator: a blue for leading, a red/orange for trailing."""
+    """Return the colour of an indicator: a blue for leading, a red/orange for trailing."""
     if metric.startswith("feature_utilization:"):
         h = sum(map(ord, metric)) % len(FEATURE_SHADES)
         return FEATURE_SHADES[h]
@@ -130,7 +130,10 @@ def metric_color(metric: str) -> str:
 
 
 def metric_label(metric: str) -> str:
-    """A short human label: ``feature_utilization:scheduled_rides`` -> 'scheduled rides use'."""
+    """Return a short human label of a metric.
+
+    E.g. ``feature_utilization:scheduled_rides`` -> 'scheduled rides use'.
+    """
     if metric.startswith("feature_utilization:"):
         return metric.split(":", 1)[1].replace("_", " ") + " use"
     if ":" in metric:
@@ -228,9 +231,10 @@ def mark_launches(
     max_chars: int = 48,
     fit: bool = False,
 ) -> list:
-    """Mark output launches: a vertical line per day and a horizontal label at the top,
-    stacked in rows so that labels never overlap (outputs shipping on the same day share
-    one label, shortened to ``max_chars`` unless there is room before the right edge).
+    """Mark output launches: a vertical line per day and a horizontal label at the top.
+
+    Labels are stacked in rows so that they never overlap (outputs shipping on the same day
+    share one label, shortened to ``max_chars`` unless there is room before the right edge).
     Our outputs are dark; competitors' are grey and dashed. ``fit``: raise the top of
     the y axis so that the label rows sit above the data. Call once the x limits are
     final.
@@ -304,8 +308,10 @@ def mark_outputs(ax, result: RunResult, ours_only: bool = False) -> None:
 
 
 def widen_for_labels(ax, items: Sequence[tuple[float, str, str]], fontsize: float = 7.5) -> float:
-    """Widen the x range so that labels at the right end of the data fit; returns the
-    old right end (where the labels go)."""
+    """Widen the x range so that labels at the right end of the data fit.
+
+    Returns the old right end (where the labels go).
+    """
     x0, x1 = ax.get_xlim()
     texts = [t for y, t, _ in items if np.isfinite(y)]
     if not texts:
@@ -325,10 +331,12 @@ def label_line_ends(
     pad_days: float | None = None,
     x: float | None = None,
 ) -> list:
-    """Label lines at their right ends (``items``: (last y, text, colour)), nudging labels
-    apart vertically so they never overlap. Call once the y limits are final. Without
-    ``x`` (where the data end) the x range is first widened to make room
-    (:func:`widen_for_labels`). Returns the text artists."""
+    """Label lines at their right ends (``items``: (last y, text, colour)).
+
+    Labels are nudged apart vertically so they never overlap. Call once the y limits are
+    final. Without ``x`` (where the data end) the x range is first widened to make room
+    (:func:`widen_for_labels`). Returns the text artists.
+    """
     items = [(y, t, c) for y, t, c in items if np.isfinite(y)]
     if not items:
         return []
@@ -358,8 +366,11 @@ def label_line_ends(
 
 
 def days_axis(ax, start_date=None, last_day: float | None = None, label: bool = True) -> None:
-    """Day axis: month ticks ("Feb", "Mar", ...) when the scenario has a start date, else
-    day numbers; ticks stop at ``last_day`` (room right of it is for labels)."""
+    """Format a day axis: month ticks when the scenario has a start date, else day numbers.
+
+    Month ticks read "Feb", "Mar", ...; ticks stop at ``last_day`` (room right of it is for
+    labels).
+    """
     x0, x1 = ax.get_xlim()
     last = x1 if last_day is None else last_day
     if start_date is not None:
@@ -404,8 +415,10 @@ def plot_retention_heatmap(
     max_weeks: int | None = None,
     cmap: str = "YlGnBu",
 ):
-    """Cohort heatmap: cohort (adoption week) x weeks since adoption, colour = % of the
-    cohort active in that week (or still a customer, ``kind="survival"``).
+    """Draw a cohort heatmap: cohort (adoption week) x weeks since adoption.
+
+    The colour is the % of the cohort active in that week (or still a customer,
+    ``kind="survival"``).
 
     ``table``: a long frame from :func:`simkit.analysis.cohort_table` (many runs are
     averaged cell by cell) or run results. Unobserved cells are blank. Cells are
@@ -474,8 +487,10 @@ def plot_cohort_curves(
     cmap: str = "Greys",
     min_cohorts: float = 3,
 ):
-    """Survival (or activity retention) curves of individual cohorts, thin, plus the
-    average across cohorts weighted by cohort size (thick, with its 95% band over runs).
+    """Draw the survival (or activity retention) curves of individual cohorts and their average.
+
+    Individual cohorts are thin lines; the average across cohorts, weighted by cohort size,
+    is thick, with its 95% band over runs.
 
     ``table``: a long frame from :func:`simkit.analysis.cohort_table`, or run results
     (then ``average`` is computed: the chained estimate for survival, pooled for
@@ -609,8 +624,11 @@ def plot_market_share(frame, ax=None, measure: str = "user_share", launches=None
 
 
 def indexed(series: pd.Series, base_day: int = 0, window: int = 28) -> pd.Series:
-    """A series x 100 / its mean over the ``window`` days before ``base_day`` (day 0's
-    value when ``base_day`` is 0)."""
+    """Index a series to 100: the series x 100 / its mean over the days before ``base_day``.
+
+    The mean is over the ``window`` days before ``base_day`` (day 0's value when
+    ``base_day`` is 0).
+    """
     before = series.loc[(series.index < base_day) & (series.index >= base_day - window)]
     base = before.mean() if len(before) else series.iloc[0]
     return series * (100.0 / base) if base else series * np.nan
@@ -684,9 +702,12 @@ def plot_leading_trailing(
 def plot_levels(
     results, metrics: Sequence[str] = ("customers", "dau"), ax=None, smooth: int = 7, launches=None
 ):
-    """Levels of a few indicators of one unit (counts or money), mean across runs with a
-    95% band, human-formatted (3.2M). Daily flows are drawn as trailing 7-day means.
-    Draws one line and (with many runs) one band per metric."""
+    """Plot the levels of a few indicators of one unit (counts or money).
+
+    Each is the mean across runs with a 95% band, human-formatted (3.2M). Daily flows are
+    drawn as trailing 7-day means.
+    Draws one line and (with many runs) one band per metric.
+    """
     ax = ax or plt.gca()
     rs = _results(results)
     cols = [c for c in metrics if c in rs[0].metrics]
@@ -963,8 +984,11 @@ def plot_money(result: RunResult, ax=None, smooth: int = 7):
 
 
 def overview(result: RunResult, fig=None):
-    """A four-panel overview of one run (or many): leading vs trailing, market share,
-    money and activity retention (weighted average across cohorts). Returns the figure."""
+    """Draw a four-panel overview of one run (or many).
+
+    The panels are leading vs trailing, market share, money and activity retention
+    (weighted average across cohorts). Returns the figure.
+    """
     fig = fig or plt.figure(figsize=(13, 8.5))
     axes = fig.subplots(2, 2)
     rs = _results(result)
@@ -979,8 +1003,10 @@ def overview(result: RunResult, fig=None):
 
 
 def headline(ttd: pd.DataFrame) -> str:
-    """One sentence: how fast leading vs trailing indicators detected the effect (the
-    ``"independent"`` test when the frame has it)."""
+    """Say in one sentence how fast leading vs trailing indicators detected the effect.
+
+    The ``"independent"`` test is used when the frame has it.
+    """
     if ttd.empty or ttd["launch_day"].isna().all():
         return "No outputs to compare: the plan is empty."
     if "test" in ttd and "independent" in set(ttd["test"]):
@@ -1027,8 +1053,10 @@ def adoption_headline(runs: list[RunResult]) -> str:
 
 
 def dashboard(comparison, fig=None, ttd: pd.DataFrame | None = None, persistence: int = 14):
-    """The one-page story of a plan: what shipped when, what moved, how fast leading and
-    trailing indicators detected it.
+    """Draw the one-page story of a plan.
+
+    It shows what shipped when, what moved, how fast leading and trailing indicators
+    detected it.
 
     ``comparison``: from :func:`simkit.analysis.compare`. Panels: leading vs trailing
     indicators (indexed, launches labelled); effect vs the counterfactual with 95% bands
@@ -1061,8 +1089,10 @@ def dashboard(comparison, fig=None, ttd: pd.DataFrame | None = None, persistence
 
 
 def _dashboard_axes(fig) -> dict:
-    """The dashboard's six panels: two wide rows on the left, a tall panel on the right,
-    and a bottom row of three."""
+    """Lay out the dashboard's six panels.
+
+    Two wide rows on the left, a tall panel on the right, and a bottom row of three.
+    """
     gs = fig.add_gridspec(
         3,
         3,
@@ -1086,8 +1116,11 @@ def _dashboard_axes(fig) -> dict:
 
 
 def _effect_panels(comparison, ttd: pd.DataFrame, axes: dict, persistence: int) -> None:
-    """Leading vs trailing indicators, the effect against the counterfactual with its
-    detection dots, and the time-to-detect chart."""
+    """Draw the effect panels of the dashboard.
+
+    They are leading vs trailing indicators, the effect against the counterfactual with its
+    detection dots, and the time-to-detect chart.
+    """
     launch_frame = comparison.launches()
     first = ttd[ttd["test"] == ttd["test"].iloc[0]] if "test" in ttd else ttd
     plot_leading_trailing(comparison.runs, axes["top"], launches=launch_frame)
@@ -1114,8 +1147,10 @@ def _effect_panels(comparison, ttd: pd.DataFrame, axes: dict, persistence: int) 
 
 
 def _adoption_panels(runs, axes: dict, launch_frame: pd.DataFrame) -> None:
-    """Without outputs of ours to compare: customers and DAU, the adoption curve and a
-    retention summary."""
+    """Draw the dashboard's panels for a plan without outputs of ours to compare.
+
+    They are customers and DAU, the adoption curve and a retention summary.
+    """
     plot_levels(runs, ("customers", "dau"), axes["top"], launches=launch_frame)
     axes["top"].set_title("Customers and daily active users (mean of runs, 95% band)")
     plot_levels(runs, ("new_customers",), axes["middle"], smooth=28)

@@ -1,5 +1,7 @@
-"""Example data shipped with simkit: the files that notebook 05 and ``docs/calibration.md``
-use, installed as package data so they are found from any working directory.
+"""Example data shipped with simkit.
+
+The files that notebook 05 and ``docs/calibration.md`` use, installed as package data so
+they are found from any working directory.
 
 =============================  ===========================================================
 ``subscription_app.yaml``      a market to calibrate (one subscription app, a loyalty plan
@@ -35,7 +37,7 @@ def _folder() -> Traversable:
 
 
 def example_names() -> list[str]:
-    """The file names of the example data, sorted.
+    """Return the file names of the example data, sorted.
 
     Returns
     -------
@@ -46,7 +48,7 @@ def example_names() -> list[str]:
 
 
 def example_data(name: str) -> Path:
-    """The path of an example data file shipped with simkit.
+    """Return the path of an example data file shipped with simkit.
 
     Parameters
     ----------

@@ -46,6 +46,35 @@ def event_log(
     shape: float = 0.6,
     visit_mean: float = 0.2,
 ) -> pd.DataFrame:
+    """Draw the synthetic event log of an app (``events.csv``).
+
+    Each week ``w`` a cohort of Poisson(``per_week * (1 + 0.03 w)``) users signs up. Each
+    user has a daily churn hazard ``h0 * rho`` with ``rho ~ Gamma(shape, mean 1)``, visits
+    on a day with probability ``v ~ Beta(mean visit_mean)`` while a customer, and the
+    signup and every visit are events with a lognormal amount.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The random numbers.
+    weeks : int
+        Number of weekly signup cohorts.
+    per_week : int
+        Mean signups in the first week (then 3% of it more each week).
+    start, end : str
+        First day of the log and last day observed (``YYYY-MM-DD``).
+    h0 : float
+        Daily churn hazard of a user with ``rho = 1``.
+    shape : float
+        Shape of the gamma distribution of ``rho`` (smaller: more heterogeneous).
+    visit_mean : float
+        Mean daily visit probability.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``user_id``, ``timestamp``, ``amount``, sorted by time then user.
+    """
     start_day = pd.Timestamp(start)
     last_day = (pd.Timestamp(end) - start_day).days
     rows_user, rows_day = [], []
@@ -82,6 +111,31 @@ def subscription_table(
     b: float = 5.5,
     start: str = "2024-01",
 ) -> pd.DataFrame:
+    """Draw the monthly survival table of a subscription (``subscriptions_monthly.csv``).
+
+    Each monthly cohort has Poisson(``size``) subscribers; each cancels in a month with a
+    fixed probability drawn from Beta(``a``, ``b``). Cohort ``c`` (0-based) is observed for
+    ``cohorts - c`` months, at most 12.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The random numbers.
+    cohorts : int
+        Number of monthly cohorts.
+    size : int
+        Mean number of subscribers of a cohort.
+    a, b : float
+        Parameters of the beta distribution of the monthly cancellation probability.
+    start : str
+        Month of the first cohort (``YYYY-MM``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Wide form: ``cohort``, ``size`` and ``month 0`` .. ``month 11``, the subscribers
+        still subscribed at the end of each month (missing where not yet observed).
+    """
     months = pd.period_range(start, periods=cohorts, freq="M")
     rows = []
     for c, m in enumerate(months):
@@ -101,6 +155,7 @@ def subscription_table(
 
 
 def main() -> None:
+    """Rewrite the three CSV files in ``simkit/data/examples/`` from the fixed seed."""
     from simkit.experiments.customer_data import read_event_log, write_cohort_table
 
     rng = np.random.default_rng(SEED)
