@@ -16,12 +16,14 @@ from .experiments.cache import RunCache
 from .experiments.calibrate import calibrate
 from .experiments.ensemble import EnsembleResult, ensemble, load_ensemble
 from .experiments.run import Progress, RunResult, run
+from .model.mesa_model import MarketModel
 from .scenario import Scenario, bundled_scenarios, load_scenario, metric_names, parse_scenario
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EnsembleResult",
+    "MarketModel",
     "Progress",
     "RunCache",
     "RunResult",

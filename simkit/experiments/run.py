@@ -17,50 +17,12 @@ from ..errors import SimkitError
 from ..model.agents import AgentMarketModel
 from ..model.compiled import CompiledMarketModel, StreamTables
 from ..model.compiled import threads as fast_threads
-from ..scenario.schema import Scenario, load_scenario, uncertain_parameters, with_values
+from ..model.setup import as_seed_sequence, prepare, resolve
+from ..scenario.schema import Scenario, load_scenario, with_values
 
 __all__ = ["RunResult", "Progress", "run", "resolve", "as_seed_sequence", "ENGINES"]
 
 ENGINES = {"compiled": CompiledMarketModel, "agents": AgentMarketModel}
-
-
-def as_seed_sequence(seed) -> np.random.SeedSequence:
-    """Normalise a seed (int, SeedSequence or Generator) to a fresh SeedSequence.
-
-    A SeedSequence passed in is copied, so spawning from the result never changes it
-    and the same object always gives the same run.
-    """
-    if isinstance(seed, np.random.SeedSequence):
-        return np.random.SeedSequence(
-            seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size
-        )
-    if isinstance(seed, np.random.Generator):
-        return as_seed_sequence(seed.bit_generator.seed_seq)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise SimkitError(f"seed must be a non-negative integer, got {seed!r}")
-    return np.random.SeedSequence(int(seed))
-
-
-def resolve(
-    scenario: Scenario,
-    rng: np.random.Generator | None = None,
-    values: dict[str, float] | None = None,
-) -> tuple[Scenario, dict[str, float]]:
-    """Replace every uncertain parameter by a number.
-
-    Values given in ``values`` (by path) are used as they are; the others are drawn by
-    inversion, ``dist.ppf(u)`` with one uniform per parameter (sorted by path) from
-    ``rng``. Returns the resolved scenario and the values used.
-    """
-    values = dict(values or {})
-    params = uncertain_parameters(scenario)
-    if params:
-        if rng is None:
-            rng = np.random.default_rng(scenario.seed)
-        u = rng.random(len(params))
-        for ui, path in zip(u, sorted(params), strict=True):
-            values.setdefault(path, float(params[path].ppf(ui)))
-    return with_values(scenario, values), values
 
 
 @dataclass
@@ -239,10 +201,9 @@ def run(
     """
     sc = load_scenario(scenario)
     sc, horizon = with_overrides(sc, users=users, days=days, warmup_days=warmup_days)
-    ss = as_seed_sequence(sc.seed if seed is None else seed)
-    pop_ss = as_seed_sequence(sc.seed if population_seed is None else population_seed)
-    param_ss, model_ss = ss.spawn(2)
-    resolved, drawn = resolve(sc, np.random.default_rng(param_ss), values)
+    setup = prepare(sc, seed, population_seed, values)  # (as simkit.MarketModel does)
+    resolved, drawn = setup.scenario, setup.values
+    pop_ss, model_ss = setup.population_seed, setup.model_seed
     skip = _output_indices(resolved, without_outputs)
     if variant is not None:
         try:

@@ -11,6 +11,10 @@
   ``step()`` is the day of one user (the readable specification);
 - :mod:`simkit.model.compiled` -- the compiled engine (numba), the default: the same day
   in compiled loops;
+- :mod:`simkit.model.setup` -- a run's seeds and resolved scenario (shared by
+  ``simkit.run`` and the Mesa model);
+- :mod:`simkit.model.mesa_model` -- :class:`MarketModel`, the market as a Mesa model:
+  one ``step()`` per day, a data collector, ``mesa.batch_run``;
 - :mod:`simkit.model.metrics` -- the recorder: where every daily metric and cohort table
   is defined.
 
@@ -20,5 +24,6 @@ The day's order of events is documented in ``docs/model.md`` §2.
 from .agents import AgentMarketModel
 from .compiled import CompiledMarketModel
 from .market import MarketBase
+from .mesa_model import MarketModel
 
-__all__ = ["AgentMarketModel", "CompiledMarketModel", "MarketBase"]
+__all__ = ["AgentMarketModel", "CompiledMarketModel", "MarketBase", "MarketModel"]

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import mesa
 import numpy as np
 
-from ..scenario.schema import Scenario
+from ..errors import SimkitError
+from ..scenario.schema import Scenario, uncertain_parameters
 from . import rules, streams
 from .metrics import NEVER, Journeys, Recorder
 from .products import ProductAgent, ProductTable, apply_output
@@ -158,6 +159,13 @@ class MarketBase(mesa.Model):
         rng=None,
         population: dict | None = None,
     ):
+        uncertain = sorted(uncertain_parameters(scenario))
+        if uncertain:
+            raise SimkitError(
+                f"the scenario's {', '.join(uncertain[:3])}{' ...' if len(uncertain) > 3 else ''} "
+                "are distributions: resolve them first (simkit.model.setup.resolve; "
+                "simkit.MarketModel and simkit.run do)"
+            )
         super().__init__(rng=rng)
         self.rules = rules_module or rules
         self.spec = scenario
