@@ -50,16 +50,19 @@ def detection(comparison: an.Comparison) -> pd.DataFrame:
 
 
 def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
-    """A figure as PNG bytes (white background)."""
+    """Return a figure as PNG bytes (white background)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
     return buf.getvalue()
 
 
 def summary_frame(comparison: an.Comparison, ttd: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Key indicators: level on day 0 and on the last day (mean of the scenario runs), the
-    last day's counterfactual level, the difference with its 95% interval and the days
-    until it was detectable. One row per indicator (``family, indicator, metric, ...``)."""
+    """Tabulate the key indicators of a comparison, one row per indicator.
+
+    Each row (``family, indicator, metric, ...``) gives the level on day 0 and on the last
+    day (mean of the scenario runs), the last day's counterfactual level, the difference
+    with its 95% interval and the days until it was detectable.
+    """
     runs, cf = comparison.runs, comparison.counterfactual
     last = runs[0].metrics.index[-1]
     diff = comparison.differences(smooth=1)
@@ -131,7 +134,10 @@ def _fmt_diff(x: float, col: str, money: str) -> str:
 
 
 def _output_rows(comparison: an.Comparison) -> list[list[str]]:
-    """The plan: day, date, product, kind, output and what the counterfactual does with it."""
+    """Return the rows of the plan table, one per output.
+
+    The columns are day, date, product, kind, output and what the counterfactual does with it.
+    """
     start = comparison.scenario.start_date
 
     def date(day: int) -> str:
@@ -177,8 +183,11 @@ def _summary_rows(comparison: an.Comparison, ttd: pd.DataFrame) -> list[tuple[st
 
 
 def _detection_rows(ttd: pd.DataFrame) -> list[list[str]]:
-    """Per metric: days until the difference is visible and until a paired test finds it,
-    days to half the effect, its direction and its size on the last day."""
+    """Return the detection rows, one per metric.
+
+    Each gives the days until the difference is visible and until a paired test finds it,
+    the days to half the effect, its direction and its size on the last day.
+    """
     vis = ttd[ttd["test"] == "independent"].set_index("metric")
     par = ttd[ttd["test"] == "paired"].set_index("metric")
 
@@ -228,8 +237,11 @@ def _retention_rows(retention: pd.DataFrame) -> list[list[str]]:
 
 
 def _meta(comparison: an.Comparison, settings: dict) -> str:
-    """One sentence: runs, seed, users (and the people they stand for), days, variant and
-    what the counterfactual leaves out."""
+    """Describe the settings of a report in one sentence.
+
+    It names the runs, seed, users (and the people they stand for), days, variant and what
+    the counterfactual leaves out.
+    """
     sc = comparison.scenario
     start = sc.start_date
     removed = ", ".join(an.output_label(sc, i) for i in comparison.without) or "nothing"
@@ -263,7 +275,7 @@ def report_html(
     figures: dict[str, bytes],
     settings: dict,
 ) -> str:
-    """The self-contained HTML report, from ``templates/report.html.j2``.
+    """Render the self-contained HTML report, from ``templates/report.html.j2``.
 
     Parameters
     ----------

@@ -81,7 +81,7 @@ def human(x: float, col: str) -> str:
 
 
 def format_summary(result: RunResult) -> str:
-    """A plain-text table of leading and trailing indicators at a few dates."""
+    """Format a plain-text table of leading and trailing indicators at a few dates."""
     table = summary_table(result)
     cols = table.attrs["columns"]
     text = table.copy().astype(object)

@@ -137,6 +137,11 @@ class FitParameter:
     log: bool
 
     def value(self, u: float) -> float:
+        """Return the parameter's value at ``u`` in the unit interval (clipped to [0, 1]).
+
+        0 is ``low`` and 1 is ``high``; in between the map is linear, or log-linear when
+        ``log``.
+        """
         u = min(max(float(u), 0.0), 1.0)
         if self.log:
             return float(
@@ -145,6 +150,7 @@ class FitParameter:
         return float(self.low + u * (self.high - self.low))
 
     def unit(self, x: float) -> float:
+        """Return the position of ``x`` in the unit interval (the inverse of :meth:`value`)."""
         if self.log:
             return (math.log(x) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
         return (x - self.low) / (self.high - self.low)
@@ -225,7 +231,7 @@ def _parameter(sc: Scenario, path: str, bounds, start) -> FitParameter:
 
 
 def curve_hint(curves) -> str | None:
-    """The curve a one-curve cohort table measures, when the caller names only one."""
+    """Return the curve a one-curve cohort table measures, when the caller names only one."""
     if isinstance(curves, str):
         return curves
     if curves is not None and len(curves) == 1:
@@ -264,8 +270,11 @@ def _pool(table: pd.DataFrame, sizes: pd.Series) -> tuple[np.ndarray, np.ndarray
 
 
 def _interp_survival(weekly: np.ndarray, ages: np.ndarray) -> np.ndarray:
-    """Survival at ``ages`` (days) from survival at the end of weeks 0, 1, ... (age 7(j+1)),
-    log-linear between week ends (S = 1 at age 0)."""
+    """Interpolate survival at ``ages`` (days) from survival at the end of each week.
+
+    The survival is given at the end of weeks 0, 1, ... (age 7(j+1)) and interpolated
+    log-linearly between week ends (S = 1 at age 0).
+    """
     xs = np.concatenate([[0.0], 7.0 * (np.arange(weekly.size) + 1)])
     ys = np.log(np.clip(np.concatenate([[1.0], weekly]), 1e-12, None))
     if ages.max() > xs[-1] + 1e-9 or not np.isfinite(ys).all():
@@ -350,7 +359,7 @@ def _sbg_survival(alpha: float, beta: float, k: np.ndarray) -> np.ndarray:
 def reference_curve(
     curve: str, survival_fn, periods: int, r0: float = 1.0, level: float = 1.0
 ) -> np.ndarray:
-    """A reference model's pooled curve over periods 0 .. periods - 1.
+    """Return a reference model's pooled curve over periods 0 .. periods - 1.
 
     Survival: the share still a customer at the end of period k is ``S(k + 1)``.
     Activity retention: ``r0`` (the observed share active in period 0) in period 0, then
@@ -417,9 +426,11 @@ def _ml(nll, starts) -> optimize.OptimizeResult:
 def fit_geometric(
     curve: str, y: np.ndarray, n: np.ndarray, F: int, r0: float = 1.0, exact: bool = False
 ) -> dict:
-    """Constant churn per period, S(k) = (1 - churn)^k, by maximum likelihood on the
-    first ``F`` periods of ``y`` (cohort x period shares, cohort sizes ``n``); activity
-    retention also fits its period-1 level (:func:`reference_curve`)."""
+    """Fit constant churn per period, S(k) = (1 - churn)^k, by maximum likelihood.
+
+    The fit uses the first ``F`` periods of ``y`` (cohort x period shares, cohort sizes
+    ``n``); activity retention also fits its period-1 level (:func:`reference_curve`).
+    """
     ret = curve == "retention"
 
     def nll(z):
@@ -439,9 +450,11 @@ def fit_geometric(
 def fit_sbg(
     curve: str, y: np.ndarray, n: np.ndarray, F: int, r0: float = 1.0, exact: bool = False
 ) -> dict:
-    """Shifted-beta-geometric, S(k) = B(alpha, beta + k) / B(alpha, beta), by maximum
-    likelihood on the first ``F`` periods (Fader & Hardie 2007); activity retention
-    also fits its period-1 level."""
+    """Fit the shifted-beta-geometric model by maximum likelihood.
+
+    The survival is S(k) = B(alpha, beta + k) / B(alpha, beta) (Fader & Hardie 2007), fitted
+    on the first ``F`` periods; activity retention also fits its period-1 level.
+    """
     ret = curve == "retention"
 
     def nll(z):
@@ -522,6 +535,7 @@ class Calibration:
 
     @property
     def fit_periods(self) -> int:
+        """Number of periods fitted: the periods used minus the holdout."""
         return self.periods - self.holdout
 
     def error(self, model: str, part: str = "holdout", curve: str | None = None) -> float:
@@ -563,7 +577,7 @@ class Calibration:
         return p
 
     def format(self) -> str:
-        """A plain-text report: fitted values, errors, and why constant churn fails."""
+        """Format a plain-text report: fitted values, errors, and why constant churn fails."""
         o = self.observed
         out = [
             f"Calibrated {self.scenario.name} to {o.describe()}",
@@ -596,7 +610,11 @@ class Calibration:
         return "\n".join(out)
 
     def heterogeneity(self, curve: str) -> str:
-        """One sentence: does the observed retention rate rise with tenure (heterogeneity)?"""
+        """Say in one sentence whether the observed retention rate rises with tenure.
+
+        A rate that rises with tenure is the sign of heterogeneity. Returns ``""`` when
+        fewer than 3 periods have an observed rate.
+        """
         rr = self.retention_rates
         r = rr[(rr["curve"] == curve) & (rr["period"] >= (2 if curve == "retention" else 1))]
         r = r.dropna(subset=["observed"])
@@ -631,8 +649,10 @@ class Calibration:
         return plot_fit(self, curve=curve, ax=ax)
 
     def figure(self, fig=None):
-        """Per fitted curve: the fit (:func:`plot_fit`) and the period-to-period retention
-        rates (:func:`plot_retention_rates`). Returns the figure."""
+        """Draw, per fitted curve, the fit and the period-to-period retention rates.
+
+        The panels are :func:`plot_fit` and :func:`plot_retention_rates`. Returns the figure.
+        """
         from matplotlib.figure import Figure
 
         n = len(self.fit_curves)
@@ -645,8 +665,11 @@ class Calibration:
         return fig
 
     def save(self, out: str | Path) -> list[Path]:
-        """Write ``calibrated.yaml``, ``fit.png``, ``errors.csv``, ``curves.csv``,
-        ``parameters.csv``, ``retention_rates.csv`` and ``history.csv`` to ``out``."""
+        """Write the calibration's files to the folder ``out``.
+
+        The files are ``calibrated.yaml``, ``fit.png``, ``errors.csv``, ``curves.csv``,
+        ``parameters.csv``, ``retention_rates.csv`` and ``history.csv``.
+        """
         out = Path(out)
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -702,7 +725,7 @@ class _Problem:
 
 
 def _fit_paths(sc: Scenario, fit, bounds, start) -> list[FitParameter]:
-    """The parameters to fit, each checked against ``sc`` with its bounds and start."""
+    """Return the parameters to fit, each checked against ``sc`` with its bounds and start."""
     fit = [fit] if isinstance(fit, str) else list(fit or [])
     if not fit:
         raise SimkitError("fit: give at least one parameter path to fit")
@@ -718,7 +741,10 @@ def _fit_paths(sc: Scenario, fit, bounds, start) -> list[FitParameter]:
 
 
 def _fit_curves(obs: ObservedCohorts, curves) -> list[str]:
-    """The curves to fit: those asked for, or every curve the data have (a log: retention)."""
+    """Return the curves to fit: those asked for, or every curve the data have.
+
+    An event log gives the activity retention curve only.
+    """
     if curves is None:
         curves = [c for c in FIT_CURVES if c in obs.curves]
         if obs.kind == "event log":
@@ -730,7 +756,7 @@ def _fit_curves(obs: ObservedCohorts, curves) -> list[str]:
 
 
 def _fit_periods(obs: ObservedCohorts, periods, holdout) -> tuple[int, int]:
-    """The periods used and the periods fitted (the rest are held out)."""
+    """Return the periods used and the periods fitted (the rest are held out)."""
     P = obs.periods if periods is None else int(periods)
     if P < 2 or P > obs.periods:
         raise SimkitError(f"periods: expected 2 to {obs.periods} (the data's periods), got {P}")
@@ -746,7 +772,7 @@ def _fit_periods(obs: ObservedCohorts, periods, holdout) -> tuple[int, int]:
 
 
 def _check_settings(method: str, **counts: tuple[int, int]) -> None:
-    """The optimiser's name, and the whole numbers ``name=(value, least)``."""
+    """Check the optimiser's name, and the whole numbers ``name=(value, least)``."""
     if method not in ("nelder-mead", "differential-evolution"):
         raise SimkitError(f"method: expected nelder-mead or differential-evolution, got {method!r}")
     for name, (v, lo) in counts.items():
@@ -837,8 +863,10 @@ class _Objective:
         return [flat[i * n : (i + 1) * n] for i in range(len(us))]
 
     def loss(self, sim: dict) -> float:
-        """Size-weighted mean squared error over the cohorts' cells in the fit periods
-        (inf when a fitted period has no simulated cohort)."""
+        """Return the size-weighted mean squared error over the cohorts' cells in the fit periods.
+
+        It is inf when a fitted period has no simulated cohort.
+        """
         pb = self.problem
         F = pb.fit_periods
         num = den = 0.0
@@ -873,7 +901,7 @@ class _Objective:
         return self.evaluate([u])[0]
 
     def best(self) -> tuple[np.ndarray, dict]:
-        """The best point seen and its entry (Nelder-Mead's answer may be a step behind)."""
+        """Return the best point seen and its entry (Nelder-Mead's answer may be a step behind)."""
         k = min(self.cache, key=lambda k: self.cache[k]["loss"])
         return np.array(k), self.cache[k]
 
@@ -884,8 +912,11 @@ class _Objective:
 
 
 def _nelder_mead(objective: _Objective, u0: np.ndarray, budget: int, l0: float) -> bool:
-    """Nelder-Mead in the unit cube from a wide initial simplex (steps of 0.2, evaluated
-    together); returns whether it converged within ``budget`` evaluations."""
+    """Minimise by Nelder-Mead in the unit cube, from a wide initial simplex.
+
+    The simplex has steps of 0.2, its points evaluated together. Returns whether it
+    converged within ``budget`` evaluations.
+    """
     step = 0.2
     simplex = [u0]
     for i in range(u0.size):
@@ -911,8 +942,10 @@ def _nelder_mead(objective: _Objective, u0: np.ndarray, budget: int, l0: float) 
 def _differential_evolution(
     objective: _Objective, u0: np.ndarray, budget: int, seed: np.random.SeedSequence
 ) -> bool:
-    """Differential evolution in the unit cube (each generation evaluated together);
-    returns whether it converged within about ``budget`` evaluations."""
+    """Minimise by differential evolution in the unit cube (each generation evaluated together).
+
+    Returns whether it converged within about ``budget`` evaluations.
+    """
 
     def mapper(func, xs):
         xs = list(xs)
@@ -961,8 +994,11 @@ def _optimise(
 
 
 def _jacobian_points(problem: _Problem, u_hat: np.ndarray, h: float = 0.03):
-    """Points a step ``h`` above and below ``u_hat`` in each coordinate (kept in the cube),
-    and each pair's distance in the parameter's own units."""
+    """Return points a step ``h`` above and below ``u_hat`` in each coordinate.
+
+    The points are kept in the cube; each pair's distance is returned in the parameter's own
+    units.
+    """
     pts, dx = [], []
     for i, p in enumerate(problem.params):
         up, dn = u_hat.copy(), u_hat.copy()
@@ -990,8 +1026,11 @@ def _bootstrap_cov(
     rng: np.random.Generator,
     bootstrap: int,
 ) -> np.ndarray:
-    """Covariance of the parameters over bootstrap resamples of the cohorts (the data's
-    part): each resample's pooled curves give a weighted least-squares step from the fit."""
+    """Return the covariance of the parameters over bootstrap resamples of the cohorts.
+
+    This is the data's part of the uncertainty: each resample's pooled curves give a
+    weighted least-squares step from the fit.
+    """
     F, w_obs, d = problem.fit_periods, problem.weights, len(problem.params)
     cohorts = np.arange(len(w_obs))
     draws = []
@@ -1026,9 +1065,12 @@ def _uncertainty(
     bootstrap: int,
     root: np.random.SeedSequence,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The sd of each fitted parameter from the data (bootstrap over cohorts) and from
-    the simulation (spread of the curves over seeds), through the weighted least-squares
-    map ``A = (J' W J)^-1 J' W``; the data part is inf when ``J' W J`` is singular."""
+    """Return the sd of each fitted parameter from the data and from the simulation.
+
+    The data's part comes from a bootstrap over cohorts, the simulation's from the spread
+    of the curves over seeds, through the weighted least-squares map
+    ``A = (J' W J)^-1 J' W``; the data part is inf when ``J' W J`` is singular.
+    """
     F, curves, d = problem.fit_periods, problem.curves, len(problem.params)
     m_hat = _stacked(best["sim"], curves, F)
     pooled = {c: _pool(problem.tables[c].iloc[:, :F], problem.weights) for c in curves}
@@ -1104,8 +1146,11 @@ def _model_curves(c: str, sim: dict, geo: dict, sbg: dict, P: int, r0: float) ->
 
 
 def _error_rows(c, y, n, by_model, obs_pool, obs_w, F, P) -> list[dict]:
-    """Per model and part (fit, holdout): size-weighted errors over the cohorts' cells
-    and the pooled curve's RMSE, in percentage points."""
+    """Return the error rows, one per model and part (fit, holdout).
+
+    Each gives size-weighted errors over the cohorts' cells and the pooled curve's RMSE, in
+    percentage points.
+    """
     rows = []
     for mname, curve in by_model.items():
         pr = np.broadcast_to(curve[None, :], y.shape)
@@ -1159,8 +1204,11 @@ def _rate_rows(c, y, n, by_model, F, P) -> list[dict]:
 
 
 def _holdout_check(problem: _Problem, sim: dict) -> _Check:
-    """Fit the reference models on the fit periods and set every model's curves, errors
-    (fit and holdout) and retention rates next to the observed ones."""
+    """Fit the reference models on the fit periods and compare every model with the data.
+
+    Every model's curves, errors (fit and holdout) and retention rates are set next to the
+    observed ones.
+    """
     obs, w_obs = problem.observed, problem.weights
     P, F = problem.periods, problem.fit_periods
     check = _Check()
@@ -1364,8 +1412,11 @@ def calibrate(
 
 
 def plot_retention_rates(cal: Calibration, curve: str | None = None, ax=None):
-    """Period-to-period retention rates, observed and per model: heterogeneity makes the
-    observed rate rise with tenure; constant churn is a flat line. Returns the axes."""
+    """Plot the period-to-period retention rates, observed and per model.
+
+    Heterogeneity makes the observed rate rise with tenure; constant churn is a flat line.
+    Returns the axes.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -1394,8 +1445,10 @@ _STYLES = {"simkit": ("tab:blue", "-"), "geometric": ("tab:red", "--"), "sbg": (
 
 
 def plot_fit(cal: Calibration, curve: str | None = None, ax=None):
-    """Observed (dots sized by users) vs simkit and the reference models; the fit periods
-    shaded blue, the holdout orange. Returns the axes."""
+    """Plot the observed curve (dots sized by users) vs simkit and the reference models.
+
+    The fit periods are shaded blue, the holdout orange. Returns the axes.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:

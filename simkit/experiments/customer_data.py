@@ -185,6 +185,7 @@ class ObservedCohorts:
 
     @property
     def unit_days(self) -> float:
+        """Days in a period (a month is 365.25 / 12 days, a year 365.25)."""
         return UNIT_DAYS[self.unit]
 
     @property
@@ -194,6 +195,7 @@ class ObservedCohorts:
 
     @property
     def cohorts(self) -> int:
+        """Number of cohorts."""
         return len(self.sizes)
 
     def weights(self) -> pd.Series:
@@ -203,7 +205,7 @@ class ObservedCohorts:
         return self.sizes.astype(float)
 
     def pooled(self, curve: str, weights: pd.Series | None = None) -> pd.DataFrame:
-        """The size-weighted mean curve over the cohorts observed at each period.
+        """Return the size-weighted mean curve over the cohorts observed at each period.
 
         Returns a frame indexed by period with ``value``, ``weight`` (sum of the sizes of
         the cohorts observed there) and ``cohorts``.
@@ -223,6 +225,13 @@ class ObservedCohorts:
         )
 
     def curve(self, name: str) -> pd.DataFrame:
+        """Return the curve ``name`` (cohort x period).
+
+        Raises
+        ------
+        DataError
+            If the data have no such curve.
+        """
         if name not in self.curves:
             have = ", ".join(self.curves) or "none"
             raise DataError(
@@ -267,7 +276,7 @@ def _norm(name) -> str:
 
 
 def _read_csv(data, what: str, source: str | None = None) -> tuple[pd.DataFrame, str]:
-    """A frame from a path or a frame; ``(frame, source)``."""
+    """Read a frame from a path, or copy a frame; return ``(frame, source)``."""
     if isinstance(data, pd.DataFrame):
         return data.copy(), source or "<frame>"
     source = str(data)
@@ -371,7 +380,7 @@ def _unit_from_name(name) -> str | None:
 
 
 def _unit_from_cohorts(dates: pd.Series | None) -> str | None:
-    """The unit suggested by the spacing of cohort start dates (1, 7, ~30 or ~365 days)."""
+    """Guess the unit from the spacing of cohort start dates (1, 7, ~30 or ~365 days)."""
     if dates is None:
         return None
     d = np.diff(np.sort(dates.dropna().unique()).astype("datetime64[D]").astype(np.int64))
@@ -681,7 +690,7 @@ def _fmt(v) -> str:
 
 
 def _to_shares(table: pd.DataFrame, kind: str, sizes, source, col, where):
-    """Counts or shares (cohort x period) -> shares in [0, 1] and the cohort sizes."""
+    """Turn counts or shares (cohort x period) into shares in [0, 1] and the cohort sizes."""
     vals = table.to_numpy(float)
     neg = np.argwhere(vals < 0)
     if neg.size:
@@ -807,8 +816,10 @@ def read_event_log(
 
 
 def _events(df: pd.DataFrame, source: str) -> tuple[pd.Series, pd.Series]:
-    """Each event's user (as text) and day, with the columns found and checked: a user id
-    and a date on every row, an amount (if any) a number."""
+    """Return each event's user (as text) and day, with the columns found and checked.
+
+    Every row must have a user id and a date, and an amount (if any) must be a number.
+    """
     cols = list(df.columns)
     user_col = _find(cols, _USER_NAMES)
     time_col = _find(cols, _TIME_NAMES)
@@ -841,9 +852,11 @@ def _events(df: pd.DataFrame, source: str) -> tuple[pd.Series, pd.Series]:
 def _event_cohorts(
     users: pd.Series, day: pd.Series, unit: str, log_end: pd.Timestamp
 ) -> tuple[dict[str, pd.DataFrame], pd.Series]:
-    """Cohort curves of an event log (retention, survival by last activity, repeat
-    transactions per member) and cohort sizes; cells not fully observed by ``log_end``
-    are NaN."""
+    """Return the cohort curves of an event log and the cohort sizes.
+
+    The curves are retention, survival by last activity and repeat transactions per
+    member; cells not fully observed by ``log_end`` are NaN.
+    """
     first = day.groupby(users).transform("min")
     last = day.groupby(users).transform("max")
     L = UNIT_DAYS[unit]
@@ -903,7 +916,7 @@ def _period_start(d: pd.Series, unit: str) -> pd.Series:
 
 
 def _period_end(start: pd.Series, unit: str) -> pd.Series:
-    """The last day of each calendar period starting at ``start``."""
+    """Return the last day of each calendar period starting at ``start``."""
     if unit == "day":
         return start
     if unit == "week":
@@ -921,7 +934,7 @@ def _period_end(start: pd.Series, unit: str) -> pd.Series:
 def read_data(
     data, *, unit: str | None = None, values: str | None = None, curve: str | None = None
 ) -> ObservedCohorts:
-    """A cohort table or an event log, told apart by its columns.
+    """Read a cohort table or an event log, told apart by its columns.
 
     An event log has a user id and a timestamp column; anything else is read as a
     cohort table. An :class:`ObservedCohorts` is returned as it is.
@@ -947,7 +960,7 @@ def read_data(
 def cohorts_from_run(
     result, curves=("retention", "survival"), periods: int | None = None, min_size: int = 1
 ) -> ObservedCohorts:
-    """The weekly cohort tables of a :class:`~simkit.RunResult` as observed data.
+    """Return the weekly cohort tables of a :class:`~simkit.RunResult` as observed data.
 
     For generating data with simkit at known parameters (parameter recovery) and for
     comparing runs with data on the same footing.

@@ -95,6 +95,7 @@ class Executor:
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> Executor:
+        """Start the workers (on the outermost ``with`` only) and return the executor."""
         if self._depth == 0 and not self._started:
             self._start()
             self._started = True
@@ -102,6 +103,10 @@ class Executor:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        """Close on leaving the outermost ``with``, cancelling queued tasks after an error.
+
+        Returns False: an exception raised inside the block propagates.
+        """
         self._depth = max(0, self._depth - 1)
         if self._depth == 0:
             self.close(cancel=exc_type is not None)
@@ -131,10 +136,11 @@ class Executor:
         raise NotImplementedError
 
     def map(self, fn: Callable, iterable: Iterable) -> list:
-        """``[fn(x) for x in iterable]``, computed by the workers, in order (:func:`map_runs`)."""
+        """Compute ``[fn(x) for x in iterable]`` with the workers, in order (:func:`map_runs`)."""
         return map_runs(self, fn, list(iterable))
 
     def __repr__(self) -> str:
+        """Return ``<Class name, N worker(s)>``."""
         return f"<{type(self).__name__} {self.name}, {self.workers} worker(s)>"
 
 
@@ -153,9 +159,11 @@ class InProcess(Executor):
 
 
 def _preload_simkit(ctx) -> None:
-    """Let the fork server import simkit once, so that its workers start in milliseconds
-    (importing simkit and its dependencies takes seconds). Only the server's preload list
-    changes, and only before the server first starts; the start method is untouched."""
+    """Let the fork server import simkit once, so that its workers start in milliseconds.
+
+    Importing simkit and its dependencies takes seconds. Only the server's preload list
+    changes, and only before the server first starts; the start method is untouched.
+    """
     from multiprocessing import forkserver
 
     current = list(
@@ -330,7 +338,7 @@ def _positive(text: str, spec: str) -> int:
 
 
 def as_executor(spec=None, *, runs: int | None = None) -> Executor:
-    """The executor for ``spec`` (see the module docstring for the accepted forms).
+    """Return the executor for ``spec`` (see the module docstring for the accepted forms).
 
     ``spec=None`` gives :class:`LocalProcesses` when ``runs`` > 1, else :class:`InProcess`.
     """
