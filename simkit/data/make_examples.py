@@ -61,8 +61,10 @@ def event_log(
         Number of weekly signup cohorts.
     per_week : int
         Mean signups in the first week (then 3% of it more each week).
-    start, end : str
-        First day of the log and last day observed (``YYYY-MM-DD``).
+    start : str
+        First signup day (``YYYY-MM-DD``).
+    end : str
+        Last day of the log (``YYYY-MM-DD``): later visits are not observed.
     h0 : float
         Daily churn hazard of a user with ``rho = 1``.
     shape : float
