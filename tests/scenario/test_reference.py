@@ -42,7 +42,7 @@ def _models(annotation) -> list[type[BaseModel]]:
 
 
 def all_models() -> list[type[BaseModel]]:
-    """Every model reachable from Scenario (found here, independently of schema_docs),
+    """Every model reachable from Scenario (found here, independently of simkit.scenario.reference),
     and the distributions."""
     found: dict[str, type[BaseModel]] = {}
     todo = [Scenario]
