@@ -34,18 +34,16 @@ import time
 CHILD = r"""
 import json, sys, time, tracemalloc
 import simkit
-import simkit.experiments.run
-simkit.experiments.run.WARMUP_CACHE_BYTES = 0  # measure the engine, not the snapshot caches
-simkit.experiments.run.PLAN_CACHE_BYTES = 0
 name, users, days, mode, engine = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
                                    sys.argv[4], sys.argv[5])
 sc = simkit.load_scenario(name)
-simkit.run(sc, users=200, engine=engine)  # import and first-call costs out of the way
+simkit.run(sc, users=200, engine=engine, cache=False)  # import and first-call costs
 if mode == "memory":
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
 t = time.perf_counter()
-r = simkit.run(sc, seed=1, users=users, days=days, engine=engine, journeys=0)
+# cache=False: measure the engine, not the caches of earlier runs (simkit.RunCache)
+r = simkit.run(sc, seed=1, users=users, days=days, engine=engine, journeys=0, cache=False)
 elapsed = time.perf_counter() - t
 out = {"seconds": elapsed, "warmup": r.scenario.warmup_days, "days": days}
 if mode == "memory":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from ..model.compiled import CompiledMarketModel, StreamTables
 from ..model.compiled import threads as fast_threads
 from ..model.setup import as_seed_sequence, prepare, resolve
 from ..scenario.schema import Scenario, load_scenario, with_values
+from .cache import RunCache, default_cache
 
 __all__ = ["RunResult", "Progress", "run", "resolve", "as_seed_sequence", "ENGINES"]
 
@@ -133,6 +133,7 @@ def run(
     expect_reruns: bool = False,
     progress: Callable[[Progress], None] | None = None,
     progress_seconds: float = 0.25,
+    cache: RunCache | bool | None = None,
 ) -> RunResult:
     """Simulate a scenario once.
 
@@ -178,8 +179,9 @@ def run(
         The caller will run this seed again, with other values or outputs (a widget, a
         search): from the second such run on, the compiled engine keeps the run's
         random numbers in tables and later runs read them (same numbers, ~1/4 less
-        time; 12 bytes per user and day, see ``TABLE_CACHE_BYTES``). Without it, tables
-        are kept from the third run with the same seed on, in an interactive session.
+        time; 12 bytes per user and day, up to the cache's ``table_bytes``). Without it,
+        tables are kept from the third run with the same seed on, in an interactive
+        session.
     progress : callable, optional
         Called with a :class:`Progress` (days simulated so far, and the results of those
         days on demand) every ``progress_seconds`` of simulation, not after the last
@@ -187,6 +189,12 @@ def run(
         are the same with or without it.
     progress_seconds : float
         Time between two calls of ``progress`` (the first comes after this long too).
+    cache : RunCache, bool or None
+        Where this run finds and keeps warm-ups, launch mornings and random-number
+        tables of earlier runs (:class:`~simkit.experiments.cache.RunCache`; the same
+        numbers, less time). None or True: the process's
+        :func:`~simkit.experiments.cache.default_cache`; False: none (the run is
+        simulated from scratch and keeps nothing).
 
     Returns
     -------
@@ -215,13 +223,12 @@ def run(
         raise SimkitError(f"unknown engine '{engine}' (expected one of: {', '.join(ENGINES)})")
     # outputs past a shortened horizon simply do not ship
     skip |= {i for i, o in enumerate(resolved.outputs) if resolved.output_day(o) >= horizon}
+    cache = _as_cache(cache)
     cls = ENGINES[engine]
     wkey = population = None
-    if issubclass(cls, CompiledMarketModel) and resolved.warmup_days and WARMUP_CACHE_BYTES > 0:
+    if issubclass(cls, CompiledMarketModel) and resolved.warmup_days and cache.warmup_bytes > 0:
         wkey = _warmup_key(resolved, pop_ss, engine, rules)
-        population = _warmups.get(wkey)
-        if population is not None:
-            _warmups.move_to_end(wkey)
+        population = cache.warmup(wkey)
     # (with a cached warm-up, which is restored next, the population is not drawn first)
     model = cls(
         resolved,
@@ -230,9 +237,9 @@ def run(
         rng=np.random.default_rng(pop_ss),
         population=population,
     )
-    _warm_up(model, resolved.warmup_days, wkey, population)
+    _warm_up(model, resolved.warmup_days, wkey, population, cache)
     model.start_dynamics(model_ss, journeys)
-    _attach_tables(model, horizon, expect_reruns)
+    _attach_tables(model, horizon, expect_reruns, cache)
 
     def result(days: int) -> RunResult:
         """The results of days 0 .. ``days`` - 1 (the model must be at day ``days``)."""
@@ -264,6 +271,7 @@ def run(
         skip,
         horizon,
         _run_key(resolved, pop_ss, model_ss, engine, rules, journeys),
+        cache,
         reporter,
     )
     model.recorder.truncate(horizon)
@@ -335,14 +343,18 @@ class _Reporter:
                 self.due = time.perf_counter() + self.seconds
 
 
-# Warm-up snapshots: the warm-up does not depend on the plan of outputs (they ship on
-# day 0 or later), so a run that differs from an earlier one only in its outputs -- a
-# counterfactual, a what-it-takes search, a widget re-run -- resumes from the end of
-# the same warm-up instead of simulating it again. Same numbers, less time.
-WARMUP_CACHE_BYTES = 256 * 2**20
-_warmups: OrderedDict[str, dict] = OrderedDict()
+def _as_cache(cache) -> RunCache:
+    """The cache a run uses: ``run(..., cache=...)`` (see :func:`run`)."""
+    if cache is None or cache is True:
+        return default_cache()
+    if cache is False:
+        return RunCache(0, 0, 0)
+    if not isinstance(cache, RunCache):
+        raise SimkitError(f"cache must be a RunCache, None or False, got {type(cache).__name__}")
+    return cache
 
 
+# What the caches' entries depend on (simkit.experiments.cache describes the three kinds).
 def _warmup_key(sc: Scenario, ss: np.random.SeedSequence, engine, rules) -> str:
     # everything the warm-up depends on: the scenario but its plan (outputs only ship
     # from day 0), the features the plan defines (users hold an affinity for each),
@@ -356,18 +368,6 @@ def _warmup_key(sc: Scenario, ss: np.random.SeedSequence, engine, rules) -> str:
         default=str,
     )
     return hashlib.sha1(key.encode()).hexdigest()
-
-
-def _snapshot_bytes(snap: dict) -> int:
-    return snap["users"].nbytes + snap["recorder"].nbytes
-
-
-# Launch-day snapshots: two runs with the same seed whose plans agree on the outputs
-# shipped before day D are identical until the morning of day D (common random
-# numbers), so a run that changes only later outputs -- a widget's slider, a what-it-
-# takes search, a counterfactual -- resumes from the last such morning of an earlier run.
-PLAN_CACHE_BYTES = 64 * 2**20
-_launches: OrderedDict[tuple[str, int], tuple[str, dict]] = OrderedDict()
 
 
 def _run_key(sc: Scenario, pop_ss, model_ss, engine, rules, journeys) -> str:
@@ -393,20 +393,24 @@ def _plan_before(sc: Scenario, skip: set[int], day: int) -> str:
 
 
 def _simulate_plan(
-    model, sc: Scenario, skip: set[int], horizon: int, key: str, reporter: _Reporter | None = None
+    model,
+    sc: Scenario,
+    skip: set[int],
+    horizon: int,
+    key: str,
+    cache: RunCache,
+    reporter: _Reporter | None = None,
 ) -> None:
     """Simulate days 0..horizon-1, resuming from the latest launch-day snapshot of an
-    earlier run that is valid for this plan, and keeping this run's launch mornings;
-    ``reporter`` reports progress on the way."""
-    cacheable = hasattr(model, "snapshot") and PLAN_CACHE_BYTES > 0
+    earlier run that is valid for this plan (in ``cache``), and keeping this run's launch
+    mornings there; ``reporter`` reports progress on the way."""
+    cacheable = hasattr(model, "snapshot") and cache.launch_bytes > 0
     start = 0
     if cacheable:
-        for (k, day), (plan, _) in _launches.items():
-            if k == key and start < day < horizon and plan == _plan_before(sc, skip, day):
-                start = day
-        if start:
-            _launches.move_to_end((key, start))
-            model.restore(_launches[(key, start)][1])
+        found = cache.launch(key, horizon, lambda day: _plan_before(sc, skip, day))
+        if found is not None:
+            start, snap = found
+            model.restore(snap)
     launches = {sc.output_day(o) for i, o in enumerate(sc.outputs) if i not in skip}
     stops = sorted(d for d in launches if start < d < horizon) if cacheable else []
     day = start
@@ -417,66 +421,26 @@ def _simulate_plan(
             reporter.advance(model, stop - day)
         day = stop
         if day < horizon:
-            plan = _plan_before(sc, skip, day)
-            if _launches.get((key, day), ("",))[0] != plan:
-                _launches[(key, day)] = (plan, model.snapshot())
-            while sum(_snapshot_bytes(s) for _, s in _launches.values()) > PLAN_CACHE_BYTES:
-                _launches.popitem(last=False)
+            cache.keep_launch(key, day, _plan_before(sc, skip, day), model.snapshot)
 
 
-# Random-number tables: runs with the same seed and number of users (whatever else they
-# change: outputs, market, behaviour) read the visit decisions' and the experiences'
-# random numbers from tables (see
-# simkit.model.compiled.StreamTables): same numbers, in ~3/4 of the time. Building them costs
-# about one run, so they are built by the second run when the caller expects re-runs
-# (``expect_reruns``: a widget), else by the third in an interactive session (the main
-# thread, several CPUs: a what-it-takes search in a notebook). A pair of runs (a
-# counterfactual) builds none; neither do ensemble workers, where runs go side by side
-# on one thread each. A table idle for TABLE_IDLE_SECONDS makes room for another
-# seed's; a seed that finds no room runs without one (runs with bands re-run several
-# seeds in turn: none is evicted).
-TABLE_CACHE_BYTES = 384 * 2**20  # 88 MB for 20,000 users and 365 days
-TABLE_IDLE_SECONDS = 30.0
-TABLE_AFTER_RUNS = 2
-_tables: OrderedDict[tuple, list] = OrderedDict()  # -> [tables, last used]
-_seen_runs: OrderedDict[tuple, int] = OrderedDict()  # -> runs so far
-
-
-def _attach_tables(model, horizon: int, expected: bool) -> None:
-    if (
-        not isinstance(model, CompiledMarketModel)
-        or TABLE_CACHE_BYTES <= 0
-        or not (expected or fast_threads() > 1)
-    ):
+def _attach_tables(model, horizon: int, expected: bool, cache: RunCache) -> None:
+    """Give a compiled run the random-number tables of its seed from ``cache``, when
+    re-runs are expected or the session is interactive (several CPUs on this thread;
+    ensemble workers, one thread each, build none)."""
+    if not isinstance(model, CompiledMarketModel) or not (expected or fast_threads() > 1):
         return
     # the random numbers depend only on the streams' keys (the run's seed) and the users
     key = (model.keys["event"], model.keys["noise"], model.N, horizon)
-    now = time.monotonic()
-    if key not in _tables:
-        runs = _seen_runs.pop(key, 0)
-        _seen_runs[key] = runs + 1
-        while len(_seen_runs) > 256:
-            _seen_runs.popitem(last=False)
-        if runs < (1 if expected else TABLE_AFTER_RUNS):
-            return
-        size = model.N * horizon * StreamTables.BYTES_PER_USER_DAY
-        used = sum(t.nbytes for t, _ in _tables.values())
-        for k in [k for k, (_, last) in _tables.items() if now - last > TABLE_IDLE_SECONDS]:
-            if used + size <= TABLE_CACHE_BYTES:
-                break
-            used -= _tables.pop(k)[0].nbytes
-        if used + size > TABLE_CACHE_BYTES:
-            return
-        _tables[key] = [StreamTables(model.keys, model.N, horizon), now]
-    entry = _tables[key]
-    entry[1] = now
-    _tables.move_to_end(key)
-    model.tables = entry[0]
+    size = model.N * horizon * StreamTables.BYTES_PER_USER_DAY
+    tables = cache.tables(key, size, expected, lambda: StreamTables(model.keys, model.N, horizon))
+    if tables is not None:
+        model.tables = tables
 
 
-def _warm_up(model, days: int, key: str | None, cached: dict | None) -> None:
+def _warm_up(model, days: int, key: str | None, cached: dict | None, cache: RunCache) -> None:
     """Run the warm-up days, or resume from ``cached``, the cached snapshot of them;
-    ``key``: where to cache this warm-up (None: not cacheable)."""
+    ``key``: where to keep this warm-up in ``cache`` (None: not cacheable)."""
     if not days:
         return
     if cached is not None:
@@ -484,12 +448,7 @@ def _warm_up(model, days: int, key: str | None, cached: dict | None) -> None:
         return
     model.advance(days)
     if key is not None:
-        snap = model.snapshot()
-        size = _snapshot_bytes(snap)
-        if size <= WARMUP_CACHE_BYTES:
-            _warmups[key] = snap
-            while sum(_snapshot_bytes(s) for s in _warmups.values()) > WARMUP_CACHE_BYTES:
-                _warmups.popitem(last=False)
+        cache.keep_warmup(key, model.snapshot())
 
 
 def _output_indices(scenario: Scenario, which) -> set[int]:

@@ -70,6 +70,7 @@ from .. import plots
 from ..analysis import indicators as an
 from ..errors import SimkitError
 from ..experiments import okr
+from ..experiments.cache import RunCache
 from ..experiments.run import RunResult
 from ..model import compiled as fast
 from ..scenario.schema import (
@@ -266,6 +267,10 @@ class Explorer(W.VBox):
     error : str or None
         The message of the last failed update (shown in the status line); the figures
         keep showing the last good state.
+    cache : RunCache
+        What this explorer's runs keep for its next ones (warm-ups, launch mornings,
+        random-number tables; see :mod:`simkit.experiments.cache`); freed by
+        :meth:`close`.
     background : bool
         Whether a control moved in the page is answered on a thread of its own (the
         default in a Jupyter kernel): the kernel stays free for the next change, and a
@@ -307,6 +312,7 @@ class Explorer(W.VBox):
         self.error: str | None = None
         self._hold = False
         self._baselines: dict[str, RunResult] = {}
+        self.cache = RunCache()  # this explorer's warm-ups, launch mornings and tables
         self._kr_memo: dict = {}
         self._run_state: dict | None = None  # the update under way (for its progress)
         self.background = _in_kernel() if background is None else bool(background)
@@ -578,6 +584,7 @@ class Explorer(W.VBox):
         """Close the widget; a run under way on the worker thread stops."""
         with self._changes:
             self._closed = True
+        self.cache.clear()
         super().close()
 
     def _fail(self, message: str) -> None:
@@ -634,6 +641,7 @@ class Explorer(W.VBox):
             results = an.run_many(sc, seeds, map_fn=self.map_fn, without_outputs=off, **common)
         else:
             common.update(progress=self._on_progress, progress_seconds=self.PROGRESS_SECONDS)
+            common.update(cache=self.cache)  # (runs elsewhere keep theirs)
             results = []
             started = time.perf_counter()
             for j, s in enumerate(seeds):

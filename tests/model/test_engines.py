@@ -213,12 +213,12 @@ def test_launch_day_snapshots_give_the_same_numbers(monkeypatch, engine):
     import simkit.experiments.run as api
 
     sc = simkit.load_scenario("ridehailing_duopoly")
+    cache = simkit.RunCache()
     users = 1500 if engine == "compiled" else 300
-    kw = dict(seed=4, users=users, warmup_days=60, journeys=4, engine=engine)
+    kw = dict(seed=4, users=users, warmup_days=60, journeys=4, engine=engine, cache=cache)
     later = {"outputs[3].appeal": 2.5, "outputs[4].day": 250}  # safety toolkit, shared rides
-    api._launches.clear()
     simkit.run(sc, **kw)
-    assert len(api._launches) == 5  # one morning per launch day
+    assert cache.stats()["launches"].entries == 5  # one morning per launch day
     calls = []
     monkeypatch.setattr(
         api.ENGINES[engine],
@@ -233,8 +233,7 @@ def test_launch_day_snapshots_give_the_same_numbers(monkeypatch, engine):
     day3 = sc.output_day(sc.outputs[3])
     # each run: the warm-up's end (day 0), then the last launch morning it shares
     assert calls == [0, day3, 0, sc.output_day(sc.outputs[4])]
-    monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 0)
-    api._launches.clear()
+    kw["cache"] = simkit.RunCache(launch_bytes=0)
     for cached, fresh in (
         (changed, simkit.run(simkit.scenario.with_values(sc, later), **kw)),
         (toggled, simkit.run(sc, without_outputs=[4], **kw)),
@@ -246,30 +245,26 @@ def test_launch_day_snapshots_give_the_same_numbers(monkeypatch, engine):
 
 
 def test_warmup_snapshot_gives_the_same_numbers(monkeypatch):
-    import simkit.experiments.run as api
-
     sc = simkit.load_scenario("ridehailing_duopoly")
-    kw = dict(seed=9, users=1500, warmup_days=60)
-    api._warmups.clear()
+    cache = simkit.RunCache()
+    kw = dict(seed=9, users=1500, warmup_days=60, cache=cache)
     first = simkit.run(sc, **kw)
     drawn = []
     init_users = MarketBase._init_users
     monkeypatch.setattr(MarketBase, "_init_users", lambda self: drawn.append(1) or init_users(self))
     cf = simkit.run(sc, without_outputs=[0], **kw)  # resumes from the cached warm-up
-    assert len(api._warmups) == 1
+    assert cache.stats()["warmups"].entries == 1
     assert not drawn  # (the population comes from the snapshot, not drawn again)
-    monkeypatch.setattr(api, "WARMUP_CACHE_BYTES", 0)
-    api._warmups.clear()
-    pd.testing.assert_frame_equal(first.metrics, simkit.run(sc, **kw).metrics)
-    pd.testing.assert_frame_equal(cf.metrics, simkit.run(sc, without_outputs=[0], **kw).metrics)
+    fresh = dict(kw, cache=simkit.RunCache(warmup_bytes=0))
+    pd.testing.assert_frame_equal(first.metrics, simkit.run(sc, **fresh).metrics)
+    pd.testing.assert_frame_equal(cf.metrics, simkit.run(sc, without_outputs=[0], **fresh).metrics)
     # a different behaviour parameter is a different warm-up
-    api._warmups.clear()
-    monkeypatch.setattr(api, "WARMUP_CACHE_BYTES", 2**28)
+    cache.clear()
     simkit.run(sc, **kw)
     simkit.run(sc, values={}, **kw)
     other = simkit.scenario.with_values(sc, {"behaviour.churn.base_monthly": 0.2})
     simkit.run(other, **kw)
-    assert len(api._warmups) == 2
+    assert cache.stats()["warmups"].entries == 2
 
 
 @pytest.mark.parametrize("name", ["ridehailing_duopoly", "market_share_hypotheses"])
@@ -282,18 +277,15 @@ def test_cohort_sizes_add_up_to_first_time_customers(name):
         assert r.cohort_sizes.sum() > 0
 
 
-def test_threads_do_not_change_the_numbers(monkeypatch):
+def test_threads_do_not_change_the_numbers():
     """The compiled day runs its users in fixed slices, on one thread or several: the
     numbers are identical (and a bad thread count is a one-line error)."""
-    import simkit.experiments.run as api
     from simkit.model import compiled as fast
 
     sc = simkit.load_scenario("marketplace_subscription")
-    kw = dict(seed=5, users=3000, days=120, warmup_days=30, journeys=3)
+    kw = dict(seed=5, users=3000, days=120, warmup_days=30, journeys=3, cache=False)
     runs = []
     for n in (1, 2, 3):
-        monkeypatch.setattr(api, "WARMUP_CACHE_BYTES", 0)
-        monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 0)
         fast.set_threads(n)
         try:
             assert fast.threads() == n
@@ -314,13 +306,12 @@ def test_runs_on_two_threads_at_once_give_the_same_numbers(monkeypatch):
     workqueue layer cannot be entered twice): the same numbers either way."""
     import threading
 
-    import simkit.experiments.run as api
     from simkit.model import compiled as fast
 
-    monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 0)
     monkeypatch.setattr(fast, "_threads", 2)
     sc = simkit.load_scenario("ridehailing_duopoly")
-    kw = dict(seed=8, users=3000, days=150, warmup_days=30, journeys=0)
+    cache = simkit.RunCache(launch_bytes=0)  # (shared by the threads: their warm-up)
+    kw = dict(seed=8, users=3000, days=150, warmup_days=30, journeys=0, cache=cache)
     alone = simkit.run(sc, **kw)
     kernels = []
     pick = fast._kernel
@@ -384,13 +375,10 @@ def test_runs_of_days_equal_single_days(monkeypatch):
     (``advance``); day by day (``step``, as with followed journeys) gives the same
     market, metrics and retention tables, to the last bit -- also across a campaign's end
     and the start of recording."""
-    import simkit.experiments.run as api
     from simkit.model.compiled import CompiledMarketModel
 
-    monkeypatch.setattr(api, "WARMUP_CACHE_BYTES", 0)
-    monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 0)
     sc = simkit.load_scenario("market_share_hypotheses")  # a campaign, an acquisition
-    kw = dict(seed=4, users=2000, days=200, warmup_days=45)
+    kw = dict(seed=4, users=2000, days=200, warmup_days=45, cache=False)
     calls = []
     run_days = CompiledMarketModel._run
 
@@ -420,11 +408,11 @@ def test_progress_reports_the_days_so_far(monkeypatch, engine):
     import simkit.experiments.run as api
 
     monkeypatch.setattr(api._Reporter, "MAX_CHUNK_DAYS", 10)
-    monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 0)
     sc = simkit.load_scenario("ridehailing_duopoly")
     kw = dict(seed=5, users=800, days=150, journeys=3, engine=engine)
     if engine == "agents":
         kw |= dict(users=200, warmup_days=30)
+    kw["cache"] = simkit.RunCache(launch_bytes=0)
     seen = []
 
     def progress(p):
@@ -450,7 +438,7 @@ def test_progress_reports_the_days_so_far(monkeypatch, engine):
         assert observed.equals(plain.retention.stack().reindex(observed.index))
     assert seen[-1][1].retention.notna().to_numpy().sum() > 0
     # a run resumed from an earlier run's launch morning begins there
-    monkeypatch.setattr(api, "PLAN_CACHE_BYTES", 64 * 2**20)
+    kw["cache"] = simkit.RunCache()
     simkit.run(sc, **kw)
     later = simkit.scenario.with_values(sc, {"outputs[3].appeal": 2.5})
     begun = []
@@ -465,39 +453,42 @@ def test_reruns_read_visit_decisions_from_a_table(monkeypatch):
     as without them. The tables are read (wrong ones change the numbers), and the logits'
     margin holds: a table off by half the margin still gives the same numbers (the
     sigmoid decides near the margin)."""
-    from collections import OrderedDict
-
     import simkit.experiments.run as api
-    from simkit.model.compiled import LOGIT_MARGIN
+    from simkit.model.compiled import LOGIT_MARGIN, StreamTables
 
-    monkeypatch.setattr(api, "_tables", OrderedDict())
-    monkeypatch.setattr(api, "_seen_runs", OrderedDict())
+    built = []
+
+    class Built(StreamTables):
+        def __init__(self, *args):
+            super().__init__(*args)
+            built.append(self)
+
+    monkeypatch.setattr(api, "StreamTables", Built)
     sc = simkit.load_scenario("marketplace_subscription")
-    kw = dict(seed=5, users=3000, days=120, journeys=5)
+    cache, no_tables = simkit.RunCache(table_bytes=2**28), simkit.RunCache(table_bytes=0)
+    kw = dict(seed=5, users=3000, days=120, journeys=5, cache=cache)
 
     def same(a, b):
         for name in ("metrics", "retention", "daily_retention", "journeys"):
             pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True)
 
-    monkeypatch.setattr(api, "TABLE_CACHE_BYTES", 0)
-    plain = simkit.run(sc, **kw)
-    monkeypatch.setattr(api, "TABLE_CACHE_BYTES", 2**28)
+    plain = simkit.run(sc, **dict(kw, cache=no_tables))
     monkeypatch.setattr(api, "fast_threads", lambda: 2)  # (as in an interactive session)
-    for _ in range(api.TABLE_AFTER_RUNS):  # the first runs with this seed: no table yet
+    for _ in range(cache.table_after_runs):  # the first runs with this seed: no table yet
         same(plain, simkit.run(sc, **kw))
-    assert not api._tables
+    assert cache.stats()["tables"].entries == 0 and not built
     same(plain, simkit.run(sc, **kw))
-    ((tables, _),) = api._tables.values()
+    (tables,) = built
+    assert cache.stats()["tables"].nbytes == tables.nbytes
     # (the re-run resumes on the morning of the first launch: the days before it are
     # the first run's)
     assert tables.logits.shape == (120, 3000) and tables.ready[-1] and tables.ready.sum() > 60
     # a run with the same seed and users but another market reads the same tables
     other = simkit.scenario.with_values(sc, {"behaviour.visit.base": -1.0})
     with_tables = simkit.run(other, **kw)
-    assert len(api._tables) == 1 and tables.ready.all()  # (it ran from day 0)
-    monkeypatch.setattr(api, "TABLE_CACHE_BYTES", 0)
-    same(simkit.run(other, **kw), with_tables)
-    monkeypatch.setattr(api, "TABLE_CACHE_BYTES", 2**28)
+    assert len(built) == 1 and tables.ready.all()  # (it ran from day 0)
+    assert cache.stats()["tables"].hits == 1
+    same(simkit.run(other, **dict(kw, cache=no_tables)), with_tables)
     ready = tables.ready  # (the other rows are not filled)
     good = tables.logits[ready]
     rng = np.random.default_rng(0)

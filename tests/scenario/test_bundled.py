@@ -98,12 +98,10 @@ def test_runs_with_finite_metrics(name):
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_same_seed_same_frame_different_seed_different(name, monkeypatch):
+def test_same_seed_same_frame_different_seed_different(name):
     a = small_run(name, 1)
     # from scratch: neither the cached run nor a cached warm-up
-    monkeypatch.setattr(simkit.experiments.run, "WARMUP_CACHE_BYTES", 0, raising=False)
-    monkeypatch.setattr(simkit.experiments.run, "PLAN_CACHE_BYTES", 0, raising=False)
-    b = simkit.run(small_scenario(name), seed=1, users=USERS)
+    b = simkit.run(small_scenario(name), seed=1, users=USERS, cache=False)
     c = small_run(name, 2)
     pd.testing.assert_frame_equal(a.metrics, b.metrics)
     pd.testing.assert_frame_equal(a.survival, b.survival)
