@@ -382,9 +382,9 @@ _SCALAR_KINDS = {
 _DATE_EXAMPLE = "a date like 2026-03-01"
 # a scalar field's checks: (kind, nullable, required, bounds)
 _Check = tuple[str, bool, bool, dict[str, Any]]
-_CHECKS: dict[type, dict[str, _Check]] = {}
 
 
+@functools.lru_cache(maxsize=64)  # one entry per scenario class (a fixed set, ~30)
 def _field_checks(cls: type[BaseModel]) -> dict[str, _Check]:
     """For each plain scalar field of ``cls``: (kind, nullable, required, bounds)."""
     out: dict[str, _Check] = {}
@@ -488,9 +488,7 @@ class Strict(BaseModel):
                     raise _custom(
                         _unknown_key_message(key, allowed, _owner(cls)), str(key), "unknown_key"
                     )
-            checks = _CHECKS.get(cls)
-            if checks is None:
-                checks = _CHECKS[cls] = _field_checks(cls)
+            checks = _field_checks(cls)
             bad = {}
             for key, value in data.items():
                 if key in checks:
