@@ -47,7 +47,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "RunCache",
@@ -308,7 +308,8 @@ class RunCache:
             return None
         with self._lock:
             best = 0
-            for (k, day), (plan, _) in store.items.items():
+            for entry, (plan, _) in store.items.items():
+                k, day = cast(tuple[Hashable, int], entry)  # launch keys: (run key, day)
                 if k == key and best < day < horizon and plan == plan_before(day):
                     best = day
             if not best:
