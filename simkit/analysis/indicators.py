@@ -1001,50 +1001,59 @@ def time_to_detect(
         test=test,
     )
     own = comparison.feature_launch_days() if own_launch else {}
-    rows = []
-    for m, g in diff.groupby("metric", sort=False):
-        g = g.sort_values("day")
-        days = g["day"].to_numpy()
-        start = own.get(m, launch_day)
-        sign = np.where(g["detectable"], np.sign(g["mean_diff"]), 0).astype(int)
-        t = None
-        if start is not None:
-            t = _first_persistent(sign, int(np.searchsorted(days, start)), persistence)
-        half = np.nan
-        if t is not None:
-            eff = g["mean_diff"].to_numpy()
-            final = eff[-28:].mean()
-            after = np.flatnonzero((days >= start) & (np.sign(final) * eff >= abs(final) / 2))
-            if final != 0 and after.size:
-                half = int(days[after[0]]) - start
-        last = g.iloc[-1]
-        rows.append(
-            (
-                m,
-                metric_family(m),
-                start,
-                np.nan if t is None else int(days[t]),
-                np.nan if t is None else int(days[t]) - start,
-                half,
-                0 if t is None else int(sign[t]),
-                float(last["mean_diff"]),
-                float(last["rel_diff"]),
-            )
-        )
-    out = pd.DataFrame(
-        rows,
-        columns=[
-            "metric",
-            "family",
-            "launch_day",
-            "detect_day",
-            "days_to_detect",
-            "days_to_half_effect",
-            "direction",
-            "final_diff",
-            "final_rel_diff",
-        ],
+    rows = [
+        _detection(m, g.sort_values("day"), own.get(m, launch_day), persistence)
+        for m, g in diff.groupby("metric", sort=False)
+    ]
+    return _detection_frame(rows, test)
+
+
+_DETECTION_COLUMNS = [
+    "metric",
+    "family",
+    "launch_day",
+    "detect_day",
+    "days_to_detect",
+    "days_to_half_effect",
+    "direction",
+    "final_diff",
+    "final_rel_diff",
+]
+
+
+def _detection(m: str, g: pd.DataFrame, start: int | None, persistence: int | None) -> tuple:
+    """One metric's row of :func:`time_to_detect` from its differences ``g`` (by day),
+    counting from ``start`` (no detection without one)."""
+    days = g["day"].to_numpy()
+    sign = np.where(g["detectable"], np.sign(g["mean_diff"]), 0).astype(int)
+    t = None
+    if start is not None:
+        t = _first_persistent(sign, int(np.searchsorted(days, start)), persistence)
+    half = np.nan
+    if t is not None:
+        eff = g["mean_diff"].to_numpy()
+        final = eff[-28:].mean()
+        after = np.flatnonzero((days >= start) & (np.sign(final) * eff >= abs(final) / 2))
+        if final != 0 and after.size:
+            half = int(days[after[0]]) - start
+    last = g.iloc[-1]
+    return (
+        m,
+        metric_family(m),
+        start,
+        np.nan if t is None else int(days[t]),
+        np.nan if t is None else int(days[t]) - start,
+        half,
+        0 if t is None else int(sign[t]),
+        float(last["mean_diff"]),
+        float(last["rel_diff"]),
     )
+
+
+def _detection_frame(rows: list[tuple], test: str) -> pd.DataFrame:
+    """The rows as :func:`time_to_detect`'s frame: leading metrics first, each family by
+    days to detect (never detected last); days as floats (NaN: never)."""
+    out = pd.DataFrame(rows, columns=_DETECTION_COLUMNS)
     order = out["family"].map({"leading": 0, "trailing": 1}).fillna(2)
     out = (
         out.assign(_order=order)
@@ -1155,35 +1164,44 @@ def lead_lag(
         else [m for m in LEAD_LAG_TRAILING if m in cols and (in_use is None or in_use(m))]
     )
     names = sorted(set(leading) | set(trailing))
+    wide = _lead_lag_series(results, runs, names, on, launch_day)
+    changes = {m: _weekly_changes(wide[m], step) for m in names}
+    rows = [
+        (a, b, *_best_lag(changes[a], changes[b], max_lag, step)) for a in leading for b in trailing
+    ]
+    return pd.DataFrame(rows, columns=["leading", "trailing", "lag", "correlation", "significant"])
+
+
+def _lead_lag_series(
+    results, runs: list, names: list[str], on: str, launch_day: int | None
+) -> pd.DataFrame:
+    """The daily series of ``names`` (one column each) that :func:`lead_lag` correlates:
+    the mean difference from the counterfactual from ``launch_day`` on (``"effect"``), or
+    the metrics averaged over ``runs`` (``"level"``)."""
     if on == "effect":
         if launch_day is None:
             launch_day = results.launch_day or 0
         wide = results.differences(smooth=1, metrics=names).pivot(
             index="day", columns="metric", values="mean_diff"
         )
-        wide = wide.loc[wide.index >= launch_day]
-    else:
-        wide = sum(r.metrics[names] for r in runs) / len(runs)
-    changes = {m: _weekly_changes(wide[m], step) for m in names}
-    rows = []
-    for a in leading:
-        for b in trailing:
-            cc = cross_correlation(changes[a], changes[b], max_lag=max_lag // step)
-            cc = cc.dropna(subset=["correlation"])
-            if cc.empty:
-                rows.append((a, b, np.nan, np.nan, False))
-                continue
-            best = cc.loc[cc["correlation"].idxmax()]
-            rows.append(
-                (
-                    a,
-                    b,
-                    int(best["lag"]) * step,
-                    float(best["correlation"]),
-                    bool(best["correlation"] > best["bound"]),
-                )
-            )
-    return pd.DataFrame(rows, columns=["leading", "trailing", "lag", "correlation", "significant"])
+        return wide.loc[wide.index >= launch_day]
+    return sum(r.metrics[names] for r in runs) / len(runs)
+
+
+def _best_lag(a: pd.Series, b: pd.Series, max_lag: int, step: int) -> tuple:
+    """The lag (days) with the largest correlation of changes ``a[t]`` and ``b[t + lag]``,
+    that correlation, and whether it exceeds the white-noise bound (NaN lag if a series
+    never changes)."""
+    cc = cross_correlation(a, b, max_lag=max_lag // step)
+    cc = cc.dropna(subset=["correlation"])
+    if cc.empty:
+        return np.nan, np.nan, False
+    best = cc.loc[cc["correlation"].idxmax()]
+    return (
+        int(best["lag"]) * step,
+        float(best["correlation"]),
+        bool(best["correlation"] > best["bound"]),
+    )
 
 
 def save_frames(frames: dict[str, pd.DataFrame], out: str | Path) -> list[Path]:

@@ -759,33 +759,61 @@ def early_warning(
     for name in names:  # one metric in memory at a time (runs x days)
         s = _smoothed(ensemble.matrix(name), name)
         for kr in krs:
-            if name not in candidates and name != kr.metric:
-                continue
-            y = met[kr.id]
-            n_met, n_missed = int(y.sum()), int((~y).sum())
-            t0 = kr.ref_day
-            for w in range(1, (kr.deadline - t0) // 7 + 1):
-                day = t0 + 7 * w
-                change = s[:, day] - s[:, t0]
-                if np.ptp(change) > 0:
-                    auc = roc_auc(change, y)
-                else:
-                    auc = math.nan if n_met == 0 or n_missed == 0 else 0.5
-                curves.append(
-                    {
-                        "kr": kr.id,
-                        "indicator": name,
-                        "own": name == kr.metric,
-                        "week": w,
-                        "day": day,
-                        "auc": auc,
-                        "auc_se": _auc_se(auc, n_met, n_missed),
-                        "discrimination": max(auc, 1 - auc) if auc == auc else auc,
-                    }
-                )
-    cols = ["kr", "indicator", "own", "week", "day", "auc", "auc_se", "discrimination"]
-    curves_df = pd.DataFrame(curves, columns=cols)
-    if len(curves_df):  # by KR, then indicator, then week
+            if name in candidates or name == kr.metric:
+                curves += _auc_curve(s, name, kr, met[kr.id])
+    curves_df = _sorted_curves(curves, krs, names)
+    rows = [
+        _first_warning(kr_id, name, g, threshold)
+        for (kr_id, name), g in curves_df.groupby(["kr", "indicator"], sort=False)
+    ]
+    return curves_df, _sorted_warnings(rows, krs)
+
+
+_CURVE_COLUMNS = ["kr", "indicator", "own", "week", "day", "auc", "auc_se", "discrimination"]
+_WARNING_COLUMNS = [
+    "kr",
+    "indicator",
+    "own",
+    "first_week",
+    "first_day",
+    "discrimination_at_deadline",
+    "direction",
+]
+
+
+def _auc_curve(s: np.ndarray, name: str, kr: KR, y: np.ndarray) -> list[dict]:
+    """Week by week to ``kr``'s deadline: how well the change of the smoothed indicator
+    ``s`` (runs x days) since the KR's reference day separates the runs that met it
+    (``y``) from the others: the AUC, its standard error and the discrimination."""
+    n_met, n_missed = int(y.sum()), int((~y).sum())
+    t0 = kr.ref_day
+    rows = []
+    for w in range(1, (kr.deadline - t0) // 7 + 1):
+        day = t0 + 7 * w
+        change = s[:, day] - s[:, t0]
+        if np.ptp(change) > 0:
+            auc = roc_auc(change, y)
+        else:
+            auc = math.nan if n_met == 0 or n_missed == 0 else 0.5
+        rows.append(
+            {
+                "kr": kr.id,
+                "indicator": name,
+                "own": name == kr.metric,
+                "week": w,
+                "day": day,
+                "auc": auc,
+                "auc_se": _auc_se(auc, n_met, n_missed),
+                "discrimination": max(auc, 1 - auc) if auc == auc else auc,
+            }
+        )
+    return rows
+
+
+def _sorted_curves(curves: list[dict], krs: list[KR], names: list[str]) -> pd.DataFrame:
+    """The curves as a frame by KR (in ``krs`` order), indicator (``names`` order), week."""
+    curves_df = pd.DataFrame(curves, columns=_CURVE_COLUMNS)
+    if len(curves_df):
         kr_order = {k.id: i for i, k in enumerate(krs)}
         name_order = {n: i for i, n in enumerate(names)}
         curves_df = curves_df.sort_values(
@@ -795,40 +823,36 @@ def early_warning(
             ),
             kind="stable",
         ).reset_index(drop=True)
-    rows = []
-    for (kr_id, name), g in curves_df.groupby(["kr", "indicator"], sort=False):
-        good = (g["discrimination"] >= threshold).to_numpy()
-        # the first week from which it stays at or above the threshold to the deadline
-        stays = np.flatnonzero(np.logical_and.accumulate(good[::-1])[::-1])
-        first = g.iloc[stays[0]] if len(stays) else None
-        last = g.iloc[-1] if len(g) else None
-        rows.append(
-            {
-                "kr": kr_id,
-                "indicator": name,
-                "own": bool(g["own"].iloc[0]),
-                "first_week": float(first["week"]) if first is not None else math.nan,
-                "first_day": float(first["day"]) if first is not None else math.nan,
-                "discrimination_at_deadline": float(last["discrimination"])
-                if last is not None
-                else math.nan,
-                "direction": ("rises" if last["auc"] >= 0.5 else "falls")
-                if last is not None and last["auc"] == last["auc"]
-                else "",
-            }
-        )
-    summary = pd.DataFrame(
-        rows,
-        columns=[
-            "kr",
-            "indicator",
-            "own",
-            "first_week",
-            "first_day",
-            "discrimination_at_deadline",
-            "direction",
-        ],
-    )
+    return curves_df
+
+
+def _first_warning(kr_id: str, name: str, g: pd.DataFrame, threshold: float) -> dict:
+    """One indicator's warning for one KR from its curve ``g``: the first week from which
+    the discrimination stays at or above ``threshold`` up to the deadline, and the
+    discrimination and direction at the last week."""
+    good = (g["discrimination"] >= threshold).to_numpy()
+    stays = np.flatnonzero(np.logical_and.accumulate(good[::-1])[::-1])
+    first = g.iloc[stays[0]] if len(stays) else None
+    last = g.iloc[-1] if len(g) else None
+    return {
+        "kr": kr_id,
+        "indicator": name,
+        "own": bool(g["own"].iloc[0]),
+        "first_week": float(first["week"]) if first is not None else math.nan,
+        "first_day": float(first["day"]) if first is not None else math.nan,
+        "discrimination_at_deadline": float(last["discrimination"])
+        if last is not None
+        else math.nan,
+        "direction": ("rises" if last["auc"] >= 0.5 else "falls")
+        if last is not None and last["auc"] == last["auc"]
+        else "",
+    }
+
+
+def _sorted_warnings(rows: list[dict], krs: list[KR]) -> pd.DataFrame:
+    """The warnings as a frame by KR (in ``krs`` order), then first week (earliest first),
+    then discrimination at the deadline (highest first)."""
+    summary = pd.DataFrame(rows, columns=_WARNING_COLUMNS)
     if len(summary):
         order = {k.id: i for i, k in enumerate(krs)}
         summary = (
@@ -840,7 +864,7 @@ def early_warning(
             )
             .drop(columns="_o")
         )
-    return curves_df, summary.reset_index(drop=True)
+    return summary.reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -884,44 +908,19 @@ def sensitivity(
     chosen = _check_horizon(_select(key_results(sc), krs), sc, days)
     fixed = dict(values or {})
     params = [p for p in sorted(uncertain_parameters(sc)) if p not in fixed]
-    sobol_cols = ["S1", "S1_conf", "ST", "ST_conf"]
-    morris_cols = ["mu_star", "mu_star_conf", "sigma", "mu"]
     cols = [
         "kr",
         "key_result",
         "parameter",
         "method",
-        *(sobol_cols if method == "sobol" else morris_cols),
+        *(_SOBOL_COLUMNS if method == "sobol" else _MORRIS_COLUMNS),
         "importance",
     ]
     if not params or not chosen:
         return pd.DataFrame(columns=cols)
-    d = len(params)
     root = branch_seed(sc.seed if seed is None else seed, f"sensitivity {method}")
-    design_seed = int(np.random.default_rng(root).integers(2**31 - 1))
-    if method == "sobol":
-        from SALib.analyze import sobol as analyze
-        from SALib.sample import sobol as sample
-
-        n = 2 ** max(1, int(math.floor(math.log2(max(2, runs // (d + 2))))))
-        problem = {"num_vars": d, "names": params, "bounds": [[0.0, 1.0]] * d}
-        u = sample.sample(problem, n, calc_second_order=False, seed=design_seed)
-        u = np.clip(u, _U_EPS, 1 - _U_EPS)
-        group = d + 2  # rows A, AB_1..AB_D, B of one base sample
-    else:
-        from SALib.analyze import morris as analyze
-        from SALib.sample import morris as sample
-
-        r = max(2, runs // (d + 1))
-        problem = {"num_vars": d, "names": params, "bounds": [list(_MORRIS_BOUNDS)] * d}
-        u = sample.sample(problem, r, num_levels=4, seed=design_seed)
-        group = d + 1  # the points of one trajectory
-    dists = uncertain_parameters(sc)
-    design = pd.DataFrame(
-        {p: np.asarray(dists[p].ppf(u[:, j]), dtype=float) for j, p in enumerate(params)}
-    )
-    for path, value in fixed.items():
-        design[path] = float(value)
+    salib = _SalibDesign.sample(method, params, runs, np.random.default_rng(root))
+    design = salib.values(sc, fixed)
     ens = run_ensemble(
         sc,
         runs=len(design),
@@ -929,7 +928,7 @@ def sensitivity(
         days=days,
         executor=executor,
         values=design,
-        seed_index=np.arange(len(design)) // group,
+        seed_index=np.arange(len(design)) // salib.group,
         variant=variant,
         without_outputs=without_outputs,
         warmup_days=warmup_days,
@@ -944,39 +943,91 @@ def sensitivity(
         y = out.loc[out["kr"] == kr.id, "value"].to_numpy(dtype=float)
         base = {"kr": kr.id, "key_result": kr.label, "method": method}
         if not np.all(np.isfinite(y)) or np.ptp(y) == 0:
-            for p in params:
-                rows.append({**base, "parameter": p, **dict.fromkeys(cols[4:], math.nan)})
-            continue
-        if method == "sobol":
-            res = analyze.analyze(problem, y, calc_second_order=False, seed=design_seed)
-            for j, p in enumerate(params):
-                rows.append(
-                    {
-                        **base,
-                        "parameter": p,
-                        "S1": res["S1"][j],
-                        "S1_conf": res["S1_conf"][j],
-                        "ST": res["ST"][j],
-                        "ST_conf": res["ST_conf"][j],
-                        "importance": res["ST"][j],
-                    }
-                )
+            rows += [{**base, "parameter": p, **dict.fromkeys(cols[4:], math.nan)} for p in params]
         else:
-            res = analyze.analyze(problem, u, y, num_levels=4, seed=design_seed)
-            top = float(np.nanmax(res["mu_star"])) or 1.0
-            for j, p in enumerate(params):
-                rows.append(
-                    {
-                        **base,
-                        "parameter": p,
-                        "mu_star": res["mu_star"][j],
-                        "mu_star_conf": res["mu_star_conf"][j],
-                        "sigma": res["sigma"][j],
-                        "mu": res["mu"][j],
-                        "importance": res["mu_star"][j] / top,
-                    }
-                )
+            rows += [
+                {**base, "parameter": p, **i} for p, i in zip(params, salib.indices(y), strict=True)
+            ]
     return pd.DataFrame(rows, columns=cols)
+
+
+_SOBOL_COLUMNS = ["S1", "S1_conf", "ST", "ST_conf"]
+_MORRIS_COLUMNS = ["mu_star", "mu_star_conf", "sigma", "mu"]
+
+
+@dataclass(frozen=True)
+class _SalibDesign:
+    """A SALib design over the uncertain parameters, in probability space.
+
+    ``u`` has one row per run and one column per parameter: a Saltelli sample for
+    Sobol (clipped away from 0 and 1, where a ``ppf`` may be infinite), Morris
+    trajectories on :data:`_MORRIS_BOUNDS`. ``group`` consecutive rows share their
+    random numbers (one base sample's A, AB_1..AB_D, B; one trajectory's points), and
+    ``seed`` seeds both the sample and the analysis.
+    """
+
+    method: str
+    problem: dict
+    u: np.ndarray
+    group: int
+    seed: int
+
+    @classmethod
+    def sample(
+        cls, method: str, params: list[str], runs: int, rng: np.random.Generator
+    ) -> _SalibDesign:
+        """The design for ``params`` within a budget of ``runs`` runs (Sobol: N (D + 2)
+        with N the largest power of 2 that fits, at least 2; Morris: r (D + 1) with
+        r = runs // (D + 1) trajectories, at least 2)."""
+        d = len(params)
+        seed = int(rng.integers(2**31 - 1))
+        if method == "sobol":
+            from SALib.sample import sobol as sample
+
+            n = 2 ** max(1, int(math.floor(math.log2(max(2, runs // (d + 2))))))
+            problem = {"num_vars": d, "names": params, "bounds": [[0.0, 1.0]] * d}
+            u = sample.sample(problem, n, calc_second_order=False, seed=seed)
+            return cls(method, problem, np.clip(u, _U_EPS, 1 - _U_EPS), d + 2, seed)
+        from SALib.sample import morris as sample
+
+        r = max(2, runs // (d + 1))
+        problem = {"num_vars": d, "names": params, "bounds": [list(_MORRIS_BOUNDS)] * d}
+        u = sample.sample(problem, r, num_levels=4, seed=seed)
+        return cls(method, problem, u, d + 1, seed)
+
+    def values(self, sc: Scenario, fixed: dict) -> pd.DataFrame:
+        """The runs' parameter values (one row per run): each column of ``u`` through its
+        parameter's ``ppf``, then the ``fixed`` values."""
+        dists = uncertain_parameters(sc)
+        design = pd.DataFrame(
+            {
+                p: np.asarray(dists[p].ppf(self.u[:, j]), dtype=float)
+                for j, p in enumerate(self.problem["names"])
+            }
+        )
+        for path, value in fixed.items():
+            design[path] = float(value)
+        return design
+
+    def indices(self, y: np.ndarray) -> list[dict]:
+        """Per parameter, the sensitivity indices of the KR results ``y`` (one per run)
+        and their ``importance``: ST (Sobol) or mu* over the largest mu* (Morris)."""
+        if self.method == "sobol":
+            from SALib.analyze import sobol as analyze
+
+            res = analyze.analyze(self.problem, y, calc_second_order=False, seed=self.seed)
+            return [
+                {**{c: res[c][j] for c in _SOBOL_COLUMNS}, "importance": res["ST"][j]}
+                for j in range(self.problem["num_vars"])
+            ]
+        from SALib.analyze import morris as analyze
+
+        res = analyze.analyze(self.problem, self.u, y, num_levels=4, seed=self.seed)
+        top = float(np.nanmax(res["mu_star"])) or 1.0
+        return [
+            {**{c: res[c][j] for c in _MORRIS_COLUMNS}, "importance": res["mu_star"][j] / top}
+            for j in range(self.problem["num_vars"])
+        ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -1376,6 +1427,18 @@ def value_text(kr: KR, x: float) -> str:
 def format_stress_test(st: StressTest) -> str:
     """The stress test as plain text: probabilities, what it takes, early warning,
     sensitivity."""
+    lines = _probability_lines(st)
+    if st.what_it_takes is not None and len(st.what_it_takes):
+        lines += _what_it_takes_lines(st)
+    if st.early_warning is not None and len(st.early_warning):
+        lines += _early_warning_lines(st)
+    if st.sensitivity is not None and len(st.sensitivity):
+        lines += _sensitivity_lines(st)
+    return "\n".join(lines)
+
+
+def _probability_lines(st: StressTest) -> list[str]:
+    """The ensemble in one line, then each objective's and each of its KRs' P(met)."""
     sc, ens = st.scenario, st.ensemble
     lines = [
         f"OKR stress test: {sc.name}: {ens.runs} runs ({ens.sampler} sampling of "
@@ -1400,67 +1463,83 @@ def format_stress_test(st: StressTest) -> str:
                 f"result {value_text(kr, r['median'])} ({value_text(kr, r['p5'])} .. "
                 f"{value_text(kr, r['p95'])})"
             )
-    if st.what_it_takes is not None and len(st.what_it_takes):
-        p_star = st.options.get("target_probability", TARGET_PROBABILITY)
-        lines += [
-            "",
-            f"What it takes (P(met) >= {p_star:.0%}; least effort first, bootstrap 95% interval):",
-        ]
-        for _, w in st.what_it_takes.iterrows():
-            if w["reached"]:
-                iv = (
-                    f"[{_fmt(w['lo'])}, {_fmt(w['hi'])}]"
-                    if w["hi"] == w["hi"]
-                    else (f"[{_fmt(w['lo'])}, beyond {_fmt(w['most'])}]")
-                )
-                lines.append(
-                    f"  KR {w['kr']}  {w['lever']} = {_fmt(w['value'])} {iv}  "
-                    f"(P(met) there {_pct(w['p_met'])})"
-                )
-            else:
-                lines.append(
-                    f"  KR {w['kr']}  {w['lever']}: not reached up to "
-                    f"{_fmt(w['most'])} (P(met) there {_pct(w['p_at_most'])})"
-                )
-    if st.early_warning is not None and len(st.early_warning):
-        thr = st.options.get("threshold", AUC_THRESHOLD)
-        lines += ["", f"Early warning (first week its change predicts 'met' with AUC >= {thr:g}):"]
-        for kr in st.krs:
-            g = st.early_warning[st.early_warning["kr"] == kr.id]
-            own = g[g["own"]]
-            lead = g[~g["own"] & g["first_week"].notna()].head(3)
-            parts = [
-                f"{r['indicator']} week {r['first_week']:.0f} ({r['direction']})"
-                for _, r in lead.iterrows()
-            ]
-            own_text = (
-                f"own metric week {own['first_week'].iloc[0]:.0f}"
-                if len(own) and own["first_week"].notna().iloc[0]
-                else "own metric: never"
+    return lines
+
+
+def _what_it_takes_lines(st: StressTest) -> list[str]:
+    """Per KR and lever: the value that gives the target P(met), or how far it got."""
+    p_star = st.options.get("target_probability", TARGET_PROBABILITY)
+    lines = [
+        "",
+        f"What it takes (P(met) >= {p_star:.0%}; least effort first, bootstrap 95% interval):",
+    ]
+    for _, w in st.what_it_takes.iterrows():
+        if w["reached"]:
+            iv = (
+                f"[{_fmt(w['lo'])}, {_fmt(w['hi'])}]"
+                if w["hi"] == w["hi"]
+                else (f"[{_fmt(w['lo'])}, beyond {_fmt(w['most'])}]")
             )
-            if not parts:
-                parts = ["no leading indicator reaches it"]
-            r = st.key_results.set_index("kr").loc[kr.id]
-            fewer = int(min(r["met"], r["runs"] - r["met"]))
-            note = ""
-            if fewer == 0:
-                note = " (AUC undefined: every run " + ("met it)" if r["met"] else "missed it)")
-                parts, own_text = [], ""
-            elif fewer < 10:
-                runs_text = "1 run" if fewer == 1 else f"{fewer} runs"
-                which = "met" if r["met"] == fewer else "missed"
-                note = f" (noisy: only {runs_text} {which} it)"
-            items = parts + ([own_text] if own_text else [])
-            lines.append((f"  KR {kr.id}  " + "; ".join(items) + note).replace("   (", "  ("))
-    if st.sensitivity is not None and len(st.sensitivity):
-        method = st.sensitivity["method"].iloc[0]
-        what = "Sobol total effect ST" if method == "sobol" else "Morris mu* (scaled)"
-        lines += ["", f"Sensitivity ({what}):"]
-        for kr_id, g in st.sensitivity.groupby("kr", sort=False):
-            g = g.sort_values("importance", ascending=False)
-            parts = [f"{r['parameter']} {r['importance']:.2f}" for _, r in g.iterrows()]
-            lines.append(f"  KR {kr_id}  " + ", ".join(parts))
-    return "\n".join(lines)
+            lines.append(
+                f"  KR {w['kr']}  {w['lever']} = {_fmt(w['value'])} {iv}  "
+                f"(P(met) there {_pct(w['p_met'])})"
+            )
+        else:
+            lines.append(
+                f"  KR {w['kr']}  {w['lever']}: not reached up to "
+                f"{_fmt(w['most'])} (P(met) there {_pct(w['p_at_most'])})"
+            )
+    return lines
+
+
+def _early_warning_lines(st: StressTest) -> list[str]:
+    """Per KR: the first three leading indicators that warn, and its own metric."""
+    thr = st.options.get("threshold", AUC_THRESHOLD)
+    lines = ["", f"Early warning (first week its change predicts 'met' with AUC >= {thr:g}):"]
+    return lines + [_early_warning_line(st, kr) for kr in st.krs]
+
+
+def _early_warning_line(st: StressTest, kr: KR) -> str:
+    """One KR's early warnings, with a note when too few runs met or missed it for an
+    AUC to mean much (fewer than 10) or anything (none)."""
+    g = st.early_warning[st.early_warning["kr"] == kr.id]
+    own = g[g["own"]]
+    lead = g[~g["own"] & g["first_week"].notna()].head(3)
+    parts = [
+        f"{r['indicator']} week {r['first_week']:.0f} ({r['direction']})"
+        for _, r in lead.iterrows()
+    ]
+    own_text = (
+        f"own metric week {own['first_week'].iloc[0]:.0f}"
+        if len(own) and own["first_week"].notna().iloc[0]
+        else "own metric: never"
+    )
+    if not parts:
+        parts = ["no leading indicator reaches it"]
+    r = st.key_results.set_index("kr").loc[kr.id]
+    fewer = int(min(r["met"], r["runs"] - r["met"]))
+    note = ""
+    if fewer == 0:
+        note = " (AUC undefined: every run " + ("met it)" if r["met"] else "missed it)")
+        parts, own_text = [], ""
+    elif fewer < 10:
+        runs_text = "1 run" if fewer == 1 else f"{fewer} runs"
+        which = "met" if r["met"] == fewer else "missed"
+        note = f" (noisy: only {runs_text} {which} it)"
+    items = parts + ([own_text] if own_text else [])
+    return (f"  KR {kr.id}  " + "; ".join(items) + note).replace("   (", "  (")
+
+
+def _sensitivity_lines(st: StressTest) -> list[str]:
+    """Per KR: the parameters by importance, largest first."""
+    method = st.sensitivity["method"].iloc[0]
+    what = "Sobol total effect ST" if method == "sobol" else "Morris mu* (scaled)"
+    lines = ["", f"Sensitivity ({what}):"]
+    for kr_id, g in st.sensitivity.groupby("kr", sort=False):
+        g = g.sort_values("importance", ascending=False)
+        parts = [f"{r['parameter']} {r['importance']:.2f}" for _, r in g.iterrows()]
+        lines.append(f"  KR {kr_id}  " + ", ".join(parts))
+    return lines
 
 
 # ---------------------------------------------------------------------------------------
