@@ -72,9 +72,11 @@ class Status(Enum):
 
 
 class _State:
-    """A user's state variable: kept in the model's population arrays
-    (:class:`~simkit.model.market.UserArrays`, which snapshots, migration and the day's
-    facts read), read and written as a plain Python number."""
+    """A user's state variable, kept in the model's population arrays.
+
+    The arrays are :class:`~simkit.model.market.UserArrays`, which snapshots, migration
+    and the day's facts read; the variable is read and written as a plain Python number.
+    """
 
     def __set_name__(self, owner, name: str) -> None:
         self.name = name
@@ -160,7 +162,7 @@ class UserAgent(mesa.Agent):
 
     # ---- the day ------------------------------------------------------------------------
     def step(self) -> None:
-        """Steps 2-6 of the day for this user (see the module docstring)."""
+        """Run steps 2-6 of the day for this user (see the module docstring)."""
         m, R, T, i = self.model, self.model.rules, self.model.today, self.i
         b = m.spec.behaviour
         status = self.status  # this morning's
@@ -235,14 +237,21 @@ class UserAgent(mesa.Agent):
 
     # ---- pieces -------------------------------------------------------------------------
     def word_of_mouth(self) -> float:
-        """Sum over products of q per day times the product's share of the market (or
-        of this user's contacts)."""
+        """Return the word of mouth this user hears today.
+
+        It is the sum over products of q per day times the product's share of the market
+        (or of this user's contacts).
+        """
         m = self.model
         if m.adjacency is None:
             return m.today.wom  # fully mixed: the same for everyone
         return sum(q * s for q, s in zip(m.today.q_day, self.contact_shares(), strict=True))
 
     def contact_shares(self) -> list[float]:
+        """Return each product's share of this user's contacts this morning.
+
+        Without a social network, every user's contacts are the whole market.
+        """
         m = self.model
         if m.adjacency is None:
             return m.market_shares
@@ -253,7 +262,7 @@ class UserAgent(mesa.Agent):
         return [c / deg for c in counts[: m.K]]
 
     def utilities(self) -> list[float]:
-        """Utility of every product to this user (-inf for products that are gone)."""
+        """Return the utility of every product to this user (-inf for products that are gone)."""
         m, T, R = self.model, self.model.today, self.model.rules
         shares = self.contact_shares()
         out = []
@@ -299,7 +308,7 @@ class UserAgent(mesa.Agent):
         return sum(effect[f][k] for f in self.model.today.features_in_use if uses[f])
 
     def visit(self) -> None:
-        """A visit: take up features, transact, and live today's experience."""
+        """Visit the current product: take up features, transact, and live today's experience."""
         m, R, T, i = self.model, self.model.rules, self.model.today, self.i
         k = self.product
         uses = self.uses
@@ -372,6 +381,13 @@ class UserAgent(mesa.Agent):
             self.product = m.K
 
     def subscriptions(self, visited_product: int) -> None:
+        """Subscribe to the current product's plan, or renew or end a subscription.
+
+        A visitor without a subscription who is still with ``visited_product`` (the
+        product visited today) subscribes with the plan's conversion probability; a
+        subscriber whose renewal day is today renews with the renewal probability, or the
+        subscription ends.
+        """
         m, R, T, i = self.model, self.model.rules, self.model.today, self.i
         u = m.draws["subscription"][i]
         k = self.product
@@ -427,8 +443,11 @@ class AgentMarketModel(MarketBase):
 
     # ---- one day --------------------------------------------------------------------------
     def _day(self) -> None:
-        """Steps 1-7 of docs/model.md §2: the outputs due today, every user's day (in a
-        random order: decisions use this morning's shares), the day's facts."""
+        """Run steps 1-7 of docs/model.md §2 for one day.
+
+        The steps are the outputs due today, every user's day (in a random order:
+        decisions use this morning's shares) and the day's facts.
+        """
         d = self.day
         self._acquired_today = self.first_time_today = 0
         costs = self._apply_outputs(d)  # 1. outputs due today
@@ -475,7 +494,7 @@ class AgentMarketModel(MarketBase):
         self.cohort_visits: list[tuple[int, bool]] = []
 
     def count_join(self, status: Status, k: int, switching: bool) -> None:
-        """A user of ``status`` (this morning's) joins product k."""
+        """Count a user of ``status`` (this morning's) joining product k."""
         if k == self.ours:
             if switching:
                 self.flows["switched_in"] += 1
@@ -485,13 +504,20 @@ class AgentMarketModel(MarketBase):
                 self.flows["new_adopters"] += 1
 
     def count_leave(self, left: int, choice: int) -> None:
-        """A customer of ``left`` leaves for ``choice`` (K: no product)."""
+        """Count a customer of ``left`` leaving for ``choice`` (K: no product)."""
         if left == self.ours:
             self.flows["switched_out" if choice < self.K else "lapsed"] += 1
         if choice < self.K:
             self.count_join(Status.CUSTOMER, choice, switching=True)
 
     def count_visit(self, agent: UserAgent, k: int, tx: int, price: float) -> None:
+        """Count a visit of ``agent`` to product k, with ``tx`` transactions at ``price``.
+
+        The transactions count for every product. A visit to ours also counts its
+        revenue, cost of goods and loyalty rewards, the visit in the user's cohort, the
+        user's last visit and last use of each feature, and the user among today's
+        visitors.
+        """
         self.tx_k[k] += tx
         if k != self.ours:
             return
@@ -512,11 +538,13 @@ class AgentMarketModel(MarketBase):
         self.visitors_ours.append(agent)
 
     def count_subscription(self, k: int) -> None:
+        """Count a new subscription to product k (ours: a conversion and its first fee)."""
         if k == self.ours:
             self.subs["conversions"] += 1
             self.money["subscription_revenue"] += self.today.fee[k]
 
     def count_renewal(self, k: int, renewed: bool) -> None:
+        """Count a renewal due at product k (ours: due, done if ``renewed``, and its fee)."""
         if k == self.ours:
             self.subs["due"] += 1
             if renewed:
@@ -525,9 +553,12 @@ class AgentMarketModel(MarketBase):
 
     # ---- 7. metrics -----------------------------------------------------------------------
     def _collect(self, d: int, table: ProductTable, output_costs: float) -> None:
-        """7. The day's facts, counted over the population at the end of the day and
-        handed to the shared recorder (:meth:`~simkit.model.market.MarketBase._record_days`,
-        which derives MRR, NPS and the means)."""
+        """Record the day's facts (step 7).
+
+        The facts are counted over the population at the end of the day and handed to the
+        shared recorder (:meth:`~simkit.model.market.MarketBase._record_days`, which
+        derives MRR, NPS and the means).
+        """
         u, ours, K, S, R = self.users, self.ours, self.K, len(self.segment_names), self.rules
         mine = np.flatnonzero(u.product == ours)
         scores = [R.nps_score(s) for s in u.satisfaction[mine].tolist()]

@@ -241,7 +241,7 @@ def ndtri(y0):
 
 
 def _named(fn, name: str):
-    """A copy of ``fn`` called ``name`` (numba's disk cache tells functions by name)."""
+    """Return a copy of ``fn`` called ``name`` (numba's disk cache tells functions by name)."""
     code = fn.__code__.replace(co_name=name, co_qualname=name)
     copy = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
     copy.__doc__ = fn.__doc__
@@ -287,8 +287,11 @@ LOGIT_MAX_SCORE = 20.0
 
 
 def _table_rows(event, noise, N, logits, normals):
-    """Row j of the tables: user i's logit(u) of the event stream (day base ``event[j]``)
-    and normal of the noise stream (``noise[j]``)."""
+    """Fill the tables' rows: one row per day, one column per user.
+
+    Row j of the tables holds user i's logit(u) of the event stream (day base
+    ``event[j]``) and normal of the noise stream (``noise[j]``).
+    """
     for j in numba.prange(event.shape[0]):
         for i in range(N):
             u = _uniform(event[j], i)
@@ -303,10 +306,13 @@ table_rows_parallel = numba.njit(error_model="numpy", parallel=True)(
 
 
 class StreamTables:
-    """Random numbers of one run's days 0 .. ``days - 1`` for re-runs with the same seed
-    and users (:func:`simkit.experiments.run.run` attaches one to a re-run): per user and day, the
+    """Random numbers of one run's days 0 .. ``days - 1`` for re-runs with the same seed.
+
+    The table is for re-runs with the same seed and users
+    (:func:`simkit.experiments.run.run` attaches one to a re-run): per user and day, the
     logit of the event stream's uniform (float32) and the noise stream's normal
-    (float64), computed the first time a day runs. 12 bytes per user-day."""
+    (float64), computed the first time a day runs. 12 bytes per user-day.
+    """
 
     BYTES_PER_USER_DAY = 12
 
@@ -319,14 +325,18 @@ class StreamTables:
 
     @property
     def nbytes(self) -> int:
+        """Memory held by the tables, in bytes."""
         return self.logits.nbytes + self.normals.nbytes
 
     def rows(
         self, keys: dict[str, int], first: int, days: int, event: np.ndarray, noise: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The tables' rows of days ``first .. first + days - 1`` (``event``, ``noise``:
-        the two streams' day bases), or None when the streams (``keys``) or the days
-        are not the table's."""
+        """Return the tables' rows of days ``first .. first + days - 1``.
+
+        ``event`` and ``noise`` are the two streams' day bases; the rows are computed the
+        first time they are asked for. Returns None when the streams (``keys``) or the
+        days are not the table's.
+        """
         if (keys["event"], keys["noise"]) != self.keys or first < 0 or first + days > self.days:
             return None
         rows = slice(first, first + days)
@@ -426,7 +436,7 @@ N_RESULTS = 24
 
 
 def pack_products(T) -> tuple[np.ndarray, np.ndarray]:
-    """The day's product table as a matrix P[row, k] and a feature array FE[layer, f, k]."""
+    """Return the day's product table as a matrix P[row, k] and a feature array FE[layer, f, k]."""
     rows = {
         PRICE: T.price,
         UNIT_COST: T.unit_cost,
@@ -466,9 +476,12 @@ def pack_products(T) -> tuple[np.ndarray, np.ndarray]:
 
 
 def churn_bound(habit_k: float, satisfaction_k: float) -> float:
-    """The largest value of the churn hazard's habit and satisfaction factor,
-    ``exp(-habit_k * habit + satisfaction_k * (0.5 - satisfaction))`` over habit and
-    satisfaction in [0, 1], with a margin far above rounding errors."""
+    """Return the largest value of the churn hazard's habit and satisfaction factor.
+
+    The factor is ``exp(-habit_k * habit + satisfaction_k * (0.5 - satisfaction))``; its
+    largest value is taken over habit and satisfaction in [0, 1], with a margin far above
+    rounding errors.
+    """
     return math.exp(max(0.0, -habit_k) + 0.5 * abs(satisfaction_k)) * (1.0 + 1e-6)
 
 
@@ -502,10 +515,13 @@ class Users(NamedTuple):
 
 
 class Draws(NamedTuple):
-    """The random numbers: each day's bases of the daily streams ``U`` [days, 6] and of
-    the features' ``UF`` [days, F]; the event stream's logits ``LT`` and the noise
-    stream's normals ``ZT`` [days, N], or [days, 0] (see :class:`StreamTables`). In a
-    day's pass, one day's rows."""
+    """The random numbers of the days a kernel call runs.
+
+    They are each day's bases of the daily streams ``U`` [days, 6] and of the features'
+    ``UF`` [days, F]; the event stream's logits ``LT`` and the noise stream's normals
+    ``ZT`` [days, N], or [days, 0] (see :class:`StreamTables`). In a day's pass, one
+    day's rows.
+    """
 
     U: np.ndarray
     UF: np.ndarray
@@ -514,9 +530,11 @@ class Draws(NamedTuple):
 
 
 class Products(NamedTuple):
-    """The products on these days (:func:`pack_products`): ``P[row, k]``,
-    ``FE[layer, f, k]``, feature availability ``avail[f, k * S + segment]`` (bytes) and
-    the features in use ``fin``."""
+    """The products on these days (:func:`pack_products`).
+
+    They are ``P[row, k]``, ``FE[layer, f, k]``, feature availability
+    ``avail[f, k * S + segment]`` (bytes) and the features in use ``fin``.
+    """
 
     P: np.ndarray
     FE: np.ndarray
@@ -532,10 +550,13 @@ class Network(NamedTuple):
 
 
 class Results(NamedTuple):
-    """What the days record: per day ``OUT[day, result]``, transactions per product
-    ``TXK``, users per product and segment ``BPS``, our DAU per segment ``SDAU``,
-    users of each feature ``FUS``; and the retention tables' visit counts. A slice of
-    users adds to one day's rows of its own (the same names, one dimension less)."""
+    """What the days record.
+
+    Per day: ``OUT[day, result]``, transactions per product ``TXK``, users per product
+    and segment ``BPS``, our DAU per segment ``SDAU``, users of each feature ``FUS``; and
+    the retention tables' visit counts. A slice of users adds to one day's rows of its
+    own (the same names, one dimension less).
+    """
 
     OUT: np.ndarray
     TXK: np.ndarray
@@ -547,9 +568,12 @@ class Results(NamedTuple):
 
 
 class Work(NamedTuple):
-    """Work space, one entry per user: this morning's product ``start``, the lists of a
-    slice's passes ``W[row, i]``, the day's ``flags``, whether a user visited and their
-    transactions today, and the cohort visits a slice found."""
+    """Work space of the kernel, one entry per user.
+
+    It holds this morning's product ``start``, the lists of a slice's passes
+    ``W[row, i]``, the day's ``flags``, whether a user visited and their transactions
+    today, and the cohort visits a slice found.
+    """
 
     start: np.ndarray
     W: np.ndarray
@@ -561,8 +585,11 @@ class Work(NamedTuple):
 
 
 class Morning(NamedTuple):
-    """This morning's products ``start``, the market's ``shares`` and word of mouth
-    ``wom`` (every decision of the day uses them)."""
+    """The state of this morning that every decision of the day uses.
+
+    It holds this morning's products ``start``, the market's ``shares`` and word of
+    mouth ``wom``.
+    """
 
     start: np.ndarray
     shares: np.ndarray
@@ -587,7 +614,7 @@ def _contact_shares(i, start, K, indptr, indices, out):
 
 @numba.njit(inline="always")
 def _utilities(i, K, S, users, products, shares, ref, out):
-    """Utility of every product to user i (-inf for products that are gone)."""
+    """Return the utility of every product to user i (-inf for products that are gone)."""
     P, FE, avail, fin = products
     seg, affinity, price_sensitivity = users.segment[i], users.affinity, users.price_sensitivity[i]
     for k in range(K):
@@ -614,9 +641,10 @@ CHUNKS = 32
 
 
 def _days(d0, days, record_from, dims, users, draws, products, B, network, results, work):
-    """Steps 2-7 of days ``d0 .. d0 + days - 1`` for every user (step 1, the outputs, is
-    the model's: the product table is the same on all of these days). Days from
-    ``record_from`` on are recorded.
+    """Run steps 2-7 of days ``d0 .. d0 + days - 1`` for every user.
+
+    Step 1, the outputs, is the model's: the product table is the same on all of these
+    days. Days from ``record_from`` on are recorded.
 
     ``dims``: (K products, our product's index, S segments); ``users``: :class:`Users`;
     ``draws``: :class:`Draws`; ``products``: :class:`Products`; ``B``: the behaviour's
@@ -701,9 +729,12 @@ def _days(d0, days, record_from, dims, users, draws, products, B, network, resul
 
 @numba.njit(error_model="numpy", _nrt=False)
 def _morning(lo, hi, S, product, segment, start, cells, tally):
-    """This morning's product of users ``lo .. hi - 1`` (``start``) and their number per
-    product and segment (``cells``; ``tally`` is work space: four counts that take turns,
-    so that no count waits for the one before)."""
+    """Note this morning's product of users ``lo .. hi - 1`` and count them.
+
+    The products go to ``start``, and the users' number per product and segment to
+    ``cells`` (``tally`` is work space: four counts that take turns, so that no count
+    waits for the one before).
+    """
     tally[:] = 0
     for j in range(hi - lo):
         i = np.uint64(lo + j)
@@ -725,8 +756,10 @@ W_ROWS = 5
 def _users(
     lo, hi, d, record, dims, users, draws, products, B, network, morning, scratch, work, acc
 ):
-    """Users ``lo`` to ``hi - 1`` of the day; adds to this slice's results and returns
-    how many cohort visits it wrote to ``cohort_buf[lo:]``.
+    """Run the day of users ``lo`` to ``hi - 1``.
+
+    It adds to this slice's results and returns how many cohort visits it wrote to
+    ``cohort_buf[lo:]``.
 
     The day goes in passes over lists of users (this morning's non-customers and
     customers, today's visitors, adopters and leavers, written to ``W[row, lo:]``), each
@@ -1128,15 +1161,19 @@ def _join(i, choice, d, ours, users, adopter_satisfaction, out):
 
 # ---- the model ----------------------------------------------------------------------------------
 def _u8(flags: np.ndarray) -> np.ndarray:
-    """A bool array as 0/1 bytes (the same memory): compiled code turns a bool into a
-    float with a branch, which costs a mispredicted jump when users differ at random;
-    a byte converts without one."""
+    """Return a bool array as 0/1 bytes (the same memory).
+
+    Compiled code turns a bool into a float with a branch, which costs a mispredicted
+    jump when users differ at random; a byte converts without one.
+    """
     return flags.view(np.uint8)
 
 
 class CompiledMarketModel(MarketBase):
-    """The market (:class:`~simkit.model.market.MarketBase`), the users' day in compiled
-    passes over the population's arrays (``engine="compiled"``, the default).
+    """The market on the compiled engine (``engine="compiled"``, the default).
+
+    It is the market of :class:`~simkit.model.market.MarketBase`, with the users' day in
+    compiled passes over the population's arrays.
 
     Same parameters as :class:`~simkit.model.market.MarketBase` (``rules_module`` must be the
     default: the compiled rules are those of :mod:`simkit.model.rules`).
@@ -1202,16 +1239,21 @@ class CompiledMarketModel(MarketBase):
         self._run(1)
 
     def advance(self, days: int) -> None:
-        """Run ``days`` days, the same as :meth:`step` that many times: the days between
-        two changes of the product table (outputs shipping, a campaign ending) go to the
-        compiled loop in one call (and with followed journeys, each day from day 0 on)."""
+        """Run ``days`` days, the same as :meth:`step` that many times.
+
+        The days between two changes of the product table (outputs shipping, a campaign
+        ending) go to the compiled loop in one call (and with followed journeys, each day
+        from day 0 on).
+        """
         end = self.day + days
         while self.day < end:
             self._run(end - self.day)
 
     def _run(self, most: int) -> None:
-        """Ship today's outputs, then run today and the next days up to ``most`` in all,
-        as long as the product table stays the same."""
+        """Ship today's outputs, then run today and the next days up to ``most`` in all.
+
+        The days run as long as the product table stays the same.
+        """
         d0 = self.day
         self._acquired_today = 0
         costs = self._apply_outputs(d0)  # 1. outputs due today
@@ -1274,7 +1316,7 @@ class CompiledMarketModel(MarketBase):
         self.day += days
 
     def _users(self) -> Users:
-        """The population's arrays as the kernel takes them (bools as bytes)."""
+        """Return the population's arrays as the kernel takes them (bools as bytes)."""
         u = self.users
         return Users(
             u.segment,
@@ -1300,8 +1342,11 @@ class CompiledMarketModel(MarketBase):
         )
 
     def _breaks(self, d: int) -> bool:
-        """Whether day ``d`` starts a new run of the compiled loop: outputs ship or the
-        product table changes that day, recording starts, or journeys are followed."""
+        """Return whether day ``d`` starts a new run of the compiled loop.
+
+        It does when outputs ship or the product table changes that day, when recording
+        starts, or when journeys are followed.
+        """
         return (
             d in self.outputs_by_day
             or d in self._table_changes
@@ -1359,8 +1404,11 @@ _threads: int | None = None
 
 
 def set_threads(n: int | None) -> None:
-    """Threads for the day's users in this process (``None``: decide automatically, see
-    :func:`threads`). The numbers do not depend on it."""
+    """Set the number of threads for the day's users in this process.
+
+    ``None`` decides automatically (see :func:`threads`). The numbers do not depend on
+    it.
+    """
     global _threads
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         from ..errors import SimkitError
@@ -1370,11 +1418,14 @@ def set_threads(n: int | None) -> None:
 
 
 def threads() -> int:
-    """Threads a run uses here: :func:`set_threads`, else ``$SIMKIT_THREADS``, else every
-    CPU available to this process -- but one in any thread other than the main one (an
-    ensemble's workers, a Dask task) but those of :func:`interactive_thread`, and in the
-    worker processes of :class:`~simkit.experiments.executors.LocalProcesses`, where runs already go
-    side by side."""
+    """Return the number of threads a run uses here.
+
+    It is :func:`set_threads`'s, else ``$SIMKIT_THREADS``, else every CPU available to
+    this process -- but one in any thread other than the main one (an ensemble's
+    workers, a Dask task) but those of :func:`interactive_thread`, and in the worker
+    processes of :class:`~simkit.experiments.executors.LocalProcesses`, where runs already
+    go side by side.
+    """
     current = threading.current_thread()
     if current is not threading.main_thread() and not getattr(current, _ALL_CPUS, False):
         return 1
@@ -1397,8 +1448,10 @@ _PARALLEL = threading.Lock()
 
 
 def interactive_thread(target, name: str) -> threading.Thread:
-    """A daemon thread whose runs use every CPU, as the main thread's do (the explorer
-    answers a page's changes on one: a run at a time)."""
+    """Return a daemon thread whose runs use every CPU, as the main thread's do.
+
+    The explorer answers a page's changes on one: a run at a time.
+    """
     thread = threading.Thread(target=target, name=name, daemon=True)
     setattr(thread, _ALL_CPUS, True)
     return thread
@@ -1406,8 +1459,11 @@ def interactive_thread(target, name: str) -> threading.Thread:
 
 @contextmanager
 def _kernel(serial, parallel):
-    """The kernel to call: ``parallel`` when this thread may use several threads
-    (:func:`threads`) and no other thread is in a parallel kernel, else ``serial``."""
+    """Yield the kernel to call: ``parallel`` or ``serial``.
+
+    It is ``parallel`` when this thread may use several threads (:func:`threads`) and no
+    other thread is in a parallel kernel, else ``serial``.
+    """
     if _use_threads() > 1 and _PARALLEL.acquire(blocking=False):
         try:
             yield parallel
@@ -1428,9 +1484,11 @@ def _use_threads() -> int:
 
 
 def cache_dir() -> Path:
-    """Where compiled code is kept: ``$SIMKIT_CACHE_DIR`` or ``~/.cache/simkit``, in a
-    folder keyed by the source of this module, the rules and the streams and by numba's
-    version."""
+    """Return the folder where compiled code is kept.
+
+    It is a folder in ``$SIMKIT_CACHE_DIR`` or ``~/.cache/simkit``, keyed by the source
+    of this module, the rules and the streams and by numba's version.
+    """
     root = os.environ.get("SIMKIT_CACHE_DIR") or Path.home() / ".cache" / "simkit"
     h = hashlib.sha1(numba.__version__.encode())
     for mod in (rules, streams, sys.modules[__name__]):
@@ -1439,8 +1497,10 @@ def cache_dir() -> Path:
 
 
 def _enable_cache() -> None:
-    """Cache the compiled day on disk (see :func:`cache_dir`); without a writable
-    folder every process compiles it once."""
+    """Cache the compiled day on disk (see :func:`cache_dir`).
+
+    Without a writable folder every process compiles it once.
+    """
     previous = numba.config.CACHE_DIR
     try:
         numba.config.CACHE_DIR = str(cache_dir())

@@ -110,6 +110,7 @@ class UserArrays:
 
     @property
     def nbytes(self) -> int:
+        """Memory held by the population's arrays, in bytes."""
         return sum(v.nbytes for v in vars(self).values())
 
 
@@ -123,8 +124,10 @@ def segment_sizes(shares: list[float], n: int) -> np.ndarray:
 
 
 class MarketBase(mesa.Model):
-    """What both engines share: the products (Mesa agents), the plan of outputs, the
-    random streams, the initial population, the social network and the recorder.
+    """The market's state and set-up that both engines share.
+
+    Both engines share the products (Mesa agents), the plan of outputs, the random
+    streams, the initial population, the social network and the recorder.
 
     Parameters
     ----------
@@ -216,9 +219,12 @@ class MarketBase(mesa.Model):
             self.follow(journeys)
 
     def start_dynamics(self, ss: np.random.SeedSequence, journeys: int = 0) -> None:
-        """Draw what happens from now on from ``ss``: every random stream but the
-        population's is seeded anew (the run's own seed, after a warm-up that the
-        population seed fixed), and ``journeys`` users are sampled to follow."""
+        """Draw what happens from now on from ``ss``.
+
+        Every random stream but the population's is seeded anew (the run's own seed,
+        after a warm-up that the population seed fixed), and ``journeys`` users are
+        sampled to follow.
+        """
         children = ss.spawn(len(STREAMS))
         for name, child in zip(STREAMS, children, strict=True):
             if name != "init":
@@ -240,8 +246,11 @@ class MarketBase(mesa.Model):
         )
 
     def step(self) -> None:
-        """Advance the market by one day (docs/model.md §2). Mesa calls it through its
-        wrapper, which counts it in ``model.steps``; :meth:`advance` does not."""
+        """Advance the market by one day (docs/model.md §2).
+
+        Mesa calls it through its wrapper, which counts it in ``model.steps``;
+        :meth:`advance` does not.
+        """
         self.advance(1)
 
     def advance(self, days: int) -> None:  # pragma: no cover - engines implement it
@@ -353,8 +362,10 @@ class MarketBase(mesa.Model):
         return self._table
 
     def _set_keys(self) -> None:
-        """The keys of the counter-based daily streams (see :mod:`simkit.model.streams`), from
-        the seed sequences of ``self.streams``; features get one key each."""
+        """Set the keys of the counter-based daily streams (see :mod:`simkit.model.streams`).
+
+        They come from the seed sequences of ``self.streams``; features get one key each.
+        """
         self.keys = {
             name: streams.key(self.streams[name].bit_generator.seed_seq) for name in streams.DAILY
         }
@@ -362,8 +373,10 @@ class MarketBase(mesa.Model):
         self.feature_keys = [streams.key(feature, f) for f in range(len(self.features))]
 
     def uniforms(self, stream: str, d: int, feature: int | None = None) -> streams.Uniforms:
-        """Day ``d``'s uniforms of a daily stream (or of ``feature``'s take-up stream),
-        indexed by user: the same numbers whichever users an engine asks for."""
+        """Return day ``d``'s uniforms of a daily stream (or of ``feature``'s take-up stream).
+
+        They are indexed by user: the same numbers whichever users an engine asks for.
+        """
         k = self.keys[stream] if feature is None else self.feature_keys[feature]
         return streams.Uniforms(streams.day_base(k, d))
 
@@ -383,11 +396,12 @@ class MarketBase(mesa.Model):
         feature_users,
         segment_dau,
     ) -> None:
-        """Record days ``first, first + 1, ...`` (all with product table ``T``): the facts
-        an engine counted (arrays over the days), and those derived from them here, once
-        for both engines (docs/model.md §3): subscribers (only with a plan), MRR, NPS
-        (:func:`~simkit.model.rules.net_promoter_score`), our customers' mean satisfaction
-        and habit, customers per product and per segment.
+        """Record days ``first, first + 1, ...`` (all with product table ``T``).
+
+        It records the facts an engine counted (arrays over the days), and those derived
+        from them here, once for both engines (docs/model.md §3): subscribers (only with a
+        plan), MRR, NPS (:func:`~simkit.model.rules.net_promoter_score`), our customers'
+        mean satisfaction and habit, customers per product and per segment.
 
         ``by_product_segment`` counts users per (product or none, segment), one row per
         day; ``transactions_k`` per product (or none); ``promoters``, ``detractors``,
@@ -418,11 +432,13 @@ class MarketBase(mesa.Model):
 
     # ---- snapshots ------------------------------------------------------------------------
     def snapshot(self) -> dict:
-        """A copy of everything a day changes (users, products, random streams,
-        recorder, followed journeys), to resume from: the state at the end of the
-        warm-up, which does not depend on the plan of outputs (outputs ship on day 0 or
-        later), or the state on the morning of a launch, which depends only on the
-        outputs shipped before it."""
+        """Return a copy of everything a day changes, to resume from (:meth:`restore`).
+
+        The copy holds the users, products, random streams, recorder and followed
+        journeys. It is taken at the end of the warm-up, a state which does not depend on
+        the plan of outputs (outputs ship on day 0 or later), or on the morning of a
+        launch, a state which depends only on the outputs shipped before it.
+        """
         return {
             "day": self.day,
             "users": copy.deepcopy(self.users),
@@ -439,8 +455,11 @@ class MarketBase(mesa.Model):
         }
 
     def restore(self, snap: dict) -> None:
-        """Continue from a :meth:`snapshot` of a model built from the same scenario
-        (outputs shipping from the snapshot's day on aside), users and seed."""
+        """Continue from a :meth:`snapshot` of a model built from the same scenario.
+
+        The model must have the same scenario (outputs shipping from the snapshot's day
+        on aside), users and seed.
+        """
         self.day = snap["day"]
         self.users = copy.deepcopy(snap["users"])
         for p, state in zip(self.products, snap["products"], strict=True):
@@ -457,10 +476,13 @@ class MarketBase(mesa.Model):
 
     # ---- what outputs and results ask of the population -----------------------------------
     def migrate_customers(self, target: ProductAgent, acquirer: ProductAgent, retained: float):
-        """An acquisition (called by :func:`~simkit.model.products.apply_output`): the
-        target's customers move to the acquirer with probability ``retained`` (keeping
-        their habit and satisfaction, losing their plan and features); the rest lapse
-        (and may be won back later)."""
+        """Move the customers of an acquired product ``target`` to ``acquirer``.
+
+        This is an acquisition (called by :func:`~simkit.model.products.apply_output`):
+        the target's customers move to the acquirer with probability ``retained``
+        (keeping their habit and satisfaction, losing their plan and features); the rest
+        lapse (and may be won back later).
+        """
         u = self.users
         draw = self.streams["migration"].random(self.N, dtype=F32)
         members = u.product == target.index

@@ -92,6 +92,11 @@ class MarketModel(MarketBase):
     """
 
     def __new__(cls, *args, engine: str = "compiled", **kwargs):
+        """Create an instance of the class that runs on ``engine``.
+
+        ``MarketModel(...)`` becomes a :class:`CompiledMarket` or an :class:`AgentMarket`;
+        an unknown ``engine`` raises :class:`~simkit.errors.SimkitError`.
+        """
         if cls is MarketModel:
             try:
                 cls = _MODELS[engine]
@@ -148,7 +153,7 @@ class MarketModel(MarketBase):
 
 
 def _reporter(name: str):
-    """A data-collector reporter of the day's metric ``name`` (reads, changes nothing)."""
+    """Return a data-collector reporter of the day's metric ``name`` (reads, changes nothing)."""
     return lambda model: model.metrics[name]
 
 
@@ -157,8 +162,11 @@ class CompiledMarket(MarketModel, CompiledMarketModel):
 
 
 class AgentMarket(MarketModel, AgentMarketModel):
-    """:class:`MarketModel` on the per-agent engine (``engine="agents"``): ``model.agents``
-    holds one :class:`~simkit.model.agents.UserAgent` per user and the products."""
+    """:class:`MarketModel` on the per-agent engine (``engine="agents"``).
+
+    ``model.agents`` holds one :class:`~simkit.model.agents.UserAgent` per user and the
+    products.
+    """
 
 
 _MODELS = {"compiled": CompiledMarket, "agents": AgentMarket}

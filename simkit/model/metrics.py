@@ -52,7 +52,7 @@ NEVER = -30000  # "no such day" in int16 day arrays
 
 
 def ratio(num, den):
-    """num / den elementwise, 0 where den == 0."""
+    """Return num / den elementwise, 0 where den == 0."""
     num = np.asarray(num, dtype=float)
     den = np.asarray(den, dtype=float)
     out = np.zeros(np.broadcast(num, den).shape)
@@ -141,6 +141,7 @@ class Recorder:
 
     @property
     def nbytes(self) -> int:
+        """Memory held by the recorder's arrays, in bytes."""
         arrays = [
             *self.facts.values(),
             self.customers_k,
@@ -185,9 +186,12 @@ class Recorder:
         segment_customers,
         segment_dau,
     ) -> None:
-        """Record days ``first, first + 1, ...``: each fact a sequence over the days, the
-        other arguments one row per day (customers and transactions per product,
-        users of each feature, customers and DAU per segment)."""
+        """Record days ``first, first + 1, ...``.
+
+        Each fact is a sequence over the days; the other arguments have one row per day
+        (customers and transactions per product, users of each feature, customers and DAU
+        per segment).
+        """
         rows = slice(first + self.warmup, first + self.warmup + len(customers_k))
         for k, v in facts.items():
             self.facts[k][rows] = v
@@ -221,7 +225,7 @@ class Recorder:
         return self.days if days is None else min(days, self.days)
 
     def frame(self, days: int | None = None) -> pd.DataFrame:
-        """The metrics of days 0 .. ``days`` - 1 (default: every day reported)."""
+        """Return the metrics of days 0 .. ``days`` - 1 (default: every day reported)."""
         days = self._upto(days)
         rows = slice(self.warmup, self.warmup + days)
         return self._frame().iloc[rows].reset_index(drop=True).rename_axis("day")
@@ -283,8 +287,10 @@ class Recorder:
         return pd.DataFrame(m)
 
     def segments_frame(self, days: int | None = None) -> pd.DataFrame:
-        """Tidy per-segment frame: day, segment, customers, dau (ours); days 0 ..
-        ``days`` - 1 (default: every day reported)."""
+        """Return a tidy per-segment frame: day, segment, customers, dau (ours).
+
+        It holds days 0 .. ``days`` - 1 (default: every day reported).
+        """
         days = self._upto(days)
         d = np.repeat(np.arange(days), len(self.segments))
         seg = np.tile(np.array(self.segments, dtype=object), days)
@@ -301,8 +307,11 @@ class Recorder:
     def cohort_tables(
         self, cohort_day: np.ndarray, first_left_day: np.ndarray, days: int | None = None
     ) -> CohortTables:
-        """Build R, S and daily retention from per-user first adoption and leave days,
-        as observed by the end of day ``days`` - 1 (default: every day reported)."""
+        """Build R, S and daily retention from per-user first adoption and leave days.
+
+        The tables are as observed by the end of day ``days`` - 1 (default: every day
+        reported).
+        """
         days = self._upto(days)
         weeks = days // 7 + 1
         member = cohort_day >= 0
@@ -362,6 +371,11 @@ class Journeys:
         self.rows: list[tuple] = []
 
     def visits(self, visitors: np.ndarray, transactions: np.ndarray) -> None:
+        """Note which sampled users visited today, and their transactions.
+
+        ``visitors`` holds the indices of today's visitors and ``transactions`` their
+        transactions (aligned with ``visitors``); visitors outside the sample are ignored.
+        """
         pos = np.searchsorted(self.sample, visitors)
         pos = np.minimum(pos, self.sample.size - 1)
         hit = self.sample[pos] == visitors
@@ -369,8 +383,10 @@ class Journeys:
         self._tx[pos[hit]] = transactions[hit]
 
     def end_of_day(self, day: int, product, habit, satisfaction, uses, subscribed) -> None:
-        """Append today's state of the sampled users (arrays aligned with the sample;
-        ``uses`` is [features, sample])."""
+        """Append today's state of the sampled users.
+
+        The arrays are aligned with the sample; ``uses`` is [features, sample].
+        """
         for j, i in enumerate(self.sample):
             k = int(product[j])
             self.rows.append(
@@ -391,6 +407,7 @@ class Journeys:
         self._tx[:] = 0.0
 
     def frame(self) -> pd.DataFrame:
+        """Return the journeys so far: one row per sampled user and day (see the class)."""
         return pd.DataFrame(
             self.rows,
             columns=[

@@ -72,6 +72,13 @@ class Feature:
 
 @dataclass
 class Campaign:
+    """A marketing campaign of one product, running on days ``start .. end - 1``.
+
+    While it runs, the product's Bass *p* is multiplied by ``p_multiplier``, the adoption
+    hazard of lapsed users by ``winback_multiplier``, and ``appeal`` is added to the
+    product's utility (see :meth:`ProductAgent.campaign_effects`).
+    """
+
     start: int
     end: int  # exclusive
     p_multiplier: float
@@ -218,6 +225,20 @@ class ProductTable:
     def build(
         cls, products: list[ProductAgent], features: list[str], n_segments: int, day: int
     ) -> ProductTable:
+        """Return the table of ``products`` as they are on ``day``.
+
+        Parameters
+        ----------
+        products : list of ProductAgent
+            The market's products, in index order (product ``k`` of the arrays).
+        features : list of str
+            The scenario's feature names (:func:`scenario_features`), in the order of the
+            feature arrays' rows.
+        n_segments : int
+            The number of user segments (for the feature availability ``available``).
+        day : int
+            The day whose running campaigns count.
+        """
         K, F, S = len(products), len(features), n_segments
 
         def vec(fn, dtype=np.float32):
@@ -305,7 +326,7 @@ class ProductTable:
 
 
 def product_state_key(products: list[ProductAgent], day: int) -> tuple:
-    """A cheap key that changes whenever the ProductTable would (to cache it)."""
+    """Return a cheap key that changes whenever the ProductTable would (to cache it)."""
     return tuple(
         (
             p.price,
@@ -321,4 +342,5 @@ def product_state_key(products: list[ProductAgent], day: int) -> tuple:
 
 
 def scenario_features(scenario: Scenario) -> list[str]:
+    """Return the scenario's feature names, in the order of the feature arrays' rows."""
     return scenario.feature_names

@@ -168,7 +168,7 @@ def adoption_multiplier(ever_customer, winback):
 
 
 def utility(quality, price, price_sensitivity, reference_price, feature_appeal, network, share):
-    """Utility of a product to a user (logit choice).
+    """Return the utility of a product to a user (logit choice).
 
     ``feature_appeal`` is the sum over the product's launched features of the user's
     affinity times the feature's appeal; ``network * share`` is the network effect.
@@ -199,8 +199,10 @@ def sample_choice(probabilities, u):
 
 
 def logit_choice(utilities, u, outside=0.0, with_outside=False):
-    """One choice by multinomial logit: the loop form of :func:`choice_probabilities`
-    followed by :func:`sample_choice`, for one user (same operations, same order).
+    """Choose one alternative by multinomial logit, for one user.
+
+    This is the loop form of :func:`choice_probabilities` followed by
+    :func:`sample_choice` (same operations, same order).
 
     ``utilities`` is a 1-D sequence (``-inf`` = unavailable); with ``with_outside`` the
     outside option (utility ``outside``) is a last alternative, index ``len(utilities)``.
@@ -237,7 +239,7 @@ def logit_choice(utilities, u, outside=0.0, with_outside=False):
 
 # ---- 3. engagement ------------------------------------------------------------------------
 def visit_score(base, habit_weight, habit, satisfaction_weight, satisfaction, uplift=0.0):
-    """The log-odds of a visit today (:func:`visit_probability` is its sigmoid)."""
+    """Return the log-odds of a visit today (:func:`visit_probability` is its sigmoid)."""
     return base + habit_weight * habit + satisfaction_weight * (satisfaction - 0.5) + uplift
 
 
@@ -249,14 +251,20 @@ def visit_probability(base, habit_weight, habit, satisfaction_weight, satisfacti
 
 
 def combined_effect(features, subscribed, plan, member, loyalty):
-    """An effect summed over its sources: the features a user uses (``features``, their
-    sum), a subscription (``plan`` if subscribed) and a loyalty programme (``loyalty``
-    if a member). Used for visit uplifts and for experience boosts."""
+    """Sum an effect over its sources.
+
+    The sources are the features a user uses (``features``, their sum), a subscription
+    (``plan`` if subscribed) and a loyalty programme (``loyalty`` if a member). Used for
+    visit uplifts and for experience boosts.
+    """
     return features + subscribed * plan + member * loyalty
 
 
 def is_loyalty_member(habit, min_habit):
-    """A customer counts as a frequent user (a programme member) from ``min_habit`` on."""
+    """Return whether a customer is a loyalty programme member (a frequent user).
+
+    A customer counts as a frequent user from a habit of ``min_habit`` on.
+    """
     return habit >= min_habit
 
 
@@ -266,13 +274,16 @@ def feature_takeup_probability(adoption_rate, affinity):
 
 
 def transaction_multiplier(subscribed, plan_uplift, feature_factor):
-    """Multiplier on need: subscription uplift times the product over used features of
-    (1 + transaction_uplift_f) (``feature_factor``)."""
+    """Return the multiplier on need.
+
+    It is the subscription uplift times the product over used features of
+    (1 + transaction_uplift_f) (``feature_factor``).
+    """
     return (1.0 + subscribed * plan_uplift) * feature_factor
 
 
 def transactions_mean(need, multiplier=1.0):
-    """Expected transactions of one visit (Poisson mean)."""
+    """Return the expected transactions of one visit (Poisson mean)."""
     return need * multiplier
 
 
@@ -282,8 +293,10 @@ def price_paid(price, subscribed, discount):
 
 
 def poisson_scalar(lam, u):
-    """Poisson(lam) by inversion of one uniform ``u`` (the scalar case of
-    :func:`poisson_from_uniform`)."""
+    """Draw a Poisson(lam) variate by inversion of one uniform ``u``.
+
+    This is the scalar case of :func:`poisson_from_uniform`.
+    """
     k, p = 0, math.exp(-lam)
     cdf = p
     while u > cdf and p > 1e-300 and k < 1000:
@@ -398,9 +411,12 @@ DETRACTOR_SCORE = 6
 
 
 def net_promoter_score(promoters, detractors, respondents):
-    """Net promoter score: % promoters (score >= :data:`PROMOTER_SCORE`) minus %
-    detractors (score <= :data:`DETRACTOR_SCORE`) among ``respondents``; 0 with none.
-    Numbers or arrays (one entry per day)."""
+    """Return the net promoter score among ``respondents``; 0 with none.
+
+    It is the % of promoters (score >= :data:`PROMOTER_SCORE`) minus the % of detractors
+    (score <= :data:`DETRACTOR_SCORE`) among ``respondents``; 0 with none. The arguments
+    are numbers or arrays (one entry per day).
+    """
     respondents = np.asarray(respondents)
     share = 100.0 * (np.asarray(promoters) - detractors) / np.maximum(respondents, 1)
     return np.where(respondents > 0, share, 0.0)

@@ -46,19 +46,24 @@ _UNIT = 2.0**-53
 
 
 def key(seed_seq: np.random.SeedSequence, *path: int) -> int:
-    """A stream's 64-bit key from its seed sequence (``path``: a feature's index)."""
+    """Return a stream's 64-bit key from its seed sequence (``path``: a feature's index)."""
     ss = np.random.SeedSequence(seed_seq.entropy, spawn_key=(*seed_seq.spawn_key, *path))
     return int(ss.generate_state(1, np.uint64)[0])
 
 
 def day_base(stream_key: int, d: int) -> np.uint64:
-    """The SplitMix64 state of user 0 on day ``d``; user *i*'s is ``base + i * GAMMA``."""
+    """Return the SplitMix64 state of user 0 on day ``d``.
+
+    User *i*'s state is ``base + i * GAMMA``.
+    """
     return np.uint64((stream_key + ((d + DAY_OFFSET) << 32) * GAMMA) & _MASK)
 
 
 def day_bases(stream_key: int, first: int, days: int) -> np.ndarray:
-    """:func:`day_base` of days ``first .. first + days - 1`` (consecutive days are
-    ``2**32 * GAMMA`` apart, modulo 2**64)."""
+    """Return the day bases (:func:`day_base`) of days ``first .. first + days - 1``.
+
+    Consecutive days are ``2**32 * GAMMA`` apart, modulo 2**64.
+    """
     step = np.uint64((GAMMA << 32) & _MASK)
     return day_base(stream_key, first) + step * np.arange(days, dtype=np.uint64)
 
@@ -66,7 +71,8 @@ def day_bases(stream_key: int, first: int, days: int) -> np.ndarray:
 def unit(z):
     """SplitMix64's output function, as a uniform in [0, 1) with 53 random bits.
 
-    ``z`` is a uint64 array (numpy) or a single uint64 (compiled by numba)."""
+    ``z`` is a uint64 array (numpy) or a single uint64 (compiled by numba).
+    """
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     z = z ^ (z >> _S31)
@@ -74,18 +80,20 @@ def unit(z):
 
 
 def at(base: np.uint64, users: np.ndarray) -> np.ndarray:
-    """The uniforms of ``users`` (indices) on the day of ``base``."""
+    """Return the uniforms of ``users`` (indices) on the day of ``base``."""
     return unit(base + np.asarray(users).astype(np.uint64) * _G)
 
 
 def all_users(base: np.uint64, n: int) -> np.ndarray:
-    """The uniforms of users ``0 .. n-1`` on the day of ``base``."""
+    """Return the uniforms of users ``0 .. n-1`` on the day of ``base``."""
     return unit(base + np.arange(n, dtype=np.uint64) * _G)
 
 
 class Uniforms:
-    """One stream's uniforms of one day, computed for the users asked for:
-    ``Uniforms(base)[users]`` equals ``all_users(base, n)[users]``."""
+    """One stream's uniforms of one day, computed for the users asked for.
+
+    ``Uniforms(base)[users]`` equals ``all_users(base, n)[users]``.
+    """
 
     __slots__ = ("base",)
 
@@ -93,4 +101,5 @@ class Uniforms:
         self.base = base
 
     def __getitem__(self, users) -> np.ndarray:
+        """Return the uniforms of ``users`` (indices) on this day."""
         return at(self.base, users)
