@@ -27,14 +27,16 @@ class ScenarioError(SimkitError):
         How many further problems were found after this one.
     """
 
-    def __init__(self, source: str, path: str, message: str, more: int = 0):
+    def __init__(self, source: str, path: str, message: str, more: int = 0) -> None:
         self.source = source
         self.path = path
         self.message = message
         self.more = more
         super().__init__(str(self))
 
-    def __reduce__(self):  # picklable, so it crosses process and Dask boundaries
+    def __reduce__(  # picklable, so it crosses process and Dask boundaries
+        self,
+    ) -> tuple[type[ScenarioError], tuple[str, str, str, int]]:
         """Rebuild the error from its source, path, message and count of further problems."""
         return (type(self), (self.source, self.path, self.message, self.more))
 

@@ -101,16 +101,18 @@ class CacheStats:
     evictions: int
 
 
-def snapshot_bytes(snap: dict) -> int:
-    """The size of a model snapshot (its users' arrays and its recorder)."""
+def snapshot_bytes(snap: dict[str, Any]) -> int:
+    """Return the size of a model snapshot (its users' arrays and its recorder)."""
     return snap["users"].nbytes + snap["recorder"].nbytes
 
 
 class _Store:
-    """Entries of one kind, oldest first, with their total size (guarded by the cache's
-    lock)."""
+    """Entries of one kind, oldest first, with their total size.
 
-    def __init__(self, limit: int):
+    Guarded by the cache's lock.
+    """
+
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.items: OrderedDict[Hashable, Any] = OrderedDict()
         self.sizes: dict[Hashable, int] = {}
@@ -149,7 +151,7 @@ class _Store:
         )
 
 
-def _limit(name: str, value) -> int:
+def _limit(name: str, value: object) -> int:
     from ..errors import SimkitError
 
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -158,8 +160,9 @@ def _limit(name: str, value) -> int:
 
 
 class RunCache:
-    """Warm-up snapshots, launch-morning snapshots and random-number tables kept between
-    runs (see the module's description), behind one lock.
+    """Warm-up snapshots, launch-morning snapshots and random-number tables kept between runs.
+
+    See the module's description. One lock guards them all.
 
     Parameters
     ----------
@@ -198,7 +201,7 @@ class RunCache:
         *,
         table_after_runs: int = TABLE_AFTER_RUNS,
         table_idle_seconds: float = TABLE_IDLE_SECONDS,
-    ):
+    ) -> None:
         self._lock = threading.RLock()
         self._stores = {
             "warmups": _Store(_limit("warmup_bytes", warmup_bytes)),
@@ -232,12 +235,15 @@ class RunCache:
             return sum(s.nbytes for s in self._stores.values())
 
     def __len__(self) -> int:
+        """Return the number of entries held, all kinds together."""
         with self._lock:
             return sum(len(s.items) for s in self._stores.values())
 
     def stats(self) -> dict[str, CacheStats]:
-        """Entries, bytes, limit, hits, misses and evictions of each kind:
-        ``"warmups"``, ``"launches"`` and ``"tables"``."""
+        """Return the entries, bytes, limit, hits, misses and evictions of each kind.
+
+        The kinds are ``"warmups"``, ``"launches"`` and ``"tables"``.
+        """
         with self._lock:
             return {kind: s.stats() for kind, s in self._stores.items()}
 
@@ -249,15 +255,19 @@ class RunCache:
             self._seen.clear()
 
     def __repr__(self) -> str:
+        """Show what each kind holds, in MB of its limit."""
         parts = ", ".join(
             f"{kind}: {s.entries} ({s.nbytes / 2**20:.1f} of {s.limit / 2**20:.0f} MB)"
             for kind, s in self.stats().items()
         )
         return f"<RunCache {parts}>"
 
-    def __reduce__(self):
-        # a cache lives in one process: a copy sent to another (a process pool's task)
-        # arrives empty, with the same limits
+    def __reduce__(self) -> tuple[Callable[..., RunCache], tuple[int, int, int, int, float]]:
+        """Pickle the limits only.
+
+        A cache lives in one process: a copy sent to another (a process pool's task)
+        arrives empty, with the same limits.
+        """
         return (
             _rebuild,
             (
@@ -270,9 +280,11 @@ class RunCache:
         )
 
     # -- warm-ups --------------------------------------------------------------------------
-    def warmup(self, key: Hashable) -> dict | None:
-        """The snapshot at the end of the warm-up ``key`` names, or None. Restore a copy
-        of it (``model.restore`` copies); do not change it."""
+    def warmup(self, key: Hashable) -> dict[str, Any] | None:
+        """Return the snapshot at the end of the warm-up ``key`` names, or None.
+
+        Restore a copy of it (``model.restore`` copies); do not change it.
+        """
         store = self._stores["warmups"]
         if store.limit <= 0:
             return None
@@ -285,9 +297,11 @@ class RunCache:
             store.items.move_to_end(key)
             return snap
 
-    def keep_warmup(self, key: Hashable, snap: dict) -> None:
-        """Keep ``snap``, the state at the end of the warm-up ``key`` names (the oldest
-        warm-ups make room; a snapshot larger than the limit is not kept)."""
+    def keep_warmup(self, key: Hashable, snap: dict[str, Any]) -> None:
+        """Keep ``snap``, the state at the end of the warm-up ``key`` names.
+
+        The oldest warm-ups make room; a snapshot larger than the limit is not kept.
+        """
         store = self._stores["warmups"]
         size = snapshot_bytes(snap)
         if size > store.limit:
@@ -299,10 +313,13 @@ class RunCache:
     # -- launch mornings -------------------------------------------------------------------
     def launch(
         self, key: Hashable, horizon: int, plan_before: Callable[[int], str]
-    ) -> tuple[int, dict] | None:
-        """The latest launch morning (day, snapshot) of an earlier run ``key`` that this
-        run can resume from: before ``horizon`` and with the same plan before it
-        (``plan_before(day)``, a digest of the outputs shipped before ``day``), or None."""
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Return the latest launch morning of an earlier run ``key`` to resume from, or None.
+
+        The morning, ``(day, snapshot)``, is one this run can resume from: before
+        ``horizon`` and with the same plan before it (``plan_before(day)``, a digest of the
+        outputs shipped before ``day``).
+        """
         store = self._stores["launches"]
         if store.limit <= 0:
             return None
@@ -319,9 +336,13 @@ class RunCache:
             store.items.move_to_end((key, best))
             return best, store.items[(key, best)][1]
 
-    def keep_launch(self, key: Hashable, day: int, plan: str, take: Callable[[], dict]) -> None:
-        """Keep the morning of ``day`` of run ``key`` whose outputs before it are ``plan``;
-        ``take()`` takes the snapshot (outside the lock), unless the cache has it already."""
+    def keep_launch(
+        self, key: Hashable, day: int, plan: str, take: Callable[[], dict[str, Any]]
+    ) -> None:
+        """Keep the morning of ``day`` of run ``key`` whose outputs before it are ``plan``.
+
+        ``take()`` takes the snapshot (outside the lock), unless the cache has it already.
+        """
         store = self._stores["launches"]
         if store.limit <= 0:
             return
@@ -338,8 +359,10 @@ class RunCache:
             store.trim()
 
     # -- random-number tables --------------------------------------------------------------
-    def tables(self, key: Hashable, nbytes: int, expected: bool, build: Callable[[], Any]):
-        """The random-number tables of ``key`` (the streams' keys, users, days), or None.
+    def tables[T](
+        self, key: Hashable, nbytes: int, expected: bool, build: Callable[[], T]
+    ) -> T | None:
+        """Return the random-number tables of ``key`` (the streams' keys, users, days), or None.
 
         Counts this run of ``key``; builds the tables (``build()``, ``nbytes`` large) when
         this is a re-run by the rules in the module's description and there is room,
@@ -379,8 +402,8 @@ class RunCache:
             return entry[0]
 
 
-def _rebuild(*args) -> RunCache:
-    warmup, launch, table, after, idle = args
+def _rebuild(warmup: int, launch: int, table: int, after: int, idle: float) -> RunCache:
+    """Make an empty cache with these limits (what a pickled cache unpickles to)."""
     return RunCache(warmup, launch, table, table_after_runs=after, table_idle_seconds=idle)
 
 
@@ -388,6 +411,9 @@ _DEFAULT = RunCache()
 
 
 def default_cache() -> RunCache:
-    """The cache :func:`simkit.run` uses when given none: one per process, shared by
-    its threads (``default_cache().clear()`` frees it)."""
+    """Return the cache :func:`simkit.run` uses when given none.
+
+    There is one per process, shared by its threads (``default_cache().clear()`` frees
+    it).
+    """
     return _DEFAULT

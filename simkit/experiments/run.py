@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -16,13 +18,17 @@ from ..errors import SimkitError
 from ..model.agents import AgentMarketModel
 from ..model.compiled import CompiledMarketModel, StreamTables
 from ..model.compiled import threads as fast_threads
-from ..model.setup import as_seed_sequence, prepare, resolve
+from ..model.market import MarketBase
+from ..model.setup import Seed, as_seed_sequence, prepare, resolve
 from ..scenario.schema import Scenario, load_scenario, with_values
 from .cache import RunCache, default_cache
 
 __all__ = ["RunResult", "Progress", "run", "resolve", "as_seed_sequence", "ENGINES"]
 
-ENGINES = {"compiled": CompiledMarketModel, "agents": AgentMarketModel}
+ENGINES: dict[str, type[MarketBase]] = {
+    "compiled": CompiledMarketModel,
+    "agents": AgentMarketModel,
+}
 
 
 @dataclass
@@ -62,12 +68,12 @@ class RunResult:
     cohort_sizes: pd.Series
     segments: pd.DataFrame
     scenario: Scenario
-    seed: object
+    seed: Seed
     users: int
     scale: float
-    parameters: dict = field(default_factory=dict)
-    population_seed: object = None
-    without_outputs: list = field(default_factory=list)
+    parameters: dict[str, float] = field(default_factory=dict)
+    population_seed: Seed | None = None
+    without_outputs: list[int] = field(default_factory=list)
     variant: str | None = None
     engine: str = "compiled"
     journeys: pd.DataFrame | None = None
@@ -97,15 +103,20 @@ class RunResult:
         return written
 
 
-def with_overrides(sc: Scenario, users=None, days=None, warmup_days=None):
-    """Apply the run-size overrides of :func:`run`; returns the scenario and the horizon.
+def with_overrides(
+    sc: Scenario,
+    users: int | None = None,
+    days: int | None = None,
+    warmup_days: int | None = None,
+) -> tuple[Scenario, int]:
+    """Apply the run-size overrides of :func:`run`; return the scenario and the horizon.
 
     A longer ``days`` extends the scenario (validated like the file); a shorter one is
     a horizon at which runs stop, so outputs after it simply do not ship.
     """
     if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
         raise SimkitError(f"days must be a whole number >= 1, got {days!r}")
-    overrides = {}
+    overrides: dict[str, int] = {}
     if days is not None and days > sc.days:
         overrides["days"] = days
     if users is not None and (isinstance(users, bool) or users != sc.market.users):
@@ -119,17 +130,17 @@ def with_overrides(sc: Scenario, users=None, days=None, warmup_days=None):
 
 def run(
     scenario: Scenario | str | Path,
-    seed=None,
+    seed: Seed | None = None,
     users: int | None = None,
     days: int | None = None,
     values: dict[str, float] | None = None,
-    without_outputs=None,
+    without_outputs: Iterable[int] | Literal["all"] | None = None,
     variant: str | None = None,
     journeys: int = 10,
     engine: str = "compiled",
     warmup_days: int | None = None,
-    rules=None,
-    population_seed=None,
+    rules: ModuleType | SimpleNamespace | None = None,
+    population_seed: Seed | None = None,
     expect_reruns: bool = False,
     progress: Callable[[Progress], None] | None = None,
     progress_seconds: float = 0.25,
@@ -225,7 +236,8 @@ def run(
     skip |= {i for i, o in enumerate(resolved.outputs) if resolved.output_day(o) >= horizon}
     cache = _as_cache(cache)
     cls = ENGINES[engine]
-    wkey = population = None
+    wkey: str | None = None
+    population: dict[str, Any] | None = None
     if issubclass(cls, CompiledMarketModel) and resolved.warmup_days and cache.warmup_bytes > 0:
         wkey = _warmup_key(resolved, pop_ss, engine, rules)
         population = cache.warmup(wkey)
@@ -242,7 +254,7 @@ def run(
     _attach_tables(model, horizon, expect_reruns, cache)
 
     def result(days: int) -> RunResult:
-        """The results of days 0 .. ``days`` - 1 (the model must be at day ``days``)."""
+        """Return the results of days 0 .. ``days`` - 1 (the model must be at day ``days``)."""
         rec = model.recorder
         cohorts = rec.cohort_tables(*model.cohort_arrays(), days=days)
         return RunResult(
@@ -302,27 +314,39 @@ class Progress:
     _result: Callable[[int], RunResult] = field(repr=False)
 
     def result(self) -> RunResult:
-        """The :class:`RunResult` of the days simulated so far: metrics of days 0 ..
-        ``day`` - 1 (the same numbers the whole run will have for them), cohort tables as
-        observed by then. Valid only during the call that received this object."""
+        """Return the :class:`RunResult` of the days simulated so far.
+
+        Its metrics are those of days 0 .. ``day`` - 1 (the same numbers the whole run
+        will have for them), its cohort tables as observed by then. Valid only during the
+        call that received this object.
+        """
         return self._result(self.day)
 
 
 class _Reporter:
-    """Advances a model in pieces of about ``CHUNK_SECONDS`` and reports progress every
-    ``seconds`` (see :func:`run`): the pieces run the same days, so the numbers are the
-    same."""
+    """Advances a model in pieces of about ``CHUNK_SECONDS`` and reports progress.
+
+    It reports every ``seconds`` (see :func:`run`): the pieces run the same days, so the
+    numbers are the same.
+    """
 
     CHUNK_SECONDS = 0.04
     MAX_CHUNK_DAYS = 91
 
-    def __init__(self, callback, seconds: float, horizon: int, result):
+    def __init__(
+        self,
+        callback: Callable[[Progress], None],
+        seconds: float,
+        horizon: int,
+        result: Callable[[int], RunResult],
+    ) -> None:
         self.callback, self.seconds, self.horizon, self.result = callback, seconds, horizon, result
         self.start = time.perf_counter()
         self.due = self.start + seconds
         self.begun: int | None = None
 
-    def advance(self, model, days: int) -> None:
+    def advance(self, model: MarketBase, days: int) -> None:
+        """Advance ``model`` by ``days`` days, calling back when a report is due."""
         if self.begun is None:
             self.begun = model.day
         step = 7
@@ -343,8 +367,8 @@ class _Reporter:
                 self.due = time.perf_counter() + self.seconds
 
 
-def _as_cache(cache) -> RunCache:
-    """The cache a run uses: ``run(..., cache=...)`` (see :func:`run`)."""
+def _as_cache(cache: RunCache | bool | None) -> RunCache:
+    """Return the cache a run uses: ``run(..., cache=...)`` (see :func:`run`)."""
     if cache is None or cache is True:
         return default_cache()
     if cache is False:
@@ -355,7 +379,12 @@ def _as_cache(cache) -> RunCache:
 
 
 # What the caches' entries depend on (simkit.experiments.cache describes the three kinds).
-def _warmup_key(sc: Scenario, ss: np.random.SeedSequence, engine, rules) -> str:
+def _warmup_key(
+    sc: Scenario,
+    ss: np.random.SeedSequence,
+    engine: str,
+    rules: ModuleType | SimpleNamespace | None,
+) -> str:
     # everything the warm-up depends on: the scenario but its plan (outputs only ship
     # from day 0), the features the plan defines (users hold an affinity for each),
     # the population seed, the engine and the rules
@@ -370,7 +399,14 @@ def _warmup_key(sc: Scenario, ss: np.random.SeedSequence, engine, rules) -> str:
     return hashlib.sha1(key.encode()).hexdigest()
 
 
-def _run_key(sc: Scenario, pop_ss, model_ss, engine, rules, journeys) -> str:
+def _run_key(
+    sc: Scenario,
+    pop_ss: np.random.SeedSequence,
+    model_ss: np.random.SeedSequence,
+    engine: str,
+    rules: ModuleType | SimpleNamespace | None,
+    journeys: int,
+) -> str:
     key = json.dumps(
         [
             _warmup_key(sc, pop_ss, engine, rules),
@@ -383,7 +419,10 @@ def _run_key(sc: Scenario, pop_ss, model_ss, engine, rules, journeys) -> str:
 
 
 def _plan_before(sc: Scenario, skip: set[int], day: int) -> str:
-    """The outputs that ship before ``day`` (what a launch-day snapshot depends on)."""
+    """Return a digest of the outputs that ship before ``day``.
+
+    It is what a launch-day snapshot depends on.
+    """
     shipped = [
         o.model_dump(mode="json")
         for i, o in enumerate(sc.outputs)
@@ -393,7 +432,7 @@ def _plan_before(sc: Scenario, skip: set[int], day: int) -> str:
 
 
 def _simulate_plan(
-    model,
+    model: MarketBase,
     sc: Scenario,
     skip: set[int],
     horizon: int,
@@ -401,9 +440,12 @@ def _simulate_plan(
     cache: RunCache,
     reporter: _Reporter | None = None,
 ) -> None:
-    """Simulate days 0..horizon-1, resuming from the latest launch-day snapshot of an
-    earlier run that is valid for this plan (in ``cache``), and keeping this run's launch
-    mornings there; ``reporter`` reports progress on the way."""
+    """Simulate days 0..horizon-1, resuming from an earlier run's launch morning if any.
+
+    The morning is the latest launch-day snapshot of an earlier run that is valid for this
+    plan (in ``cache``); this run's launch mornings are kept there. ``reporter`` reports
+    progress on the way.
+    """
     cacheable = hasattr(model, "snapshot") and cache.launch_bytes > 0
     start = 0
     if cacheable:
@@ -424,10 +466,12 @@ def _simulate_plan(
             cache.keep_launch(key, day, _plan_before(sc, skip, day), model.snapshot)
 
 
-def _attach_tables(model, horizon: int, expected: bool, cache: RunCache) -> None:
-    """Give a compiled run the random-number tables of its seed from ``cache``, when
-    re-runs are expected or the session is interactive (several CPUs on this thread;
-    ensemble workers, one thread each, build none)."""
+def _attach_tables(model: MarketBase, horizon: int, expected: bool, cache: RunCache) -> None:
+    """Give a compiled run the random-number tables of its seed from ``cache``.
+
+    Only when re-runs are expected or the session is interactive (several CPUs on this
+    thread; ensemble workers, one thread each, build none).
+    """
     if not isinstance(model, CompiledMarketModel) or not (expected or fast_threads() > 1):
         return
     # the random numbers depend only on the streams' keys (the run's seed) and the users
@@ -438,9 +482,17 @@ def _attach_tables(model, horizon: int, expected: bool, cache: RunCache) -> None
         model.tables = tables
 
 
-def _warm_up(model, days: int, key: str | None, cached: dict | None, cache: RunCache) -> None:
-    """Run the warm-up days, or resume from ``cached``, the cached snapshot of them;
-    ``key``: where to keep this warm-up in ``cache`` (None: not cacheable)."""
+def _warm_up(
+    model: MarketBase,
+    days: int,
+    key: str | None,
+    cached: dict[str, Any] | None,
+    cache: RunCache,
+) -> None:
+    """Run the warm-up days, or resume from ``cached``, the cached snapshot of them.
+
+    ``key``: where to keep this warm-up in ``cache`` (None: not cacheable).
+    """
     if not days:
         return
     if cached is not None:
@@ -451,7 +503,8 @@ def _warm_up(model, days: int, key: str | None, cached: dict | None, cache: RunC
         cache.keep_warmup(key, model.snapshot())
 
 
-def _output_indices(scenario: Scenario, which) -> set[int]:
+def _output_indices(scenario: Scenario, which: Iterable[int | np.integer] | str | None) -> set[int]:
+    """Return the indices of the outputs ``which`` names (``run(..., without_outputs=...)``)."""
     if which is None:
         return set()
     if isinstance(which, str):
@@ -460,7 +513,7 @@ def _output_indices(scenario: Scenario, which) -> set[int]:
                 f"without_outputs: expected 'all' or a list of indices, got {which!r}"
             )
         return set(range(len(scenario.outputs)))
-    out = set()
+    out: set[int] = set()
     for i in which:
         if (
             isinstance(i, bool)

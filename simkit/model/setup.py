@@ -20,24 +20,28 @@ import numpy as np
 from ..errors import SimkitError
 from ..scenario.schema import Scenario, uncertain_parameters, with_values
 
-__all__ = ["Setup", "as_seed_sequence", "prepare", "resolve"]
+__all__ = ["Seed", "Setup", "as_seed_sequence", "prepare", "resolve"]
+
+#: What may seed a run: a whole number >= 0, a SeedSequence or a Generator (its seed
+#: sequence is used).
+type Seed = int | np.integer | np.random.SeedSequence | np.random.Generator
 
 
-def as_seed_sequence(seed) -> np.random.SeedSequence:
+def as_seed_sequence(seed: Seed) -> np.random.SeedSequence:
     """Normalise a seed (int, SeedSequence or Generator) to a fresh SeedSequence.
 
     A SeedSequence passed in is copied, so spawning from the result never changes it
     and the same object always gives the same run.
     """
-    if isinstance(seed, np.random.SeedSequence):
+    # (a Generator's seed sequence: a SeedSequence unless it was made without one)
+    source: object = seed.bit_generator.seed_seq if isinstance(seed, np.random.Generator) else seed
+    if isinstance(source, np.random.SeedSequence):
         return np.random.SeedSequence(
-            seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size
+            source.entropy, spawn_key=source.spawn_key, pool_size=source.pool_size
         )
-    if isinstance(seed, np.random.Generator):
-        return as_seed_sequence(seed.bit_generator.seed_seq)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise SimkitError(f"seed must be a non-negative integer, got {seed!r}")
-    return np.random.SeedSequence(int(seed))
+    if isinstance(source, bool) or not isinstance(source, int | np.integer) or source < 0:
+        raise SimkitError(f"seed must be a non-negative integer, got {source!r}")
+    return np.random.SeedSequence(int(source))
 
 
 def resolve(
@@ -79,20 +83,23 @@ class Setup:
     """
 
     scenario: Scenario
-    values: dict
+    values: dict[str, float]
     population_seed: np.random.SeedSequence
     model_seed: np.random.SeedSequence
 
 
 def prepare(
     scenario: Scenario,
-    seed=None,
-    population_seed=None,
+    seed: Seed | None = None,
+    population_seed: Seed | None = None,
     values: dict[str, float] | None = None,
 ) -> Setup:
-    """Seeds and resolved scenario of a run of ``scenario`` with ``seed`` (default: the
-    scenario's ``seed``), ``population_seed`` (likewise) and ``values`` for uncertain
-    parameters (the others drawn from the seed)."""
+    """Set a run up: its seeds and its resolved scenario.
+
+    The run is one of ``scenario`` with ``seed`` (default: the scenario's ``seed``),
+    ``population_seed`` (likewise) and ``values`` for uncertain parameters (the others
+    drawn from the seed).
+    """
     ss = as_seed_sequence(scenario.seed if seed is None else seed)
     pop_ss = as_seed_sequence(scenario.seed if population_seed is None else population_seed)
     param_ss, model_ss = ss.spawn(2)

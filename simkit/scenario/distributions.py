@@ -25,13 +25,28 @@ triangular     low, mode, high
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import stats
 
-__all__ = ["Dist", "DIST_KINDS", "value_mean", "sample_value"]
+__all__ = ["Dist", "DIST_KINDS", "Size", "value_mean", "sample_value"]
+
+#: How many values to draw: None for one number, else the shape of an array.
+type Size = int | tuple[int, ...] | None
+
+
+class _Frozen(Protocol):
+    """What the distributions use of a frozen scipy distribution (scipy has no type hints)."""
+
+    def rvs(
+        self, size: Size = ..., random_state: np.random.Generator | None = ...
+    ) -> np.ndarray | float: ...
+
+    def ppf(self, q: float | np.ndarray) -> np.ndarray | float: ...
+
+    def mean(self) -> float: ...
 
 
 class _DistBase(BaseModel):
@@ -41,28 +56,28 @@ class _DistBase(BaseModel):
     high: float | None = Field(None, description="Values above are clipped to this bound.")
 
     @model_validator(mode="after")
-    def _bounds_ordered(self):
+    def _bounds_ordered(self) -> Self:
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
         return self
 
     # -- subclasses implement _frozen() (a scipy frozen distribution) or _draw()
-    def _frozen(self):  # pragma: no cover - abstract
+    def _frozen(self) -> _Frozen:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _draw(self, rng: np.random.Generator, size):
+    def _draw(self, rng: np.random.Generator, size: Size) -> np.ndarray | float:
         return self._frozen().rvs(size=size, random_state=rng)
 
-    def _clip(self, x):
+    def _clip(self, x: np.ndarray | float) -> np.ndarray | float:
         if self.low is not None or self.high is not None:
             x = np.clip(x, self.low, self.high)
         return x
 
-    def sample(self, rng: np.random.Generator, size=None):
+    def sample(self, rng: np.random.Generator, size: Size = None) -> np.ndarray | float:
         """Draw ``size`` values (clipped to ``[low, high]``) from ``rng``."""
         return self._clip(self._draw(rng, size))
 
-    def ppf(self, u):
+    def ppf(self, u: float | np.ndarray) -> np.ndarray | float:
         """Quantile function: the value at cumulative probability ``u`` (clipped)."""
         return self._clip(self._frozen().ppf(u))
 
@@ -71,7 +86,7 @@ class _DistBase(BaseModel):
         """Mean of the unclipped distribution."""
         return float(self._frozen().mean())
 
-    def clipped(self, low: float | None, high: float | None) -> _DistBase:
+    def clipped(self, low: float | None, high: float | None) -> Self:
         """Return a copy whose bounds are intersected with ``[low, high]``."""
         lo = low if self.low is None else (self.low if low is None else max(low, self.low))
         hi = high if self.high is None else (self.high if high is None else min(high, self.high))
@@ -84,10 +99,10 @@ class Normal(_DistBase):
     sd: float = Field(ge=0, description="Standard deviation.")
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    def _frozen(self):
+    def _frozen(self) -> _Frozen:
         return stats.norm(self.mean_, self.sd)
 
-    def _draw(self, rng, size):
+    def _draw(self, rng: np.random.Generator, size: Size) -> np.ndarray | float:
         return rng.normal(self.mean_, self.sd, size)
 
 
@@ -97,15 +112,15 @@ class LogNormal(_DistBase):
     sd: float = Field(ge=0, description="Standard deviation of the variable.")
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    def _log_params(self):
+    def _log_params(self) -> tuple[float, float]:
         s2 = np.log1p((self.sd / self.mean_) ** 2)
         return np.log(self.mean_) - s2 / 2, np.sqrt(s2)
 
-    def _frozen(self):
+    def _frozen(self) -> _Frozen:
         mu, s = self._log_params()
         return stats.lognorm(s=max(s, 1e-300), scale=np.exp(mu))
 
-    def _draw(self, rng, size):
+    def _draw(self, rng: np.random.Generator, size: Size) -> np.ndarray | float:
         mu, s = self._log_params()
         return rng.lognormal(mu, s, size)
 
@@ -116,15 +131,15 @@ class Gamma(_DistBase):
     sd: float = Field(gt=0, description="Standard deviation.")
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    def _shape_scale(self):
+    def _shape_scale(self) -> tuple[float, float]:
         shape = (self.mean_ / self.sd) ** 2
         return shape, self.mean_ / shape
 
-    def _frozen(self):
+    def _frozen(self) -> _Frozen:
         k, theta = self._shape_scale()
         return stats.gamma(k, scale=theta)
 
-    def _draw(self, rng, size):
+    def _draw(self, rng: np.random.Generator, size: Size) -> np.ndarray | float:
         k, theta = self._shape_scale()
         return rng.gamma(k, theta, size)
 
@@ -136,7 +151,7 @@ class Beta(_DistBase):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
-    def _feasible(self):
+    def _feasible(self) -> Self:
         if self.sd**2 >= self.mean_ * (1 - self.mean_):
             raise ValueError(
                 f"sd {self.sd} is too large for a beta distribution with mean {self.mean_} "
@@ -144,16 +159,16 @@ class Beta(_DistBase):
             )
         return self
 
-    def _ab(self):
+    def _ab(self) -> tuple[float, float]:
         m, v = self.mean_, self.sd**2
         c = m * (1 - m) / v - 1
         return m * c, (1 - m) * c
 
-    def _frozen(self):
+    def _frozen(self) -> _Frozen:
         a, b = self._ab()
         return stats.beta(a, b)
 
-    def _draw(self, rng, size):
+    def _draw(self, rng: np.random.Generator, size: Size) -> np.ndarray | float:
         a, b = self._ab()
         return rng.beta(a, b, size)
 
@@ -163,10 +178,10 @@ class Uniform(_DistBase):
     low: float = Field(description="Lower end.")
     high: float = Field(description="Upper end.")
 
-    def _frozen(self):
+    def _frozen(self) -> _Frozen:
         return stats.uniform(self.low, self.high - self.low)
 
-    def _draw(self, rng, size):
+    def _draw(self, rng: np.random.Generator, size: Size) -> np.ndarray | float:
         return rng.uniform(self.low, self.high, size)
 
 
@@ -177,16 +192,16 @@ class Triangular(_DistBase):
     high: float = Field(description="Upper end.")
 
     @model_validator(mode="after")
-    def _ordered(self):
+    def _ordered(self) -> Self:
         if not self.low <= self.mode <= self.high or self.low == self.high:
             raise ValueError("triangular needs low <= mode <= high and low < high")
         return self
 
-    def _frozen(self):
+    def _frozen(self) -> _Frozen:
         width = self.high - self.low
         return stats.triang((self.mode - self.low) / width, loc=self.low, scale=width)
 
-    def _draw(self, rng, size):
+    def _draw(self, rng: np.random.Generator, size: Size) -> np.ndarray | float:
         return rng.triangular(self.low, self.mode, self.high, size)
 
 
@@ -197,12 +212,14 @@ DIST_KINDS = ("normal", "lognormal", "gamma", "beta", "uniform", "triangular")
 DistTypes = (Normal, LogNormal, Gamma, Beta, Uniform, Triangular)
 
 
-def value_mean(x) -> float:
+def value_mean(x: float | _DistBase) -> float:
     """Return the mean of a number-or-distribution."""
     return float(x.mean) if isinstance(x, _DistBase) else float(x)
 
 
-def sample_value(x, rng: np.random.Generator, size=None):
+def sample_value(
+    x: float | _DistBase, rng: np.random.Generator, size: Size = None
+) -> np.ndarray | float:
     """Draw from a number-or-distribution (a number is returned as a constant array)."""
     if isinstance(x, _DistBase):
         return x.sample(rng, size)
