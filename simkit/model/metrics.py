@@ -48,6 +48,19 @@ import pandas as pd
 
 from . import rules
 
+__all__ = [
+    "COUNT_FACTS",
+    "MONEY_FACTS",
+    "NEVER",
+    "RATE_FACTS",
+    "REAL_FACTS",
+    "CohortTables",
+    "Journeys",
+    "Recorder",
+    "ratio",
+    "trailing_sum",
+]
+
 NEVER = -30000  # "no such day" in int16 day arrays
 
 

@@ -17,6 +17,17 @@ import numpy as np
 from ..scenario.schema import Scenario
 from . import rules
 
+__all__ = [
+    "Campaign",
+    "Feature",
+    "Plan",
+    "ProductAgent",
+    "ProductTable",
+    "apply_output",
+    "product_state_key",
+    "scenario_features",
+]
+
 
 @dataclass
 class Plan:

@@ -32,6 +32,19 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = [
+    "DAILY",
+    "DAY_OFFSET",
+    "GAMMA",
+    "Uniforms",
+    "all_users",
+    "at",
+    "day_base",
+    "day_bases",
+    "key",
+    "unit",
+]
+
 #: The daily streams, one uniform per user and day each (features have their own).
 DAILY = ("event", "choice", "transactions", "noise", "churn", "subscription")
 
