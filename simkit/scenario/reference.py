@@ -16,9 +16,11 @@ import inspect
 import itertools
 import json
 import re
+from collections.abc import Callable
 from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter
+from pydantic.fields import FieldInfo
 
 from .distributions import DIST_KINDS, Dist, DistTypes
 from .schema import OUTPUT_KINDS, Scenario
@@ -256,11 +258,11 @@ def _range_text(prop: dict) -> str:
     return ", ".join(parts)
 
 
-def _default_text(field) -> str:
+def _default_text(field: FieldInfo) -> str:
     if field.is_required():
         return "**required**"
     if field.default_factory is not None:
-        value = field.default_factory()
+        value = field.get_default(call_default_factory=True)
         if isinstance(value, BaseModel):
             return "all defaults"
         return "empty"
@@ -273,6 +275,7 @@ def _default_text(field) -> str:
         return f"`{_num(d)}`"
     if isinstance(d, str):
         return f"`{json.dumps(d)}`"
+    return f"`{d}`"  # (no field of the schema has a default of another kind)
     return f"`{d}`"
 
 
@@ -521,7 +524,7 @@ def _example_errors() -> list[str]:
     from ..errors import ScenarioError
     from .schema import parse_scenario
 
-    def broken(change) -> dict:
+    def broken(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         data = yaml.safe_load(MINIMAL_EXAMPLE)
         change(data)
         return data

@@ -26,11 +26,23 @@ import numbers
 import os
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import Enum
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Union, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Literal,
+    NoReturn,
+    Self,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
 
 import yaml
 from pydantic import (
@@ -80,7 +92,7 @@ def _one_line(text: Any) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
-def _fmt_num(v) -> str:
+def _fmt_num(v: float | numbers.Real) -> str:
     """``50,000,000`` rather than ``5e+07``; ``0.05`` rather than ``0.05000000000000001``."""
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -128,7 +140,13 @@ def _describe(v: Any) -> str:
     return f"a {type(v).__name__}"
 
 
-def _bounds_text(what: str, ge=None, gt=None, le=None, lt=None) -> str:
+def _bounds_text(
+    what: str,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> str:
     """Describe a kind of number and its bounds in words.
 
     E.g. ``a whole number from 2 to 200``, ``a number > 0 and <= 1``, ``a number``.
@@ -147,7 +165,7 @@ def _bounds_text(what: str, ge=None, gt=None, le=None, lt=None) -> str:
     return f"{what} {' and '.join(parts)}" if parts else what
 
 
-def _finite(v) -> bool:
+def _finite(v: float | numbers.Real) -> bool:
     """Return True for a number that fits a float and is not NaN or infinite."""
     try:
         return math.isfinite(v)
@@ -155,24 +173,32 @@ def _finite(v) -> bool:
         return False
 
 
-def _in_bounds(v: float | numbers.Real, ge=None, gt=None, le=None, lt=None) -> bool:
+def _in_bounds(
+    v: float | numbers.Real,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> bool:
+    # (every real number compares with a float; typeshed's numbers.Real lacks > and >=)
+    x = cast(float, v)
     return not (
-        (ge is not None and v < ge)
-        or (gt is not None and v <= gt)
-        or (le is not None and v > le)
-        or (lt is not None and v >= lt)
+        (ge is not None and x < ge)
+        or (gt is not None and x <= gt)
+        or (le is not None and x > le)
+        or (lt is not None and x >= lt)
     )
 
 
-def _choices_hint(got: Any, choices) -> str:
-    choices = [str(c) for c in choices]
-    close = difflib.get_close_matches(str(got), choices, n=1) if isinstance(got, str) else []
+def _choices_hint(got: Any, choices: Iterable[object]) -> str:
+    names = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(got), names, n=1) if isinstance(got, str) else []
     if close:
         return f"did you mean '{close[0]}'?"
-    return "expected one of: " + ", ".join(choices)
+    return "expected one of: " + ", ".join(names)
 
 
-def _unknown_key_message(key: Any, allowed, owner: str = "") -> str:
+def _unknown_key_message(key: Any, allowed: Iterable[str], owner: str = "") -> str:
     where = f" for {owner}" if owner else ""
     return f"unknown key '{_one_line(key)}'{where} ({_choices_hint(str(key), sorted(allowed))})"
 
@@ -206,11 +232,11 @@ _DIST_CLASSES = {get_args(cls.model_fields["dist"].annotation)[0]: cls for cls i
 _DIST_EXAMPLE = "{dist: normal, mean: .., sd: ..}"
 
 
-def _describe_range(lo, hi) -> str:
+def _describe_range(lo: float | None, hi: float | None) -> str:
     return _bounds_text("a number", ge=lo, le=hi)
 
 
-def _validate_dist(v: dict):
+def _validate_dist(v: dict[str, Any]) -> Dist:
     """Validate a distribution written as a mapping, with messages that name the faulty key."""
     if "dist" not in v:
         raise _custom(
@@ -259,7 +285,7 @@ def _validate_dist(v: dict):
     return d
 
 
-def dist_mean(v: dict) -> float:
+def dist_mean(v: Mapping[str, Any]) -> float:
     """Mean of a (valid) distribution mapping, without building a scipy distribution."""
     if "mean" in v:  # normal, lognormal, gamma, beta: given by their mean
         return float(v["mean"])
@@ -268,7 +294,7 @@ def dist_mean(v: dict) -> float:
     return (float(v["low"]) + float(v["high"])) / 2  # uniform
 
 
-def _number_or_dist(v: Any, lo, hi):
+def _number_or_dist(v: Any, lo: float | None, hi: float | None) -> ParamValue:
     """Shared by parameters and traits: a number in ``[lo, hi]`` or a distribution."""
     expected = _describe_range(lo, hi)
     if isinstance(v, DistTypes):
@@ -295,24 +321,24 @@ def _number_or_dist(v: Any, lo, hi):
     return float(v)
 
 
-def _param_validator(lo: float | None, hi: float | None):
-    def validate(v: Any):
+def _param_validator(lo: float | None, hi: float | None) -> Callable[[Any], ParamValue]:
+    def validate(v: Any) -> ParamValue:
         out = _number_or_dist(v, lo, hi)
-        if isinstance(v, dict):
+        if isinstance(v, dict) and isinstance(out, DistTypes):  # (a mapping gives a Dist)
             return out.clipped(lo, hi)
         return out
 
     return validate
 
 
-def _serialize(v):
+def _serialize(v: ParamValue) -> float | dict[str, Any]:
     return v.model_dump(by_alias=True, exclude_none=True) if isinstance(v, DistTypes) else v
 
 
 _SERIALIZE = PlainSerializer(_serialize)
 
 
-def _number_schema(lo, hi) -> dict:
+def _number_schema(lo: float | None, hi: float | None) -> dict[str, Any]:
     num: dict[str, Any] = {"type": "number"}
     if lo is not None:
         num["minimum"] = lo
@@ -321,7 +347,7 @@ def _number_schema(lo, hi) -> dict:
     return num
 
 
-def Param(lo: float | None = None, hi: float | None = None):
+def Param(lo: float | None = None, hi: float | None = None) -> object:
     """Return the type of a number in ``[lo, hi]`` or a distribution (an uncertain parameter).
 
     A distribution's mean must lie in the range; its draws are clipped to it.
@@ -332,7 +358,7 @@ def Param(lo: float | None = None, hi: float | None = None):
     ]
 
 
-def TraitOf(lo: float | None = None, hi: float | None = None):
+def TraitOf(lo: float | None = None, hi: float | None = None) -> object:
     """Return the type of a per-user trait in ``[lo, hi]``: a constant or a distribution.
 
     The distribution is over users: every user draws their own value.
@@ -340,7 +366,7 @@ def TraitOf(lo: float | None = None, hi: float | None = None):
     A distribution's mean must lie in the range; the engine clips each user's draw to it.
     """
 
-    def validate(v: Any):
+    def validate(v: Any) -> ParamValue:
         return _number_or_dist(v, lo, hi)
 
     schema = {"anyOf": [_number_schema(lo, hi), {"x-distribution": True}], "x-trait": True}
@@ -404,7 +430,9 @@ def _field_checks(cls: type[BaseModel]) -> dict[str, _Check]:
     return out
 
 
-def _scalar_problem(kind: str, nullable: bool, required: bool, bounds: dict, v: Any) -> str | None:
+def _scalar_problem(
+    kind: str, nullable: bool, required: bool, bounds: dict[str, Any], v: Any
+) -> str | None:
     """Say what is wrong with ``v`` for a scalar field (None if nothing)."""
     what = {
         "int": _bounds_text("a whole number", **bounds),
@@ -458,7 +486,7 @@ class _Bad:
 
     __slots__ = ("message",)
 
-    def __init__(self, message: str):
+    def __init__(self, message: str) -> None:
         self.message = message
 
     def __repr__(self) -> str:
@@ -477,9 +505,9 @@ class Strict(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _known_keys(cls, data: Any):
+    def _known_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            allowed = set()
+            allowed: set[str] = set()
             for name, f in cls.model_fields.items():
                 allowed.add(f.alias or name)
                 allowed.add(name)
@@ -1200,7 +1228,7 @@ class Objective(Strict):
 
     @field_validator("key_results", mode="before")
     @classmethod
-    def _two_to_five(cls, v: Any):
+    def _two_to_five(cls, v: Any) -> Any:
         if isinstance(v, list) and not MIN_KEY_RESULTS <= len(v) <= MAX_KEY_RESULTS:
             raise _custom(
                 f"an objective has {MIN_KEY_RESULTS} to {MAX_KEY_RESULTS} key results, got {len(v)}"
@@ -1352,7 +1380,7 @@ class Scenario(Strict):
         ids = self.variants[variant]
         return [i for i, o in enumerate(self.outputs) if o.id in ids]
 
-    def output_day(self, output) -> int:
+    def output_day(self, output: Output) -> int:
         """Return the day number (0 is the first day) on which ``output`` ships."""
         return self.day_number(output.day)
 
@@ -1381,7 +1409,7 @@ class Scenario(Strict):
 
     # -- cross references ---------------------------------------------------------------
     @model_validator(mode="after")
-    def _cross_references(self):
+    def _cross_references(self) -> Self:
         """Check everything that refers to something else.
 
         Segment shares add up, names are unique, one product is ours, the plan names known
@@ -1475,7 +1503,7 @@ class Scenario(Strict):
             )
         return day
 
-    def _check_feature(self, i: int, o: FeatureOutput, launched: set) -> None:
+    def _check_feature(self, i: int, o: FeatureOutput, launched: set[tuple[str, str]]) -> None:
         if (o.product, o.feature) in launched:
             _fail(f"outputs[{i}].feature", f"'{o.product}' launches feature '{o.feature}' twice")
         launched.add((o.product, o.feature))
@@ -1527,7 +1555,7 @@ class Scenario(Strict):
         return int(day)
 
     @model_validator(mode="after")
-    def _okr_references(self):
+    def _okr_references(self) -> Self:
         """Check that key results name known metrics, fall inside the horizon, have 2-5 siblings.
 
         Runs after :meth:`_cross_references`, so problems of the plan are reported first.
@@ -1535,16 +1563,15 @@ class Scenario(Strict):
         if not self.okrs:
             return self
 
-        def fail(path: str, msg: str):
+        def fail(path: str, msg: str) -> NoReturn:
             raise PydanticCustomError(
                 "reference", "{msg}", {"msg": _one_line(msg), "abspath": path}
             )
 
-        def day_of(value, path: str) -> int:
+        def day_of(value: DayOrDate, path: str) -> int:
             if isinstance(value, dt.date):
                 if self.start_date is None:
                     fail(path, "a date needs start_date at the top of the scenario")
-                    raise AssertionError  # fail() raised (for the type checker)
                 day = (value - self.start_date).days
                 if day < 0:
                     fail(path, f"{value} is before start_date {self.start_date}")
@@ -1617,7 +1644,7 @@ class Scenario(Strict):
 
     # -- controls of the explorer widget ------------------------------------------------------
     @model_validator(mode="after")
-    def _control_references(self):
+    def _control_references(self) -> Self:
         """Check that each control names a number of the market or the plan, once.
 
         Its range must hold its current value (a distribution's mean) and be one the field
@@ -1626,7 +1653,7 @@ class Scenario(Strict):
         if not self.controls:
             return self
 
-        def fail(path: str, msg: str):
+        def fail(path: str, msg: str) -> NoReturn:
             raise PydanticCustomError(
                 "reference", "{msg}", {"msg": _one_line(msg), "abspath": path}
             )
@@ -1716,7 +1743,7 @@ class Scenario(Strict):
         )
         return f"unknown metric {_describe(metric)} ({hint})"
 
-    def _lever_problem(self, lever: Lever, at: str, fail) -> None:
+    def _lever_problem(self, lever: Lever, at: str, fail: Callable[[str, str], NoReturn]) -> None:
         if lever.least == lever.most:
             fail(f"{at}.most", "most must differ from least (they bound the range searched)")
         if lever.path.startswith("okrs"):
@@ -1754,7 +1781,13 @@ class Scenario(Strict):
         return d
 
 
-_MISSING = object()
+class _Missing(Enum):
+    """The type of ``_MISSING``: no value at a path."""
+
+    MISSING = "missing"
+
+
+_MISSING = _Missing.MISSING
 
 
 def _lookup(data: Any, keys: list[str | int]) -> Any:
@@ -1768,7 +1801,7 @@ def _lookup(data: Any, keys: list[str | int]) -> Any:
 
 
 @functools.lru_cache(maxsize=128)
-def _schema_bounds(cls: type[BaseModel], key: str) -> dict:
+def _schema_bounds(cls: type[BaseModel], key: str) -> dict[str, Any]:
     """Return the numeric bounds (ge/gt/le/lt) a field of ``cls`` states in its JSON Schema."""
     prop = cls.model_json_schema(by_alias=True).get("properties", {}).get(key, {})
     todo = [prop]
@@ -1789,7 +1822,7 @@ def _schema_bounds(cls: type[BaseModel], key: str) -> dict:
     return {}
 
 
-def _path_bounds(scenario: Scenario, keys: list[str | int]) -> dict:
+def _path_bounds(scenario: Scenario, keys: list[str | int]) -> dict[str, Any]:
     """Return the bounds of the field at ``keys`` (e.g. ``{"ge": 0, "le": 1}``); {} if unknown."""
     obj: Any = scenario
     owner, name = None, None
@@ -1834,7 +1867,7 @@ def _key_text(key: Any, first: bool) -> str:
     return f"[{_one_line(repr(s))}]"
 
 
-def _loc_to_path(loc, data: Any = None) -> str:
+def _loc_to_path(loc: Sequence[int | str], data: Any = None) -> str:
     """Turn a pydantic error location into a path of the scenario.
 
     E.g. ``('outputs', 2, 'feature', 'day')`` -> ``outputs[2].day``.
@@ -1867,7 +1900,7 @@ def _loc_to_path(loc, data: Any = None) -> str:
     return "".join(parts)
 
 
-def _tag_choices(tag: str, loc) -> tuple[str, tuple[str, ...]]:
+def _tag_choices(tag: str, loc: Sequence[int | str]) -> tuple[str, tuple[str, ...]]:
     if tag == "dist":
         return "distribution", DIST_KINDS
     if "network" in loc:
@@ -1925,7 +1958,7 @@ def _rewrite_message(err: Mapping[str, Any]) -> str:
     if t in _EXPECTED:
         return f"expected {_EXPECTED[t]}, got {_describe(got)}"
     if t in _COMPARE:
-        limit = next(iter(ctx.values()), None)
+        limit: Any = next(iter(ctx.values()), None)  # the bound (pydantic's ctx is untyped)
         return f"expected a number {_COMPARE[t]} {_fmt_num(limit)}, got {_describe(got)}"
     if t == "too_short":
         n = ctx.get("min_length", 1)
@@ -2002,7 +2035,7 @@ class _ScenarioLoader(yaml.SafeLoader):
     cannot build (``2026-02-30``, ``!!int abc``) is reported with its line and column.
     """
 
-    def construct_object(self, node, deep=False):
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
         except (yaml.YAMLError, RecursionError):
@@ -2014,7 +2047,9 @@ class _ScenarioLoader(yaml.SafeLoader):
             ) from None
 
 
-def _construct_mapping(loader: _ScenarioLoader, node: yaml.MappingNode, deep: bool = False):
+def _construct_mapping(
+    loader: _ScenarioLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
     seen: dict[Any, yaml.Mark] = {}
     for key_node, _ in node.value:
         if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
@@ -2183,15 +2218,15 @@ def _split_path(path: str) -> list[str | int]:
     return out
 
 
-def uncertain_parameters(scenario: Scenario) -> dict[str, Any]:
+def uncertain_parameters(scenario: Scenario) -> dict[str, Dist]:
     """Every parameter written as a distribution, by path (``outputs[1].frequency_uplift``).
 
     User traits (``segments[i].traits``) are distributions over users, not uncertain
     parameters, and are not listed.
     """
-    found: dict[str, Any] = {}
+    found: dict[str, Dist] = {}
 
-    def walk(obj, path: str):
+    def walk(obj: object, path: str) -> None:
         if isinstance(obj, DistTypes):
             found[path] = obj
         elif isinstance(obj, Traits):
@@ -2207,11 +2242,11 @@ def uncertain_parameters(scenario: Scenario) -> dict[str, Any]:
     return found
 
 
-def _dump(scenario: Scenario) -> dict:
+def _dump(scenario: Scenario) -> dict[str, Any]:
     return scenario.model_dump(mode="python", by_alias=True, exclude_none=True)
 
 
-def get_value(scenario: Scenario, path: str):
+def get_value(scenario: Scenario, path: str) -> Any:
     """Return the value at ``path`` (``products[0].price``, ``segments[1].traits.need.mean``)."""
     obj: Any = _dump(scenario)
     for key in _split_path(path):
@@ -2234,7 +2269,7 @@ def with_values(scenario: Scenario, values: dict[str, Any]) -> Scenario:
         keys = _split_path(path)
         if not keys:
             raise KeyError(f"empty parameter path '{path}'")
-        obj = data
+        obj: Any = data  # (nested mappings and lists)
         for k, nxt in zip(keys[:-1], keys[1:], strict=True):
             if isinstance(k, str) and isinstance(obj, dict) and obj.get(k) is None:
                 obj[k] = [] if isinstance(nxt, int) else {}
