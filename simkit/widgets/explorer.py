@@ -252,6 +252,13 @@ def _in_kernel() -> bool:
 class Explorer(W.VBox):
     """The explorer widget (see the module docstring); build it with :func:`explore`.
 
+    It puts together a control panel (:class:`_ControlPanel`), the figures and key
+    results of the last update (:class:`_Display`), the runs kept between updates
+    (:class:`_Baselines`, :attr:`cache`) and the thread that answers changes made in the
+    page (:class:`_PageChanges`); an update rebuilds the scenario from the controls,
+    simulates it (:meth:`_simulate`, drawing as it goes: :meth:`_on_progress`,
+    :meth:`_frame`) and draws the result (:meth:`_render`).
+
     Attributes
     ----------
     controls : dict of str to ipywidgets.Widget
@@ -310,53 +317,37 @@ class Explorer(W.VBox):
         self.map_fn = map_fn
         self.last_result: ExplorerResult | None = None
         self.error: str | None = None
-        self._hold = False
-        self._baselines: dict[str, RunResult] = {}
+        self._hold = False  # (set() moves several controls, then updates once)
         self.cache = RunCache()  # this explorer's warm-ups, launch mornings and tables
-        self._kr_memo: dict = {}
-        self._run_state: dict | None = None  # the update under way (for its progress)
+        self._ours = [i for i, o in enumerate(sc.outputs) if o.product == sc.our_product.name]
+        self._baselines = _Baselines(self._ours, days)
+        self._summaries = _Summaries()
+        self._run_state: _Update | None = None  # the update under way (for its progress)
         self.background = _in_kernel() if background is None else bool(background)
         self._updating = threading.RLock()  # one update at a time
-        self._changes = threading.Condition()  # guards the three below
-        self._asked = self._answered = 0  # changes made in the page, changes answered
-        self._worker: threading.Thread | None = None
-        self._closed = False
-        self._charts = {
-            "leading": LeadingChart(),
-            "retention": RetentionChart(),
-            "market_share": ShareChart(),
-        }
+        self._changes = _PageChanges(
+            answer=lambda asked: self.update(_asked=asked), fail=lambda m: self._fail(m)
+        )
         specs = list(sc.controls) or derived_controls(sc)
         self._specs = {c.path: c for c in specs}
-        self._ours = [i for i, o in enumerate(sc.outputs) if o.product == sc.our_product.name]
-        self.controls: dict[str, W.Widget] = {}
-        panel = self._build_controls(users, seed, runs)
-        self.images = {
-            name: W.Image(
-                format="png",
-                layout=W.Layout(width=f"{chart.size[0] * DPI:.0f}px", max_width="100%"),
-            )
-            for name, chart in self._charts.items()
-        }
-        for name, img in self.images.items():
-            img.add_class(f"simkit-{name.replace('_', '-')}")
-        self.status = W.HTML(layout=W.Layout(min_height="24px"))
-        self.status.add_class("simkit-status")
-        self.kr_html = W.HTML()
-        self.kr_html.add_class("simkit-krs")
-        results = W.VBox(
-            [
-                self.status,
-                self.images["leading"],
-                W.HBox([self.images["retention"], self.images["market_share"]]),
-                self.kr_html,
-            ],
-            layout=W.Layout(flex="1 1 auto", min_width="0"),
+        self._panel = _ControlPanel(
+            sc, self._specs, self.horizon, users, seed, runs, reset=lambda: self.reset()
         )
+        self.controls: dict[str, W.Widget] = self._panel.controls
+        self._display = _Display()
+        self._charts = self._display.charts
+        self.images = self._display.images
+        self.status = self._display.status
+        self.kr_html = self._display.kr_html
         children = [W.HTML(_STYLE)]
         if header:
-            children.append(W.HTML(self._header_html()))
-        children.append(W.HBox([panel, results], layout=W.Layout(align_items="flex-start")))
+            children.append(W.HTML(_header_html(sc, bool(self._ours))))
+        children.append(
+            W.HBox(
+                [self._panel.widget, self._display.widget],
+                layout=W.Layout(align_items="flex-start"),
+            )
+        )
         super().__init__(children)
         self.add_class("simkit-explorer")
         for key, w in self.controls.items():
@@ -366,146 +357,6 @@ class Explorer(W.VBox):
         if auto_update:
             self.update()
         self._shown = True
-
-    # -- building the controls ----------------------------------------------------------------
-    def _slider(self, spec: Control, value: float) -> W.Widget:
-        step = spec.step or (spec.max - spec.min) / 100
-        whole = (
-            all(float(x).is_integer() for x in (spec.min, spec.max, step))
-            and float(value).is_integer()
-        )
-        kw = dict(
-            description=spec.label or _label_from_path(spec.path),
-            continuous_update=False,
-            style={"description_width": "120px"},
-            layout=W.Layout(width="100%"),
-        )
-        if whole:
-            return W.IntSlider(
-                value=int(value), min=int(spec.min), max=int(spec.max), step=int(step), **kw
-            )
-        decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-        fmt = f".{decimals}f"
-        if spec.path.endswith((".change", ".churn_reduction", ".retained")):
-            fmt = f".{max(0, decimals - 2)}%"
-        return W.FloatSlider(
-            value=value, min=spec.min, max=spec.max, step=step, readout_format=fmt, **kw
-        )
-
-    def _build_controls(self, users, seed, runs) -> W.Widget:
-        sc = self.scenario
-        base_users = sc.market.users if users is None else int(users)
-        choices = sorted(set(USER_CHOICES) | {base_users})
-        box_kw = dict(style={"description_width": "120px"}, layout=W.Layout(width="96%"))
-        self.controls["users"] = W.Dropdown(
-            options=[(f"{u:,}", u) for u in choices],
-            value=base_users,
-            description="simulated users",
-            **box_kw,
-        )
-        self.controls["seed"] = W.BoundedIntText(
-            value=sc.seed if seed is None else int(seed),
-            min=0,
-            max=2**31 - 1,
-            description="seed",
-            continuous_update=False,
-            **box_kw,
-        )
-        self.controls["runs"] = W.IntSlider(
-            value=int(runs),
-            min=1,
-            max=MAX_RUNS,
-            description="runs (bands)",
-            continuous_update=False,
-            **box_kw,
-        )
-        groups: list[W.Widget] = [
-            _group(
-                "Simulation",
-                [self.controls["users"], self.controls["seed"], self.controls["runs"]],
-                "more runs: bands",
-            )
-        ]
-        by_output: dict[int, list[Control]] = {}
-        other: list[Control] = []
-        for spec in self._specs.values():
-            parts = spec.path.split("]", 1)
-            if spec.path.startswith("outputs[") and parts[0][8:].isdigit():
-                by_output.setdefault(int(parts[0][8:]), []).append(spec)
-            else:
-                other.append(spec)
-        for i, o in enumerate(sc.outputs):
-            ship = W.Checkbox(
-                value=True, description="ship it", indent=False, layout=W.Layout(width="auto")
-            )
-            ship.add_class(f"simkit-ship-{i}")
-            day = sc.output_day(o)
-            last = max(self.horizon - 1, day)
-            if sc.start_date is not None:
-                fmt = "%d %b" if last < 366 else "%b %Y"  # fits the slider's readout
-                options = [
-                    ((sc.start_date + dt.timedelta(days=d)).strftime(fmt), d)
-                    for d in range(last + 1)
-                ]
-                when = W.SelectionSlider(
-                    options=options,
-                    value=day,
-                    description="launch day",
-                    continuous_update=False,
-                    **box_kw,
-                )
-            else:
-                when = W.IntSlider(
-                    value=day,
-                    min=0,
-                    max=last,
-                    description="launch day",
-                    continuous_update=False,
-                    **box_kw,
-                )
-            self.controls[f"ship:{i}"] = ship
-            self.controls[f"day:{i}"] = when
-            rows = [ship, when]
-            for spec in by_output.get(i, []):
-                w = self._slider(spec, _mean(get_value(sc, spec.path)))
-                self.controls[spec.path] = w
-                rows.append(w)
-            title = html.escape(an.output_label(sc, i))
-            groups.append(_group(title, rows, _output_note(sc, i), raw=True))
-        if other:
-            rows = []
-            for spec in other:
-                w = self._slider(spec, _mean(get_value(sc, spec.path)))
-                self.controls[spec.path] = w
-                rows.append(w)
-            groups.append(_group("Market", rows))
-        reset = W.Button(
-            description="reset",
-            icon="undo",
-            layout=W.Layout(width="90px"),
-            tooltip="Back to the scenario's values",
-        )
-        reset.on_click(lambda _b: self.reset())
-        self._defaults = {k: w.value for k, w in self.controls.items()}
-        return W.VBox(
-            [*groups, reset],
-            layout=W.Layout(width="380px", min_width="380px", margin="0 16px 0 0"),
-        )
-
-    def _header_html(self) -> str:
-        sc = self.scenario
-        ours = sc.our_product.name
-        base = (
-            f"Grey dashed lines: the <b>baseline</b>, the same market without {html.escape(ours)}'s "
-            "outputs (competitors' moves still happen), on the same random numbers."
-            if self._ours
-            else "This scenario has no outputs of ours: there is no baseline to compare with."
-        )
-        return (
-            f"<div class='simkit-header'><h3>{html.escape(sc.name)}</h3>"
-            f"<div>{html.escape(sc.description)}</div><div class='simkit-note'>{base} "
-            "Sliders apply when released.</div></div>"
-        )
 
     # -- reading the controls -----------------------------------------------------------------
     def values(self) -> dict:
@@ -531,203 +382,33 @@ class Explorer(W.VBox):
 
     def reset(self) -> ExplorerResult | None:
         """Every control back to the scenario's value; one update."""
-        return self.set(dict(self._defaults))
+        return self.set(dict(self._panel.defaults))
 
     def build(self) -> tuple[Scenario, list[int]]:
         """The scenario the controls describe and the outputs switched off."""
-        sc = self.scenario
-        values = {path: self.controls[path].value for path in self._specs}
-        for i, o in enumerate(sc.outputs):
-            day = self.controls[f"day:{i}"].value
-            if day != sc.output_day(o):
-                values[f"outputs[{i}].day"] = int(day)
-        off = [i for i in range(len(sc.outputs)) if not self.controls[f"ship:{i}"].value]
-        return with_values(sc, values), off
+        return self._panel.build()
 
-    # -- running ------------------------------------------------------------------------------
+    # -- answering changes made in the page ---------------------------------------------------
     def _on_change(self, _change) -> None:
         if self._hold:
             return
         if not self.background:
             self.update()
             return
-        with self._changes:  # answered on the worker thread; a run under way stops
-            self._asked += 1
-            if self._worker is None:
-                self._worker = fast.interactive_thread(self._work, "simkit-explorer")
-                self._worker.start()
-
-    def _work(self) -> None:
-        """The worker thread: update for the latest control values until every change
-        made in the page is answered."""
-        while True:
-            with self._changes:
-                if self._answered == self._asked or self._closed:
-                    self._worker = None
-                    self._changes.notify_all()
-                    return
-                asked = self._asked
-            try:
-                self.update(_asked=asked)
-            except Exception as exc:  # a bug: say so where the user looks
-                self._fail(f"internal error: {type(exc).__name__}: {exc}")
-            with self._changes:
-                self._answered = max(self._answered, asked)
+        self._changes.ask()  # answered on the worker thread; a run under way stops
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the changes made in the page are answered (see :attr:`background`);
         False if ``timeout`` seconds passed first."""
-        with self._changes:
-            return self._changes.wait_for(lambda: self._worker is None, timeout)
+        return self._changes.wait(timeout)
 
     def close(self) -> None:
         """Close the widget; a run under way on the worker thread stops."""
-        with self._changes:
-            self._closed = True
+        self._changes.close()
         self.cache.clear()
         super().close()
 
-    def _fail(self, message: str) -> None:
-        self.error = message
-        self.status.value = f"<span class='simkit-error'>⚠ {html.escape(message)}</span>"
-        self.remove_class("simkit-busy")
-
-    def _baseline_key(self, sc: Scenario, off: list[int], seed, users: int) -> str:
-        """Everything a baseline run depends on: the scenario with our outputs reduced to
-        what exists without shipping them (their kind and feature: users hold an affinity
-        for every feature), the uncertain parameters (one draw each, in path order), the
-        competitors' outputs switched off, users, days and the seed."""
-        data = sc.model_dump(mode="json", exclude={"controls", "okrs", "name", "description"})
-        for i in self._ours:
-            o = data["outputs"][i]
-            data["outputs"][i] = {k: o.get(k) for k in ("kind", "product", "feature")}
-        paths = sorted(uncertain_parameters(sc))
-        key = [
-            data,
-            paths,
-            [i for i in off if i not in self._ours],
-            users,
-            self.days,
-            seed.entropy,
-            list(seed.spawn_key),
-        ]
-        return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-
-    def _simulate(self, sc: Scenario, off: list[int], seed: int, runs: int, users: int):
-        """The plan's runs, the baseline's (memoised by seed) and how many of those were
-        memoised. In this process, the runs go one seed at a time, the seed's baseline
-        first, so that the runs so far can be drawn as they come (and one run's days so
-        far, see :meth:`_on_progress`)."""
-        seeds = an.run_seeds(seed, runs)
-        # (the same seeds again at every change: keep their random numbers in tables)
-        common = dict(users=users, days=self.days, journeys=0, expect_reruns=True)
-        separate = bool(self._ours) and not set(off) >= set(self._ours)
-        base_off = sorted(set(off) | set(self._ours))
-        keys = [self._baseline_key(sc, off, s, users) for s in seeds] if separate else []
-        missing = [j for j, k in enumerate(keys) if k not in self._baselines]
-        st = self._run_state
-        st["next_frame"] = time.perf_counter() + self.FIRST_FRAME_SECONDS
-        if self.map_fn is not None:  # elsewhere: all seeds at once
-            if missing:
-                fresh = an.run_many(
-                    sc,
-                    [seeds[j] for j in missing],
-                    map_fn=self.map_fn,
-                    without_outputs=base_off,
-                    **common,
-                )
-                for j, r in zip(missing, fresh, strict=True):
-                    self._baselines[keys[j]] = r
-            results = an.run_many(sc, seeds, map_fn=self.map_fn, without_outputs=off, **common)
-        else:
-            common.update(progress=self._on_progress, progress_seconds=self.PROGRESS_SECONDS)
-            common.update(cache=self.cache)  # (runs elsewhere keep theirs)
-            results = []
-            started = time.perf_counter()
-            for j, s in enumerate(seeds):
-                st["run"] = j + 1
-                if j in missing:
-                    st.update(what="baseline", baseline=None)
-                    (self._baselines[keys[j]],) = an.run_many(
-                        sc, [s], without_outputs=base_off, **common
-                    )
-                st.update(what="plan", baseline=[self._baselines[k] for k in keys[: j + 1]] or None)
-                results += an.run_many(sc, [s], without_outputs=off, **common)
-                left = (time.perf_counter() - started) / (j + 1) * (runs - j - 1)
-                if j + 1 < runs and left >= self.FINISH_SECONDS:  # the first run: at once
-                    first = st["frames"] == 0
-                    self._frame(list(results), st["baseline"], len(results[0].metrics), now=first)
-        baseline = [self._baselines[k] for k in keys] if separate else results
-        while len(self._baselines) > 4 * MAX_RUNS:  # oldest first
-            self._baselines.pop(next(iter(self._baselines)))
-        return results, baseline, runs - len(missing) if separate else runs
-
-    def _on_progress(self, p) -> None:
-        """A run of this update has got to day ``p.day`` (see :func:`simkit.run`): say so
-        in the status line and, for the plan's first run, draw the days so far every
-        :attr:`FRAME_SECONDS`."""
-        st = self._run_state
-        if st is None:  # pragma: no cover - a run not started by update()
-            return
-        if self._closed or (st["asked"] is not None and self._asked > st["asked"]):
-            raise _Superseded  # the page changed again (or went): stop this run
-        now = time.perf_counter()
-        runs = st["runs"]
-        if now - st["said"] >= STATUS_SECONDS:
-            what = "the baseline" if st["what"] == "baseline" else "this plan"
-            count = f" (run {st['run']} of {runs})" if runs > 1 else ""
-            self._busy(f"simulating {what}{count}: day {p.day:,} of {p.days:,}…")
-            st["said"] = now
-        if st["what"] == "plan" and st["run"] == 1:  # (later runs: drawn when done)
-            pace = p.seconds / max(p.day - p.begun, 1)  # per day
-            if pace * (p.days - p.day) * runs >= self.FINISH_SECONDS:
-                self._frame(None, st["baseline"], p.days, p)
-
-    def _summarise(self, runs: list, baseline: list | None, off: list[int], horizon=None):
-        """The curves and key-result rows of ``runs`` against ``baseline``; ``horizon``:
-        the runs' horizon while they are still coming (a frame). The baseline's summary
-        and key results are reused while its runs stay those of the last update (the
-        memo of its key results is kept for those runs only)."""
-        last = self.last_result.curves if self.last_result is not None else None
-        reuse = last.arms.get("baseline") if last is not None else None
-        curves = _curves(runs, baseline, off, reuse=reuse, horizon=horizon)
-        same = baseline is not None and curves.arms["baseline"] is reuse
-        if horizon is None and not same:
-            self._kr_memo = {}  # a new baseline: its key results from now on
-        memo = self._kr_memo if same or horizon is None else None
-        return curves, _kr_rows(runs, baseline, memo, horizon=horizon)
-
-    def _frame(
-        self, runs: list | None, baseline: list | None, horizon: int, p=None, now: bool = False
-    ) -> None:
-        """Draw what an update has so far, every :attr:`FRAME_SECONDS` (from
-        :attr:`FIRST_FRAME_SECONDS` on, or ``now``): the finished ``runs`` and their
-        ``baseline`` runs, or the days so far of the only run (``p``, its progress)."""
-        st = self._run_state
-        if not self._shown or (time.perf_counter() < st["next_frame"] and not now):
-            return
-        runs = [p.result()] if p is not None else runs
-        sc, off = st["scenario"], st["off"]
-        curves, krs = self._summarise(runs, baseline, off, horizon)
-        curves.runs = st["runs"]  # laid out as the finished figures will be: no redraw
-        res = ExplorerResult(
-            scenario=sc,
-            values=st["values"],
-            without=off,
-            runs=runs,
-            baseline=baseline or runs,
-            kr_table=pd.DataFrame(krs),
-            curves=curves,
-        )
-        self._render(res, krs)
-        if p is None:
-            self._busy(f"simulating this plan: {len(runs)} of {st['runs']} runs done…")
-            st["said"] = time.perf_counter()
-        st["frames"] += 1
-        if st["first"] is None:
-            st["first"] = time.perf_counter() - st["t0"]
-        st["next_frame"] = time.perf_counter() + self.FRAME_SECONDS
-
+    # -- an update ----------------------------------------------------------------------------
     def update(self, _asked: int | None = None) -> ExplorerResult | None:
         """Rebuild the scenario from the controls, run it and redraw; returns the result
         (None when the controls describe an invalid scenario: the message is in
@@ -747,21 +428,7 @@ class Explorer(W.VBox):
         self._busy(f"running {runs} run{'s' if runs > 1 else ''} × {users:,} users…")
         try:
             sc, off = self.build()
-            self._run_state = dict(
-                t0=t0,
-                scenario=sc,
-                off=off,
-                values=values,
-                runs=runs,
-                what="plan",
-                baseline=None,
-                first=None,
-                frames=0,
-                next_frame=0.0,
-                said=0.0,
-                asked=asked,
-                run=1,
-            )
+            self._run_state = _Update(t0, sc, off, values, runs, asked)
             results, baseline, cached = self._simulate(sc, off, values["seed"], runs, users)
         except SimkitError as exc:
             self._fail(str(exc))
@@ -783,19 +450,148 @@ class Explorer(W.VBox):
         )
         self._render(res, krs)
         res.render_seconds = time.perf_counter() - t1
-        res.frames = state["frames"]
-        res.first_seconds = state["first"] or res.seconds + res.render_seconds
+        res.frames = state.frames
+        res.first_seconds = state.first or res.seconds + res.render_seconds
         self.last_result = res
         self.error = None
-        self.status.value = (
-            f"<span class='simkit-done'>✓ updated in {res.seconds + res.render_seconds:.2f} s "
-            f"(simulation {res.seconds:.2f} s, drawing {res.render_seconds:.2f} s"
-            f"{f'; drawn as it ran, first after {res.first_seconds:.2f} s' if res.frames else ''}) · "
-            f"{runs} run{'s' if runs > 1 else ''} × {users:,} simulated users"
-            f"{', 95% bands' if runs > 1 else ''}</span>"
-        )
+        self.status.value = _done_html(res, runs, users)
         self.remove_class("simkit-busy")
         return res
+
+    def _simulate(self, sc: Scenario, off: list[int], seed: int, runs: int, users: int):
+        """The plan's runs, the baseline's (memoised by seed) and how many of those were
+        memoised. In this process, the runs go one seed at a time, the seed's baseline
+        first, so that the runs so far can be drawn as they come (and one run's days so
+        far, see :meth:`_on_progress`); elsewhere (``map_fn``) all seeds at once."""
+        seeds = an.run_seeds(seed, runs)
+        separate = bool(self._ours) and not set(off) >= set(self._ours)
+        keys = [self._baselines.key(sc, off, s, users) for s in seeds] if separate else []
+        missing = [j for j, k in enumerate(keys) if k not in self._baselines.runs]
+        batch = _Batch(
+            sc,
+            seeds,
+            off,
+            sorted(set(off) | set(self._ours)),
+            keys,
+            missing,
+            # (the same seeds again at every change: keep their random numbers in tables)
+            dict(users=users, days=self.days, journeys=0, expect_reruns=True),
+        )
+        self._run_state.next_frame = time.perf_counter() + self.FIRST_FRAME_SECONDS
+        if self.map_fn is not None:
+            results = self._simulate_elsewhere(batch)
+        else:
+            results = self._simulate_here(batch)
+        baseline = [self._baselines.runs[k] for k in keys] if separate else results
+        self._baselines.trim()
+        return results, baseline, runs - len(missing) if separate else runs
+
+    def _simulate_elsewhere(self, b: _Batch) -> list[RunResult]:
+        """The missing baseline runs, then the plan's, each all seeds at once on
+        :attr:`map_fn`."""
+        if b.missing:
+            fresh = an.run_many(
+                b.scenario,
+                [b.seeds[j] for j in b.missing],
+                map_fn=self.map_fn,
+                without_outputs=b.base_off,
+                **b.common,
+            )
+            for j, r in zip(b.missing, fresh, strict=True):
+                self._baselines.runs[b.keys[j]] = r
+        return an.run_many(
+            b.scenario, b.seeds, map_fn=self.map_fn, without_outputs=b.off, **b.common
+        )
+
+    def _simulate_here(self, b: _Batch) -> list[RunResult]:
+        """Seed by seed in this process (reporting progress, on this explorer's
+        :attr:`cache`): the seed's baseline if missing, then the plan; the runs done so
+        far are drawn while the rest would take long enough."""
+        common = dict(
+            b.common,
+            progress=self._on_progress,
+            progress_seconds=self.PROGRESS_SECONDS,
+            cache=self.cache,  # (runs elsewhere keep theirs)
+        )
+        st = self._run_state
+        runs = len(b.seeds)
+        results: list[RunResult] = []
+        started = time.perf_counter()
+        for j, s in enumerate(b.seeds):
+            st.run = j + 1
+            if j in b.missing:
+                st.what, st.baseline = "baseline", None
+                (self._baselines.runs[b.keys[j]],) = an.run_many(
+                    b.scenario, [s], without_outputs=b.base_off, **common
+                )
+            st.what = "plan"
+            st.baseline = [self._baselines.runs[k] for k in b.keys[: j + 1]] or None
+            results += an.run_many(b.scenario, [s], without_outputs=b.off, **common)
+            left = (time.perf_counter() - started) / (j + 1) * (runs - j - 1)
+            if j + 1 < runs and left >= self.FINISH_SECONDS:  # the first run: at once
+                first = st.frames == 0
+                self._frame(list(results), st.baseline, len(results[0].metrics), now=first)
+        return results
+
+    def _on_progress(self, p) -> None:
+        """A run of this update has got to day ``p.day`` (see :func:`simkit.run`): say so
+        in the status line and, for the plan's first run, draw the days so far every
+        :attr:`FRAME_SECONDS`."""
+        st = self._run_state
+        if st is None:  # pragma: no cover - a run not started by update()
+            return
+        if self._changes.superseded(st.asked):
+            raise _Superseded  # the page changed again (or went): stop this run
+        now = time.perf_counter()
+        if now - st.said >= STATUS_SECONDS:
+            what = "the baseline" if st.what == "baseline" else "this plan"
+            count = f" (run {st.run} of {st.runs})" if st.runs > 1 else ""
+            self._busy(f"simulating {what}{count}: day {p.day:,} of {p.days:,}…")
+            st.said = now
+        if st.what == "plan" and st.run == 1:  # (later runs: drawn when done)
+            pace = p.seconds / max(p.day - p.begun, 1)  # per day
+            if pace * (p.days - p.day) * st.runs >= self.FINISH_SECONDS:
+                self._frame(None, st.baseline, p.days, p)
+
+    # -- drawing ------------------------------------------------------------------------------
+    def _summarise(self, runs: list, baseline: list | None, off: list[int], horizon=None):
+        """The curves and key-result rows of ``runs`` against ``baseline`` (see
+        :class:`_Summaries`); ``horizon``: the runs' horizon while they are still coming."""
+        last = self.last_result.curves if self.last_result is not None else None
+        return self._summaries(runs, baseline, off, last, horizon)
+
+    def _frame(
+        self, runs: list | None, baseline: list | None, horizon: int, p=None, now: bool = False
+    ) -> None:
+        """Draw what an update has so far, every :attr:`FRAME_SECONDS` (from
+        :attr:`FIRST_FRAME_SECONDS` on, or ``now``): the finished ``runs`` and their
+        ``baseline`` runs, or the days so far of the only run (``p``, its progress)."""
+        st = self._run_state
+        if not self._shown or (time.perf_counter() < st.next_frame and not now):
+            return
+        runs = [p.result()] if p is not None else runs
+        curves, krs = self._summarise(runs, baseline, st.off, horizon)
+        curves.runs = st.runs  # laid out as the finished figures will be: no redraw
+        res = ExplorerResult(
+            scenario=st.scenario,
+            values=st.values,
+            without=st.off,
+            runs=runs,
+            baseline=baseline or runs,
+            kr_table=pd.DataFrame(krs),
+            curves=curves,
+        )
+        self._render(res, krs)
+        if p is None:
+            self._busy(f"simulating this plan: {len(runs)} of {st.runs} runs done…")
+            st.said = time.perf_counter()
+        st.frames += 1
+        if st.first is None:
+            st.first = time.perf_counter() - st.t0
+        st.next_frame = time.perf_counter() + self.FRAME_SECONDS
+
+    def _render(self, res: ExplorerResult, krs: list[dict]) -> None:
+        self._display.draw(res, krs)
 
     def _busy(self, text: str) -> None:
         self.add_class("simkit-busy")
@@ -803,11 +599,10 @@ class Explorer(W.VBox):
             f"<span class='simkit-running'><i class='simkit-spin'></i> {text}</span>"
         )
 
-    # -- drawing ------------------------------------------------------------------------------
-    def _render(self, res: ExplorerResult, krs: list[dict]) -> None:
-        for name, chart in self._charts.items():
-            self.images[name].value = chart.render(res)
-        self.kr_html.value = _kr_html(krs, len(res.runs))
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.status.value = f"<span class='simkit-error'>⚠ {html.escape(message)}</span>"
+        self.remove_class("simkit-busy")
 
     # -- accessors for scripts and tests ------------------------------------------------------
     @property
@@ -827,6 +622,392 @@ class Explorer(W.VBox):
     def png(self, name: str) -> bytes:
         """The PNG bytes of figure ``name`` as shown."""
         return bytes(self.images[name].value)
+
+
+# --- the explorer's parts ----------------------------------------------------------------------
+
+
+class _ControlPanel:
+    """The controls built from a scenario, in groups -- the simulation (users, seed,
+    runs), one per output (ship it, launch day, its sliders), the market (the other
+    sliders) -- with a reset button; and the scenario they describe (:meth:`build`).
+
+    ``controls`` holds every control by key (see :attr:`Explorer.controls`), ``defaults``
+    their first values and ``widget`` the panel.
+    """
+
+    def __init__(
+        self,
+        sc: Scenario,
+        specs: dict[str, Control],
+        horizon: int,
+        users: int | None,
+        seed: int | None,
+        runs: int,
+        reset: Callable[[], object],
+    ):
+        self.scenario = sc
+        self.specs = specs
+        self.horizon = horizon
+        self.controls: dict[str, W.Widget] = {}
+        self._box = dict(style={"description_width": "120px"}, layout=W.Layout(width="96%"))
+        groups = [self._simulation_group(users, seed, runs)]
+        by_output: dict[int, list[Control]] = {}
+        other: list[Control] = []
+        for spec in specs.values():
+            parts = spec.path.split("]", 1)
+            if spec.path.startswith("outputs[") and parts[0][8:].isdigit():
+                by_output.setdefault(int(parts[0][8:]), []).append(spec)
+            else:
+                other.append(spec)
+        for i in range(len(sc.outputs)):
+            groups.append(self._output_group(i, by_output.get(i, [])))
+        if other:
+            groups.append(_group("Market", [self._slider(spec) for spec in other]))
+        button = W.Button(
+            description="reset",
+            icon="undo",
+            layout=W.Layout(width="90px"),
+            tooltip="Back to the scenario's values",
+        )
+        button.on_click(lambda _b: reset())
+        self.defaults = {k: w.value for k, w in self.controls.items()}
+        self.widget = W.VBox(
+            [*groups, button],
+            layout=W.Layout(width="380px", min_width="380px", margin="0 16px 0 0"),
+        )
+
+    def _simulation_group(self, users: int | None, seed: int | None, runs: int) -> W.Widget:
+        """Simulated users (a dropdown), the seed and the number of runs."""
+        sc = self.scenario
+        base_users = sc.market.users if users is None else int(users)
+        choices = sorted(set(USER_CHOICES) | {base_users})
+        self.controls["users"] = W.Dropdown(
+            options=[(f"{u:,}", u) for u in choices],
+            value=base_users,
+            description="simulated users",
+            **self._box,
+        )
+        self.controls["seed"] = W.BoundedIntText(
+            value=sc.seed if seed is None else int(seed),
+            min=0,
+            max=2**31 - 1,
+            description="seed",
+            continuous_update=False,
+            **self._box,
+        )
+        self.controls["runs"] = W.IntSlider(
+            value=int(runs),
+            min=1,
+            max=MAX_RUNS,
+            description="runs (bands)",
+            continuous_update=False,
+            **self._box,
+        )
+        rows = [self.controls["users"], self.controls["seed"], self.controls["runs"]]
+        return _group("Simulation", rows, "more runs: bands")
+
+    def _output_group(self, i: int, specs: list[Control]) -> W.Widget:
+        """Output ``i``'s *ship it* toggle, its launch day and its sliders."""
+        sc = self.scenario
+        ship = W.Checkbox(
+            value=True, description="ship it", indent=False, layout=W.Layout(width="auto")
+        )
+        ship.add_class(f"simkit-ship-{i}")
+        self.controls[f"ship:{i}"] = ship
+        self.controls[f"day:{i}"] = when = self._launch_day(sc.output_day(sc.outputs[i]))
+        rows = [ship, when, *(self._slider(spec) for spec in specs)]
+        title = html.escape(an.output_label(sc, i))
+        return _group(title, rows, _output_note(sc, i), raw=True)
+
+    def _launch_day(self, day: int) -> W.Widget:
+        """A launch-day slider from day 0 to the horizon's last day, over dates when the
+        scenario has a start date."""
+        sc = self.scenario
+        last = max(self.horizon - 1, day)
+        if sc.start_date is None:
+            return W.IntSlider(
+                value=day,
+                min=0,
+                max=last,
+                description="launch day",
+                continuous_update=False,
+                **self._box,
+            )
+        fmt = "%d %b" if last < 366 else "%b %Y"  # fits the slider's readout
+        options = [
+            ((sc.start_date + dt.timedelta(days=d)).strftime(fmt), d) for d in range(last + 1)
+        ]
+        return W.SelectionSlider(
+            options=options,
+            value=day,
+            description="launch day",
+            continuous_update=False,
+            **self._box,
+        )
+
+    def _slider(self, spec: Control) -> W.Widget:
+        """The slider of a scenario parameter, at its (mean) value in the scenario."""
+        w = _slider(spec, _mean(get_value(self.scenario, spec.path)))
+        self.controls[spec.path] = w
+        return w
+
+    def build(self) -> tuple[Scenario, list[int]]:
+        """The scenario the controls describe and the outputs switched off."""
+        sc = self.scenario
+        values = {path: self.controls[path].value for path in self.specs}
+        for i, o in enumerate(sc.outputs):
+            day = self.controls[f"day:{i}"].value
+            if day != sc.output_day(o):
+                values[f"outputs[{i}].day"] = int(day)
+        off = [i for i in range(len(sc.outputs)) if not self.controls[f"ship:{i}"].value]
+        return with_values(sc, values), off
+
+
+def _slider(spec: Control, value: float) -> W.Widget:
+    """A slider over ``spec``'s range: whole numbers when its range, step and ``value``
+    are, else with as many decimals as its step needs (per cent for shares)."""
+    step = spec.step or (spec.max - spec.min) / 100
+    whole = (
+        all(float(x).is_integer() for x in (spec.min, spec.max, step)) and float(value).is_integer()
+    )
+    kw = dict(
+        description=spec.label or _label_from_path(spec.path),
+        continuous_update=False,
+        style={"description_width": "120px"},
+        layout=W.Layout(width="100%"),
+    )
+    if whole:
+        return W.IntSlider(
+            value=int(value), min=int(spec.min), max=int(spec.max), step=int(step), **kw
+        )
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    fmt = f".{decimals}f"
+    if spec.path.endswith((".change", ".churn_reduction", ".retained")):
+        fmt = f".{max(0, decimals - 2)}%"
+    return W.FloatSlider(
+        value=value, min=spec.min, max=spec.max, step=step, readout_format=fmt, **kw
+    )
+
+
+def _header_html(sc: Scenario, has_baseline: bool) -> str:
+    """The scenario's name and description, and what the grey baseline is."""
+    ours = sc.our_product.name
+    base = (
+        f"Grey dashed lines: the <b>baseline</b>, the same market without {html.escape(ours)}'s "
+        "outputs (competitors' moves still happen), on the same random numbers."
+        if has_baseline
+        else "This scenario has no outputs of ours: there is no baseline to compare with."
+    )
+    return (
+        f"<div class='simkit-header'><h3>{html.escape(sc.name)}</h3>"
+        f"<div>{html.escape(sc.description)}</div><div class='simkit-note'>{base} "
+        "Sliders apply when released.</div></div>"
+    )
+
+
+class _Display:
+    """What the explorer shows of an update: the figures (a :class:`_Chart` each, shown
+    as PNG images), the status line and the key-result table, in ``widget``."""
+
+    def __init__(self):
+        self.charts = {
+            "leading": LeadingChart(),
+            "retention": RetentionChart(),
+            "market_share": ShareChart(),
+        }
+        self.images = {
+            name: W.Image(
+                format="png",
+                layout=W.Layout(width=f"{chart.size[0] * DPI:.0f}px", max_width="100%"),
+            )
+            for name, chart in self.charts.items()
+        }
+        for name, img in self.images.items():
+            img.add_class(f"simkit-{name.replace('_', '-')}")
+        self.status = W.HTML(layout=W.Layout(min_height="24px"))
+        self.status.add_class("simkit-status")
+        self.kr_html = W.HTML()
+        self.kr_html.add_class("simkit-krs")
+        self.widget = W.VBox(
+            [
+                self.status,
+                self.images["leading"],
+                W.HBox([self.images["retention"], self.images["market_share"]]),
+                self.kr_html,
+            ],
+            layout=W.Layout(flex="1 1 auto", min_width="0"),
+        )
+
+    def draw(self, res: ExplorerResult, krs: list[dict]) -> None:
+        """Draw ``res``'s figures and its key results (rows ``krs``)."""
+        for name, chart in self.charts.items():
+            self.images[name].value = chart.render(res)
+        self.kr_html.value = _kr_html(krs, len(res.runs))
+
+
+def _done_html(res: ExplorerResult, runs: int, users: int) -> str:
+    """The status line of a finished update: how long it took, and what it ran."""
+    return (
+        f"<span class='simkit-done'>✓ updated in {res.seconds + res.render_seconds:.2f} s "
+        f"(simulation {res.seconds:.2f} s, drawing {res.render_seconds:.2f} s"
+        f"{f'; drawn as it ran, first after {res.first_seconds:.2f} s' if res.frames else ''}) · "
+        f"{runs} run{'s' if runs > 1 else ''} × {users:,} simulated users"
+        f"{', 95% bands' if runs > 1 else ''}</span>"
+    )
+
+
+class _PageChanges:
+    """Changes made in the page, answered on a worker thread (see
+    :attr:`Explorer.background`): ``answer(asked)`` runs for the latest values until
+    every change is answered; a run under way learns from :meth:`superseded` that a
+    newer change (or :meth:`close`) came, and stops."""
+
+    def __init__(self, answer: Callable[[int], object], fail: Callable[[str], None]):
+        self._answer = answer
+        self._fail = fail
+        self._cond = threading.Condition()  # guards the four below
+        self.asked = self.answered = 0  # changes made in the page, changes answered
+        self.worker: threading.Thread | None = None
+        self.closed = False
+
+    def ask(self) -> None:
+        """A change was made: answer it (starting the worker if none runs)."""
+        with self._cond:
+            self.asked += 1
+            if self.worker is None:
+                self.worker = fast.interactive_thread(self._work, "simkit-explorer")
+                self.worker.start()
+
+    def _work(self) -> None:
+        """The worker thread: answer for the latest control values until every change
+        made in the page is answered."""
+        while True:
+            with self._cond:
+                if self.answered == self.asked or self.closed:
+                    self.worker = None
+                    self._cond.notify_all()
+                    return
+                asked = self.asked
+            try:
+                self._answer(asked)
+            except Exception as exc:  # a bug: say so where the user looks
+                self._fail(f"internal error: {type(exc).__name__}: {exc}")
+            with self._cond:
+                self.answered = max(self.answered, asked)
+
+    def superseded(self, asked: int | None) -> bool:
+        """Whether an update answering change ``asked`` should stop: the page changed
+        again, or went (an update not made from the page, ``None``, only then)."""
+        return self.closed or (asked is not None and self.asked > asked)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the worker is done; False if ``timeout`` seconds passed first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.worker is None, timeout)
+
+    def close(self) -> None:
+        """No more answers; a run under way stops at its next progress report."""
+        with self._cond:
+            self.closed = True
+
+
+@dataclass
+class _Update:
+    """The update under way, for its progress reports and frames."""
+
+    t0: float  # when it started (perf_counter)
+    scenario: Scenario
+    off: list[int]
+    values: dict
+    runs: int
+    asked: int | None  # the change made in the page it answers (None: set()/update())
+    what: str = "plan"  # what is being simulated: "plan" or "baseline"
+    run: int = 1  # which of the runs (from 1)
+    baseline: list | None = None  # the baseline runs of the plan's runs so far
+    first: float | None = None  # seconds to the first frame
+    frames: int = 0  # frames drawn
+    next_frame: float = 0.0  # no frame before this (perf_counter)
+    said: float = 0.0  # when the status line last said how far it got
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The runs of one update: the scenario, the seeds, the outputs switched off in the
+    plan and in the baseline, the baseline's keys (one per seed, none without a
+    separate baseline), the seeds whose baseline is missing and :func:`simkit.run`'s
+    options."""
+
+    scenario: Scenario
+    seeds: list
+    off: list[int]
+    base_off: list[int]
+    keys: list[str]
+    missing: list[int]
+    common: dict
+
+
+class _Baselines:
+    """The baseline runs kept between updates, by everything they depend on
+    (:meth:`key`); at most ``4 * MAX_RUNS``, the oldest dropped first."""
+
+    def __init__(self, ours: list[int], days: int | None):
+        self.ours = ours
+        self.days = days
+        self.runs: dict[str, RunResult] = {}
+
+    def key(self, sc: Scenario, off: list[int], seed, users: int) -> str:
+        """Everything a baseline run depends on: the scenario with our outputs reduced to
+        what exists without shipping them (their kind and feature: users hold an affinity
+        for every feature), the uncertain parameters (one draw each, in path order), the
+        competitors' outputs switched off, users, days and the seed."""
+        data = sc.model_dump(mode="json", exclude={"controls", "okrs", "name", "description"})
+        for i in self.ours:
+            o = data["outputs"][i]
+            data["outputs"][i] = {k: o.get(k) for k in ("kind", "product", "feature")}
+        paths = sorted(uncertain_parameters(sc))
+        key = [
+            data,
+            paths,
+            [i for i in off if i not in self.ours],
+            users,
+            self.days,
+            seed.entropy,
+            list(seed.spawn_key),
+        ]
+        return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+    def trim(self) -> None:
+        """Drop the oldest runs beyond the limit."""
+        while len(self.runs) > 4 * MAX_RUNS:
+            self.runs.pop(next(iter(self.runs)))
+
+
+class _Summaries:
+    """Curves and key-result rows of runs against their baseline. The baseline's summary
+    and key results are reused while its runs stay those of the last update (the memo
+    of its key results is kept for those runs only)."""
+
+    def __init__(self):
+        self.kr_memo: dict = {}
+
+    def __call__(
+        self,
+        runs: list,
+        baseline: list | None,
+        off: list[int],
+        last: _Curves | None,
+        horizon: int | None = None,
+    ) -> tuple[_Curves, list[dict]]:
+        """``last``: the curves of the last update; ``horizon``: the runs' horizon while
+        they are still coming (a frame)."""
+        reuse = last.arms.get("baseline") if last is not None else None
+        curves = _curves(runs, baseline, off, reuse=reuse, horizon=horizon)
+        same = baseline is not None and curves.arms["baseline"] is reuse
+        if horizon is None and not same:
+            self.kr_memo = {}  # a new baseline: its key results from now on
+        memo = self.kr_memo if same or horizon is None else None
+        return curves, _kr_rows(runs, baseline, memo, horizon=horizon)
 
 
 def explore(

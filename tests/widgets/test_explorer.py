@@ -368,7 +368,7 @@ def test_app_switches_scenarios():
     old = app.explorer
     app.choice.value = "ridehailing_duopoly"
     assert app.explorer.scenario.name == "ridehailing_duopoly"
-    assert old._closed and old.comm is None  # closed: a run of it under way would stop
+    assert old._changes.closed and old.comm is None  # closed: a run of it under way would stop
     assert app.explorer.controls["users"].value == 300
     assert app.holder.children == (app.explorer,)
 
