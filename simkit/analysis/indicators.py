@@ -214,8 +214,11 @@ def is_daily(metric: str) -> bool:
 
 
 def key_metrics(columns: Iterable[str], active: Callable[[str], bool] | None = None) -> list[str]:
-    """The key leading then trailing indicators among ``columns`` (``feature_utilization:*``
-    expands to every feature); ``active(metric)`` may drop metrics that never move."""
+    """Return the key leading then trailing indicators among ``columns``.
+
+    ``feature_utilization:*`` expands to every feature; ``active(metric)`` may drop
+    metrics that never move.
+    """
     cols = list(columns)
     out = []
     for name in KEY_LEADING + KEY_TRAILING:
@@ -227,8 +230,10 @@ def key_metrics(columns: Iterable[str], active: Callable[[str], bool] | None = N
 
 
 def smooth_metrics(metrics: pd.DataFrame, window: int = 7) -> pd.DataFrame:
-    """Trailing ``window``-day mean of the daily flows (:func:`is_daily`); other columns
-    unchanged. The first days average over what is available."""
+    """Return the trailing ``window``-day mean of the daily flows (:func:`is_daily`).
+
+    Other columns are unchanged. The first days average over what is available.
+    """
     if window <= 1:
         return metrics
     out = metrics.copy()
@@ -250,8 +255,11 @@ def _as_list(results) -> list[RunResult]:
 
 
 def band(values: np.ndarray, interval: str = "mean", axis: int = 0):
-    """Mean and 95% band across runs (axis 0) ignoring NaN: t-interval of the mean or
-    2.5/97.5% quantiles. With fewer than two runs the band is NaN."""
+    """Return the mean and 95% band across runs (axis 0), ignoring NaN.
+
+    The band is the t-interval of the mean or the 2.5/97.5% quantiles. With fewer than
+    two runs the band is NaN.
+    """
     if interval not in INTERVALS:
         raise SimkitError(f"interval must be one of {INTERVALS}, got {interval!r}")
     values = np.asarray(values, dtype=float)
@@ -316,8 +324,10 @@ def cohort_table(results, kind: str = "retention") -> pd.DataFrame:
 
 
 def _pooled(table: pd.DataFrame, sizes: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Size-weighted mean over observed cells of a cohort x horizon table; also the
-    number of cohorts and of users behind each value."""
+    """Return the size-weighted mean over observed cells of a cohort x horizon table.
+
+    Also return the number of cohorts and of users behind each value.
+    """
     v = table.to_numpy(dtype=float)
     w = sizes.reindex(table.index).to_numpy(dtype=float)[:, None] * np.isfinite(v)
     users = w.sum(axis=0)
@@ -352,7 +362,7 @@ def average_curve(
     interval: str = "mean",
     min_cohorts: float = 1,
 ) -> pd.DataFrame:
-    """The average retention or survival curve across cohorts, weighted by cohort size.
+    """Return the average retention or survival curve across cohorts, weighted by cohort size.
 
     Parameters
     ----------
@@ -512,7 +522,7 @@ def product_order(scenario: Scenario) -> list[str]:
 
 
 def launches(scenario, without: Iterable[int] = ()) -> pd.DataFrame:
-    """The dated plan as a tidy frame.
+    """Return the dated plan as a tidy frame.
 
     Parameters
     ----------
@@ -551,8 +561,11 @@ def launches(scenario, without: Iterable[int] = ()) -> pd.DataFrame:
 
 
 def output_label(scenario: Scenario, i: int) -> str:
-    """A short label: the output's ``label``, else its ``id`` in words, else one derived
-    from its kind; competitors' outputs are prefixed with the product."""
+    """Return a short label for an output.
+
+    The label is the output's ``label``, else its ``id`` in words, else one derived from
+    its kind; competitors' outputs are prefixed with the product.
+    """
     o = scenario.outputs[i]
     if o.label or not o.id:
         return scenario.output_label(i)
@@ -561,8 +574,11 @@ def output_label(scenario: Scenario, i: int) -> str:
 
 
 def output_indices(scenario: Scenario, which) -> list[int]:
-    """Indices of outputs given as ``"all"``, ``"ours"``, an index, an id, a label, or a
-    list of those."""
+    """Return the indices of the outputs given.
+
+    Outputs are given as ``"all"``, ``"ours"``, an index, an id, a label, or a list of
+    those.
+    """
     if which is None:
         return []
     n = len(scenario.outputs)
@@ -604,7 +620,7 @@ def output_indices(scenario: Scenario, which) -> list[int]:
 
 
 def run_seeds(seed, runs: int) -> list[np.random.SeedSequence]:
-    """``runs`` independent run seeds: ``SeedSequence(seed).spawn(runs)``."""
+    """Return ``runs`` independent run seeds: ``SeedSequence(seed).spawn(runs)``."""
     from ..experiments.run import as_seed_sequence
 
     if isinstance(runs, bool) or not isinstance(runs, int | np.integer) or runs < 1:
@@ -730,8 +746,10 @@ class Comparison:
         return any(bool((r.metrics[metric] != 0).any()) for r in self.runs + self.counterfactual)
 
     def launches(self) -> pd.DataFrame:
-        """The plan (outputs shipped in the scenario arm); ``removed`` marks the outputs the
-        counterfactual lacks."""
+        """Return the plan (outputs shipped in the scenario arm).
+
+        ``removed`` marks the outputs the counterfactual lacks.
+        """
         f = launches(self.scenario, self.base_without)
         f["removed"] = f["output"].isin(self.without)
         return f
@@ -924,8 +942,10 @@ def compare(
 
 
 def _first_persistent(sign: np.ndarray, start: int, persistence: int | None) -> int | None:
-    """First index t >= start with sign[t..t+p-1] all equal and non-zero (p = persistence;
-    None: through the end)."""
+    """Return the first index t >= start with sign[t..t+p-1] all equal and non-zero.
+
+    Here p = persistence (None: through the end).
+    """
     n = sign.size
     for t in range(max(start, 0), n):
         s = sign[t]
@@ -949,8 +969,10 @@ def time_to_detect(
     own_launch: bool = True,
     test: str = "paired",
 ) -> pd.DataFrame:
-    """Days from launch until each metric's difference from the counterfactual is
-    detectable and stays so (module docstring).
+    """Return the days from launch until each metric's difference is detectable for good.
+
+    The difference is from the counterfactual, and it must become detectable and stay so
+    (module docstring).
 
     Parameters
     ----------
@@ -1022,8 +1044,10 @@ _DETECTION_COLUMNS = [
 
 
 def _detection(m: str, g: pd.DataFrame, start: int | None, persistence: int | None) -> tuple:
-    """One metric's row of :func:`time_to_detect` from its differences ``g`` (by day),
-    counting from ``start`` (no detection without one)."""
+    """Return one metric's row of :func:`time_to_detect` from its differences ``g`` (by day).
+
+    Days count from ``start`` (no detection without one).
+    """
     days = g["day"].to_numpy()
     sign = np.where(g["detectable"], np.sign(g["mean_diff"]), 0).astype(int)
     t = None
@@ -1051,8 +1075,11 @@ def _detection(m: str, g: pd.DataFrame, start: int | None, persistence: int | No
 
 
 def _detection_frame(rows: list[tuple], test: str) -> pd.DataFrame:
-    """The rows as :func:`time_to_detect`'s frame: leading metrics first, each family by
-    days to detect (never detected last); days as floats (NaN: never)."""
+    """Return the rows as :func:`time_to_detect`'s frame.
+
+    Leading metrics come first, each family by days to detect (never detected last);
+    days are floats (NaN: never).
+    """
     out = pd.DataFrame(rows, columns=_DETECTION_COLUMNS)
     order = out["family"].map({"leading": 0, "trailing": 1}).fillna(2)
     out = (
@@ -1175,9 +1202,11 @@ def lead_lag(
 def _lead_lag_series(
     results, runs: list, names: list[str], on: str, launch_day: int | None
 ) -> pd.DataFrame:
-    """The daily series of ``names`` (one column each) that :func:`lead_lag` correlates:
-    the mean difference from the counterfactual from ``launch_day`` on (``"effect"``), or
-    the metrics averaged over ``runs`` (``"level"``)."""
+    """Return the daily series of ``names`` (one column each) that :func:`lead_lag` correlates.
+
+    The series are the mean difference from the counterfactual from ``launch_day`` on
+    (``"effect"``), or the metrics averaged over ``runs`` (``"level"``).
+    """
     if on == "effect":
         if launch_day is None:
             launch_day = results.launch_day or 0
@@ -1189,9 +1218,11 @@ def _lead_lag_series(
 
 
 def _best_lag(a: pd.Series, b: pd.Series, max_lag: int, step: int) -> tuple:
-    """The lag (days) with the largest correlation of changes ``a[t]`` and ``b[t + lag]``,
-    that correlation, and whether it exceeds the white-noise bound (NaN lag if a series
-    never changes)."""
+    """Return the lag (days) with the largest correlation of changes ``a[t]`` and ``b[t + lag]``.
+
+    Also return that correlation, and whether it exceeds the white-noise bound (NaN lag if
+    a series never changes).
+    """
     cc = cross_correlation(a, b, max_lag=max_lag // step)
     cc = cc.dropna(subset=["correlation"])
     if cc.empty:

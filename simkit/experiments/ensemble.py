@@ -104,7 +104,7 @@ _SUMMARY_BYTES = 256 * 2**20  # metric columns read together by summary()
 
 
 def branch_seed(seed, name: str) -> np.random.SeedSequence:
-    """A seed for a named purpose (``"lhs"``, ``"sobol"`` ...) derived from ``seed``.
+    """Derive from ``seed`` a seed for a named purpose (``"lhs"``, ``"sobol"`` ...).
 
     The spawn key of ``seed`` is extended by a 31-bit tag with its top bit set (from the
     name's CRC-32), so it never equals one of the first 2**31 children spawned for runs.
@@ -307,6 +307,7 @@ class EnsembleResult:
     # -- shape ------------------------------------------------------------------------------
     @property
     def runs(self) -> int:
+        """Number of runs in the ensemble (one row of ``experiments`` each)."""
         return len(self.experiments)
 
     @property
@@ -322,8 +323,10 @@ class EnsembleResult:
         return self.experiments.set_index("run")[cols]
 
     def seed_of(self, run_id: int) -> np.random.SeedSequence:
-        """The seed of run ``run_id``: ``simkit.run(scenario, seed=this, values=...)``
-        reproduces it."""
+        """Return the seed of run ``run_id``.
+
+        ``simkit.run(scenario, seed=this, values=...)`` reproduces the run.
+        """
         row = self.experiments.loc[self.experiments["run"] == run_id]
         if row.empty:
             raise SimkitError(f"no run {run_id} in this ensemble (runs 0..{self.runs - 1})")
@@ -336,9 +339,11 @@ class EnsembleResult:
     # -- metrics ----------------------------------------------------------------------------
     @property
     def metrics(self) -> pd.DataFrame:
-        """Daily metrics of every run (run, day, metrics); read from disk when the
-        ensemble streamed there, which may need much memory for large ensembles
-        (prefer :meth:`matrix`, :meth:`at` or :meth:`summary`)."""
+        """Return the daily metrics of every run (run, day, metrics).
+
+        They are read from disk when the ensemble streamed there, which may need much
+        memory for large ensembles (prefer :meth:`matrix`, :meth:`at` or :meth:`summary`).
+        """
         return self.load_metrics()
 
     def load_metrics(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -385,7 +390,7 @@ class EnsembleResult:
         return self.matrices([metric])[metric]
 
     def at(self, day: int, metrics: Sequence[str] | None = None) -> pd.DataFrame:
-        """The metrics of every run on one day, indexed by run."""
+        """Return the metrics of every run on one day, indexed by run."""
         if not 0 <= day < self.days:
             raise SimkitError(f"day {day} is outside the horizon (0..{self.days - 1})")
         cols = self._check_columns(metrics)
@@ -426,8 +431,10 @@ class EnsembleResult:
 
     # -- storage -------------------------------------------------------------------------------
     def save(self, out: str | Path) -> Path:
-        """Write this (in-memory) ensemble to ``out`` in the streaming layout, so that
-        :func:`load_ensemble` reads it back."""
+        """Write this (in-memory) ensemble to ``out`` in the streaming layout.
+
+        :func:`load_ensemble` reads it back.
+        """
         out = Path(out)
         if self.out is not None and out.resolve() == self.out.resolve():
             return out
@@ -596,7 +603,7 @@ def _short(v) -> str:
 
 
 def _scenario_digest(sc: Scenario) -> str:
-    """What makes runs of a scenario what they are: everything but its OKRs."""
+    """Return a digest of what makes runs of a scenario what they are: everything but its OKRs."""
     data = sc.model_dump(mode="json", by_alias=True, exclude_none=True)
     data.pop("okrs", None)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
@@ -785,8 +792,10 @@ def _plan(
     seed_index,
     population_seed,
 ) -> _Plan:
-    """Check :func:`ensemble`'s arguments (a bad one is a one-line :class:`SimkitError`)
-    and decide every run's seed and parameter values."""
+    """Check :func:`ensemble`'s arguments and decide every run's seed and parameter values.
+
+    A bad argument is a one-line :class:`SimkitError`.
+    """
     sc = load_scenario(scenario)
     sc, horizon = with_overrides(sc, users=users, days=days, warmup_days=warmup_days)
     _check_sampler(sampler)
@@ -839,9 +848,12 @@ def _check_sampler(sampler: str) -> None:
 def _checked_values(
     sc: Scenario, runs: int | None, values
 ) -> tuple[int, dict, pd.DataFrame | None]:
-    """The number of runs, the values fixed for every run and the design (one row per
-    run), checked once here rather than in every run: every path must name a parameter,
-    and the values (a design by its extremes: the checks are ranges) must validate."""
+    """Return the number of runs, the values fixed for every run and the design, checked.
+
+    The design has one row per run. They are checked once here rather than in every run:
+    every path must name a parameter, and the values (a design by its extremes: the
+    checks are ranges) must validate.
+    """
     design_frame: pd.DataFrame | None = None
     fixed: dict = {}
     if isinstance(values, pd.DataFrame):
@@ -870,7 +882,7 @@ def _checked_values(
 
 
 def _checked_weeks(retention_weeks: Sequence[int]) -> tuple[int, ...]:
-    """The weeks after adoption to pool retention at, each >= 0."""
+    """Return the weeks after adoption to pool retention at, each checked to be >= 0."""
     weeks = tuple(int(w) for w in retention_weeks)
     if any(w < 0 for w in weeks):
         raise SimkitError("retention_weeks: weeks after adoption are >= 0")
@@ -895,8 +907,11 @@ def _job(
     engine: str,
     population_seed,
 ) -> _Job:
-    """What every run shares: the scenario, :func:`simkit.run`'s options (a shorter
-    horizon, a population seed unless ``"run"``), the metric columns and weeks kept."""
+    """Return what every run shares.
+
+    That is the scenario, :func:`simkit.run`'s options (a shorter horizon, a population
+    seed unless ``"run"``), the metric columns and weeks kept.
+    """
     run_kwargs = {"variant": variant, "without_outputs": without_outputs, "engine": engine}
     if horizon < sc.days:
         run_kwargs["days"] = horizon  # shorter: simkit.run stops early
@@ -914,7 +929,7 @@ def _job(
 
 
 def _checked_metrics(sc: Scenario, metrics) -> list[str] | None:
-    """The metric columns to keep as a list (``None``: all), each a metric of ``sc``."""
+    """Return the metric columns to keep as a list (``None``: all), each a metric of ``sc``."""
     if metrics is None:
         return None
     known = metric_names(sc)
@@ -941,8 +956,11 @@ def _per_run_values(
     fixed: dict,
     design_frame: pd.DataFrame | None,
 ) -> list[dict]:
-    """Each run's values: the fixed ones, then its row of the design, then (``"lhs"``)
-    its row of a Latin hypercube over the rest. What is left is drawn by the run."""
+    """Return each run's parameter values.
+
+    They are the fixed ones, then its row of the design, then (``"lhs"``) its row of a
+    Latin hypercube over the rest. What is left is drawn by the run.
+    """
     exclude = set(fixed) | set(design_frame.columns if design_frame is not None else [])
     sampled = design(sc, runs, root, "lhs", exclude=exclude) if sampler == "lhs" else None
     per_run: list[dict] = []
@@ -986,7 +1004,7 @@ def _store_key(
     population_seed,
     seed_index: Sequence[int] | None,
 ) -> dict:
-    """What makes an ensemble's runs what they are, as JSON: the key of its directory.
+    """Return what makes an ensemble's runs what they are, as JSON: the key of its directory.
 
     ``runs`` belongs to it only when the design depends on it (LHS, a given design):
     a Monte Carlo ensemble can be extended.
@@ -1024,8 +1042,10 @@ def _store_key(
 def _resume(
     plan: _Plan, out: str | Path | None, chunk_size: int | None
 ) -> tuple[_Store | None, list[int]]:
-    """The store in ``out`` (opened, or started there; ``None`` without ``out``) and
-    the runs it does not hold yet, in order."""
+    """Return the store in ``out`` and the runs it does not hold yet, in order.
+
+    The store is opened, or started there; it is ``None`` without ``out``.
+    """
     store = _Store.open(Path(out), plan.key, plan.info, chunk_size) if out is not None else None
     done = store.covered(plan.runs) if store is not None else set()
     return store, [i for i in range(plan.runs) if i not in done]
@@ -1045,9 +1065,11 @@ def _run_pending(
     progress: bool | dict,
     desc: str,
 ) -> int:
-    """Compute the ``pending`` runs on ``executor``, in chunks of consecutive runs (the
-    size the store was started with, else ``chunk_size``, else :func:`_default_chunk`);
-    return how many were computed."""
+    """Compute the ``pending`` runs on ``executor``; return how many were computed.
+
+    The runs go in chunks of consecutive runs (the size the store was started with, else
+    ``chunk_size``, else :func:`_default_chunk`).
+    """
     if not pending:
         return 0
     ex = as_executor(executor, runs=len(pending))
@@ -1088,8 +1110,11 @@ def _execute(
     progress: bool | dict,
     desc: str,
 ) -> int:
-    """Run the chunks through :func:`~simkit.experiments.executors.map_runs` and store
-    each chunk's tables as it finishes (on disk with ``store``, else in ``frames``)."""
+    """Run the chunks through :func:`~simkit.experiments.executors.map_runs`, storing each.
+
+    Each chunk's tables are stored as it finishes (on disk with ``store``, else in
+    ``frames``).
+    """
     from tqdm.auto import tqdm
 
     computed = 0
@@ -1124,8 +1149,11 @@ def _execute(
 
 
 def _result(plan: _Plan, store: _Store | None, frames: dict, computed: int) -> EnsembleResult:
-    """The ensemble's result: read from the store (marked complete if it is), or
-    assembled from the chunks' ``frames`` held in memory."""
+    """Return the ensemble's result.
+
+    It is read from the store (marked complete if it is), or assembled from the chunks'
+    ``frames`` held in memory.
+    """
     args = (plan.scenario, plan.root, plan.sampler)
     if store is not None:
         store.finish(plan.runs)

@@ -1,5 +1,7 @@
-"""OKR stress tests: how likely each key result is, what it would take, which leading
-indicator warns first, and which uncertain parameters drive it (docs/model.md §1, §5).
+"""OKR stress tests of a scenario's key results (docs/model.md §1, §5).
+
+A stress test answers how likely each key result is, what it would take, which leading
+indicator warns first, and which uncertain parameters drive it.
 
 A scenario's ``okrs`` list objectives, each with 2-5 key results (KRs); a KR names a
 metric, an aggregation on its deadline, a target and a direction (see
@@ -154,6 +156,7 @@ class KR:
 
     @property
     def relative(self) -> bool:
+        """Whether the KR is a relative change from its ``baseline_day`` (it has one)."""
         return self.baseline_day is not None
 
     @property
@@ -189,7 +192,7 @@ def _kr_label(sc: Scenario, kr) -> str:
 
 
 def key_results(scenario: Scenario | str | Path) -> list[KR]:
-    """The key results of a scenario's ``okrs``, in order, with day numbers resolved."""
+    """Return the key results of a scenario's ``okrs``, in order, with day numbers resolved."""
     sc = load_scenario(scenario)
     out = []
     for i, obj in enumerate(sc.okrs, start=1):
@@ -227,8 +230,10 @@ def _select(krs: list[KR], which) -> list[KR]:
 
 
 def _check_horizon(krs: list[KR], sc: Scenario, days: int | None) -> list[KR]:
-    """Runs of ``days`` days (default: the scenario's) must reach every deadline; checked
-    before any run."""
+    """Check that runs of ``days`` days (default: the scenario's) reach every deadline.
+
+    This is checked before any run.
+    """
     if days is None:
         return krs
     late = [k for k in krs if k.deadline >= days]
@@ -247,8 +252,11 @@ def _check_horizon(krs: list[KR], sc: Scenario, days: int | None) -> list[KR]:
 
 
 def aggregate(values: np.ndarray, day: int, window: int = 1, how: str = "value") -> np.ndarray:
-    """Per run (rows of ``values[run, day]``): the value on ``day``, or the mean or sum of
-    the ``window`` days ending on it."""
+    """Aggregate each run's metric (rows of ``values[run, day]``) on ``day``.
+
+    Per run, the aggregate is the value on ``day``, or the mean or sum of the ``window``
+    days ending on it.
+    """
     values = np.asarray(values, dtype=float)
     if how == "value":
         return values[:, day].copy()
@@ -261,7 +269,7 @@ def aggregate(values: np.ndarray, day: int, window: int = 1, how: str = "value")
 
 
 def evaluate(kr: KR, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The result x and met (bool) of every run, from ``values[run, day]`` of its metric."""
+    """Return the result x and met (bool) of every run, from ``values[run, day]`` of its metric."""
     x = aggregate(values, kr.deadline, kr.window, kr.aggregation)
     if kr.relative:
         base = aggregate(values, kr.baseline_day, kr.window, kr.aggregation)
@@ -311,8 +319,11 @@ def wilson_interval(k, n, confidence: float = 0.95) -> tuple[float, float]:
 
 
 def roc_auc(scores, labels) -> float:
-    """ROC AUC of ``scores`` for the binary ``labels`` by the Mann-Whitney rank formula
-    (ties count one half; runs with a NaN score are left out; NaN without both classes)."""
+    """Return the ROC AUC of ``scores`` for the binary ``labels``.
+
+    It is computed by the Mann-Whitney rank formula (ties count one half; runs with a NaN
+    score are left out; NaN without both classes).
+    """
     from scipy.stats import rankdata
 
     s = np.asarray(scores, dtype=float)
@@ -412,8 +423,10 @@ def _transient(progress) -> bool | dict:
 
 
 def _as_lever(lever, sc: Scenario) -> Lever:
-    """A lever given as an argument, checked against ``sc`` as a scenario's lever is
-    (a number of the plan; least and most differ and are values it may take)."""
+    """Return a lever given as an argument, checked against ``sc`` as a scenario's lever is.
+
+    A lever is a number of the plan; least and most differ and are values it may take.
+    """
     expected = "lever: expected (path, least, most) or {path:, least:, most:}"
     if isinstance(lever, dict):
         try:
@@ -436,8 +449,10 @@ def _as_lever(lever, sc: Scenario) -> Lever:
 
 
 def _first_crossing(e: np.ndarray, p: np.ndarray, p_star: float) -> np.ndarray:
-    """Per column of ``p[point, rep]`` (points sorted by effort ``e``): the first effort
-    whose P reaches ``p_star`` (inf when none does)."""
+    """Return, per column of ``p[point, rep]``, the first effort whose P reaches ``p_star``.
+
+    Points are sorted by effort ``e``; the effort is inf when none reaches it.
+    """
     hit = p >= p_star - 1e-12
     return np.where(hit.any(axis=0), e[hit.argmax(axis=0)], np.inf)
 
@@ -445,8 +460,11 @@ def _first_crossing(e: np.ndarray, p: np.ndarray, p_star: float) -> np.ndarray:
 def _bootstrap_answer(
     efforts: np.ndarray, met: np.ndarray, p_star: float, reps: int, rng: np.random.Generator
 ) -> tuple[float, float]:
-    """2.5% and 97.5% quantiles, over bootstrap resamples of the runs, of the effort (in
-    [0, 1]) at which P(met) first reaches ``p_star`` (NaN for a quantile beyond 1)."""
+    """Return the 2.5% and 97.5% quantiles of the effort at which P(met) reaches ``p_star``.
+
+    The quantiles are over bootstrap resamples of the runs, of the effort (in [0, 1]) at
+    which P(met) first reaches ``p_star`` (NaN for a quantile beyond 1).
+    """
     n = met.shape[1]
     order = np.argsort(efforts)
     e, m = efforts[order], met[order].astype(float)
@@ -462,8 +480,11 @@ def _bootstrap_answer(
 
 
 def _lever_groups(chosen: list[KR], override: Lever | None, named: bool) -> dict[tuple, list[KR]]:
-    """KRs grouped by the lever searched for them, ``(path, least, most)``: the override for
-    all, else each KR's own (KRs without one are skipped, or refused when ``named``)."""
+    """Group the KRs by the lever searched for them, ``(path, least, most)``.
+
+    The lever is the override for all, else each KR's own (KRs without one are skipped,
+    or refused when ``named``).
+    """
     groups: dict[tuple, list[KR]] = {}
     for kr in chosen:
         lv = override or kr.lever
@@ -515,8 +536,11 @@ class _LeverRuns:
 
 
 def _bisect(p, least: float, most: float, p_star: float, iterations: int) -> float:
-    """The value nearest to ``least`` found with ``p(value) >= p_star``: ``least`` itself,
-    NaN when even ``most`` falls short, else ``iterations`` halvings of the bracket."""
+    """Return the value nearest to ``least`` found with ``p(value) >= p_star``.
+
+    That is ``least`` itself, NaN when even ``most`` falls short, else the value found by
+    ``iterations`` halvings of the bracket.
+    """
     a, b = least, most
     if p(a) >= p_star:
         return a
@@ -542,8 +566,11 @@ def _answer_rows(
     bootstrap: int,
     root: np.random.SeedSequence,
 ) -> tuple[dict, list[dict]]:
-    """The KR's answer with its bootstrap interval, and its curve: P(met) with a Wilson
-    interval at every value evaluated, in order of effort."""
+    """Return the KR's answer with its bootstrap interval, and its curve.
+
+    The curve is P(met) with a Wilson interval at every value evaluated, in order of
+    effort.
+    """
     cache, path = lever.cache, lever.path
     xs = np.array(sorted(cache, key=lambda v: (v - least) / (most - least)))
     met = np.stack([cache[x][kr.id] for x in xs])
@@ -625,7 +652,7 @@ def what_it_takes(
     warmup_days: int | None = None,
     progress: bool = True,
 ) -> WhatItTakes:
-    """The value of a lever nearest to its ``least`` at which P(KR met) >= 80%.
+    """Find the value of a lever nearest to its ``least`` at which P(KR met) >= 80%.
 
     Bisection on common random numbers and a bootstrap interval (module docstring).
 
@@ -716,7 +743,7 @@ def _smoothed(values: np.ndarray, metric: str) -> np.ndarray:
 
 
 def _auc_se(auc: float, n1: int, n0: int) -> float:
-    """Standard error of an AUC (Hanley & McNeil 1982)."""
+    """Return the standard error of an AUC (Hanley & McNeil 1982)."""
     if auc != auc or n1 == 0 or n0 == 0:
         return math.nan
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
@@ -725,7 +752,7 @@ def _auc_se(auc: float, n1: int, n0: int) -> float:
 
 
 def leading_indicators(columns: Sequence[str]) -> list[str]:
-    """The leading indicators (product outcomes) among metric ``columns``."""
+    """Return the leading indicators (product outcomes) among metric ``columns``."""
     from ..analysis.indicators import metric_family
 
     return [c for c in columns if metric_family(c) == "leading"]
@@ -782,9 +809,12 @@ _WARNING_COLUMNS = [
 
 
 def _auc_curve(s: np.ndarray, name: str, kr: KR, y: np.ndarray) -> list[dict]:
-    """Week by week to ``kr``'s deadline: how well the change of the smoothed indicator
-    ``s`` (runs x days) since the KR's reference day separates the runs that met it
-    (``y``) from the others: the AUC, its standard error and the discrimination."""
+    """Score the smoothed indicator ``s`` (runs x days) week by week to ``kr``'s deadline.
+
+    The score is how well the change of ``s`` since the KR's reference day separates the
+    runs that met it (``y``) from the others: the AUC, its standard error and the
+    discrimination.
+    """
     n_met, n_missed = int(y.sum()), int((~y).sum())
     t0 = kr.ref_day
     rows = []
@@ -811,7 +841,7 @@ def _auc_curve(s: np.ndarray, name: str, kr: KR, y: np.ndarray) -> list[dict]:
 
 
 def _sorted_curves(curves: list[dict], krs: list[KR], names: list[str]) -> pd.DataFrame:
-    """The curves as a frame by KR (in ``krs`` order), indicator (``names`` order), week."""
+    """Return the curves as a frame by KR (in ``krs`` order), indicator (``names`` order), week."""
     curves_df = pd.DataFrame(curves, columns=_CURVE_COLUMNS)
     if len(curves_df):
         kr_order = {k.id: i for i, k in enumerate(krs)}
@@ -827,9 +857,12 @@ def _sorted_curves(curves: list[dict], krs: list[KR], names: list[str]) -> pd.Da
 
 
 def _first_warning(kr_id: str, name: str, g: pd.DataFrame, threshold: float) -> dict:
-    """One indicator's warning for one KR from its curve ``g``: the first week from which
-    the discrimination stays at or above ``threshold`` up to the deadline, and the
-    discrimination and direction at the last week."""
+    """Return one indicator's warning for one KR from its curve ``g``.
+
+    The warning is the first week from which the discrimination stays at or above
+    ``threshold`` up to the deadline, and the discrimination and direction at the last
+    week.
+    """
     good = (g["discrimination"] >= threshold).to_numpy()
     stays = np.flatnonzero(np.logical_and.accumulate(good[::-1])[::-1])
     first = g.iloc[stays[0]] if len(stays) else None
@@ -850,8 +883,11 @@ def _first_warning(kr_id: str, name: str, g: pd.DataFrame, threshold: float) -> 
 
 
 def _sorted_warnings(rows: list[dict], krs: list[KR]) -> pd.DataFrame:
-    """The warnings as a frame by KR (in ``krs`` order), then first week (earliest first),
-    then discrimination at the deadline (highest first)."""
+    """Return the warnings as a frame sorted by KR, first week and discrimination.
+
+    The order is by KR (in ``krs`` order), then first week (earliest first), then
+    discrimination at the deadline (highest first).
+    """
     summary = pd.DataFrame(rows, columns=_WARNING_COLUMNS)
     if len(summary):
         order = {k.id: i for i, k in enumerate(krs)}
@@ -976,9 +1012,11 @@ class _SalibDesign:
     def sample(
         cls, method: str, params: list[str], runs: int, rng: np.random.Generator
     ) -> _SalibDesign:
-        """The design for ``params`` within a budget of ``runs`` runs (Sobol: N (D + 2)
-        with N the largest power of 2 that fits, at least 2; Morris: r (D + 1) with
-        r = runs // (D + 1) trajectories, at least 2)."""
+        """Sample the design for ``params`` within a budget of ``runs`` runs.
+
+        Sobol: N (D + 2) runs with N the largest power of 2 that fits, at least 2;
+        Morris: r (D + 1) runs with r = runs // (D + 1) trajectories, at least 2.
+        """
         d = len(params)
         seed = int(rng.integers(2**31 - 1))
         if method == "sobol":
@@ -996,8 +1034,11 @@ class _SalibDesign:
         return cls(method, problem, u, d + 1, seed)
 
     def values(self, sc: Scenario, fixed: dict) -> pd.DataFrame:
-        """The runs' parameter values (one row per run): each column of ``u`` through its
-        parameter's ``ppf``, then the ``fixed`` values."""
+        """Return the runs' parameter values (one row per run).
+
+        Each column of ``u`` goes through its parameter's ``ppf``, then the ``fixed``
+        values are added.
+        """
         dists = uncertain_parameters(sc)
         design = pd.DataFrame(
             {
@@ -1010,8 +1051,10 @@ class _SalibDesign:
         return design
 
     def indices(self, y: np.ndarray) -> list[dict]:
-        """Per parameter, the sensitivity indices of the KR results ``y`` (one per run)
-        and their ``importance``: ST (Sobol) or mu* over the largest mu* (Morris)."""
+        """Return, per parameter, the sensitivity indices of the KR results ``y`` (one per run).
+
+        Each also has its ``importance``: ST (Sobol) or mu* over the largest mu* (Morris).
+        """
         if self.method == "sobol":
             from SALib.analyze import sobol as analyze
 
@@ -1071,10 +1114,11 @@ class StressTest:
     options: dict = field(default_factory=dict)
 
     def kr(self, kr_id: str) -> KR:
+        """Return the key result with id ``kr_id`` (``"<objective>.<kr>"``, e.g. ``"1.2"``)."""
         return _select(self.krs, kr_id)[0]
 
     def format(self) -> str:
-        """A plain-text report (what ``simkit okr`` prints)."""
+        """Return a plain-text report (what ``simkit okr`` prints)."""
         return format_stress_test(self)
 
     def save(self, out: str | Path, figures: bool = True) -> list[Path]:
@@ -1152,6 +1196,10 @@ class WhatItTakesOptions:
     bootstrap: int = 1000
 
     def __post_init__(self) -> None:
+        """Refuse a target probability outside (0, 1) and counts that are not whole numbers.
+
+        ``iterations`` must be >= 0, ``bootstrap`` and ``runs`` (when given) >= 1.
+        """
         if not 0 < self.target_probability < 1:
             raise SimkitError(
                 f"target_probability must be in (0, 1), got {self.target_probability}"
@@ -1167,22 +1215,27 @@ class WhatItTakesOptions:
 
 @dataclass(frozen=True)
 class EarlyWarningOptions:
-    """How :func:`stress_test` scores leading indicators (:func:`early_warning`):
-    ``threshold`` is the discrimination (AUC or 1 - AUC) that counts as a warning."""
+    """How :func:`stress_test` scores leading indicators (:func:`early_warning`).
+
+    ``threshold`` is the discrimination (AUC or 1 - AUC) that counts as a warning.
+    """
 
     threshold: float = AUC_THRESHOLD
 
 
 @dataclass(frozen=True)
 class SensitivityOptions:
-    """How :func:`stress_test` runs the sensitivity analysis (:func:`sensitivity`):
-    ``method`` "sobol" or "morris", with a budget of ``runs`` runs (default
-    ``min(runs of the ensemble, 256)``)."""
+    """How :func:`stress_test` runs the sensitivity analysis (:func:`sensitivity`).
+
+    ``method`` is "sobol" or "morris", with a budget of ``runs`` runs (default
+    ``min(runs of the ensemble, 256)``).
+    """
 
     method: str = "sobol"
     runs: int | None = None
 
     def __post_init__(self) -> None:
+        """Refuse a method other than "sobol" or "morris" (one line, :class:`SimkitError`)."""
         if self.method not in SENSITIVITY_METHODS:
             raise SimkitError(
                 f"unknown sensitivity method '{self.method}' (expected sobol, morris or None)"
@@ -1213,8 +1266,11 @@ class _Parts:
 
 
 def _parts(what_it_takes, early_warning, sensitivity, legacy: dict) -> _Parts:
-    """Options of each analysis from ``stress_test``'s arguments: a bool (or a method name)
-    or an options object, and the keyword arguments of earlier versions (deprecated)."""
+    """Return the options of each analysis from ``stress_test``'s arguments.
+
+    Each analysis is given as a bool (or a method name) or an options object, and by the
+    keyword arguments of earlier versions (deprecated).
+    """
     unknown = sorted(set(legacy) - set(_LEGACY_OPTIONS))
     if unknown:
         raise TypeError(f"stress_test() got an unexpected keyword argument '{unknown[0]}'")
@@ -1381,7 +1437,7 @@ def stress_test(
 def _probabilities(
     sc: Scenario, krs: list[KR], ens: EnsembleResult, variant: str | None, parts: _Parts
 ) -> StressTest:
-    """The stress test's first answer: each KR's and objective's P(met) over ``ens``."""
+    """Compute the stress test's first answer: each KR's and objective's P(met) over ``ens``."""
     outcome = outcomes(ens, krs)
     return StressTest(
         scenario=sc,
@@ -1417,16 +1473,20 @@ def _pct(p: float) -> str:
 
 
 def value_text(kr: KR, x: float) -> str:
-    """A key result's value as text: a signed per cent for a relative KR, else the number
-    (``n/a`` for NaN)."""
+    """Format a key result's value as text.
+
+    The text is a signed per cent for a relative KR, else the number (``n/a`` for NaN).
+    """
     if x != x:
         return "n/a"
     return f"{x:+.1%}" if kr.relative else _fmt(x)
 
 
 def format_stress_test(st: StressTest) -> str:
-    """The stress test as plain text: probabilities, what it takes, early warning,
-    sensitivity."""
+    """Format the stress test as plain text.
+
+    The sections are probabilities, what it takes, early warning and sensitivity.
+    """
     lines = _probability_lines(st)
     if st.what_it_takes is not None and len(st.what_it_takes):
         lines += _what_it_takes_lines(st)
@@ -1438,7 +1498,7 @@ def format_stress_test(st: StressTest) -> str:
 
 
 def _probability_lines(st: StressTest) -> list[str]:
-    """The ensemble in one line, then each objective's and each of its KRs' P(met)."""
+    """Return the ensemble in one line, then each objective's and each of its KRs' P(met)."""
     sc, ens = st.scenario, st.ensemble
     lines = [
         f"OKR stress test: {sc.name}: {ens.runs} runs ({ens.sampler} sampling of "
@@ -1500,8 +1560,11 @@ def _early_warning_lines(st: StressTest) -> list[str]:
 
 
 def _early_warning_line(st: StressTest, kr: KR) -> str:
-    """One KR's early warnings, with a note when too few runs met or missed it for an
-    AUC to mean much (fewer than 10) or anything (none)."""
+    """Format one KR's early warnings.
+
+    A note is added when too few runs met or missed it for an AUC to mean much (fewer
+    than 10) or anything (none).
+    """
     g = st.early_warning[st.early_warning["kr"] == kr.id]
     own = g[g["own"]]
     lead = g[~g["own"] & g["first_week"].notna()].head(3)
@@ -1556,8 +1619,10 @@ def _new_ax(ax):
 
 
 def _bins_on(x: np.ndarray, edge: float, bins: int) -> np.ndarray:
-    """Histogram bin edges of about ``bins`` equal bins covering ``x`` and ``edge``, with
-    ``edge`` one of them, so that no bin mixes results on both sides of a target."""
+    """Return histogram bin edges of about ``bins`` equal bins covering ``x`` and ``edge``.
+
+    ``edge`` is one of them, so that no bin mixes results on both sides of a target.
+    """
     width = float(np.diff(np.histogram_bin_edges(np.append(x, edge), bins=bins)).mean())
     if not width > 0:
         width = abs(edge) * 0.05 or 1.0
@@ -1603,8 +1668,11 @@ def plot_kr_distribution(st: StressTest, kr: str, ax=None):
 
 
 def plot_what_it_takes(st_or_curve, kr: str, ax=None, target_probability: float = 0.8):
-    """P(met) against the lever value (Wilson band), the 80% line and the answer with its
-    interval; from a StressTest, a WhatItTakes or its ``curve`` frame."""
+    """Plot P(met) against the lever value (Wilson band), the 80% line and the answer.
+
+    The answer is drawn with its interval; the data come from a StressTest, a WhatItTakes
+    or its ``curve`` frame.
+    """
     ax = _new_ax(ax)
     if isinstance(st_or_curve, StressTest):
         curve, table = st_or_curve.what_it_takes_curve, st_or_curve.what_it_takes
@@ -1641,8 +1709,10 @@ def plot_what_it_takes(st_or_curve, kr: str, ax=None, target_probability: float 
 def plot_early_warning(
     st_or_curves, kr: str, ax=None, top: int = 5, threshold: float = AUC_THRESHOLD
 ):
-    """Discrimination (max(AUC, 1 - AUC)) by week for the best leading indicators and the
-    KR's own metric (dashed), with the threshold."""
+    """Plot the discrimination (max(AUC, 1 - AUC)) by week of the best leading indicators.
+
+    The KR's own metric is drawn dashed, with the threshold.
+    """
     ax = _new_ax(ax)
     curves = (
         st_or_curves.early_warning_curves if isinstance(st_or_curves, StressTest) else st_or_curves
@@ -1690,8 +1760,10 @@ def plot_early_warning(
 
 
 def plot_sensitivity(st_or_table, kr: str, ax=None):
-    """Bar chart of each uncertain parameter's importance for a KR (Sobol S1 and ST with
-    intervals, or scaled Morris mu*)."""
+    """Plot a bar chart of each uncertain parameter's importance for a KR.
+
+    The bars are Sobol S1 and ST with intervals, or scaled Morris mu*.
+    """
     ax = _new_ax(ax)
     table = st_or_table.sensitivity if isinstance(st_or_table, StressTest) else st_or_table
     g = table[table["kr"] == kr] if table is not None else pd.DataFrame()
