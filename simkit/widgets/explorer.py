@@ -108,7 +108,7 @@ _EFFECTS = {
 
 
 def _nice_step(span: float) -> float:
-    """A round step giving about 50-100 positions over ``span``."""
+    """Return a round step giving about 50-100 positions over ``span``."""
     raw = span / 100
     mag = 10 ** math.floor(math.log10(raw))
     for m in (1, 2, 5, 10):
@@ -118,7 +118,7 @@ def _nice_step(span: float) -> float:
 
 
 def _effect_range(name: str, v: float) -> tuple[float, float]:
-    """A sensible slider range around the value ``v`` of an effect parameter."""
+    """Return a sensible slider range around the value ``v`` of an effect parameter."""
     if name in ("retained", "churn_reduction"):
         return 0.0, 1.0
     if name == "conversion":
@@ -144,9 +144,12 @@ def _mean(value) -> float:
 
 
 def derived_controls(scenario: Scenario | str | Path) -> list[Control]:
-    """Sliders for a scenario without a ``controls`` section: for every output its main
-    effect parameters (a feature's appeal and visit uplift, a price change, a loyalty
-    programme's churn cut, ...), with a range around the value (a distribution's mean)."""
+    """Return sliders for a scenario without a ``controls`` section.
+
+    For every output, they are its main effect parameters (a feature's appeal and visit uplift,
+    a price change, a loyalty programme's churn cut, ...), with a range around the value (a
+    distribution's mean).
+    """
     sc = load_scenario(scenario)
     out = []
     for i, o in enumerate(sc.outputs):
@@ -167,8 +170,10 @@ def derived_controls(scenario: Scenario | str | Path) -> list[Control]:
 
 
 def control_class(key: str) -> str:
-    """The CSS class of a control in the page: ``outputs[0].appeal`` ->
-    ``simkit-c-outputs-0-appeal``, ``ship:1`` -> ``simkit-c-ship-1``."""
+    """Return the CSS class of a control in the page.
+
+    ``outputs[0].appeal`` -> ``simkit-c-outputs-0-appeal``, ``ship:1`` -> ``simkit-c-ship-1``.
+    """
     return "simkit-c-" + re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
 
 
@@ -360,14 +365,15 @@ class Explorer(W.VBox):
 
     # -- reading the controls -----------------------------------------------------------------
     def values(self) -> dict:
-        """The current value of every control, by key."""
+        """Return the current value of every control, by key."""
         return {k: w.value for k, w in self.controls.items()}
 
     def set(self, values: dict | None = None, update: bool = True, **kw) -> ExplorerResult | None:
         """Set several controls at once (by key, see :attr:`controls`) and update once.
 
         ``ship`` values are booleans, ``day`` values day numbers; a key may also be
-        given as a keyword (``users=2000``)."""
+        given as a keyword (``users=2000``).
+        """
         values = {**(values or {}), **kw}
         unknown = [k for k in values if k not in self.controls]
         if unknown:
@@ -385,7 +391,7 @@ class Explorer(W.VBox):
         return self.set(dict(self._panel.defaults))
 
     def build(self) -> tuple[Scenario, list[int]]:
-        """The scenario the controls describe and the outputs switched off."""
+        """Return the scenario the controls describe and the outputs switched off."""
         return self._panel.build()
 
     # -- answering changes made in the page ---------------------------------------------------
@@ -398,8 +404,13 @@ class Explorer(W.VBox):
         self._changes.ask()  # answered on the worker thread; a run under way stops
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the changes made in the page are answered (see :attr:`background`);
-        False if ``timeout`` seconds passed first."""
+        """Wait until the changes made in the page are answered (see :attr:`background`).
+
+        Returns
+        -------
+        bool
+            False if ``timeout`` seconds passed first, else True.
+        """
         return self._changes.wait(timeout)
 
     def close(self) -> None:
@@ -410,9 +421,14 @@ class Explorer(W.VBox):
 
     # -- an update ----------------------------------------------------------------------------
     def update(self, _asked: int | None = None) -> ExplorerResult | None:
-        """Rebuild the scenario from the controls, run it and redraw; returns the result
-        (None when the controls describe an invalid scenario: the message is in
-        :attr:`error` and in the status line)."""
+        """Rebuild the scenario from the controls, run it and redraw.
+
+        Returns
+        -------
+        ExplorerResult or None
+            The result; None when the controls describe an invalid scenario (the message is in
+            :attr:`error` and in the status line).
+        """
         with self._updating:
             try:
                 return self._update(_asked)
@@ -459,10 +475,13 @@ class Explorer(W.VBox):
         return res
 
     def _simulate(self, sc: Scenario, off: list[int], seed: int, runs: int, users: int):
-        """The plan's runs, the baseline's (memoised by seed) and how many of those were
-        memoised. In this process, the runs go one seed at a time, the seed's baseline
-        first, so that the runs so far can be drawn as they come (and one run's days so
-        far, see :meth:`_on_progress`); elsewhere (``map_fn``) all seeds at once."""
+        """Run the plan and its baseline for every seed.
+
+        Returns the plan's runs, the baseline's (memoised by seed) and how many of those were
+        memoised. In this process, the runs go one seed at a time, the seed's baseline first, so
+        that the runs so far can be drawn as they come (and one run's days so far, see
+        :meth:`_on_progress`); elsewhere (``map_fn``) all seeds at once.
+        """
         seeds = an.run_seeds(seed, runs)
         separate = bool(self._ours) and not set(off) >= set(self._ours)
         keys = [self._baselines.key(sc, off, s, users) for s in seeds] if separate else []
@@ -487,8 +506,10 @@ class Explorer(W.VBox):
         return results, baseline, runs - len(missing) if separate else runs
 
     def _simulate_elsewhere(self, b: _Batch) -> list[RunResult]:
-        """The missing baseline runs, then the plan's, each all seeds at once on
-        :attr:`map_fn`."""
+        """Run the missing baseline runs, then the plan's, on :attr:`map_fn`.
+
+        Each of the two batches runs all seeds at once.
+        """
         if b.missing:
             fresh = an.run_many(
                 b.scenario,
@@ -504,9 +525,11 @@ class Explorer(W.VBox):
         )
 
     def _simulate_here(self, b: _Batch) -> list[RunResult]:
-        """Seed by seed in this process (reporting progress, on this explorer's
-        :attr:`cache`): the seed's baseline if missing, then the plan; the runs done so
-        far are drawn while the rest would take long enough."""
+        """Run seed by seed in this process (reporting progress, on this explorer's :attr:`cache`).
+
+        For each seed, its baseline runs if missing, then the plan; the runs done so far are drawn
+        while the rest would take long enough.
+        """
         common = dict(
             b.common,
             progress=self._on_progress,
@@ -534,9 +557,11 @@ class Explorer(W.VBox):
         return results
 
     def _on_progress(self, p) -> None:
-        """A run of this update has got to day ``p.day`` (see :func:`simkit.run`): say so
-        in the status line and, for the plan's first run, draw the days so far every
-        :attr:`FRAME_SECONDS`."""
+        """Report that a run of this update has got to day ``p.day`` (see :func:`simkit.run`).
+
+        Say so in the status line and, for the plan's first run, draw the days so far every
+        :attr:`FRAME_SECONDS`.
+        """
         st = self._run_state
         if st is None:  # pragma: no cover - a run not started by update()
             return
@@ -555,17 +580,22 @@ class Explorer(W.VBox):
 
     # -- drawing ------------------------------------------------------------------------------
     def _summarise(self, runs: list, baseline: list | None, off: list[int], horizon=None):
-        """The curves and key-result rows of ``runs`` against ``baseline`` (see
-        :class:`_Summaries`); ``horizon``: the runs' horizon while they are still coming."""
+        """Return the curves and key-result rows of ``runs`` against ``baseline``.
+
+        See :class:`_Summaries`; ``horizon``: the runs' horizon while they are still coming.
+        """
         last = self.last_result.curves if self.last_result is not None else None
         return self._summaries(runs, baseline, off, last, horizon)
 
     def _frame(
         self, runs: list | None, baseline: list | None, horizon: int, p=None, now: bool = False
     ) -> None:
-        """Draw what an update has so far, every :attr:`FRAME_SECONDS` (from
-        :attr:`FIRST_FRAME_SECONDS` on, or ``now``): the finished ``runs`` and their
-        ``baseline`` runs, or the days so far of the only run (``p``, its progress)."""
+        """Draw what an update has so far, every :attr:`FRAME_SECONDS`.
+
+        Frames are drawn from :attr:`FIRST_FRAME_SECONDS` on, or at once with ``now``; each
+        shows the finished ``runs`` and their ``baseline`` runs, or the days so far of the only
+        run (``p``, its progress).
+        """
         st = self._run_state
         if not self._shown or (time.perf_counter() < st.next_frame and not now):
             return
@@ -607,20 +637,25 @@ class Explorer(W.VBox):
     # -- accessors for scripts and tests ------------------------------------------------------
     @property
     def figure_data(self) -> Mapping[str, pd.DataFrame]:
-        """The data behind the figures of the last update: ``"leading"`` (day, metric, arm,
-        value, lo, hi), ``"retention"`` (week, kind, arm, value, lo, hi) and
-        ``"market_share"`` (day, metric, arm, value, lo, hi); ``arm`` is ``"plan"`` or
-        ``"baseline"``. A read-only mapping whose frames are built on first read."""
+        """The data behind the figures of the last update, as tidy frames by figure.
+
+        The frames are ``"leading"`` (day, metric, arm, value, lo, hi), ``"retention"`` (week, kind,
+        arm, value, lo, hi) and ``"market_share"`` (day, metric, arm, value, lo, hi); ``arm`` is
+        ``"plan"`` or ``"baseline"``. A read-only mapping whose frames are built on first read.
+        """
         return self.last_result.figure_data if self.last_result else {}
 
     @property
     def kr_table(self) -> pd.DataFrame:
-        """Key results of the last update: kr, objective, label, metric, target, value,
-        baseline, p_met, status (met / missed / after the horizon)."""
+        """Key results of the last update, one row each.
+
+        The columns are kr, objective, label, metric, target, value, baseline, p_met, status (met /
+        missed / after the horizon).
+        """
         return self.last_result.kr_table if self.last_result else pd.DataFrame()
 
     def png(self, name: str) -> bytes:
-        """The PNG bytes of figure ``name`` as shown."""
+        """Return the PNG bytes of figure ``name`` as shown."""
         return bytes(self.images[name].value)
 
 
@@ -628,9 +663,11 @@ class Explorer(W.VBox):
 
 
 class _ControlPanel:
-    """The controls built from a scenario, in groups -- the simulation (users, seed,
-    runs), one per output (ship it, launch day, its sliders), the market (the other
-    sliders) -- with a reset button; and the scenario they describe (:meth:`build`).
+    """The controls built from a scenario, in groups, and the scenario they describe.
+
+    The groups are the simulation (users, seed, runs), one per output (ship it, launch day, its
+    sliders) and the market (the other sliders), with a reset button; :meth:`build` gives the
+    scenario they describe.
 
     ``controls`` holds every control by key (see :attr:`Explorer.controls`), ``defaults``
     their first values and ``widget`` the panel.
@@ -678,7 +715,10 @@ class _ControlPanel:
         )
 
     def _simulation_group(self, users: int | None, seed: int | None, runs: int) -> W.Widget:
-        """Simulated users (a dropdown), the seed and the number of runs."""
+        """Return the simulation group of controls.
+
+        Simulated users (a dropdown), the seed and the number of runs.
+        """
         sc = self.scenario
         base_users = sc.market.users if users is None else int(users)
         choices = sorted(set(USER_CHOICES) | {base_users})
@@ -721,8 +761,10 @@ class _ControlPanel:
         return _group(title, rows, _output_note(sc, i), raw=True)
 
     def _launch_day(self, day: int) -> W.Widget:
-        """A launch-day slider from day 0 to the horizon's last day, over dates when the
-        scenario has a start date."""
+        """Return a launch-day slider from day 0 to the horizon's last day.
+
+        The slider runs over dates when the scenario has a start date.
+        """
         sc = self.scenario
         last = max(self.horizon - 1, day)
         if sc.start_date is None:
@@ -747,13 +789,13 @@ class _ControlPanel:
         )
 
     def _slider(self, spec: Control) -> W.Widget:
-        """The slider of a scenario parameter, at its (mean) value in the scenario."""
+        """Return the slider of a scenario parameter, at its (mean) value in the scenario."""
         w = _slider(spec, _mean(get_value(self.scenario, spec.path)))
         self.controls[spec.path] = w
         return w
 
     def build(self) -> tuple[Scenario, list[int]]:
-        """The scenario the controls describe and the outputs switched off."""
+        """Return the scenario the controls describe and the outputs switched off."""
         sc = self.scenario
         values = {path: self.controls[path].value for path in self.specs}
         for i, o in enumerate(sc.outputs):
@@ -765,8 +807,11 @@ class _ControlPanel:
 
 
 def _slider(spec: Control, value: float) -> W.Widget:
-    """A slider over ``spec``'s range: whole numbers when its range, step and ``value``
-    are, else with as many decimals as its step needs (per cent for shares)."""
+    """Return a slider over ``spec``'s range, at ``value``.
+
+    Its numbers are whole when its range, step and ``value`` are, else with as many decimals as
+    its step needs (per cent for shares).
+    """
     step = spec.step or (spec.max - spec.min) / 100
     whole = (
         all(float(x).is_integer() for x in (spec.min, spec.max, step)) and float(value).is_integer()
@@ -791,7 +836,7 @@ def _slider(spec: Control, value: float) -> W.Widget:
 
 
 def _header_html(sc: Scenario, has_baseline: bool) -> str:
-    """The scenario's name and description, and what the grey baseline is."""
+    """Return the scenario's name and description, and what the grey baseline is (HTML)."""
     ours = sc.our_product.name
     base = (
         f"Grey dashed lines: the <b>baseline</b>, the same market without {html.escape(ours)}'s "
@@ -807,8 +852,11 @@ def _header_html(sc: Scenario, has_baseline: bool) -> str:
 
 
 class _Display:
-    """What the explorer shows of an update: the figures (a :class:`_Chart` each, shown
-    as PNG images), the status line and the key-result table, in ``widget``."""
+    """What the explorer shows of an update, in ``widget``.
+
+    That is the figures (a :class:`_Chart` each, shown as PNG images), the status line and the
+    key-result table.
+    """
 
     def __init__(self):
         self.charts = {
@@ -847,7 +895,7 @@ class _Display:
 
 
 def _done_html(res: ExplorerResult, runs: int, users: int) -> str:
-    """The status line of a finished update: how long it took, and what it ran."""
+    """Return the status line of a finished update: how long it took, and what it ran."""
     return (
         f"<span class='simkit-done'>✓ updated in {res.seconds + res.render_seconds:.2f} s "
         f"(simulation {res.seconds:.2f} s, drawing {res.render_seconds:.2f} s"
@@ -858,10 +906,11 @@ def _done_html(res: ExplorerResult, runs: int, users: int) -> str:
 
 
 class _PageChanges:
-    """Changes made in the page, answered on a worker thread (see
-    :attr:`Explorer.background`): ``answer(asked)`` runs for the latest values until
-    every change is answered; a run under way learns from :meth:`superseded` that a
-    newer change (or :meth:`close`) came, and stops."""
+    """Changes made in the page, answered on a worker thread (see :attr:`Explorer.background`).
+
+    ``answer(asked)`` runs for the latest values until every change is answered; a run under
+    way learns from :meth:`superseded` that a newer change (or :meth:`close`) came, and stops.
+    """
 
     def __init__(self, answer: Callable[[int], object], fail: Callable[[str], None]):
         self._answer = answer
@@ -872,7 +921,7 @@ class _PageChanges:
         self.closed = False
 
     def ask(self) -> None:
-        """A change was made: answer it (starting the worker if none runs)."""
+        """Answer a change made in the page (starting the worker if none runs)."""
         with self._cond:
             self.asked += 1
             if self.worker is None:
@@ -880,8 +929,10 @@ class _PageChanges:
                 self.worker.start()
 
     def _work(self) -> None:
-        """The worker thread: answer for the latest control values until every change
-        made in the page is answered."""
+        """Run the worker thread.
+
+        It answers for the latest control values until every change made in the page is answered.
+        """
         while True:
             with self._cond:
                 if self.answered == self.asked or self.closed:
@@ -897,8 +948,11 @@ class _PageChanges:
                 self.answered = max(self.answered, asked)
 
     def superseded(self, asked: int | None) -> bool:
-        """Whether an update answering change ``asked`` should stop: the page changed
-        again, or went (an update not made from the page, ``None``, only then)."""
+        """Return whether an update answering change ``asked`` should stop.
+
+        It should when the page changed again, or went (an update not made from the page,
+        ``None``, only then).
+        """
         return self.closed or (asked is not None and self.asked > asked)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -933,10 +987,12 @@ class _Update:
 
 @dataclass(frozen=True)
 class _Batch:
-    """The runs of one update: the scenario, the seeds, the outputs switched off in the
-    plan and in the baseline, the baseline's keys (one per seed, none without a
-    separate baseline), the seeds whose baseline is missing and :func:`simkit.run`'s
-    options."""
+    """The runs of one update.
+
+    It holds the scenario, the seeds, the outputs switched off in the plan and in the
+    baseline, the baseline's keys (one per seed, none without a separate baseline), the seeds
+    whose baseline is missing and :func:`simkit.run`'s options.
+    """
 
     scenario: Scenario
     seeds: list
@@ -948,8 +1004,10 @@ class _Batch:
 
 
 class _Baselines:
-    """The baseline runs kept between updates, by everything they depend on
-    (:meth:`key`); at most ``4 * MAX_RUNS``, the oldest dropped first."""
+    """The baseline runs kept between updates, by everything they depend on (:meth:`key`).
+
+    At most ``4 * MAX_RUNS`` are kept, the oldest dropped first.
+    """
 
     def __init__(self, ours: list[int], days: int | None):
         self.ours = ours
@@ -957,10 +1015,12 @@ class _Baselines:
         self.runs: dict[str, RunResult] = {}
 
     def key(self, sc: Scenario, off: list[int], seed, users: int) -> str:
-        """Everything a baseline run depends on: the scenario with our outputs reduced to
-        what exists without shipping them (their kind and feature: users hold an affinity
-        for every feature), the uncertain parameters (one draw each, in path order), the
-        competitors' outputs switched off, users, days and the seed."""
+        """Return the key of a baseline run: everything it depends on.
+
+        That is the scenario with our outputs reduced to what exists without shipping them (their
+        kind and feature: users hold an affinity for every feature), the uncertain parameters (one
+        draw each, in path order), the competitors' outputs switched off, users, days and the seed.
+        """
         data = sc.model_dump(mode="json", exclude={"controls", "okrs", "name", "description"})
         for i in self.ours:
             o = data["outputs"][i]
@@ -984,9 +1044,11 @@ class _Baselines:
 
 
 class _Summaries:
-    """Curves and key-result rows of runs against their baseline. The baseline's summary
-    and key results are reused while its runs stay those of the last update (the memo
-    of its key results is kept for those runs only)."""
+    """Curves and key-result rows of runs against their baseline.
+
+    The baseline's summary and key results are reused while its runs stay those of the last
+    update (the memo of its key results is kept for those runs only).
+    """
 
     def __init__(self):
         self.kr_memo: dict = {}
@@ -999,8 +1061,11 @@ class _Summaries:
         last: _Curves | None,
         horizon: int | None = None,
     ) -> tuple[_Curves, list[dict]]:
-        """``last``: the curves of the last update; ``horizon``: the runs' horizon while
-        they are still coming (a frame)."""
+        """Return the curves and key-result rows of ``runs`` against ``baseline``.
+
+        ``last``: the curves of the last update; ``horizon``: the runs' horizon while they are
+        still coming (a frame).
+        """
         reuse = last.arms.get("baseline") if last is not None else None
         curves = _curves(runs, baseline, off, reuse=reuse, horizon=horizon)
         same = baseline is not None and curves.arms["baseline"] is reuse
@@ -1019,7 +1084,7 @@ def explore(
     map_fn: Callable | None = None,
     background: bool | None = None,
 ) -> Explorer:
-    """An explorer widget for a scenario (a :class:`Scenario`, a path or a bundled name).
+    """Return an explorer widget for a scenario (a :class:`Scenario`, a path or a bundled name).
 
     Parameters
     ----------
@@ -1052,9 +1117,11 @@ def _matrix(results: list[RunResult], metric: str) -> np.ndarray:
 
 
 def kr_table(runs: list[RunResult], baseline: list[RunResult] | None = None) -> pd.DataFrame:
-    """Every key result of the runs' scenario, judged with :func:`simkit.okr.evaluate`:
-    its result (mean over runs), the baseline's, the share of runs that meet it and a
-    status (``met`` / ``missed`` for one run, ``met in k of n runs`` otherwise)."""
+    """Return every key result of the runs' scenario, judged with :func:`simkit.okr.evaluate`.
+
+    Each row has its result (mean over runs), the baseline's, the share of runs that meet it
+    and a status (``met`` / ``missed`` for one run, ``met in k of n runs`` otherwise).
+    """
     return pd.DataFrame(_kr_rows(runs, baseline))
 
 
@@ -1064,9 +1131,12 @@ def _kr_rows(
     memo: dict | None = None,
     horizon: int | None = None,
 ) -> list[dict]:
-    """The rows of :func:`kr_table`; ``memo`` keeps the baseline's results between calls
-    with the same baseline runs. ``horizon``: the runs' horizon when they are the days
-    simulated so far of longer runs (key results due later are "not simulated yet")."""
+    """Return the rows of :func:`kr_table`.
+
+    ``memo`` keeps the baseline's results between calls with the same baseline runs.
+    ``horizon``: the runs' horizon when they are the days simulated so far of longer runs (key
+    results due later are "not simulated yet").
+    """
     memo = {} if memo is None else memo
     sc = runs[0].scenario
     krs = okr.key_results(sc)
@@ -1122,8 +1192,11 @@ def _day_text(sc: Scenario, day: int) -> str:
 
 
 def _kr_text(kr: okr.KR, x: float) -> str:
-    """A key result's value as people read it: a change in per cent, a share in per cent
-    (market share, feature use, churn rate), otherwise the number."""
+    """Return a key result's value as people read it.
+
+    That is a change in per cent, a share in per cent (market share, feature use, churn rate),
+    otherwise the number.
+    """
     shares = plots.PERCENT_METRICS | {"feature_utilization", "market_share"}
     if x == x and not kr.relative and kr.metric.split(":", 1)[0] in shares:
         return f"{x:.1%}"
@@ -1136,10 +1209,12 @@ SMOOTH_DAYS = 7  # daily flows are drawn as trailing 7-day means
 
 
 def _rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Trailing ``window``-day means along axis 1 of a (runs, days, metrics) stack, NaN
-    left out and the first days over what is available: what
+    """Return trailing ``window``-day means along axis 1 of a (runs, days, metrics) stack.
+
+    NaN is left out and the first days are averaged over what is available: what
     ``DataFrame.rolling(window, min_periods=1).mean()`` (:func:`simkit.analysis.smooth_metrics`)
-    gives, in a few array operations."""
+    gives, in a few array operations.
+    """
     ok = np.isfinite(x)
     total = np.cumsum(np.where(ok, x, 0.0), axis=1)
     count = np.cumsum(ok, axis=1, dtype=float)
@@ -1150,8 +1225,11 @@ def _rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def _spread(stack: np.ndarray):
-    """Mean over runs (axis 0) and the middle 95% of the runs (2.5% and 97.5% quantiles,
-    as :mod:`simkit.analysis` with ``interval="spread"``); NaN bands for one run."""
+    """Return the mean over runs (axis 0) and the middle 95% of the runs.
+
+    The middle 95% lies between the 2.5% and 97.5% quantiles, as :mod:`simkit.analysis` with
+    ``interval="spread"``; the bands are NaN for one run.
+    """
     if len(stack) < 2:
         nan = np.full(stack.shape[1:], np.nan)
         return stack[0], nan, nan.copy()
@@ -1164,8 +1242,11 @@ def _spread(stack: np.ndarray):
 
 @dataclass
 class _Arm:
-    """One arm's curves: ``leading`` (value, lo, hi), each days x leading metrics;
-    ``share`` (value, lo, hi) by day; ``retention[kind]`` (week, value, lo, hi)."""
+    """One arm's curves.
+
+    ``leading`` (value, lo, hi), each days x leading metrics; ``share`` (value, lo, hi) by
+    day; ``retention[kind]`` (week, value, lo, hi).
+    """
 
     runs: tuple
     leading: tuple
@@ -1197,11 +1278,14 @@ def _summarise_arm(results: list[RunResult], leading: list[str], share: str) -> 
 
 @dataclass
 class _Curves:
-    """What the figures draw, as arrays: days, the leading metrics, the share metric
-    (``market_share``, or ``customers`` for a lone product), the arms (``"plan"`` and, with
-    outputs of ours, ``"baseline"``), the number of runs, the launches shipped within
-    the horizon as (output, day, ours) and the days simulated so far (the plan's curves
-    are NaN from there on while a run is drawn as it goes)."""
+    """What the figures draw, as arrays.
+
+    That is the days, the leading metrics, the share metric (``market_share``, or
+    ``customers`` for a lone product), the arms (``"plan"`` and, with outputs of ours,
+    ``"baseline"``), the number of runs, the launches shipped within the horizon as (output,
+    day, ours) and the days simulated so far (the plan's curves are NaN from there on while a
+    run is drawn as it goes).
+    """
 
     days: np.ndarray
     leading: list[str]
@@ -1239,8 +1323,11 @@ def _curves(
     reuse: _Arm | None = None,
     horizon: int | None = None,
 ) -> _Curves:
-    """Summarise the runs (and the baseline's: ``reuse`` when it holds the same runs);
-    ``horizon``: the runs' horizon when they hold the days simulated so far."""
+    """Summarise the runs and the baseline's into the curves the figures draw.
+
+    The baseline's summary is ``reuse`` when it holds the same runs; ``horizon``: the runs'
+    horizon when they hold the days simulated so far.
+    """
     sc = runs[0].scenario
     cols = runs[0].metrics.columns
     leading = leading_metrics(sc, cols)
@@ -1269,7 +1356,7 @@ def _curves(
 
 
 def _frames(c: _Curves) -> dict[str, pd.DataFrame]:
-    """The tidy frames of :attr:`Explorer.figure_data`."""
+    """Return the tidy frames of :attr:`Explorer.figure_data`."""
     names = list(c.arms)
     nd, nm, na = len(c.days), len(c.leading), len(names)
 
@@ -1313,8 +1400,10 @@ def _frames(c: _Curves) -> dict[str, pd.DataFrame]:
 
 
 class _FigureData(Mapping):
-    """:attr:`ExplorerResult.figure_data`: the tidy frames, built from the curves when
-    first read (the figures are drawn from the arrays, not from these frames)."""
+    """The tidy frames of :attr:`ExplorerResult.figure_data`, built from the curves when first read.
+
+    The figures are drawn from the arrays, not from these frames.
+    """
 
     _names = ("leading", "retention", "market_share")
 
@@ -1348,8 +1437,11 @@ def figure_data(runs: list[RunResult], baseline: list[RunResult] | None = None) 
 
 
 def leading_metrics(sc: Scenario, columns) -> list[str]:
-    """The leading indicators the explorer draws: DAU, visits per user and week, our
-    features' use (or new customers, without features) and transactions."""
+    """Return the leading indicators the explorer draws.
+
+    They are DAU, visits per user and week, our features' use (or new customers, without
+    features) and transactions.
+    """
     features = [f"feature_utilization:{f}" for f in _our_features(sc)]
     picked = ["dau", "visits_per_user_week", *(features or ["new_customers"]), "transactions"]
     return [m for m in picked if m in columns]
@@ -1369,13 +1461,15 @@ GROW_ROOM = 0.1  # limits grown for curves that left them get this much more roo
 
 
 def _limits(ys, current=None, bottom=None, top=None) -> tuple[float, float] | None:
-    """y limits for the curves ``ys``: ``current`` while the curves fit inside them with a
-    little room and fill most of them (so that the drawn y axis can be reused); when the
-    curves leave them, ``current`` grown to take them in (with ``GROW_ROOM`` more on that
-    side) if they still fill most of it: moving a slider back and forth, or a little
-    further each time, then keeps the axis still; else the curves' range with ``PAD`` of
-    room either side. Clamped to ``bottom`` / ``top``; None when there is
-    nothing finite to show."""
+    """Return y limits for the curves ``ys``, kept at ``current`` while they suit the curves.
+
+    The limits are ``current`` while the curves fit inside them with a little room and fill
+    most of them (so that the drawn y axis can be reused); when the curves leave them,
+    ``current`` grown to take them in (with ``GROW_ROOM`` more on that side) if they still fill
+    most of it: moving a slider back and forth, or a little further each time, then keeps the
+    axis still; else the curves' range with ``PAD`` of room either side. Clamped to ``bottom``
+    / ``top``; None when there is nothing finite to show.
+    """
     v = np.concatenate([np.asarray(y, dtype=float).ravel() for y in ys]) if ys else np.array([])
     v = v[np.isfinite(v)]
     if not v.size:
@@ -1411,10 +1505,12 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _png(canvas: FigureCanvasAgg) -> bytes:
-    """The canvas's RGBA pixels as a PNG file: every row unfiltered, deflated at zlib's
-    fastest level. Pillow's encoder (what ``savefig`` uses) picks a filter per row and
-    takes twice as long for files of the same size; a chart's flat background compresses
-    well without filtering."""
+    """Return the canvas's RGBA pixels as a PNG file.
+
+    Every row is unfiltered, deflated at zlib's fastest level. Pillow's encoder (what
+    ``savefig`` uses) picks a filter per row and takes twice as long for files of the same
+    size; a chart's flat background compresses well without filtering.
+    """
     w, h = canvas.get_width_height(physical=True)
     raw = np.zeros((h, 4 * w + 1), dtype=np.uint8)  # filter byte 0 (none) ahead of each row
     raw[:, 1:] = np.asarray(canvas.buffer_rgba()).reshape(h, 4 * w)
@@ -1430,8 +1526,7 @@ def _png(canvas: FigureCanvasAgg) -> bytes:
 
 
 class _Chart:
-    """A figure drawn in layers, kept as pixels (Agg blitting, as in matplotlib's
-    animation guide).
+    """A figure drawn in layers, kept as pixels (Agg blitting, as in matplotlib's animation guide).
 
     1. The *frame*: axes, titles, legends, x axes: everything but the y axes and the
        data. Drawn (the slow part: text layout) once per layout.
@@ -1479,7 +1574,7 @@ class _Chart:
         self.areas: dict = {}  # the pixels each panel's y axis may draw into
 
     def pixels(self) -> np.ndarray:
-        """The canvas's RGBA pixels (rows from the top), writable in place."""
+        """Return the canvas's RGBA pixels (rows from the top), writable in place."""
         return np.asarray(self.canvas.buffer_rgba())
 
     def render(self, res: ExplorerResult) -> bytes:
@@ -1546,9 +1641,11 @@ class _Chart:
         return _png(self.canvas)
 
     def _axis_areas(self) -> dict:
-        """Per panel, the rows and columns of pixels its y axis (ticks, labels, grid) may
-        draw into: the panel, ``AXIS_PAD`` above and below, and leftwards up to the next
-        panel or the figure's edge."""
+        """Return, per panel, the pixels its y axis (ticks, labels, grid) may draw into.
+
+        They are the rows and columns of the panel, ``AXIS_PAD`` above and below, and leftwards
+        up to the next panel or the figure's edge.
+        """
         height, width = self.pixels().shape[:2]
         boxes = {ax: ax.bbox.extents for ax in self.wanted}  # display: x0, y0, x1, y1
         out = {}
@@ -1576,8 +1673,11 @@ class _Chart:
         raise NotImplementedError
 
     def animate(self, artist, fixed: bool = False):
-        """Leave ``artist`` out of the static layer: it is drawn on every update (the
-        plan's), or with the launches and the baseline (``fixed``)."""
+        """Leave ``artist`` out of the static layer.
+
+        It is drawn on every update (the plan's), or with the launches and the baseline
+        (``fixed``).
+        """
         artist.set_animated(True)
         (self.fixed if fixed else self.moving).append(artist)
         return artist
@@ -1591,7 +1691,7 @@ class _Chart:
         band: bool,
         ls: str | tuple | None = None,
     ) -> None:
-        """The line ``key`` (and its band) in ``ax``, empty until :meth:`set_curve`."""
+        """Add the line ``key`` (and its band) to ``ax``, empty until :meth:`set_curve`."""
         style = (
             dict(color=BASELINE_COLOR, ls="--", lw=1.3, zorder=2)
             if baseline
@@ -1614,8 +1714,10 @@ class _Chart:
             self.bands[key] = self.animate(fill, fixed=baseline)
 
     def set_curve(self, key, x, y, lo=None, hi=None) -> list:
-        """Set the data of line ``key`` and its band; returns the arrays drawn (for the
-        limits)."""
+        """Set the data of line ``key`` and its band.
+
+        Returns the arrays drawn (for the limits).
+        """
         self.lines[key].set_data(x, y)
         band = self.bands.get(key)
         if band is None or lo is None or not np.isfinite(lo).any():
@@ -1627,8 +1729,10 @@ class _Chart:
         return [y, lo, hi]
 
     def add_marks(self, ax, sc: Scenario) -> None:
-        """A launch line per output in ``ax`` (hidden until :meth:`set_marks`): dotted for
-        ours, dash-dotted for competitors'."""
+        """Add a launch line per output to ``ax``, hidden until :meth:`set_marks`.
+
+        The lines are dotted for ours, dash-dotted for competitors'.
+        """
         ours = sc.our_product.name
         for i, o in enumerate(sc.outputs):
             mine = o.product == ours
@@ -1663,13 +1767,15 @@ class _Chart:
 
 
 def _same(a: tuple, b: tuple | None) -> bool:
-    """Whether two layer keys (launches, baseline summary) are the same: equal launches
-    and the very same baseline object."""
+    """Return whether two layer keys (launches, baseline summary) are the same.
+
+    They are when the launches are equal and the baseline is the very same object.
+    """
     return b is not None and a[0] == b[0] and a[1] is b[1]
 
 
 def _panels(leading: list[str]) -> list[tuple[str, list[str]]]:
-    """The leading chart's panels: one per indicator, our features' use together."""
+    """Return the leading chart's panels: one per indicator, our features' use together."""
     feats = [m for m in leading if m.startswith("feature_utilization:")]
     panels = [(m, [m]) for m in leading if m not in feats]
     if feats:
@@ -1678,8 +1784,11 @@ def _panels(leading: list[str]) -> list[tuple[str, list[str]]]:
 
 
 class LeadingChart(_Chart):
-    """Leading indicators, plan against baseline: one panel per indicator (our features'
-    use together), 7-day means of daily flows, launches as dotted lines."""
+    """Leading indicators, plan against baseline.
+
+    One panel per indicator (our features' use together), 7-day means of daily flows,
+    launches as dotted lines.
+    """
 
     size = (8.6, 4.4)
     margins = dict(left=0.07, right=0.985, bottom=0.09, top=0.80, wspace=0.18, hspace=0.38)
@@ -1766,8 +1875,10 @@ class LeadingChart(_Chart):
 
 
 class RetentionChart(_Chart):
-    """Retention of new customers by weeks since adoption (activity: visited that week;
-    survival: still a customer), plan against baseline."""
+    """Retention of new customers by weeks since adoption, plan against baseline.
+
+    The kinds are activity (visited that week) and survival (still a customer).
+    """
 
     def layout_key(self, c):
         return (tuple(c.arms), c.runs > 1)
@@ -1822,8 +1933,10 @@ class RetentionChart(_Chart):
 
 
 class ShareChart(_Chart):
-    """Our market share (customers, the Bass adoption curve, for a lone product), plan
-    against baseline, with launches and the last day's difference."""
+    """Our market share, plan against baseline, with launches and the last day's difference.
+
+    For a lone product, customers instead (the Bass adoption curve).
+    """
 
     def layout_key(self, c):
         return (c.share, tuple(c.arms), len(c.days), c.runs > 1)
@@ -1909,7 +2022,7 @@ def _patch(color, label):
 
 
 def kr_html(table: pd.DataFrame, runs: int) -> str:
-    """The key-result table as HTML (status coloured: met green, missed red)."""
+    """Return the key-result table as HTML (status coloured: met green, missed red)."""
     return _kr_html(table.to_dict("records"), runs)
 
 
@@ -1991,8 +2104,11 @@ _STYLE = """<style>
 
 
 class App(W.VBox):
-    """The standalone explorer (``make app``): a dropdown of the bundled scenarios above
-    the explorer of the one chosen; :attr:`explorer` is the explorer shown."""
+    """The standalone explorer (``make app``).
+
+    A dropdown of the bundled scenarios above the explorer of the one chosen; :attr:`explorer`
+    is the explorer shown.
+    """
 
     def __init__(self, scenario: str | None = None, users: int | None = None, **kw):
         names = list(bundled_scenarios())
@@ -2025,7 +2141,10 @@ class App(W.VBox):
 
 
 def app(scenario: str | None = None, users: int | None = None, **kw) -> App:
-    """The standalone explorer: a dropdown of the bundled scenarios above the explorer of
-    the one chosen (:class:`App`). ``users`` caps the simulated users of each scenario;
-    other keywords go to :class:`Explorer`."""
+    """Return the standalone explorer (:class:`App`).
+
+    It shows a dropdown of the bundled scenarios above the explorer of the one chosen.
+    ``users`` caps the simulated users of each scenario; other keywords go to
+    :class:`Explorer`.
+    """
     return App(scenario, users=users, **kw)
