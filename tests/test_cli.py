@@ -4,8 +4,10 @@ exit code 2."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -132,3 +134,28 @@ def test_report_runs_through_the_executors_with_identical_results(tmp_path):
         inline = pd.read_csv(tmp_path / "inline" / name)
         pd.testing.assert_frame_equal(inline, pd.read_csv(tmp_path / "processes:2" / name))
     assert len(pd.read_csv(tmp_path / "inline" / "metrics.csv")) == 2 * 2 * 60  # arms x runs x days
+
+
+def test_the_readmes_demo_table_is_what_make_demo_prints():
+    """README.md shows an excerpt of `make demo`'s table: its header line and every value
+    in it are those `simkit run ridehailing_duopoly` prints (same dates, same rows)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("`make demo` prints a table", 1)[1].split("```", 2)[1].strip("\n")
+    lines = block.splitlines()
+    printed = simkit_cli("run", "ridehailing_duopoly", "--no-progress")
+    assert printed.returncode == 0, printed.stderr
+    out = printed.stdout.splitlines()
+    assert lines[0] == out[0]  # the head: users, population, days, seed
+    out_dates = re.findall(r"day \d+ \(\S+\)", out[1])
+    readme_dates = re.findall(r"day \d+ \(\S+\)", lines[1])
+    assert readme_dates and set(readme_dates) <= set(out_dates)
+    cols = [out_dates.index(d) for d in readme_dates]
+    rows = {}
+    for line in out[3:]:
+        parts = line[:25].split() + line[25:].split()
+        if len(parts) > len(out_dates):
+            rows[" ".join(line[9:25].split())] = parts[-len(out_dates) :]
+    for line in lines[2:]:
+        name = " ".join(line[9:25].split())
+        assert name in rows, f"README row '{name}' is not in the printed table"
+        assert line[25:].split() == [rows[name][c] for c in cols], name
