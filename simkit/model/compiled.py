@@ -101,6 +101,11 @@ def _sigmoid(x):
     return rules.sigmoid  # rules calling rules compile the same function
 
 
+@overload(rules._log_factorial)
+def _log_factorial(k):
+    return rules._log_factorial
+
+
 @overload(rules.visit_score)
 def _visit_score(base, habit_weight, habit, satisfaction_weight, satisfaction, uplift=0.0):
     return rules.visit_score

@@ -292,11 +292,48 @@ def price_paid(price, subscribed, discount):
     return price * (1.0 - subscribed * discount)
 
 
+#: From this mean on, a Poisson variate is inverted from its lower tail at ten standard
+#: deviations below the mean, not from 0: exp(-lam) underflows near lam = 700 (and the
+#: sum from 0 would take lam steps). Below it the sum from 0 is exact and unchanged.
+POISSON_TAIL_FROM = 500.0
+POISSON_TAIL_SDS = 10.0
+
+
+def _log_factorial(k):
+    """Return log(k!) for k >= 100 by Stirling's series (error < 1e-16).
+
+    Written out rather than ``math.lgamma`` so that the compiled engine, which compiles
+    this module's rules, computes exactly the same number.
+    """
+    x = k + 1.0
+    return (
+        (x - 0.5) * math.log(x)
+        - x
+        + 0.5 * math.log(2.0 * math.pi)
+        + 1.0 / (12.0 * x)
+        - 1.0 / (360.0 * x**3)
+        + 1.0 / (1260.0 * x**5)
+    )
+
+
 def poisson_scalar(lam, u):
     """Draw a Poisson(lam) variate by inversion of one uniform ``u``.
 
-    This is the scalar case of :func:`poisson_from_uniform`.
+    This is the scalar case of :func:`poisson_from_uniform`: the smallest k whose
+    cumulative probability reaches ``u``. For a mean of ``POISSON_TAIL_FROM`` or more the
+    sum starts at ``lam - 10 sqrt(lam)`` (the mass below it, < 1e-20, is far below a
+    uniform's resolution) with that count's probability from Stirling's series; so a user with a
+    very large ``need`` makes as many transactions as the Poisson law says, not 0.
     """
+    if lam >= POISSON_TAIL_FROM:
+        k = math.floor(lam - POISSON_TAIL_SDS * math.sqrt(lam))
+        p = math.exp(k * math.log(lam) - lam - _log_factorial(k))
+        cdf = p
+        while u > cdf and p > 0.0:
+            k += 1
+            p *= lam / k
+            cdf += p
+        return k
     k, p = 0, math.exp(-lam)
     cdf = p
     while u > cdf and p > 1e-300 and k < 1000:
@@ -316,6 +353,12 @@ def poisson_from_uniform(lam, u):
         return poisson_scalar(lam, u)
     lam = np.asarray(lam, dtype=float)
     u = np.asarray(u, dtype=float)
+    if np.any(lam >= POISSON_TAIL_FROM):  # large means one by one (see poisson_scalar)
+        lam_b, u_b = np.broadcast_arrays(lam, u)
+        return np.array(
+            [poisson_scalar(x, y) for x, y in zip(lam_b.ravel(), u_b.ravel(), strict=True)],
+            dtype=np.int64,
+        ).reshape(lam_b.shape)
     k = np.zeros(np.broadcast(lam, u).shape, dtype=np.int64)
     p = np.exp(-lam) * np.ones_like(k, dtype=float)
     cdf = p.copy()
