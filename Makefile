@@ -11,7 +11,7 @@ VPY         := $(VENV)/bin/python
 FIND_PYTHON := bash scripts/find-python
 JOBS        ?= 2
 PYTEST_ARGS ?=
-LINT_PATHS  := $(wildcard simkit tests benchmarks examples)
+LINT_PATHS  := $(wildcard simkit tests benchmarks notebooks docs/conf.py)
 # Every optional extra of pyproject.toml (dev, app, dask, ...): .venv and the lock hold them all.
 EXTRAS      := $(shell sed -n '/^\[project\.optional-dependencies\]/,/^\[/s/^\([A-Za-z0-9_-]*\) *= *\[.*/\1/p' \
                  pyproject.toml | paste -sd, -)

@@ -58,7 +58,7 @@ html_static_path: list[str] = []
 
 # --- the top-level API table (api.md: {{ toplevel_api }}), from simkit.__all__ ----------------
 def _toplevel_api() -> str:
-    """A Markdown table of simkit's top-level names, each linked to where it is defined."""
+    """Return a Markdown table of simkit's top-level names, each linked to its definition."""
     import inspect
 
     import simkit
@@ -97,4 +97,5 @@ def _html_anchors_to_targets(app, docname: str, source: list[str]) -> None:
 
 
 def setup(app):
+    """Register the hook that turns the generated pages' HTML anchors into MyST targets."""
     app.connect("source-read", _html_anchors_to_targets)
