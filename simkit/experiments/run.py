@@ -19,11 +19,19 @@ from ..model.agents import AgentMarketModel
 from ..model.compiled import CompiledMarketModel, StreamTables
 from ..model.compiled import threads as fast_threads
 from ..model.market import MarketBase
-from ..model.setup import Seed, as_seed_sequence, prepare, resolve
-from ..scenario.schema import Scenario, load_scenario, with_values
+from ..model.setup import Seed, as_seed_sequence, prepare, resolve, with_overrides
+from ..scenario.schema import Scenario, load_scenario
 from .cache import RunCache, default_cache
 
-__all__ = ["RunResult", "Progress", "run", "resolve", "as_seed_sequence", "ENGINES"]
+__all__ = [
+    "ENGINES",
+    "Progress",
+    "RunResult",
+    "as_seed_sequence",
+    "resolve",
+    "run",
+    "with_overrides",
+]
 
 ENGINES: dict[str, type[MarketBase]] = {
     "compiled": CompiledMarketModel,
@@ -101,31 +109,6 @@ class RunResult:
                 raise SimkitError(f"unknown format '{fmt}' (expected csv or parquet)")
             written.append(path)
         return written
-
-
-def with_overrides(
-    sc: Scenario,
-    users: int | None = None,
-    days: int | None = None,
-    warmup_days: int | None = None,
-) -> tuple[Scenario, int]:
-    """Apply the run-size overrides of :func:`run`; return the scenario and the horizon.
-
-    A longer ``days`` extends the scenario (validated like the file); a shorter one is
-    a horizon at which runs stop, so outputs after it simply do not ship.
-    """
-    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
-        raise SimkitError(f"days must be a whole number >= 1, got {days!r}")
-    overrides: dict[str, int] = {}
-    if days is not None and days > sc.days:
-        overrides["days"] = days
-    if users is not None and (isinstance(users, bool) or users != sc.market.users):
-        overrides["market.users"] = users
-    if warmup_days is not None:
-        overrides["warmup_days"] = warmup_days
-    if overrides:
-        sc = with_values(sc, overrides)
-    return sc, sc.days if days is None else int(days)
 
 
 def run(
@@ -236,10 +219,11 @@ def run(
     skip |= {i for i, o in enumerate(resolved.outputs) if resolved.output_day(o) >= horizon}
     cache = _as_cache(cache)
     cls = ENGINES[engine]
-    wkey: str | None = None
+    warmup_key = _warmup_key(resolved, pop_ss, engine, rules)
+    wkey: str | None = None  # where this run's warm-up is cached (None: it is not)
     population: dict[str, Any] | None = None
     if issubclass(cls, CompiledMarketModel) and resolved.warmup_days and cache.warmup_bytes > 0:
-        wkey = _warmup_key(resolved, pop_ss, engine, rules)
+        wkey = warmup_key
         population = cache.warmup(wkey)
     # (with a cached warm-up, which is restored next, the population is not drawn first)
     model = cls(
@@ -282,7 +266,7 @@ def run(
         resolved,
         skip,
         horizon,
-        _run_key(resolved, pop_ss, model_ss, engine, rules, journeys),
+        _run_key(warmup_key, model_ss, journeys),
         cache,
         reporter,
     )
@@ -399,22 +383,9 @@ def _warmup_key(
     return hashlib.sha1(key.encode()).hexdigest()
 
 
-def _run_key(
-    sc: Scenario,
-    pop_ss: np.random.SeedSequence,
-    model_ss: np.random.SeedSequence,
-    engine: str,
-    rules: ModuleType | SimpleNamespace | None,
-    journeys: int,
-) -> str:
-    key = json.dumps(
-        [
-            _warmup_key(sc, pop_ss, engine, rules),
-            model_ss.entropy,
-            list(model_ss.spawn_key),
-            journeys,
-        ]
-    )
+def _run_key(warmup_key: str, model_ss: np.random.SeedSequence, journeys: int) -> str:
+    """Return the key of a run's launch mornings: its warm-up, its seed and its journeys."""
+    key = json.dumps([warmup_key, model_ss.entropy, list(model_ss.spawn_key), journeys])
     return hashlib.sha1(key.encode()).hexdigest()
 
 
@@ -446,7 +417,7 @@ def _simulate_plan(
     plan (in ``cache``); this run's launch mornings are kept there. ``reporter`` reports
     progress on the way.
     """
-    cacheable = hasattr(model, "snapshot") and cache.launch_bytes > 0
+    cacheable = cache.launch_bytes > 0
     start = 0
     if cacheable:
         found = cache.launch(key, horizon, lambda day: _plan_before(sc, skip, day))

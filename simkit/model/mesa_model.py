@@ -25,11 +25,11 @@ import mesa
 import numpy as np
 
 from ..errors import SimkitError
-from ..scenario.schema import Scenario, load_scenario, with_values
+from ..scenario.schema import Scenario, load_scenario
 from .agents import AgentMarketModel
 from .compiled import CompiledMarketModel
 from .market import MarketBase
-from .setup import prepare
+from .setup import prepare, with_overrides
 
 __all__ = ["AgentMarket", "CompiledMarket", "MarketModel"]
 
@@ -119,9 +119,7 @@ class MarketModel(MarketBase):
         if seed is not None and rng is not None:
             raise SimkitError("give the seed as seed or as rng, not both")
         seed = rng if seed is None else seed
-        sc = load_scenario(scenario)
-        if users is not None and (isinstance(users, bool) or users != sc.market.users):
-            sc = with_values(sc, {"market.users": users})
+        sc, _ = with_overrides(load_scenario(scenario), users=users)
         setup = prepare(sc, seed, None, values)
         # the population seed seeds the model, as in simkit.run
         super().__init__(setup.scenario, rng=np.random.default_rng(setup.population_seed))

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import SimkitError
 from ..scenario.schema import Scenario, uncertain_parameters, with_values
 
-__all__ = ["Seed", "Setup", "as_seed_sequence", "prepare", "resolve"]
+__all__ = ["Seed", "Setup", "as_seed_sequence", "prepare", "resolve", "with_overrides"]
 
 #: What may seed a run: a whole number >= 0, a SeedSequence or a Generator (its seed
 #: sequence is used).
@@ -105,3 +105,28 @@ def prepare(
     param_ss, model_ss = ss.spawn(2)
     resolved, drawn = resolve(scenario, np.random.default_rng(param_ss), values)
     return Setup(resolved, drawn, pop_ss, model_ss)
+
+
+def with_overrides(
+    sc: Scenario,
+    users: int | None = None,
+    days: int | None = None,
+    warmup_days: int | None = None,
+) -> tuple[Scenario, int]:
+    """Apply the run-size overrides of :func:`simkit.run`; return the scenario and the horizon.
+
+    A longer ``days`` extends the scenario (validated like the file); a shorter one is
+    a horizon at which runs stop, so outputs after it simply do not ship.
+    """
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+        raise SimkitError(f"days must be a whole number >= 1, got {days!r}")
+    overrides: dict[str, int] = {}
+    if days is not None and days > sc.days:
+        overrides["days"] = days
+    if users is not None and (isinstance(users, bool) or users != sc.market.users):
+        overrides["market.users"] = users
+    if warmup_days is not None:
+        overrides["warmup_days"] = warmup_days
+    if overrides:
+        sc = with_values(sc, overrides)
+    return sc, sc.days if days is None else int(days)
