@@ -49,6 +49,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from ..errors import SimkitError
+
 __all__ = [
     "RunCache",
     "CacheStats",
@@ -152,8 +154,6 @@ class _Store:
 
 
 def _limit(name: str, value: object) -> int:
-    from ..errors import SimkitError
-
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise SimkitError(f"RunCache: {name} must be a whole number of bytes >= 0, got {value!r}")
     return int(value)

@@ -561,7 +561,7 @@ class AgentMarketModel(MarketBase):
         """
         u, ours, K, S, R = self.users, self.ours, self.K, len(self.segment_names), self.rules
         mine = np.flatnonzero(u.product == ours)
-        scores = [R.nps_score(s) for s in u.satisfaction[mine].tolist()]
+        scores = R.nps_score(u.satisfaction[mine])
         facts = dict(
             dau=len(self.visitors_ours),
             wau=np.count_nonzero(u.last_visit >= d - 6),
@@ -584,8 +584,8 @@ class AgentMarketModel(MarketBase):
             table,
             {k: np.asarray([v], dtype=float) for k, v in facts.items()},
             acquired=np.asarray([self._acquired_today], dtype=float),
-            promoters=np.asarray([sum(s >= R.PROMOTER_SCORE for s in scores)]),
-            detractors=np.asarray([sum(s <= R.DETRACTOR_SCORE for s in scores)]),
+            promoters=np.asarray([np.count_nonzero(scores >= R.PROMOTER_SCORE)]),
+            detractors=np.asarray([np.count_nonzero(scores <= R.DETRACTOR_SCORE)]),
             # (sums in user order, as Python adds them up)
             sat_sum=np.asarray([sum(u.satisfaction[mine].tolist())]),
             habit_sum=np.asarray([sum(u.habit[mine].tolist())]),

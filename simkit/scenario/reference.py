@@ -276,7 +276,6 @@ def _default_text(field: FieldInfo) -> str:
     if isinstance(d, str):
         return f"`{json.dumps(d)}`"
     return f"`{d}`"  # (no field of the schema has a default of another kind)
-    return f"`{d}`"
 
 
 _UNIT = re.compile(r"\s*\[([^\[\]]+)\]\.?\s*$")
