@@ -139,6 +139,10 @@ TRAILING = (
     "cogs",
     "gross_profit",
     "gross_margin",
+    "profit",
+    "cumulative_revenue",
+    "cumulative_profit",
+    "npv",
     "nps",
     "renewal_rate",
 )
@@ -167,6 +171,7 @@ DAILY = frozenset(
         "output_costs",
         "gross_profit",
         "gross_margin",
+        "profit",
     )
 )
 DAILY_PREFIXES = ("transaction_share:",)
