@@ -311,7 +311,7 @@ class UserAgent(mesa.Agent):
         return tx * T.price[k] * T.discount[k]
 
     def plan_surplus(self, k: int, savings: float) -> float:
-        """What a period of product k's plan is worth to this user beyond its fee (utility)."""
+        """Return what a period of product k's plan is worth to this user beyond its fee."""
         m, R, T = self.model, self.model.rules, self.model.today
         return R.plan_surplus(
             self.price_sensitivity,

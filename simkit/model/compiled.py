@@ -633,7 +633,7 @@ def _expected_savings(i, k, users, P):
 
 @numba.njit(inline="always")
 def _plan_surplus(i, k, S, users, products, ref, savings):
-    """What a period of product k's plan is worth to user i beyond its fee (utility)."""
+    """Return what a period of product k's plan is worth to user i beyond its fee."""
     P, FE, avail, fin = products
     seg = users.segment[i]
     perks = 0.0
