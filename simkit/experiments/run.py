@@ -62,9 +62,9 @@ class RunResult:
     parameters : dict
         The values drawn for the uncertain parameters, by path.
     seed : int or SeedSequence
-    journeys : pandas.DataFrame
+    journeys : pandas.DataFrame or None
         Day-by-day state of a sample of users (product, visited, transactions, habit,
-        satisfaction, features, subscribed).
+        satisfaction, features, subscribed); None unless ``run(journeys=N)``.
     users : int
         Simulated users; ``scale`` is what each stands for.
     """
@@ -119,7 +119,7 @@ def run(
     values: dict[str, float] | None = None,
     without_outputs: Iterable[int] | Literal["all"] | None = None,
     variant: str | None = None,
-    journeys: int = 10,
+    journeys: int = 0,
     engine: str = "compiled",
     warmup_days: int | None = None,
     rules: ModuleType | SimpleNamespace | None = None,
@@ -152,7 +152,8 @@ def run(
         Ship only the outputs of this variant (``scenario.variants``).
     journeys : int
         How many users (sampled with the run's seed) to follow day by day in
-        ``RunResult.journeys``.
+        ``RunResult.journeys`` (default 0: none, and ``journeys`` is None; following
+        users makes the run go day by day, which costs time in a small run).
     engine : {"compiled", "agents"}
         ``"compiled"`` (default): one numba-compiled pass over the users per day.
         ``"agents"``: one ``mesa.Agent`` per user whose ``step()`` reads like the rules;
