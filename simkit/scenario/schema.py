@@ -76,6 +76,8 @@ __all__ = [
     "uncertain_parameters",
     "with_values",
     "get_value",
+    "canonical_path",
+    "canonical_values",
     "dist_mean",
     "metric_names",
     "OUTPUT_KINDS",
@@ -889,6 +891,11 @@ class _Output(Strict):
     )
     label: Label | None = Field(
         None, description="Short label for plots (default: derived from the kind)."
+    )
+    ship: bool = Field(
+        True,
+        description="false: the output stays in the plan but does not ship in a run (a "
+        "lever for tools: outputs[ID].ship).",
     )
     cost: Cost = Field(
         default_factory=Cost, description="What shipping and running the output costs us."
@@ -1891,7 +1898,7 @@ def _lookup(data: Any, keys: list[str | int]) -> Any:
     """Return the value at ``keys`` in a dumped scenario, or ``_MISSING``."""
     for key in keys:
         try:
-            data = data[key]
+            data = _item(data, key)
         except (KeyError, IndexError, TypeError):
             return _MISSING
     return data
@@ -1932,7 +1939,7 @@ def _path_bounds(scenario: Scenario, keys: list[str | int]) -> dict[str, Any]:
         else:
             owner = None
             try:
-                obj = obj[key]
+                obj = _item(obj, key)
             except (KeyError, IndexError, TypeError):
                 return {}
     return _schema_bounds(owner, name) if owner is not None else {}
@@ -2341,14 +2348,76 @@ def load_scenario(path_or_name: str | Path | Traversable | Scenario) -> Scenario
 # Parameter paths: list uncertain parameters, read and replace values
 # ---------------------------------------------------------------------------------------
 
-_PATH_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_PATH_RE = re.compile(r"([^.\[\]]+)|\[([^\[\]]+)\]")
+
+
+class _Named(str):
+    """An item of a list named in a path by its id or name: ``outputs[shared_rides]``."""
 
 
 def _split_path(path: str) -> list[str | int]:
     out: list[str | int] = []
     for name, idx in _PATH_RE.findall(path):
-        out.append(int(idx) if idx else name)
+        if idx:
+            out.append(int(idx) if idx.isdigit() else _Named(idx.strip("'\"")))
+        else:
+            out.append(name)
     return out
+
+
+def _item(container: Any, key: str | int) -> Any:
+    """``container[key]``, where a list's item may be named by its ``id`` (outputs) or ``name``."""
+    if isinstance(key, _Named) and isinstance(container, list):
+        return container[_index_of(container, key)]
+    return container[key]
+
+
+def _index_of(items: list[Any], name: str) -> int:
+    for field in ("id", "name"):
+        for i, item in enumerate(items):
+            found = item.get(field) if isinstance(item, dict) else getattr(item, field, None)
+            if found == name:
+                return i
+    raise KeyError(name)
+
+
+def _resolved_keys(data: Any, keys: list[str | int]) -> list[str | int]:
+    """``keys`` with every item named by id or name replaced by its index (KeyError if none)."""
+    out: list[str | int] = []
+    obj = data
+    for key in keys:
+        if isinstance(key, _Named) and isinstance(obj, list):
+            key = _index_of(obj, key)
+        out.append(key)
+        try:
+            obj = obj[key]
+        except (KeyError, IndexError, TypeError):
+            obj = None
+    return out
+
+
+def canonical_path(scenario: Scenario, path: str) -> str:
+    """Return ``path`` with items named by id or name written by index.
+
+    ``outputs[shared_rides].day`` -> ``outputs[4].day``; ``products[RideCo].price`` ->
+    ``products[0].price``. Paths of unknown items are returned as they are.
+    """
+    keys = _split_path(path)
+    if not any(isinstance(k, _Named) for k in keys):
+        return path
+    try:
+        keys = _resolved_keys(_dump(scenario), keys)
+    except KeyError:
+        return path
+    text = ""
+    for k in keys:
+        text += f"[{k}]" if isinstance(k, int) else (f".{k}" if text else str(k))
+    return text
+
+
+def canonical_values(scenario: Scenario, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return ``values`` with every path made canonical (:func:`canonical_path`)."""
+    return {canonical_path(scenario, str(p)): v for p, v in (values or {}).items()}
 
 
 def uncertain_parameters(scenario: Scenario) -> dict[str, Dist]:
@@ -2384,7 +2453,7 @@ def get_value(scenario: Scenario, path: str) -> Any:
     obj: Any = _dump(scenario)
     for key in _split_path(path):
         try:
-            obj = obj[key]
+            obj = _item(obj, key)
         except (KeyError, IndexError, TypeError):
             raise KeyError(f"no parameter at '{path}'") from None
     return obj
@@ -2399,9 +2468,14 @@ def with_values(scenario: Scenario, values: dict[str, Any]) -> Scenario:
         return scenario
     data = copy.deepcopy(_dump(scenario))
     for path, value in values.items():
-        keys = _split_path(path)
+        try:
+            keys = _resolved_keys(data, _split_path(path))
+        except KeyError:
+            raise KeyError(f"no parameter at '{path}'") from None
         if not keys:
             raise KeyError(f"empty parameter path '{path}'")
+        if keys[-1] == "ship" and isinstance(value, numbers.Real) and value in (0, 1):
+            value = bool(value)  # a design's column of 0s and 1s
         obj: Any = data  # (nested mappings and lists)
         for k, nxt in zip(keys[:-1], keys[1:], strict=True):
             if isinstance(k, str) and isinstance(obj, dict) and obj.get(k) is None:
