@@ -119,10 +119,11 @@ class SimkitFunction:
     seed: int = 0
     engine: str = "compiled"
     run_kwargs: dict = field(default_factory=dict)
+    fixed: dict[str, float] = field(default_factory=dict)  # path -> value in every run
 
     def values(self, **kwargs: Any) -> dict[str, Any]:
         """Return the parameter values of an experiment, by path."""
-        out = {}
+        out: dict[str, Any] = dict(self.fixed)
         for name, value in kwargs.items():
             if name in self.paths:
                 v = value.item() if isinstance(value, np.generic) else value
@@ -199,7 +200,8 @@ def model(
         Run size, as in :func:`simkit.run`.
     uncertainties : mapping of path to (low, high), optional
         Default: every uncertain parameter over its range (uniform and triangular: low to
-        high; the others: the 1st to 99th percentile). Given, only these.
+        high; the others: the 1st to 99th percentile). Given, only these, and the
+        scenario's other uncertain parameters are at their means in every run.
     levers : "ship", mapping or None
         ``"ship"``: a true/false lever ``outputs[ID].ship`` for each of our outputs
         shipping inside the horizon. A mapping adds levers by path: ``(low, high)`` (whole numbers for days),
@@ -256,6 +258,13 @@ def model(
         for path, given in uncertainties.items():
             lo, hi = _range(sc, path, given)
             unc.append(RealParameter(add(path), lo, hi))
+    # an uncertain parameter that is not an uncertainty is at its mean in every run (not
+    # drawn behind the Workbench's back: every number a run uses is in its experiment)
+    fixed = {
+        path: float(dist.mean)
+        for path, dist in uncertain_parameters(sc).items()
+        if path not in paths.values()
+    }
     lev = []
     extra = dict(levers) if isinstance(levers, Mapping) else {}
     ship = levers == "ship" or bool(extra.pop("ship", False))
@@ -287,6 +296,7 @@ def model(
         days=days,
         seed=sc.seed if seed is None else seed,
         engine=engine,
+        fixed=fixed,
     )
     m = Model(name or name_of(sc.name), function=function)
     m.uncertainties = unc

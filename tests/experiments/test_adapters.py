@@ -205,3 +205,13 @@ def test_ema_model_refuses_unknown_paths_and_outcomes():
         simkit.ema.model("marketplace_subscription", levers={"outputs[nope].day": (1, 2)})
     with pytest.raises(SimkitError, match="unknown metric 'daux'"):
         simkit.ema.model("marketplace_subscription", outcomes=["daux@3"])
+
+
+def test_ema_uncertain_parameters_left_out_are_at_their_means():
+    pytest.importorskip("ema_workbench")
+    sc = simkit.load_scenario("ridehailing_duopoly")
+    params = simkit.uncertain_parameters(sc)
+    first, second = sorted(params)
+    m = simkit.ema.model(sc, users=300, days=60, uncertainties={first: (0.0, 0.3)}, levers=None)
+    values = m.function.values(**{simkit.ema.name_of(first): 0.1})
+    assert values == {first: 0.1, second: pytest.approx(params[second].mean)}
