@@ -413,6 +413,7 @@ def _add_calibrate_parser(sub) -> None:
 def cmd_calibrate(args) -> int:
     from .experiments.calibrate import calibrate
     from .experiments.customer_data import read_data
+    from .scenario.schema import file_stem
 
     if args.holdout < 0:
         raise SimkitError(f"--holdout: expected a whole number >= 0, got {args.holdout}")
@@ -443,7 +444,7 @@ def cmd_calibrate(args) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(cal.format())
-    out = args.out or Path("results") / f"{cal.scenario.name}-calibration"
+    out = args.out or Path("results") / f"{file_stem(cal.scenario.name)}-calibration"
     written = cal.save(out)
     print("wrote " + ", ".join(str(w) for w in written))
     return 0

@@ -997,7 +997,7 @@ def overview(result: RunResult, fig=None):
     plot_money(rs, axes[1, 0])
     plot_cohort_curves(rs, ax=axes[1, 1], kind="retention", max_cohorts=8)
     sc = rs[0].scenario
-    fig.suptitle(f"{sc.name}: {sc.description}", fontsize=11)
+    fig.suptitle(f"{sc.name}: {_short(sc.description)}", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -1167,6 +1167,12 @@ def _adoption_panels(runs, axes: dict, launch_frame: pd.DataFrame) -> None:
     _text_panel(axes["side"], "Retention (share of a cohort active)", lines)
 
 
+def _short(text: str, limit: int = 100) -> str:
+    """One line of at most ``limit`` characters (a title is no place for a long description)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _dashboard_header(fig, comparison, ttd: pd.DataFrame) -> None:
     """Title, description, what ran and the headline computed from the results."""
     sc, runs = comparison.scenario, comparison.runs
@@ -1174,7 +1180,7 @@ def _dashboard_header(fig, comparison, ttd: pd.DataFrame) -> None:
     removed = ", ".join(an.output_label(sc, i) for i in comparison.without) or "none"
     title = sc.name + (f"  ·  variant {comparison.variant}" if comparison.variant else "")
     fig.text(0.05, 0.975, title, fontsize=17, weight="bold", va="top")
-    fig.text(0.05, 0.94, sc.description, fontsize=10.5, va="top", color="0.25")
+    fig.text(0.05, 0.94, _short(sc.description, 160), fontsize=10.5, va="top", color="0.25")
     fig.text(
         0.05,
         0.915,

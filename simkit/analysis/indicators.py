@@ -1130,7 +1130,12 @@ def cross_correlation(x, y, max_lag: int = 90) -> pd.DataFrame:
 
 
 def _weekly_changes(s: pd.Series, step: int) -> pd.Series:
-    """Mean over consecutive ``step``-day periods, then period-over-period change."""
+    """Mean over consecutive ``step``-day periods, then period-over-period change.
+
+    An empty series (e.g. a horizon that ends before the launch) has no changes.
+    """
+    if s.empty:
+        return pd.Series(dtype=float)
     return s.groupby((s.index - s.index[0]) // step).mean().diff()
 
 
