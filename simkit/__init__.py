@@ -9,6 +9,8 @@
 does not load ipywidgets.
 """
 
+from .analysis.plans import PlanComparison
+from .analysis.plans import compare_plans as compare
 from .data import example_data
 from .errors import ScenarioError, SimkitError
 from .experiments import executors, okr
@@ -24,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "EnsembleResult",
     "MarketModel",
+    "PlanComparison",
     "Progress",
     "RunCache",
     "RunResult",
@@ -32,6 +35,7 @@ __all__ = [
     "SimkitError",
     "bundled_scenarios",
     "calibrate",
+    "compare",
     "ensemble",
     "example_data",
     "executors",
