@@ -63,6 +63,8 @@ from .indicators import output_indices, run_many, run_seeds
 
 __all__ = [
     "MEASURES",
+    "format_interval",
+    "format_value",
     "PlanComparison",
     "compare_plans",
     "horizon_values",
@@ -405,8 +407,24 @@ def plan_winners(
 # --- formatting ---------------------------------------------------------------------------------
 
 
-def _number(x: float, kind: str, currency: str | None, sign: bool = False) -> str:
-    """3 significant digits with k/M/B; shares in % (points for differences)."""
+def format_value(x: float, kind: str, currency: str | None, sign: bool = False) -> str:
+    """Format a measure: 3 significant digits with k/M/B, shares in % (points with ``sign``).
+
+    Parameters
+    ----------
+    x : float
+        The value (NaN gives a dash).
+    kind : {"money", "count", "share", "score"}
+        What it measures (:data:`MEASURES`).
+    currency : str or None
+        ``market.currency`` for money ($, EUR, ...).
+    sign : bool
+        A difference: always signed, shares in points.
+
+    Returns
+    -------
+    str
+    """
     if x is None or not np.isfinite(x):
         return "–"
     s = "+" if sign and x > 0 else ""
@@ -428,12 +446,15 @@ def _number(x: float, kind: str, currency: str | None, sign: bool = False) -> st
     return f"{neg}{cur}{text}"
 
 
-def _with_interval(x, lo, hi, kind, currency, sign=False) -> str:
+def format_interval(
+    x: float, lo: float, hi: float, kind: str, currency: str | None, sign: bool = False
+) -> str:
+    """Format a value and its interval, ``$1.16B [$1.15B, $1.17B]`` (no interval if NaN)."""
     if not np.isfinite(lo):
-        return _number(x, kind, currency, sign)
+        return format_value(x, kind, currency, sign)
     return (
-        f"{_number(x, kind, currency, sign)} "
-        f"[{_number(lo, kind, currency, sign)}, {_number(hi, kind, currency, sign)}]"
+        f"{format_value(x, kind, currency, sign)} "
+        f"[{format_value(lo, kind, currency, sign)}, {format_value(hi, kind, currency, sign)}]"
     )
 
 
@@ -554,10 +575,10 @@ class PlanComparison:
         r = row.iloc[0]
         kind = self.kind(measure)
         if diff:
-            return _with_interval(
+            return format_interval(
                 r["diff"], r["diff_lo"], r["diff_hi"], kind, self.currency, sign=True
             )
-        return _with_interval(r["mean"], r["lo"], r["hi"], kind, self.currency)
+        return format_interval(r["mean"], r["lo"], r["hi"], kind, self.currency)
 
     def verdicts(self) -> list[str]:
         """One sentence per measure: who wins it, or that the best two are within the noise."""
@@ -565,7 +586,7 @@ class PlanComparison:
         for _, w in self.winners.iterrows():
             m = w["measure"]
             kind = self.kind(m)
-            margin = _with_interval(
+            margin = format_interval(
                 w["margin"], w["margin_lo"], w["margin_hi"], kind, self.currency, sign=True
             )
             if w["within_noise"]:
@@ -602,7 +623,7 @@ class PlanComparison:
         win_rows = []
         for _, w in self.winners.iterrows():
             m = w["measure"]
-            margin = _with_interval(
+            margin = format_interval(
                 w["margin"], w["margin_lo"], w["margin_hi"], self.kind(m), self.currency, True
             )
             win_rows.append([self.label(m), w["verdict"], w["winner"], w["runner_up"], margin])
