@@ -70,6 +70,7 @@ __all__ = [
     "horizon_values",
     "plan_summary",
     "plan_winners",
+    "t_interval",
 ]
 
 BASELINE = "baseline"
@@ -114,7 +115,7 @@ def _ours(sc: Scenario) -> list[int]:
 
 
 def _shipping(sc: Scenario, ours_shipped: set[int]) -> tuple[int, ...]:
-    """The outputs not shipped when of ours only ``ours_shipped`` ship."""
+    """Return the outputs not shipped when, of ours, only ``ours_shipped`` ship."""
     return tuple(i for i in _ours(sc) if i not in ours_shipped)
 
 
@@ -243,8 +244,11 @@ def resolve_plans(sc: Scenario, plans=None, reference: str = BASELINE) -> list[_
 # --- the statistics (pure: testable on constructed inputs) -----------------------------------
 
 
-def _t_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
-    """Mean and t-interval of the mean of ``values`` (NaN bounds with fewer than 2)."""
+def t_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
+    """Return the mean of ``values`` and the bounds of its t-interval.
+
+    ``mean -+ t((1 + level) / 2, n - 1) sd / sqrt(n)``; NaN bounds with fewer than 2 values.
+    """
     values = np.asarray(values, dtype=float)
     n = len(values)
     mean = float(values.mean()) if n else math.nan
@@ -330,11 +334,11 @@ def plan_summary(
     for p in plans:
         values = per_run[per_run["plan"] == p]
         for m in measures:
-            mean, lo, hi = _t_interval(values[m].to_numpy(dtype=float), level)
+            mean, lo, hi = t_interval(values[m].to_numpy(dtype=float), level)
             if p == reference:
                 d = (math.nan, math.nan, math.nan)
             else:
-                d = _t_interval(_paired(per_run, p, reference, m), level)
+                d = t_interval(_paired(per_run, p, reference, m), level)
             rows.append(
                 {
                     "plan": p,
@@ -355,7 +359,7 @@ def plan_summary(
 def plan_winners(
     per_run: pd.DataFrame, measures: Sequence[str] | None = None, level: float = LEVEL
 ) -> pd.DataFrame:
-    """The best plan on each measure, and whether it is told apart from the second best.
+    """Name the best plan on each measure, and whether it stands out from the second best.
 
     Parameters
     ----------
@@ -385,7 +389,7 @@ def plan_winners(
         means = per_run.groupby("plan", sort=False)[m].mean().reindex(plans)
         order = sorted(plans, key=lambda p: -means[p])  # stable: ties keep the plans' order
         best, second = order[0], order[1]
-        margin, lo, hi = _t_interval(_paired(per_run, best, second, m), level)
+        margin, lo, hi = t_interval(_paired(per_run, best, second, m), level)
         noise = not (lo > 0 or hi < 0)  # NaN bounds (one run) compare False: noise
         rows.append(
             {
@@ -601,7 +605,7 @@ class PlanComparison:
         return out
 
     def to_markdown(self) -> str:
-        """The comparison in Markdown: levels, differences from the reference, winners."""
+        """Return the comparison in Markdown: levels, differences from the reference, winners."""
         sc = self.scenario
         users = next(iter(self.results.values()))[0].users
         pop = f" standing for {sc.market.population:,.0f}" if sc.market.population else ""
