@@ -11,10 +11,14 @@
   (:func:`derived_controls`); for every output a *ship it* toggle and its launch day; the
   number of simulated users, the seed and the number of runs (bands with more than one);
 * what follows them: leading indicators (DAU, visits per user, feature use,
-  transactions), retention of new customers, market share and the status of every key
-  result (met or missed, value against target), each against a *baseline*: the same
-  scenario without our outputs (competitors' moves still happen). The baseline shares
-  the runs' seeds (common random numbers), so every difference is the plan's doing.
+  transactions), retention of new customers, market share, money (revenue, MRR with a
+  paid plan, cumulative profit after one-off costs) and the status of every key result
+  (met or missed, value against target), each against a *baseline*: the same scenario
+  without our outputs (competitors' moves still happen). The baseline shares the runs'
+  seeds (common random numbers), so every difference is the plan's doing;
+* *pin this plan* (:meth:`Explorer.pin`): the plan shown stays on the money and share
+  figures, dashed, and a table sets its money at the horizon against each next plan's
+  (paired run by run on the same seeds, as :func:`simkit.compare`).
 
 The explorer holds no model logic. On every change it rebuilds the scenario from the
 control values (:func:`simkit.scenario.with_values`; a slider over a distribution
