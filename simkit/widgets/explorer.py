@@ -311,7 +311,11 @@ class Explorer(W.VBox):
         slider, ``"ship:<i>"`` and ``"day:<i>"`` for output i's toggle and launch day,
         ``"users"``, ``"seed"`` and ``"runs"``.
     images : dict of str to ipywidgets.Image
-        The figures as PNG images: ``"leading"``, ``"retention"``, ``"market_share"``.
+        The figures as PNG images: ``"leading"``, ``"retention"``, ``"market_share"``,
+        ``"money"``.
+    pinned : Pinned or None
+        The plan pinned to compare the next ones with (:meth:`pin`, the *pin this plan*
+        button; :attr:`pin_table` sets its money against the plan shown).
     kr_html, status : ipywidgets.HTML
         The key-result table and the status line.
     last_result : ExplorerResult or None
@@ -744,8 +748,9 @@ class Explorer(W.VBox):
         """The data behind the figures of the last update, as tidy frames by figure.
 
         The frames are ``"leading"`` (day, metric, arm, value, lo, hi), ``"retention"`` (week, kind,
-        arm, value, lo, hi) and ``"market_share"`` (day, metric, arm, value, lo, hi); ``arm`` is
-        ``"plan"`` or ``"baseline"``. A read-only mapping whose frames are built on first read.
+        arm, value, lo, hi), ``"market_share"`` (day, metric, arm, value, lo, hi) and ``"money"``
+        (the same, for :func:`money_metrics`); ``arm`` is ``"plan"`` or ``"baseline"``, and
+        ``"pinned"`` for the pinned plan in ``"money"``. A read-only mapping whose frames are built on first read.
         """
         return self.last_result.figure_data if self.last_result else {}
 

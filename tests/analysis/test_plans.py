@@ -113,9 +113,7 @@ def test_a_list_of_output_ids_or_values_is_a_plan(hypotheses, cmp):
 
 
 def _frame(values: dict[str, list[float]], measure: str = "x") -> pd.DataFrame:
-    rows = [
-        {"plan": p, "run": i, measure: v} for p, vs in values.items() for i, v in enumerate(vs)
-    ]
+    rows = [{"plan": p, "run": i, measure: v} for p, vs in values.items() for i, v in enumerate(vs)]
     return pd.DataFrame(rows)
 
 
