@@ -185,3 +185,31 @@ def test_competitors_outputs_ship_in_every_plan():
 def test_runs_must_give_an_interval(hypotheses):
     with pytest.raises(SimkitError, match="runs must be a whole number >= 2"):
         simkit.compare(hypotheses, runs=1)
+
+
+def test_the_figure_draws_the_plans_bars_and_profit_over_time(cmp):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = cmp.figure()
+    try:
+        axes = fig.axes
+        assert len(axes) == 1 + len(cmp.measures)
+        top = axes[0]
+        assert "Cumulative profit after one-off costs" in top.get_title()
+        assert "USD" in top.get_ylabel()
+        # one line per plan: the mean over runs of each day's cumulative profit
+        for line, plan in zip(top.get_lines(), cmp.plans, strict=False):
+            runs = cmp.results[plan]
+            mean = np.mean([r.metrics["cumulative_profit"].to_numpy() for r in runs], axis=0)
+            np.testing.assert_allclose(line.get_ydata(), mean)
+        # bars: the per-run values' means (shares in per cent)
+        for ax, m in zip(axes[1:], cmp.measures, strict=True):
+            heights = [p.get_height() for p in ax.patches]
+            means = cmp.per_run.groupby("plan", sort=False)[m].mean().reindex(cmp.plans)
+            scale = 100 if m == "market_share" else 1
+            np.testing.assert_allclose(heights, scale * means.to_numpy())
+    finally:
+        plt.close(fig)
