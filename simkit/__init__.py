@@ -9,6 +9,8 @@
 does not load ipywidgets.
 """
 
+from .analysis.plans import PlanComparison
+from .analysis.plans import compare_plans as compare
 from .data import example_data
 from .errors import ScenarioError, SimkitError
 from .experiments import executors, okr
@@ -26,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "EnsembleResult",
     "MarketModel",
+    "PlanComparison",
     "Progress",
     "RunCache",
     "RunResult",
@@ -35,6 +38,7 @@ __all__ = [
     "bundled_scenarios",
     "calibrate",
     "canonical_path",
+    "compare",
     "ensemble",
     "example_data",
     "executors",

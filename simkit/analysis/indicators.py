@@ -636,7 +636,8 @@ def run_seeds(seed, runs: int) -> list[np.random.SeedSequence]:
 
 def _run_one(scenario: Scenario, common: dict, task: tuple) -> RunResult:
     seed, overrides = task
-    return run(scenario, seed=seed, **{**common, **overrides})
+    kwargs = {**common, **overrides}
+    return run(kwargs.pop("scenario", scenario), seed=seed, **kwargs)
 
 
 def run_many(
@@ -656,7 +657,8 @@ def run_many(
     seeds : sequence of seeds (ints or SeedSequences), one per run
     overrides : sequence of dict, optional
         Per-run keyword arguments for :func:`simkit.run` (aligned with ``seeds``), e.g.
-        ``{"without_outputs": [0]}`` for the counterfactual arm.
+        ``{"without_outputs": [0]}`` for the counterfactual arm; ``"scenario"`` runs
+        another scenario in that run (the plans of :func:`simkit.compare`).
     executor : optional
         Where the runs are computed (:mod:`simkit.experiments.executors`: ``"inline"``,
         ``"processes:N"``, an :class:`~simkit.experiments.executors.Executor` ...).
