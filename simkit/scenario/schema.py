@@ -362,11 +362,11 @@ def _change_validator(v: Any) -> ParamValue:
         m = _PERCENT.match(v)
         if m is None:
             raise _custom(
-                f'expected a relative change like -0.1 or a percent like "+10%", got {v!r}'
+                f'expected a relative change like -0.1 or a percent like "+10%", got {_describe(v)}'
             )
         x = float(m.group(2)) / 100.0 * (-1.0 if m.group(1) == "-" else 1.0)
         if not -0.99 <= x <= 10.0:
-            raise _custom(f"expected a change from -99% to +1000%, got {v!r}")
+            raise _custom(f"expected a change from -99% to +1000%, got {_describe(v)}")
         return x
     if isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) and v > 1.0:
         raise _custom(
