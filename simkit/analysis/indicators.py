@@ -122,6 +122,7 @@ LEADING = (
     "switched_in",
     "acquired_customers",
     "subscription_conversions",
+    "conversion_rate",
 )
 LEADING_PREFIXES = ("feature_utilization:",)
 TRAILING = (

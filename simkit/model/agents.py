@@ -429,6 +429,8 @@ class UserAgent(mesa.Agent):
         u = m.draws["subscription"][i]
         k = self.product
         if self.visited and not self.subscribed and k == visited_product and T.has_plan[k]:
+            if k == m.ours:
+                m.subs["visits"] += 1
             p = R.conversion_probability(
                 T.conversion[k], self.plan_surplus(k, self.expected_savings(k))
             )
@@ -527,7 +529,7 @@ class AgentMarketModel(MarketBase):
         self.money = dict(
             transaction_revenue=0.0, cogs=0.0, loyalty_costs=0.0, subscription_revenue=0.0
         )
-        self.subs = dict(conversions=0, due=0, done=0)
+        self.subs = dict(conversions=0, visits=0, due=0, done=0)
         self.visitors_ours: list[UserAgent] = []
         self.cohort_visits: list[tuple[int, bool]] = []
 
@@ -607,6 +609,7 @@ class AgentMarketModel(MarketBase):
             transactions=self.tx_k[ours],
             first_time_customers=self.first_time_today,
             subscription_conversions=self.subs["conversions"],
+            conversion_visits=self.subs["visits"],
             subscribers=np.count_nonzero(u.subscribed[mine]),
             customers=mine.size,
             customers_start=self._start_ours,

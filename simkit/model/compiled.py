@@ -434,8 +434,9 @@ APPEAL, FREQ_UPLIFT, ADOPTION_RATE, SAT_BOOST, TX_UPLIFT, PAID = range(6)
     HABIT_SUM,
     MEMBERS,
     START_OURS,
-) = range(24)
-N_RESULTS = 24
+    CONV_ELIGIBLE,
+) = range(25)
+N_RESULTS = 25
 
 
 def pack_products(T) -> tuple[np.ndarray, np.ndarray]:
@@ -1078,6 +1079,8 @@ def _users(
         k = product[i]
         if (subscribed[i] != 0) | ((flags[i] & LEFT) != 0) | (P[HAS_PLAN, k] == 0.0):
             continue
+        if k == ours:
+            out[CONV_ELIGIBLE] += 1
         surplus = _plan_surplus(i, k, S, users, products, ref, _expected_savings(i, k, users, P))
         if _uniform(u_sub, i) < conversion_probability(P[CONVERSION, k], surplus):
             subscribed[i] = True
@@ -1399,6 +1402,7 @@ class CompiledMarketModel(MarketBase):
             transactions=TXK[:, self.ours],
             first_time_customers=OUT[:, FIRST_TIME],
             subscription_conversions=OUT[:, CONVERSIONS],
+            conversion_visits=OUT[:, CONV_ELIGIBLE],
             subscribers=OUT[:, SUBSCRIBERS],
             customers=OUT[:, CUSTOMERS],
             customers_start=OUT[:, START_OURS],

@@ -12,7 +12,9 @@ Leading (product outcomes), for our product:
     ``new_customers`` (= ``new_adopters`` + ``won_back`` + ``switched_in`` +
     ``acquired_customers``); ``first_time_customers`` (those who become our customer
     for the first time, by adoption or switching: the day's additions to the cohort
-    tables); ``subscription_conversions``.
+    tables); ``subscription_conversions``; ``conversion_rate`` = conversions / visits by
+    customers who could subscribe (not subscribers, with a plan on offer), both summed over
+    the trailing 30 days (the free-to-paid conversion rate).
 
 Trailing (business outcomes):
     ``customers``; ``churned`` (= lapsed + ``switched_out``); ``churn_rate`` (monthly
@@ -98,6 +100,7 @@ COUNT_FACTS = (
     "lapsed",
     "switched_out",
     "subscription_conversions",
+    "conversion_visits",
     "subscribers",
     "customers",
     "customers_start",
@@ -280,6 +283,10 @@ class Recorder:
         ):
             m[k] = f[k] * s
         m["subscription_conversions"] = f["subscription_conversions"] * s
+        m["conversion_rate"] = ratio(
+            trailing_sum(f["subscription_conversions"], 30),
+            trailing_sum(f["conversion_visits"], 30),
+        )
         # trailing
         m["customers"] = f["customers"] * s
         churned = f["lapsed"] + f["switched_out"]

@@ -134,9 +134,7 @@ def test_metric_identities(name):
         m["profit"], m["gross_profit"] - m["output_costs"], rtol=1e-9, atol=1e-6
     )
     np.testing.assert_allclose(m["cumulative_profit"], m["profit"].cumsum(), rtol=1e-9, atol=1e-3)
-    np.testing.assert_allclose(
-        m["cumulative_revenue"], m["revenue"].cumsum(), rtol=1e-9, atol=1e-3
-    )
+    np.testing.assert_allclose(m["cumulative_revenue"], m["revenue"].cumsum(), rtol=1e-9, atol=1e-3)
     # npv: each day's profit discounted at the scenario's rate (an independent sum)
     rate = small_scenario(name).finance.discount_rate
     discounted = sum(p / (1 + rate) ** (d / 365) for d, p in enumerate(m["profit"]))
