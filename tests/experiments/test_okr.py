@@ -2,7 +2,7 @@
 
 A small market (600 users, 70 days) where a feature launched on day 14 lifts visits by an
 uncertain amount (``frequency_uplift`` uniform on [0, 1]) and costs an uncertain amount a
-day: the uplift drives transactions, the cost drives gross profit, and
+day: the uplift drives transactions, the cost drives profit (after output costs), and
 transactions per active user is noise (the uplift changes how often customers come, not
 what they buy per visit). Checked: impossible targets are never met and trivial ones
 always; P(met) falls as the target rises; what it takes is monotone and its answer,

@@ -192,7 +192,7 @@ def bass_fit(m: pd.DataFrame) -> dict[str, float]:
 GENERIC = """
 name: generic_app
 days: 365
-warmup_days: 730
+warmup_days: 365
 market: {users: 3000, reference_price: 10}
 segments: [{name: everyone, share: 1.0}]
 products:
