@@ -654,7 +654,8 @@ def run_many(
     Parameters
     ----------
     scenario : Scenario, str or Path
-    seeds : sequence of seeds (ints or SeedSequences), one per run
+    seeds : sequence of int or SeedSequence
+        The seeds, one per run.
     overrides : sequence of dict, optional
         Per-run keyword arguments for :func:`simkit.run` (aligned with ``seeds``), e.g.
         ``{"without_outputs": [0]}`` for the counterfactual arm; ``"scenario"`` runs
@@ -702,6 +703,7 @@ class Comparison:
     base_without : list of int
         Outputs removed in both arms (to isolate ``without``).
     seeds : list of SeedSequence
+        Run i of both arms used ``seeds[i]``.
     runs, counterfactual : list of RunResult
         The two arms, paired by position.
     variant : str or None
