@@ -144,6 +144,7 @@ COMPARISON_COLUMNS = [
     "own_week",
     "own_true_week",
     "weeks_gained",
+    "report_noise",
     "first",
     "why",
 ]
@@ -155,6 +156,8 @@ def warning_comparison(
     key_results: pd.DataFrame,
     scenario,
     threshold: float,
+    observed: pd.DataFrame | None = None,
+    true: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per KR: the best leading indicator's first warning week against the KR's own metric.
 
@@ -169,6 +172,11 @@ def warning_comparison(
         For how each KR's metric is observed.
     threshold : float
         The discrimination that counts as a warning.
+    observed, true : pandas.DataFrame, optional
+        :func:`~simkit.experiments.okr.outcomes` as reported and as true: with both,
+        ``report_noise`` = Var(reported - true result) / Var(reported result) across runs,
+        the share of the result's spread that comes from how it is observed (its
+        sample), which nothing before the report can predict.
 
     Returns
     -------
@@ -177,7 +185,7 @@ def warning_comparison(
         first, ties to the higher discrimination; or the best at the deadline when none
         warns), its ``leading_week``, ``own_week`` (the KR's own metric as observed),
         ``own_true_week`` (as true), ``weeks_gained`` = own_week - leading_week (NaN unless
-        both warn), ``first`` ("leading", "own", "same week", "neither", "undefined") and
+        both warn), ``report_noise`` (NaN without the outcomes), ``first`` ("leading", "own", "same week", "neither", "undefined") and
         ``why`` (one sentence built from these numbers).
     """
     rows = []
@@ -197,7 +205,8 @@ def warning_comparison(
         lead_week = float(best["first_week"]) if best is not None and len(warned) else math.nan
         r = key_results.set_index("kr").loc[kr.id]
         fewer = int(min(r["met"], r["runs"] - r["met"]))
-        first, why = _verdict(kr, spec, best, lead_week, own_week, fewer, threshold)
+        noise = _report_noise(kr.id, observed, true)
+        first, why = _verdict(kr, spec, best, lead_week, own_week, fewer, threshold, noise)
         rows.append(
             {
                 "kr": kr.id,
@@ -211,6 +220,7 @@ def warning_comparison(
                 "weeks_gained": own_week - lead_week
                 if math.isfinite(own_week) and math.isfinite(lead_week)
                 else math.nan,
+                "report_noise": noise,
                 "first": first,
                 "why": why,
             }
@@ -226,8 +236,39 @@ def _verdict(
     own_week: float,
     fewer: int,
     threshold: float,
+    noise: float = math.nan,
 ) -> tuple[str, str]:
     """Return who warns first and why, in one sentence built from the numbers."""
+    first, why = _verdict_text(kr, spec, best, lead_week, own_week, fewer, threshold)
+    if first in ("neither", "leading") and noise >= 0.05:
+        why += (
+            f"; {noise:.0%} of the spread of the reported result across runs is the report's "
+            "own sampling error, which nothing before the report can predict"
+        )
+    return first, why
+
+
+def _report_noise(kr_id: str, observed: pd.DataFrame | None, true: pd.DataFrame | None) -> float:
+    """Return Var(reported - true result) / Var(reported result) of one KR (NaN without both)."""
+    if observed is None or true is None:
+        return math.nan
+    a = observed.loc[observed["kr"] == kr_id, "value"].to_numpy(dtype=float)
+    b = true.loc[true["kr"] == kr_id, "value"].to_numpy(dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 2 or np.var(a[ok]) == 0:
+        return math.nan
+    return float(np.var(a[ok] - b[ok]) / np.var(a[ok]))
+
+
+def _verdict_text(
+    kr: KR,
+    spec: Observation,
+    best,
+    lead_week: float,
+    own_week: float,
+    fewer: int,
+    threshold: float,
+) -> tuple[str, str]:
     name = kr.metric
     if fewer == 0:
         return "undefined", (

@@ -1474,7 +1474,13 @@ def stress_test(
                 observed=observed,
             )
             result.warning_comparison = warning_comparison(
-                result.early_warning, krs, result.key_results, ens.scenario, parts.threshold
+                result.early_warning,
+                krs,
+                result.key_results,
+                ens.scenario,
+                parts.threshold,
+                result.outcomes,
+                outcomes(ens, krs, observed=False) if observed else result.outcomes,
             )
         if wit is not None and (lever is not None or any(k.lever for k in krs)):
             table = _what_it_takes(
