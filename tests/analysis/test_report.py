@@ -91,7 +91,7 @@ def test_report_html_is_self_contained_and_complete(report):
     page.feed((out / "report.html").read_text(encoding="utf-8"))
     page.close()
     assert page.stack == []  # every tag closed
-    assert len(page.images) == 9
+    assert len(page.images) == 10  # the dashboard, what the team sees and 8 details
     for img in page.images:
         src = img["src"]
         assert src.startswith("data:image/png;base64,"), src[:40]
