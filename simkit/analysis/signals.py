@@ -52,7 +52,14 @@ from .indicators import (
     time_to_detect,
 )
 
-__all__ = ["LEAD_LAG_COLUMNS", "KNOW_COLUMNS", "lead_lag_runs", "reports", "time_to_know"]
+__all__ = [
+    "KNOW_COLUMNS",
+    "LEAD_LAG_COLUMNS",
+    "lead_lag_runs",
+    "report_differences",
+    "reports",
+    "time_to_know",
+]
 
 KNOW_COLUMNS = [
     "metric",
@@ -105,6 +112,41 @@ def _interval(a: np.ndarray, b: np.ndarray, test: str, level: float):
         df = np.where(np.isfinite(df), np.maximum(df, 1.0), n - 1)
         half = stats.t.ppf(q, df) * np.sqrt(va + vb)
     return mean, mean - half, mean + half
+
+
+def report_differences(
+    comparison: Comparison, metric: str, test: str = "independent", level: float = 0.95
+) -> pd.DataFrame:
+    """Return the difference between the arms in each of a metric's reports.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per complete report period: ``period_start, period_end, known_day,
+        scenario, counterfactual`` (mean reported values), ``mean_diff``, ``lo``, ``hi``
+        (its t-interval, ``test`` as in :func:`time_to_know`), ``rel_diff`` (mean_diff /
+        counterfactual) and ``visible`` (the interval excludes 0).
+    """
+    obs, a, b = reports(comparison, metric)
+    done = obs.complete
+    mean, lo, hi = _interval(a[:, done], b[:, done], test, level)
+    base = b[:, done].mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(base != 0, mean / np.where(base != 0, base, 1.0), np.nan)
+    return pd.DataFrame(
+        {
+            "period_start": obs.start[done],
+            "period_end": obs.end[done],
+            "known_day": obs.known[done],
+            "scenario": a[:, done].mean(axis=0),
+            "counterfactual": base,
+            "mean_diff": mean,
+            "lo": lo,
+            "hi": hi,
+            "rel_diff": rel,
+            "visible": (lo > 0) | (hi < 0),
+        }
+    )
 
 
 def time_to_know(
@@ -183,11 +225,9 @@ def _report_detection(
     comparison: Comparison, metric: str, launch: float, test: str, level: float, needed: int
 ) -> dict:
     """Return the detection of one metric from its reports (module docstring)."""
-    obs, a, b = reports(comparison, metric)
-    done = obs.complete
-    mean, lo, hi = _interval(a[:, done], b[:, done], test, level)
-    end, known = obs.end[done], obs.known[done]
-    sign = np.where(lo > 0, 1, np.where(hi < 0, -1, 0))
+    f = report_differences(comparison, metric, test, level)
+    end, known = f["period_end"].to_numpy(), f["known_day"].to_numpy()
+    sign = np.where(f["lo"] > 0, 1, np.where(f["hi"] < 0, -1, 0))
     never = {"detect_day": np.nan, "known_day": np.nan, "days_to_know": np.nan, "direction": 0}
     if launch != launch:
         return never

@@ -243,7 +243,8 @@ def _verdict(
     if first in ("neither", "leading") and noise >= 0.05:
         why += (
             f"; {noise:.0%} of the spread of the reported result across runs is the report's "
-            "own sampling error, which nothing before the report can predict"
+            "own error (its sample, and the period it covers rather than the KR's days), "
+            "which nothing before the report can predict"
         )
     return first, why
 
