@@ -41,7 +41,7 @@ import pandas as pd
 from scipy import stats
 
 from ..experiments.observed import describe
-from ..model.observe import observation_seed, observations, observe_metric
+from ..model.observe import Observed, observation_seed, observations, observe_metric
 from .indicators import (
     LEAD_LAG_LEADING,
     LEAD_LAG_TRAILING,
@@ -74,7 +74,7 @@ KNOW_COLUMNS = [
 ]
 
 
-def reports(comparison: Comparison, metric: str) -> tuple[object, np.ndarray, np.ndarray]:
+def reports(comparison: Comparison, metric: str) -> tuple[Observed, np.ndarray, np.ndarray]:
     """Return one metric's reports in both arms of a comparison.
 
     Returns

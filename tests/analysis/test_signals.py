@@ -16,9 +16,7 @@ from simkit.scenario.schema import with_values
 
 @pytest.fixture(scope="module")
 def cmp():
-    return an.compare(
-        "ridehailing_duopoly", runs=4, seed=2, users=400, days=220, warmup_days=30
-    )
+    return an.compare("ridehailing_duopoly", runs=4, seed=2, users=400, days=220, warmup_days=30)
 
 
 def _with_effects(cmp, effects):
