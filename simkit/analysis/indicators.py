@@ -122,6 +122,7 @@ LEADING = (
     "switched_in",
     "acquired_customers",
     "subscription_conversions",
+    "conversion_rate",
 )
 LEADING_PREFIXES = ("feature_utilization:",)
 TRAILING = (
@@ -139,6 +140,10 @@ TRAILING = (
     "cogs",
     "gross_profit",
     "gross_margin",
+    "profit",
+    "cumulative_revenue",
+    "cumulative_profit",
+    "npv",
     "nps",
     "renewal_rate",
 )
@@ -167,6 +172,7 @@ DAILY = frozenset(
         "output_costs",
         "gross_profit",
         "gross_margin",
+        "profit",
     )
 )
 DAILY_PREFIXES = ("transaction_share:",)

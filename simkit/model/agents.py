@@ -34,9 +34,10 @@ One day for one user (``UserAgent.step``), with the equations of :mod:`simkit.mo
 5. **Churn**: leave with probability :math:`c\,\rho\,e^{-k_h h}\,e^{k_s(0.5-\text{sat})}
    \times` (subscription, loyalty multipliers); then switch to a competitor or lapse,
    by logit against an outside option.
-6. **Subscriptions**: a visitor may subscribe (conversion probability); on a renewal
-   day a subscriber renews with probability
-   :math:`\operatorname{sigmoid}(r_0 + r_s(\text{sat}-0.5) + r_v(\text{value}-1))`.
+6. **Subscriptions**: a visitor may subscribe, with a probability that grows with what
+   the plan is worth to them beyond its fee (the surplus); on a renewal day a subscriber
+   renews with probability
+   :math:`\operatorname{sigmoid}(r_0 + r_s(\text{sat}-0.5) + r_v\,\text{surplus})`.
 
 Steps 1 (outputs due today) and 7 (the day's facts, for the recorder) belong to the
 model. Decisions use start-of-day shares, so the order in which agents step does
@@ -273,9 +274,9 @@ class UserAgent(mesa.Agent):
             appeal = sum(
                 self.affinity[f] * T.appeal[f][k]
                 for f in T.features_in_use
-                if T.available[f][k * T.S + self.segment]
+                if T.available[f][k * T.S + self.segment] and not T.paid_only[f][k]
             )
-            out.append(
+            u = (
                 R.utility(
                     T.quality[k],
                     T.price[k],
@@ -287,7 +288,43 @@ class UserAgent(mesa.Agent):
                 )
                 + T.campaign_appeal[k]
             )
+            if T.has_plan[k]:
+                u += R.plan_appeal(self.plan_surplus(k, self.expected_savings(k)))
+            out.append(u)
         return out
+
+    def perks(self, k: int) -> float:
+        """Appeal to this user of product k's subscribers-only features (affinity x appeal)."""
+        T = self.model.today
+        return sum(
+            self.affinity[f] * T.appeal[f][k]
+            for f in T.features_in_use
+            if T.paid_only[f][k] and T.available[f][k * T.S + self.segment]
+        )
+
+    def expected_savings(self, k: int) -> float:
+        """Discount savings this user expects from a period of product k's plan."""
+        R, T = self.model.rules, self.model.today
+        tx = R.expected_period_transactions(
+            T.period_days[k], self.habit, self.need, T.sub_transaction_uplift[k]
+        )
+        return tx * T.price[k] * T.discount[k]
+
+    def plan_surplus(self, k: int, savings: float) -> float:
+        """Return what a period of product k's plan is worth to this user beyond its fee."""
+        m, R, T = self.model, self.model.rules, self.model.today
+        return R.plan_surplus(
+            self.price_sensitivity,
+            m.spec.market.reference_price,
+            savings,
+            T.bundle_value[k],
+            T.fee[k],
+            self.perks(k),
+        )
+
+    def has_effect(self, f: int, k: int) -> bool:
+        """Whether feature f, which the user uses, acts today (a perk only while subscribed)."""
+        return bool(self.uses[f]) and (self.subscribed or not self.model.today.paid_only[f][k])
 
     def choose(self, u: float, leaving: int | None = None) -> int:
         """Pick a product by logit (a leaver also weighs the outside option, index K)."""
@@ -303,9 +340,8 @@ class UserAgent(mesa.Agent):
         return int(R.sample_choice(probs, u))
 
     def feature_sum(self, effect: list[list[float]], k: int) -> float:
-        """Sum of a per-feature effect of product k over the features this user uses."""
-        uses = self.uses
-        return sum(effect[f][k] for f in self.model.today.features_in_use if uses[f])
+        """Sum of a per-feature effect of product k over the features acting for this user."""
+        return sum(effect[f][k] for f in self.model.today.features_in_use if self.has_effect(f, k))
 
     def visit(self) -> None:
         """Visit the current product: take up features, transact, and live today's experience."""
@@ -313,13 +349,14 @@ class UserAgent(mesa.Agent):
         k = self.product
         uses = self.uses
         for f in T.features_in_use:
-            if not uses[f] and T.available[f][k * T.S + self.segment]:
+            open_to = self.subscribed or not T.paid_only[f][k]  # a perk: subscribers only
+            if not uses[f] and T.available[f][k * T.S + self.segment] and open_to:
                 p_take = R.feature_takeup_probability(T.adoption_rate[f][k], self.affinity[f])
                 if m.feature_draws[f][i] < p_take:
                     uses[f] = True
         factor = 1.0
         for f in T.features_in_use:
-            if uses[f]:
+            if self.has_effect(f, k):
                 factor *= 1.0 + T.transaction_uplift[f][k]
         mult = R.transaction_multiplier(self.subscribed, T.sub_transaction_uplift[k], factor)
         tx = R.poisson_from_uniform(
@@ -392,21 +429,24 @@ class UserAgent(mesa.Agent):
         u = m.draws["subscription"][i]
         k = self.product
         if self.visited and not self.subscribed and k == visited_product and T.has_plan[k]:
-            if u < T.conversion[k]:
+            if k == m.ours:
+                m.subs["visits"] += 1
+            p = R.conversion_probability(
+                T.conversion[k], self.plan_surplus(k, self.expected_savings(k))
+            )
+            if u < p:
                 self.subscribed = True
                 self.renewal_day = m.day + int(T.period_days[k])
                 self.period_transactions = 0.0
                 m.count_subscription(k)
         elif self.subscribed and self.renewal_day == m.day:
-            value = R.subscription_value(
-                self.period_transactions, T.price[k], T.discount[k], T.bundle_value[k], T.fee[k]
-            )
+            savings = self.period_transactions * T.price[k] * T.discount[k]
             p = R.renewal_probability(
                 T.renewal_base[k],
                 T.renewal_satisfaction_weight[k],
                 self.satisfaction,
                 T.renewal_value_weight[k],
-                value,
+                self.plan_surplus(k, savings),
             )
             renewed = u < p
             if renewed:
@@ -489,7 +529,7 @@ class AgentMarketModel(MarketBase):
         self.money = dict(
             transaction_revenue=0.0, cogs=0.0, loyalty_costs=0.0, subscription_revenue=0.0
         )
-        self.subs = dict(conversions=0, due=0, done=0)
+        self.subs = dict(conversions=0, visits=0, due=0, done=0)
         self.visitors_ours: list[UserAgent] = []
         self.cohort_visits: list[tuple[int, bool]] = []
 
@@ -533,7 +573,7 @@ class AgentMarketModel(MarketBase):
             self.cohort_visits.append((cd, agent.last_visit < week_start))
         agent.last_visit = d
         for f in T.features_in_use:
-            if agent.uses[f]:
+            if agent.has_effect(f, k):
                 agent.last_used[f] = d
         self.visitors_ours.append(agent)
 
@@ -569,6 +609,7 @@ class AgentMarketModel(MarketBase):
             transactions=self.tx_k[ours],
             first_time_customers=self.first_time_today,
             subscription_conversions=self.subs["conversions"],
+            conversion_visits=self.subs["visits"],
             subscribers=np.count_nonzero(u.subscribed[mine]),
             customers=mine.size,
             customers_start=self._start_ours,

@@ -91,11 +91,6 @@ def _cap1_scalar(x):
     return lambda x: x if x < 1.0 else 1.0
 
 
-@overload(rules._at_least)
-def _at_least_scalar(x, low):
-    return lambda x, low: x if x > low else low
-
-
 @overload(rules.sigmoid)
 def _sigmoid(x):
     return rules.sigmoid  # rules calling rules compile the same function
@@ -130,7 +125,10 @@ ema = _jit(rules.ema)
 churn_hazard = _jit(rules.churn_hazard)
 churn_multiplier = _jit(rules.churn_multiplier)
 renewal_probability = _jit(rules.renewal_probability)
-subscription_value = _jit(rules.subscription_value)
+conversion_probability = _jit(rules.conversion_probability)
+plan_surplus = _jit(rules.plan_surplus)
+plan_appeal = _jit(rules.plan_appeal)
+expected_period_transactions = _jit(rules.expected_period_transactions)
 nps_scalar = _jit(rules.nps_scalar)
 PROMOTER, DETRACTOR = rules.PROMOTER_SCORE, rules.DETRACTOR_SCORE
 
@@ -388,7 +386,7 @@ class StreamTables:
     LOY_COST_PER_TX,
 ) = range(26)
 # Layers of the feature array FE[layer, f, k].
-APPEAL, FREQ_UPLIFT, ADOPTION_RATE, SAT_BOOST, TX_UPLIFT = range(5)
+APPEAL, FREQ_UPLIFT, ADOPTION_RATE, SAT_BOOST, TX_UPLIFT, PAID = range(6)
 # Behaviour constants B[i].
 (
     VISIT_BASE,
@@ -436,8 +434,9 @@ APPEAL, FREQ_UPLIFT, ADOPTION_RATE, SAT_BOOST, TX_UPLIFT = range(5)
     HABIT_SUM,
     MEMBERS,
     START_OURS,
-) = range(24)
-N_RESULTS = 24
+    CONV_ELIGIBLE,
+) = range(25)
+N_RESULTS = 25
 
 
 def pack_products(T) -> tuple[np.ndarray, np.ndarray]:
@@ -475,7 +474,14 @@ def pack_products(T) -> tuple[np.ndarray, np.ndarray]:
         values = np.asarray(values, dtype=np.float64)
         P[r, : values.size] = values
     FE = np.stack(
-        [T.appeal, T.frequency_uplift, T.adoption_rate, T.satisfaction_boost, T.transaction_uplift]
+        [
+            T.appeal,
+            T.frequency_uplift,
+            T.adoption_rate,
+            T.satisfaction_boost,
+            T.transaction_uplift,
+            T.paid_only,
+        ]
     ).astype(np.float64)
     return P, FE
 
@@ -618,6 +624,29 @@ def _contact_shares(i, start, K, indptr, indices, out):
 
 
 @numba.njit(inline="always")
+def _expected_savings(i, k, users, P):
+    """Discount savings user i expects from a period of product k's plan."""
+    tx = expected_period_transactions(
+        P[PERIOD_DAYS, k], users.habit[i], users.need[i], P[SUB_TX_UPLIFT, k]
+    )
+    return tx * P[PRICE, k] * P[DISCOUNT, k]
+
+
+@numba.njit(inline="always")
+def _plan_surplus(i, k, S, users, products, ref, savings):
+    """Return what a period of product k's plan is worth to user i beyond its fee."""
+    P, FE, avail, fin = products
+    seg = users.segment[i]
+    perks = 0.0
+    for f in fin:
+        if (FE[PAID, f, k] != 0.0) & avail[f, k * S + seg]:
+            perks += users.affinity[f, i] * FE[APPEAL, f, k]
+    return plan_surplus(
+        users.price_sensitivity[i], ref, savings, P[BUNDLE_VALUE, k], P[FEE, k], perks
+    )
+
+
+@numba.njit(inline="always")
 def _utilities(i, K, S, users, products, shares, ref, out):
     """Return the utility of every product to user i (-inf for products that are gone)."""
     P, FE, avail, fin = products
@@ -628,7 +657,7 @@ def _utilities(i, K, S, users, products, shares, ref, out):
             continue
         appeal = 0.0
         for f in fin:
-            if avail[f, k * S + seg]:
+            if avail[f, k * S + seg] & (FE[PAID, f, k] == 0.0):
                 appeal += affinity[f, i] * FE[APPEAL, f, k]
         out[k] = (
             utility(
@@ -636,6 +665,9 @@ def _utilities(i, K, S, users, products, shares, ref, out):
             )
             + P[CAMPAIGN_APPEAL, k]
         )
+        if P[HAS_PLAN, k] != 0.0:
+            savings = _expected_savings(i, k, users, P)
+            out[k] += plan_appeal(_plan_surplus(i, k, S, users, products, ref, savings))
 
 
 # The users of a day are cut into CHUNKS fixed slices, each summed on its own and the
@@ -871,9 +903,11 @@ def _users(
             (P[HAS_LOYALTY, k0] != 0.0) & is_loyalty_member(habit[i], P[LOY_MIN_HABIT, k0])
         )
         used = 0.0
+        sub0 = subscribed[i]
         for j in range(NF):  # without a branch: adding 0.0 changes no sum
             f = fin[j]
-            used += FE[FREQ_UPLIFT, f, k0] * uses[f, i]
+            acting = uses[f, i] & ((FE[PAID, f, k0] == 0.0) | (sub0 != 0))  # perks: subscribers
+            used += FE[FREQ_UPLIFT, f, k0] * acting
         uplift = combined_effect(
             used, subscribed[i], P[SUB_FREQ_UPLIFT, k0], member, P[LOY_FREQ_UPLIFT, k0]
         )
@@ -936,17 +970,19 @@ def _users(
         # Without branches (visits, products, features in use differ from user to user
         # at random, so branches would be mispredicted): multiplying by 1 or adding 0
         # changes no number, and a user's uniform below a probability of 0 is no event.
+        sub = subscribed[i]
         for j in range(NF):
             f = fin[j]
             using = uses[f, i]
+            open_to = (FE[PAID, f, k] == 0.0) | (sub != 0)  # a perk: subscribers only
             p_take = feature_takeup_probability(FE[ADOPTION_RATE, f, k], affinity[f, i])
-            eligible = (1 - using) * avail[f, k * S + seg]
+            eligible = (1 - using) * avail[f, k * S + seg] * open_to
             using |= _uniform(UF[f], i) < p_take * eligible
             uses[f, i] = using
-            factor *= 1.0 + FE[TX_UPLIFT, f, k] * using
-            boosts += FE[SAT_BOOST, f, k] * using
-            last_used[f, i] = d if using & o else last_used[f, i]
-        sub = subscribed[i]
+            acting = using & open_to
+            factor *= 1.0 + FE[TX_UPLIFT, f, k] * acting
+            boosts += FE[SAT_BOOST, f, k] * acting
+            last_used[f, i] = d if acting & o else last_used[f, i]
         mult = transaction_multiplier(sub, P[SUB_TX_UPLIFT, k], factor)
         tx = poisson_scalar(transactions_mean(need[i], mult), _uniform(U[TRANSACTIONS], i))
         paid = price_paid(P[PRICE, k], sub, P[DISCOUNT, k])
@@ -1041,13 +1077,12 @@ def _users(
     for r in range(lo, lo + n_vis):
         i = np.uint64(vis[r])
         k = product[i]
-        # one branch, rarely taken (``&`` evaluates every part: no jump per part)
-        if (
-            (_uniform(u_sub, i) < P[CONVERSION, k])
-            & (subscribed[i] == 0)
-            & ((flags[i] & LEFT) == 0)
-            & (P[HAS_PLAN, k] != 0.0)
-        ):
+        if (subscribed[i] != 0) | ((flags[i] & LEFT) != 0) | (P[HAS_PLAN, k] == 0.0):
+            continue
+        if k == ours:
+            out[CONV_ELIGIBLE] += 1
+        surplus = _plan_surplus(i, k, S, users, products, ref, _expected_savings(i, k, users, P))
+        if _uniform(u_sub, i) < conversion_probability(P[CONVERSION, k], surplus):
             subscribed[i] = True
             renewal_day[i] = d + int(P[PERIOD_DAYS, k])
             period_transactions[i] = 0.0
@@ -1060,15 +1095,13 @@ def _users(
         i = np.uint64(cus[r])
         if (subscribed[i] != 0) & (renewal_day[i] == d):
             k = product[i]
-            value = subscription_value(
-                period_transactions[i], P[PRICE, k], P[DISCOUNT, k], P[BUNDLE_VALUE, k], P[FEE, k]
-            )
+            savings = period_transactions[i] * P[PRICE, k] * P[DISCOUNT, k]
             p = renewal_probability(
                 P[RENEWAL_BASE, k],
                 P[RENEWAL_SAT_W, k],
                 satisfaction[i],
                 P[RENEWAL_VALUE_W, k],
-                value,
+                _plan_surplus(i, k, S, users, products, ref, savings),
             )
             renewed = _uniform(u_sub, i) < p
             if renewed:
@@ -1369,6 +1402,7 @@ class CompiledMarketModel(MarketBase):
             transactions=TXK[:, self.ours],
             first_time_customers=OUT[:, FIRST_TIME],
             subscription_conversions=OUT[:, CONVERSIONS],
+            conversion_visits=OUT[:, CONV_ELIGIBLE],
             subscribers=OUT[:, SUBSCRIBERS],
             customers=OUT[:, CUSTOMERS],
             customers_start=OUT[:, START_OURS],

@@ -196,6 +196,7 @@ class MarketBase(mesa.Model):
             ours=self.ours,
             scale=self.scale,
             warmup=scenario.warmup_days,
+            discount_rate=scenario.finance.discount_rate,
         )
         self.outputs_by_day: dict[int, list] = {}
         skip = set(without_outputs)
@@ -400,7 +401,7 @@ class MarketBase(mesa.Model):
 
         It records the facts an engine counted (arrays over the days), and those derived
         from them here, once for both engines (docs/model.md §3): subscribers (only with a
-        plan), MRR, NPS (:func:`~simkit.model.rules.net_promoter_score`), our customers'
+        plan), MRR, the costs of subscribers and of active users, NPS (:func:`~simkit.model.rules.net_promoter_score`), our customers'
         mean satisfaction and habit, customers per product and per segment.
 
         ``by_product_segment`` counts users per (product or none, segment), one row per
@@ -411,10 +412,13 @@ class MarketBase(mesa.Model):
         n = facts["customers"]
         subs = facts["subscribers"] if T.has_plan[ours] else np.zeros_like(n)
         some = np.maximum(n, 1)
+        period = max(T.period_days[ours], 1)
         facts.update(
             subscribers=subs,
             acquired_customers=acquired,
-            mrr=subs * T.fee[ours] * 30.0 / max(T.period_days[ours], 1),
+            mrr=subs * T.fee[ours] * 30.0 / period,
+            subscriber_costs=subs * T.cost_per_period[ours] / period,
+            active_user_costs=facts["dau"] * T.cost_per_active_user[ours],
             nps=self.rules.net_promoter_score(promoters, detractors, n),
             satisfaction=np.where(n > 0, sat_sum / some, 0.0),
             habit=np.where(n > 0, habit_sum / some, 0.0),

@@ -12,7 +12,9 @@ Leading (product outcomes), for our product:
     ``new_customers`` (= ``new_adopters`` + ``won_back`` + ``switched_in`` +
     ``acquired_customers``); ``first_time_customers`` (those who become our customer
     for the first time, by adoption or switching: the day's additions to the cohort
-    tables); ``subscription_conversions``.
+    tables); ``subscription_conversions``; ``conversion_rate`` = conversions / visits by
+    customers who could subscribe (not subscribers, with a plan on offer), both summed over
+    the trailing 30 days (the free-to-paid conversion rate).
 
 Trailing (business outcomes):
     ``customers``; ``churned`` (= lapsed + ``switched_out``); ``churn_rate`` (monthly
@@ -20,8 +22,12 @@ Trailing (business outcomes):
     customers of any product; ``market_share:<p>`` for each product) and
     ``transaction_share`` (likewise); ``revenue`` = ``transaction_revenue`` +
     ``subscription_revenue``; ``mrr`` (subscribers x fee, per 30 days); ``cogs``
-    (transactions x unit cost); ``gross_profit`` = revenue - cogs - ``output_costs``;
-    ``gross_margin`` = gross_profit / revenue (0 with no revenue); ``nps`` (% promoters
+    (transactions x unit cost + loyalty rewards + subscribers x cost per period / period
+    days + dau x cost per active user); ``gross_profit`` = revenue - cogs;
+    ``gross_margin`` = gross_profit / revenue (0 with no revenue); ``output_costs``
+    (one-off and running costs of outputs); ``profit`` = gross_profit - output_costs;
+    ``cumulative_revenue``, ``cumulative_profit`` (sums from day 0) and ``npv`` (profit
+    discounted at the scenario's annual rate to day 0, summed); ``nps`` (% promoters
     - % detractors, from satisfaction); ``renewal_rate`` (renewals / renewals due in the
     trailing 30 days; 0 when none were due).
 
@@ -94,12 +100,21 @@ COUNT_FACTS = (
     "lapsed",
     "switched_out",
     "subscription_conversions",
+    "conversion_visits",
     "subscribers",
     "customers",
     "customers_start",
     "loyalty_members",
 )
-MONEY_FACTS = ("transaction_revenue", "subscription_revenue", "mrr", "cogs", "loyalty_costs")
+MONEY_FACTS = (
+    "transaction_revenue",
+    "subscription_revenue",
+    "mrr",
+    "cogs",
+    "loyalty_costs",
+    "subscriber_costs",
+    "active_user_costs",
+)
 REAL_FACTS = ("output_costs",)
 RATE_FACTS = ("nps", "satisfaction", "habit", "renewals_due", "renewals_done")
 
@@ -127,10 +142,12 @@ class Recorder:
         scale: float = 1.0,
         daily_horizon: int = 91,
         warmup: int = 0,
+        discount_rate: float = 0.0,
     ):
         # facts are kept for the warm-up days too (rows 0..warmup-1), so trailing
         # windows are full on day 0; the metrics frame starts at day 0.
         self.warmup = warmup
+        self.discount_rate = discount_rate
         self.days = days
         total = days + warmup
         self.ours = ours
@@ -266,6 +283,10 @@ class Recorder:
         ):
             m[k] = f[k] * s
         m["subscription_conversions"] = f["subscription_conversions"] * s
+        m["conversion_rate"] = ratio(
+            trailing_sum(f["subscription_conversions"], 30),
+            trailing_sum(f["conversion_visits"], 30),
+        )
         # trailing
         m["customers"] = f["customers"] * s
         churned = f["lapsed"] + f["switched_out"]
@@ -286,10 +307,19 @@ class Recorder:
         m["revenue"] = m["transaction_revenue"] + m["subscription_revenue"]
         m["mrr"] = f["mrr"] * s
         m["subscribers"] = f["subscribers"] * s
-        m["cogs"] = f["cogs"] * s
-        m["output_costs"] = f["output_costs"] + f["loyalty_costs"] * s
-        m["gross_profit"] = m["revenue"] - m["cogs"] - m["output_costs"]
+        variable = f["cogs"] + f["loyalty_costs"] + f["subscriber_costs"] + f["active_user_costs"]
+        m["cogs"] = variable * s
+        m["gross_profit"] = m["revenue"] - m["cogs"]
         m["gross_margin"] = ratio(m["gross_profit"], m["revenue"])
+        m["output_costs"] = f["output_costs"]
+        m["profit"] = m["gross_profit"] - m["output_costs"]
+        # running totals from day 0 (the warm-up rows before it count nothing)
+        counted = np.arange(len(variable)) >= self.warmup
+        m["cumulative_revenue"] = np.cumsum(np.where(counted, m["revenue"], 0.0))
+        m["cumulative_profit"] = np.cumsum(np.where(counted, m["profit"], 0.0))
+        years = (np.arange(len(variable)) - self.warmup) / rules.DAYS_PER_YEAR
+        discount = (1.0 + self.discount_rate) ** -years
+        m["npv"] = np.cumsum(np.where(counted, m["profit"] * discount, 0.0))
         m["nps"] = f["nps"]
         m["renewal_rate"] = ratio(
             trailing_sum(f["renewals_done"], 30), trailing_sum(f["renewals_due"], 30)

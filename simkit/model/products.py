@@ -42,6 +42,7 @@ class Plan:
     churn_multiplier: float = 1.0
     satisfaction_boost: float = 0.0
     bundle_value: float = 0.0
+    cost_per_period: float = 0.0
     renewal_base: float = 2.0
     renewal_satisfaction_weight: float = 4.0
     renewal_value_weight: float = 1.0
@@ -58,6 +59,7 @@ class Plan:
             "churn_multiplier",
             "satisfaction_boost",
             "bundle_value",
+            "cost_per_period",
         ):
             v = getattr(spec, name, None)
             if v is not None:
@@ -79,6 +81,7 @@ class Feature:
     satisfaction_boost: float
     transaction_uplift: float
     segments: list[int] | None  # segment indices it is built for (None = all)
+    subscribers_only: bool = False  # a perk of the paid plan
 
 
 @dataclass
@@ -107,6 +110,7 @@ class ProductAgent(mesa.Agent):
         self.ours: bool = spec.ours
         self.price: float = spec.price
         self.unit_cost: float = spec.unit_cost
+        self.cost_per_active_user: float = spec.cost_per_active_user
         self.quality: float = spec.quality
         self.p_year: float = spec.bass.p
         self.q_year: float = spec.bass.q
@@ -153,9 +157,16 @@ def apply_output(model, output, day: int) -> float:
             output.satisfaction_boost,
             output.transaction_uplift,
             segs,
+            output.subscribers_only,
         )
     elif kind == "price_change":
-        prod.price = output.price if output.price is not None else prod.price * (1 + output.change)
+        if output.applies_to == "fee":
+            plan = prod.plan  # (the scenario's validation makes sure there is one)
+            plan.fee = output.price if output.price is not None else plan.fee * (1 + output.change)
+        else:
+            prod.price = (
+                output.price if output.price is not None else prod.price * (1 + output.change)
+            )
     elif kind == "acquisition":
         target = model.product_by_name[output.target]
         model.migrate_customers(target, prod, output.retained)
@@ -193,6 +204,7 @@ class ProductTable:
     K: int
     price: np.ndarray
     unit_cost: np.ndarray
+    cost_per_active_user: np.ndarray
     quality: np.ndarray
     network: np.ndarray
     active: np.ndarray  # bool[K]
@@ -207,6 +219,7 @@ class ProductTable:
     adoption_rate: np.ndarray
     satisfaction_boost: np.ndarray
     transaction_uplift: np.ndarray
+    paid_only: np.ndarray  # [F, K+1] bool: a subscribers-only feature of product k
     # [F, (K+1) * S] feature f available to segment s in product k: index k * S + s
     available: np.ndarray
     # subscription plans [K+1]
@@ -220,6 +233,7 @@ class ProductTable:
     sub_churn_multiplier: np.ndarray
     sub_satisfaction_boost: np.ndarray
     bundle_value: np.ndarray
+    cost_per_period: np.ndarray
     renewal_base: np.ndarray
     renewal_satisfaction_weight: np.ndarray
     renewal_value_weight: np.ndarray
@@ -268,11 +282,13 @@ class ProductTable:
             )
         }
         launched = np.zeros((F, K + 1), dtype=bool)
+        paid_only = np.zeros((F, K + 1), dtype=bool)
         available = np.zeros((F, (K + 1) * S), dtype=bool)
         for k, p in enumerate(products):
             for fname, feat in p.features.items():
                 f = features.index(fname)
                 launched[f, k] = True
+                paid_only[f, k] = feat.subscribers_only
                 for attr, m in fmat.items():
                     m[f, k] = getattr(feat, attr)
                 segs = range(S) if feat.segments is None else feat.segments
@@ -296,6 +312,7 @@ class ProductTable:
             K=K,
             price=vec(lambda p: p.price),
             unit_cost=vec(lambda p: p.unit_cost),
+            cost_per_active_user=vec(lambda p: p.cost_per_active_user),
             quality=vec(lambda p: p.quality),
             network=vec(lambda p: p.network_effect),
             active=np.array([p.active for p in products]),
@@ -311,6 +328,7 @@ class ProductTable:
             campaign_appeal=np.array([c[2] for c in camp], np.float32),
             winback_multiplier=winback,
             launched=launched,
+            paid_only=paid_only,
             available=available,
             has_plan=np.array([pl is not None for pl in plans] + [False]),
             fee=plan_vec("fee"),
@@ -322,6 +340,7 @@ class ProductTable:
             sub_churn_multiplier=plan_vec("churn_multiplier", 1.0),
             sub_satisfaction_boost=plan_vec("satisfaction_boost"),
             bundle_value=plan_vec("bundle_value"),
+            cost_per_period=plan_vec("cost_per_period"),
             renewal_base=plan_vec("renewal_base"),
             renewal_satisfaction_weight=plan_vec("renewal_satisfaction_weight"),
             renewal_value_weight=plan_vec("renewal_value_weight"),

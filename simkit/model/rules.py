@@ -24,7 +24,7 @@ One tick is one day. The daily order of events (the engine follows it exactly):
 
    .. math:: P(k) = e^{U_k} / \sum_j e^{U_j}, \quad
              U_k = \text{quality}_k - \beta\,\text{price}_k/\text{ref}
-                   + \sum_f a_f\,\text{appeal}_{kf} + \nu_k s_k
+                   + \sum_f a_f\,\text{appeal}_{kf} + \nu_k s_k + \log(1 + e^{S_k})
 
    (:math:`\beta` price sensitivity, :math:`a_f` the user's affinity for feature *f*,
    :math:`\nu_k` the network effect). A new adopter's first visit is the adoption day.
@@ -43,10 +43,15 @@ One tick is one day. The daily order of events (the engine follows it exactly):
    \cdot \text{multipliers}` (:math:`\rho` churn proneness; loyalty programmes and
    subscriptions multiply). A leaver switches to a competitor or lapses, by logit over
    the competitors' utilities against an outside option.
-6. **Subscriptions.** A visiting customer of a product with a paid plan subscribes with
-   the plan's conversion probability; on a renewal day a subscriber renews with
-   probability :math:`\operatorname{sigmoid}(r_0 + r_s(\text{sat}-0.5) + r_v(\text{value}-1))`,
-   value = (discount savings + bundled extras in the period) / fee.
+6. **Subscriptions.** What a plan period is worth to user *i* beyond its fee is the
+   surplus :math:`S_i = \beta_i(\text{savings} + \text{extras} - \text{fee})/\text{ref} +
+   \sum_{f \text{ paid-only}} a_f\,\text{appeal}_f`. A visiting customer of a product
+   with a paid plan subscribes with probability
+   :math:`\operatorname{sigmoid}(\operatorname{logit}(\text{conversion}) + S_i)`; on a
+   renewal day a subscriber renews with probability
+   :math:`\operatorname{sigmoid}(r_0 + r_s(\text{sat}-0.5) + r_v S_i)` (the period's
+   realised savings); and a plan adds :math:`\log(1 + e^{S_i})` to its product's
+   utility in step 2 and 5.
 7. **Metrics are recorded.**
 
 References: F. M. Bass (1969), "A New Product Growth for Model Consumer Durables",
@@ -71,6 +76,8 @@ __all__ = [
     "churn_hazard",
     "churn_multiplier",
     "combined_effect",
+    "conversion_probability",
+    "expected_period_transactions",
     "daily_from_monthly",
     "ema",
     "experience",
@@ -82,13 +89,14 @@ __all__ = [
     "nps_scalar",
     "nps_score",
     "per_day",
+    "plan_appeal",
+    "plan_surplus",
     "poisson_from_uniform",
     "poisson_scalar",
     "price_paid",
     "renewal_probability",
     "sample_choice",
     "sigmoid",
-    "subscription_value",
     "transaction_multiplier",
     "transactions_mean",
     "utility",
@@ -108,10 +116,6 @@ def _exp(x):
 
 def _cap1(x):
     return (x if x < 1.0 else 1.0) if isinstance(x, float | int) else np.minimum(1.0, x)
-
-
-def _at_least(x, low):
-    return (x if x > low else low) if isinstance(x, float | int) else np.maximum(x, low)
 
 
 def _is_scalar(x) -> bool:
@@ -424,14 +428,57 @@ def churn_multiplier(subscribed, plan_multiplier, member, loyalty_reduction):
 
 
 # ---- 6. subscriptions ---------------------------------------------------------------------
-def renewal_probability(base, satisfaction_weight, satisfaction, value_weight, value):
-    """Probability that a subscriber renews on a renewal day."""
-    return sigmoid(base + satisfaction_weight * (satisfaction - 0.5) + value_weight * (value - 1.0))
+def expected_period_transactions(period_days, habit, need, plan_uplift):
+    """Return the transactions a customer expects to make in a plan period as a subscriber.
+
+    It is period days x habit (the share of recent days with a visit) x need x (1 + the
+    plan's transaction uplift): what a prospective subscriber can count on saving on.
+    """
+    return period_days * habit * need * (1.0 + plan_uplift)
 
 
-def subscription_value(period_transactions, price, discount, bundle_value, fee):
-    """Value for money of a subscription period: (savings + extras) / fee."""
-    return (period_transactions * price * discount + bundle_value) / _at_least(fee, 1e-9)
+def plan_surplus(price_sensitivity, reference_price, savings, bundle_value, fee, perks):
+    """Return what a plan period is worth to a user beyond its fee, in utility units.
+
+    ``price_sensitivity * (savings + bundle_value - fee) / reference_price + perks``: money
+    counts as it does in the product's utility (a price of ``reference_price`` costs a user
+    ``price_sensitivity`` units), ``savings`` are the period's discount savings and
+    ``perks`` the appeal of the subscribers-only features to the user (sum of affinity x
+    appeal). Positive when the plan is worth more than it costs.
+    """
+    return price_sensitivity * (savings + bundle_value - fee) / reference_price + perks
+
+
+def conversion_probability(conversion, surplus):
+    """Probability that a visiting customer subscribes: a binary logit in the surplus.
+
+    ``sigmoid(logit(conversion) + surplus)``: ``conversion`` at a surplus of 0 (the plan
+    worth exactly its fee to the user); a conversion of 0 or 1 stays 0 or 1. Scalars.
+    """
+    if conversion <= 0.0:
+        return 0.0
+    if conversion >= 1.0:
+        return 1.0
+    return sigmoid(math.log(conversion / (1.0 - conversion)) + surplus)
+
+
+def plan_appeal(surplus):
+    """Return the utility a paid plan adds to its product: ``log(1 + exp(surplus))``.
+
+    The expected maximum utility (logsum) of the choice "subscribe or not" (McFadden
+    1978): close to 0 for a plan worth much less than its fee, close to the surplus for one
+    worth much more. Scalars.
+    """
+    return (surplus if surplus > 0.0 else 0.0) + math.log1p(math.exp(-abs(surplus)))
+
+
+def renewal_probability(base, satisfaction_weight, satisfaction, value_weight, surplus):
+    """Probability that a subscriber renews on a renewal day.
+
+    ``sigmoid(base + satisfaction_weight (satisfaction - 0.5) + value_weight surplus)``,
+    the surplus (:func:`plan_surplus`) of the period that ends.
+    """
+    return sigmoid(base + satisfaction_weight * (satisfaction - 0.5) + value_weight * surplus)
 
 
 # ---- 7. metrics ---------------------------------------------------------------------------

@@ -321,6 +321,38 @@ def _number_or_dist(v: Any, lo: float | None, hi: float | None) -> ParamValue:
     return float(v)
 
 
+#: The largest relative change written as a number (+100%: doubling). A larger number is
+#: almost certainly a percentage written as a number (``10`` for +10%); a larger change
+#: is written as a percent string (``"+150%"``) or as the new price.
+MAX_RELATIVE_CHANGE = 1.0
+_PERCENT = re.compile(r"^\s*([+-]?)\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%\s*$")
+
+
+def _change_validator(v: Any) -> ParamValue:
+    """Validate a relative change: a number in [-0.99, 1], a percent or a distribution.
+
+    ``"+10%"`` is 0.1 and ``"-5%"`` is -0.05 (from -99% up to +1000%); a number above 1
+    (e.g. ``10`` meant as +10%) is refused with a hint.
+    """
+    if isinstance(v, str):
+        m = _PERCENT.match(v)
+        if m is None:
+            raise _custom(
+                f'expected a relative change like -0.1 or a percent like "+10%", got {v!r}'
+            )
+        x = float(m.group(2)) / 100.0 * (-1.0 if m.group(1) == "-" else 1.0)
+        if not -0.99 <= x <= 10.0:
+            raise _custom(f"expected a change from -99% to +1000%, got {v!r}")
+        return x
+    if isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) and v > 1.0:
+        raise _custom(
+            f"a relative change of {_fmt_num(v)} is {100 * v:.6g}%: write {v / 100:.6g} or "
+            f'"+{_fmt_num(v)}%" for +{_fmt_num(v)}%, or "+{100 * v:.6g}%" (or the new price) '
+            "if you mean it"
+        )
+    return _param_validator(-0.99, MAX_RELATIVE_CHANGE)(v)
+
+
 def _param_validator(lo: float | None, hi: float | None) -> Callable[[Any], ParamValue]:
     def validate(v: Any) -> ParamValue:
         out = _number_or_dist(v, lo, hi)
@@ -390,7 +422,21 @@ else:
     Prob = Param(0.0, 1.0)
     NonNeg = Param(0.0, None)
     Real = Param()  # any finite number (log-odds, appeal, uplifts)
-    Change = Param(-0.99, 10.0)  # a relative price change
+    Change = Annotated[
+        Any,
+        PlainValidator(_change_validator),
+        _SERIALIZE,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    _number_schema(-0.99, MAX_RELATIVE_CHANGE),
+                    {"type": "string", "pattern": r"^[+-]?[0-9.]+ *%$"},
+                    {"x-distribution": True},
+                ],
+                "x-param": True,
+            }
+        ),
+    ]  # a relative price change
 
 
 # ---------------------------------------------------------------------------------------
@@ -542,6 +588,18 @@ class Cost(Strict):
     )
 
 
+class Finance(Strict):
+    """How money is added up over time: the discount rate of the net present value."""
+
+    discount_rate: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Annual rate at which future profit is discounted in the metric npv "
+        "(0.10: a dollar a year from now is worth 0.91 today) [per year].",
+    )
+
+
 class SmallWorld(Strict):
     """A Watts-Strogatz small-world network.
 
@@ -675,20 +733,24 @@ class Renewal(Strict):
     """How likely a subscriber renews at the end of a period.
 
     A subscriber renews with probability
-    sigmoid(base + satisfaction_weight * (satisfaction - 0.5) + value_weight * (value - 1)),
-    value = (discount savings + bundle_value) / fee over the period.
+    sigmoid(base + satisfaction_weight * (satisfaction - 0.5) + value_weight * surplus),
+    surplus = price_sensitivity * (discount savings + bundle_value - fee) / reference_price
+    + subscribers-only features' appeal, over the period that ends.
     """
 
     base: Real = Field(
         2.0,
-        description="Log-odds of renewing at satisfaction 0.5 and value for money 1 "
-        "(2.0 is about 88%) [log-odds].",
+        description="Log-odds of renewing at satisfaction 0.5 when the period was worth "
+        "its fee (surplus 0; 2.0 is about 88%) [log-odds].",
     )
     satisfaction_weight: NonNeg = Field(
         4.0, description="Added log-odds per unit of satisfaction above 0.5 [log-odds]."
     )
     value_weight: NonNeg = Field(
-        1.0, description="Added log-odds per unit of value for money above 1 [log-odds]."
+        1.0,
+        description="Added log-odds per unit of the period's surplus: what the period was "
+        "worth (savings, extras, subscribers-only features) minus the fee, in utility units "
+        "(price_sensitivity x money / reference_price) [log-odds].",
     )
 
 
@@ -701,7 +763,10 @@ class SubscriptionPlan(Strict):
     fee: NonNeg = Field(description="Fee per period [currency/period].")
     period_days: int = Field(30, ge=1, le=366, description="Length of a period [days].")
     conversion: Prob = Field(
-        0.01, description="Probability that a visiting customer subscribes [probability/visit]."
+        0.01,
+        description="Probability that a visiting customer subscribes when the plan is worth "
+        "its fee to them (surplus 0); a larger surplus raises it, a smaller one lowers it "
+        "(docs/model.md §2, step 6) [probability/visit].",
     )
     discount: Prob = Field(
         0.0, description="Discount on the price of each subscriber transaction [share of price]."
@@ -722,8 +787,15 @@ class SubscriptionPlan(Strict):
     )
     bundle_value: NonNeg = Field(
         0.0,
-        description="Value of bundled extras (e.g. video) per period, for renewal "
-        "decisions [currency/period].",
+        description="What the plan's extras are worth to a subscriber per period, apart "
+        "from discounts and subscribers-only features (a video bundle, no ads); set against "
+        "the fee in the decisions to subscribe, renew and choose the product "
+        "[currency/period].",
+    )
+    cost_per_period: NonNeg = Field(
+        0.0,
+        description="What a subscriber costs us per period (royalties, content), booked in "
+        "COGS day by day [currency/subscriber/period].",
     )
     renewal: Renewal = Field(
         default_factory=Renewal, description="How likely a subscriber renews each period."
@@ -747,6 +819,11 @@ class Product(Strict):
     price: NonNeg = Field(description="Price per transaction [currency/transaction].")
     unit_cost: NonNeg = Field(
         0.0, description="Cost of goods sold per transaction [currency/transaction]."
+    )
+    cost_per_active_user: NonNeg = Field(
+        0.0,
+        description="Cost of serving a user on a day they visit (servers, support), booked "
+        "in COGS [currency/active user/day].",
     )
     quality: Real = Field(
         0.0,
@@ -834,18 +911,34 @@ class FeatureOutput(_Output):
         None,
         description="Segments the feature is built for; others cannot use it (default: all).",
     )
+    subscribers_only: bool = Field(
+        False,
+        description="true for a perk of the paid plan: only subscribers take it up and "
+        "feel its effects, and its appeal counts in what subscribing is worth (not in the "
+        "product's own appeal). The product needs a plan by the launch day.",
+    )
 
 
 class PriceChange(_Output):
-    """The product's price changes (give price or change, not both)."""
+    """The product's price per transaction, or its plan's fee, changes.
+
+    Give the new price or a relative change, not both. A change that cannot have an effect
+    (a relative change of a free price, a fee change without a plan) is refused.
+    """
 
     kind: Literal["price_change"]
+    applies_to: Literal["price", "fee"] = Field(
+        "price",
+        description="What changes: the price per transaction (price) or the paid plan's fee "
+        "per period (fee).",
+    )
     price: NonNeg | None = Field(
-        None, description="New price; or give change [currency/transaction]."
+        None, description="New price (or new fee); or give change [currency]."
     )
     change: Change | None = Field(
         None,
-        description="Relative change of the current price, e.g. -0.1 for a 10% cut; or give "
+        description='Relative change of the current price (or fee): -0.1 or "-10%" for a 10% '
+        'cut, from -0.99 to 1 as a number (larger changes as a percent like "+150%"); or give '
         "price [relative].",
     )
 
@@ -940,7 +1033,12 @@ class SubscriptionOutput(_Output):
         None, description="Added to a subscriber's experience log-odds [log-odds]."
     )
     bundle_value: NonNeg | None = Field(
-        None, description="Value of bundled extras per period [currency/period]."
+        None,
+        description="What the plan's extras are worth to a subscriber per period "
+        "[currency/period].",
+    )
+    cost_per_period: NonNeg | None = Field(
+        None, description="What a subscriber costs us per period [currency/subscriber/period]."
     )
     renewal: Renewal | None = Field(None, description="How likely a subscriber renews.")
 
@@ -1327,6 +1425,40 @@ def _check_price_change(i: int, o: PriceChange) -> None:
         )
 
 
+def _check_price_effect(i: int, o: PriceChange, current: float | None, day: int) -> None:
+    """Refuse a price change that cannot change anything (``current``: the price before it)."""
+    what = "fee" if o.applies_to == "fee" else "price"
+    if current is None:  # an uncertain price: its draws decide
+        return
+    if o.change is not None and isinstance(o.change, float):
+        if current == 0.0:
+            hint = (
+                " (to change the paid plan's fee, give applies_to: fee)" if what == "price" else ""
+            )
+            _fail(
+                f"outputs[{i}].change",
+                f"the {what} of '{o.product}' is 0 on day {day}, so a relative change of it "
+                f"has no effect; give the new {what} with price:{hint}",
+            )
+        if o.change == 0.0:
+            _fail(f"outputs[{i}].change", "a change of 0 changes nothing")
+    if o.price is not None and isinstance(o.price, float) and o.price == current:
+        _fail(
+            f"outputs[{i}].price",
+            f"the {what} of '{o.product}' is already {_fmt_num(current)} on day {day}: this "
+            "changes nothing",
+        )
+
+
+def _price_after(o: PriceChange, current: float | None) -> float | None:
+    """Return the price (or fee) after ``o``, None when it is not a plain number."""
+    if o.price is not None:
+        return o.price if isinstance(o.price, float) else None
+    if current is None or not isinstance(o.change, float):
+        return None
+    return current * (1.0 + o.change)
+
+
 class Scenario(Strict):
     """A market, its users, the products and the dated plan of outputs."""
 
@@ -1348,6 +1480,9 @@ class Scenario(Strict):
         "satisfaction and shares have settled when the plan starts [days].",
     )
     market: Market = Field(description="Market size, pricing reference and social network.")
+    finance: Finance = Field(
+        default_factory=Finance, description="How money adds up over time (NPV discount rate)."
+    )
     behaviour: Behaviour = Field(
         default_factory=Behaviour,
         description="Parameters of the behaviour rules (all optional).",
@@ -1498,6 +1633,16 @@ class Scenario(Strict):
         gone: dict[str, int] = {}  # acquired product -> the day it left
         launched: set[tuple[str, str]] = set()  # (product, feature)
         plans = {p.name for p in self.products if p.subscription is not None}
+        # each product's price and fee as the plan goes (None: not a plain number)
+        prices: dict[str, float | None] = {
+            p.name: p.price if isinstance(p.price, float) else None for p in self.products
+        }
+        fees: dict[str, float | None] = {
+            p.name: p.subscription.fee
+            if p.subscription is not None and isinstance(p.subscription.fee, float)
+            else None
+            for p in self.products
+        }
         for i in sorted(range(len(self.outputs)), key=lambda i: self._day_or_zero(i)):
             o = self.outputs[i]
             if o.product not in names:
@@ -1510,8 +1655,23 @@ class Scenario(Strict):
                 )
             if isinstance(o, FeatureOutput):
                 self._check_feature(i, o, launched)
+                if o.subscribers_only and o.product not in plans:
+                    _fail(
+                        f"outputs[{i}].subscribers_only",
+                        f"'{o.product}' has no paid plan by day {day}: a subscribers-only "
+                        "feature needs one (a subscription on the product or an earlier "
+                        "subscription output)",
+                    )
             elif isinstance(o, PriceChange):
                 _check_price_change(i, o)
+                if o.applies_to == "fee" and o.product not in plans:
+                    _fail(
+                        f"outputs[{i}].applies_to",
+                        f"'{o.product}' has no paid plan by day {day}, so it has no fee to change",
+                    )
+                book = fees if o.applies_to == "fee" else prices
+                _check_price_effect(i, o, book.get(o.product), day)
+                book[o.product] = _price_after(o, book.get(o.product))
             elif isinstance(o, Acquisition):
                 self._check_acquisition(i, o, gone)
                 gone[o.target] = day
@@ -1522,6 +1682,8 @@ class Scenario(Strict):
                         f"'{o.product}' has no subscription yet: launching one needs a fee",
                     )
                 plans.add(o.product)
+                if o.fee is not None:
+                    fees[o.product] = o.fee if isinstance(o.fee, float) else None
             # a campaign may run past the horizon: it is simply cut off
 
     def _checked_day(self, i: int) -> int:

@@ -42,3 +42,43 @@ def test_a_user_with_a_very_large_need_transacts_as_much_as_it_needs():
     m = simkit.run(big, seed=3, users=300, days=60, warmup_days=10).metrics
     per_visit = m["transactions"].sum() / m["dau"].sum()
     assert 990 < per_visit < 1010
+
+
+# ---- 6. subscriptions: the plan surplus and the decisions it drives ----------------------
+def test_plan_surplus_is_money_in_utility_units_plus_perks():
+    # a user twice as price-sensitive weighs the same money twice as much
+    s1 = rules.plan_surplus(1.0, 10.0, 2.0, 5.0, 9.0, 0.0)
+    s2 = rules.plan_surplus(2.0, 10.0, 2.0, 5.0, 9.0, 0.0)
+    assert s1 == pytest.approx((2.0 + 5.0 - 9.0) / 10.0)
+    assert s2 == pytest.approx(2 * s1)
+    assert rules.plan_surplus(1.0, 10.0, 2.0, 5.0, 9.0, 0.7) == pytest.approx(s1 + 0.7)
+
+
+@pytest.mark.parametrize("conversion", [0.001, 0.02, 0.5, 0.97])
+def test_conversion_is_a_binary_logit_in_the_surplus(conversion):
+    assert rules.conversion_probability(conversion, 0.0) == pytest.approx(conversion)
+    for s in (-3.0, -0.5, 0.4, 2.0):
+        odds = conversion / (1 - conversion) * np.exp(s)
+        assert rules.conversion_probability(conversion, s) == pytest.approx(odds / (1 + odds))
+    assert rules.conversion_probability(0.0, 5.0) == 0.0
+    assert rules.conversion_probability(1.0, -5.0) == 1.0
+
+
+def test_plan_appeal_is_the_logsum_of_subscribing_or_not():
+    for s in (-40.0, -2.0, 0.0, 0.3, 5.0, 40.0):
+        assert rules.plan_appeal(s) == pytest.approx(np.logaddexp(0.0, s), rel=1e-12)
+
+
+def test_renewal_is_a_logit_in_satisfaction_and_surplus():
+    p = rules.renewal_probability(2.0, 4.0, 0.6, 1.0, -0.5)
+    assert p == pytest.approx(1 / (1 + np.exp(-(2.0 + 4.0 * 0.1 - 0.5))))
+
+
+def test_compiled_subscription_rules_equal_the_python_rules():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        c, s = rng.random(), rng.normal(0, 3)
+        assert compiled.conversion_probability(c, s) == rules.conversion_probability(c, s)
+        assert compiled.plan_appeal(s) == rules.plan_appeal(s)
+        args = rng.random(6) * 10
+        assert compiled.plan_surplus(*args) == rules.plan_surplus(*args)

@@ -129,9 +129,16 @@ def test_metric_identities(name):
     np.testing.assert_allclose(
         m["revenue"], m["transaction_revenue"] + m["subscription_revenue"], rtol=1e-9, atol=1e-6
     )
+    np.testing.assert_allclose(m["gross_profit"], m["revenue"] - m["cogs"], rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(
-        m["gross_profit"], m["revenue"] - m["cogs"] - m["output_costs"], rtol=1e-9, atol=1e-6
+        m["profit"], m["gross_profit"] - m["output_costs"], rtol=1e-9, atol=1e-6
     )
+    np.testing.assert_allclose(m["cumulative_profit"], m["profit"].cumsum(), rtol=1e-9, atol=1e-3)
+    np.testing.assert_allclose(m["cumulative_revenue"], m["revenue"].cumsum(), rtol=1e-9, atol=1e-3)
+    # npv: each day's profit discounted at the scenario's rate (an independent sum)
+    rate = small_scenario(name).finance.discount_rate
+    discounted = sum(p / (1 + rate) ** (d / 365) for d, p in enumerate(m["profit"]))
+    assert m["npv"].iloc[-1] == pytest.approx(discounted, rel=1e-9, abs=1e-3)
     # customer flows: today's customers = yesterday's + new - churned
     np.testing.assert_allclose(
         m["customers"].diff().iloc[1:],

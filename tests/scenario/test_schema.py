@@ -317,7 +317,7 @@ CASES = [
         "price change below -99%",
         changed("outputs[1].change", -1.5),
         "outputs[1].change",
-        "from -0.99 to 10",
+        "from -0.99 to 1,",
     ),
     # days
     (
@@ -503,6 +503,38 @@ CASES = [
         changed("days", {"dist": "normal", "mean": 100, "sd": 5}),
         "days",
         "expected a whole number from 1 to 3,650, got a mapping",
+    ),
+    # price changes that cannot mean what they say (docs/model.md §2, Outputs)
+    (
+        "relative change of a free price",
+        _with(("products[1].price", 0)),
+        "outputs[1].change",
+        "is 0 on day 31, so a relative change of it has no effect",
+    ),
+    (
+        "relative change written as a percentage",
+        changed("outputs[1].change", 10),
+        "outputs[1].change",
+        'is 1000%: write 0.1 or "+10%" for +10%',
+    ),
+    ("change of nothing", changed("outputs[1].change", 0), "outputs[1].change", "changes nothing"),
+    (
+        "percent that is not one",
+        changed("outputs[1].change", "ten%"),
+        "outputs[1].change",
+        'a percent like "+10%"',
+    ),
+    (
+        "fee change without a plan",
+        changed("outputs[1].applies_to", "fee"),
+        "outputs[1].applies_to",
+        "'Them' has no paid plan by day 31",
+    ),
+    (
+        "perk of a product without a plan",
+        _with(("outputs[0].product", "Them"), ("outputs[0].subscribers_only", True)),
+        "outputs[0].subscribers_only",
+        "'Them' has no paid plan by day 10",
     ),
 ]
 
@@ -1434,3 +1466,14 @@ def test_scenario_error_survives_pickling():
     err = ScenarioError("plan.yaml", "outputs[2].day", "day 400 is after the last day", more=1)
     back = pickle.loads(pickle.dumps(err))
     assert str(back) == str(err) and back.path == "outputs[2].day" and back.more == 1
+
+
+@pytest.mark.parametrize("text,value", [("+10%", 0.1), ("-5%", -0.05), ("150 %", 1.5), (0.2, 0.2)])
+def test_price_changes_take_percent_strings(text, value):
+    sc = parse_scenario(changed("outputs[1].change", text))
+    assert sc.outputs[1].change == pytest.approx(value)
+
+
+def test_a_fee_change_after_the_plan_launches_is_accepted():
+    sc = parse_scenario(_with(("outputs[1].applies_to", "fee"), ("outputs[1].day", 55)))
+    assert sc.outputs[1].applies_to == "fee"
