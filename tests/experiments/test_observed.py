@@ -91,3 +91,20 @@ def test_comparison_says_who_warns_first_and_why(scenario):
     assert c.loc["2.1", "own_true_week"] == 10.0 and np.isnan(c.loc["2.1", "weeks_gained"])
     assert "quarterly, 14 days late, sample of 400" in c.loc["2.1", "why"]
     assert c.loc["2.2", "first"] == "neither" and "0.60" in c.loc["2.2", "why"]
+
+
+def test_judged_by_known_reads_the_latest_report_known_on_the_deadline(ens, scenario):
+    import dataclasses
+
+    nps = next(k for k in okr.key_results(scenario) if k.metric == "nps")
+    known = dataclasses.replace(nps, judged_by="known", aggregation="value", window=1)
+    true = dataclasses.replace(nps, judged_by="true")
+    out = okr.outcomes(ens, [known]).set_index("run")["value"]
+    truth = okr.outcomes(ens, [true]).set_index("run")["value"]
+    for run in range(ens.runs):
+        r = simkit.run(scenario, seed=ens.seed_of(run), **SIZE)
+        obs = r.observed.set_index("metric").loc["nps"]
+        latest = obs[obs["known_day"] <= nps.deadline].sort_values("known_day").iloc[-1]
+        assert latest["period_end"] < nps.deadline  # on 30 September, Q2's survey
+        assert out.loc[run] == latest["value"]
+        assert truth.loc[run] == r.metrics["nps"].iloc[nps.deadline - 27 : nps.deadline + 1].mean()
