@@ -106,7 +106,7 @@ class RunResult:
         return self._observed
 
     def save(self, out: str | Path, fmt: str = "csv") -> list[Path]:
-        """Write the metrics and cohort tables to ``out`` (csv or parquet)."""
+        """Write the metrics, cohort tables and observed metrics to ``out`` (csv or parquet)."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         tables = {
@@ -127,6 +127,12 @@ class RunResult:
             else:
                 raise SimkitError(f"unknown format '{fmt}' (expected csv or parquet)")
             written.append(path)
+        path = out / f"observed.{fmt}"  # tidy: no index
+        if fmt == "csv":
+            self.observed.to_csv(path, index=False)
+        else:
+            self.observed.to_parquet(path, index=False)
+        written.append(path)
         return written
 
 
