@@ -414,16 +414,16 @@ OKR_EXAMPLE = """\
 okrs:
   - name: Become riders' everyday app
     key_results:
-      - name: daily ride requests +20% in six months
+      - name: daily ride requests +15% in six months
         metric: transactions
         aggregation: mean           # the 28-day mean (window: 28 by default) ...
-        target: 0.20                # ... up 20% ...
+        target: 0.15                # ... up 15% ...
         baseline_day: 2026-01-28    # ... on the 28 days to 28 January
         deadline: 2026-06-30
         lever: {path: "outputs[0].frequency_uplift", least: 0.0, most: 1.0}
-      - name: 42% of monthly riders schedule rides by June
+      - name: 49% of monthly riders schedule rides by June
         metric: feature_utilization:scheduled_rides
-        target: 0.42
+        target: 0.49
         deadline: 2026-06-30
       - name: monthly churn under 2%
         metric: churn_rate

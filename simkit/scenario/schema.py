@@ -739,9 +739,9 @@ class Renewal(Strict):
     """
 
     base: Real = Field(
-        2.0,
+        3.0,
         description="Log-odds of renewing at satisfaction 0.5 when the period was worth "
-        "its fee (surplus 0; 2.0 is about 88%) [log-odds].",
+        "its fee (surplus 0; 3.0 is about 95%) [log-odds].",
     )
     satisfaction_weight: NonNeg = Field(
         4.0, description="Added log-odds per unit of satisfaction above 0.5 [log-odds]."
@@ -763,7 +763,7 @@ class SubscriptionPlan(Strict):
     fee: NonNeg = Field(description="Fee per period [currency/period].")
     period_days: int = Field(30, ge=1, le=366, description="Length of a period [days].")
     conversion: Prob = Field(
-        0.01,
+        0.0015,
         description="Probability that a visiting customer subscribes when the plan is worth "
         "its fee to them (surplus 0); a larger surplus raises it, a smaller one lowers it "
         "(docs/model.md §2, step 6) [probability/visit].",
@@ -1080,12 +1080,13 @@ class VisitRules(Strict):
     """
 
     base: Real = Field(
-        -1.0,
-        description="Visit log-odds at habit 0 and satisfaction 0.5 (-1.0 is about 27% of "
-        "days) [log-odds].",
+        -2.5,
+        description="Visit log-odds at habit 0 and satisfaction 0.5 (-2.5 is about 8% of "
+        "days; with the default habit weight a settled customer visits on ~5-6 days a "
+        "month, DAU/MAU ~0.2) [log-odds].",
     )
     habit_weight: NonNeg = Field(
-        3.0, description="Added visit log-odds per unit of habit (0-1) [log-odds]."
+        2.5, description="Added visit log-odds per unit of habit (0-1) [log-odds]."
     )
     satisfaction_weight: NonNeg = Field(
         2.0, description="Added visit log-odds per unit of satisfaction above 0.5 [log-odds]."
@@ -1100,7 +1101,11 @@ class ExperienceRules(Strict):
     price / reference_price + noise); satisfaction and habit are moving averages.
     """
 
-    base: Real = Field(0.5, description="Experience log-odds of an average visit [log-odds].")
+    base: Real = Field(
+        1.4,
+        description="Experience log-odds of an average visit (1.4: satisfaction settles near "
+        "0.8, NPS near 0 for a free product of quality 0) [log-odds].",
+    )
     quality_weight: NonNeg = Field(
         1.0, description="Experience log-odds per unit of product quality [log-odds]."
     )
@@ -1152,7 +1157,7 @@ class ChurnRules(Strict):
 class InitialState(Strict):
     """Habit and satisfaction of customers when the run starts, and of new adopters."""
 
-    habit: Prob = Field(0.5, description="Habit of day-0 customers [0-1].")
+    habit: Prob = Field(0.2, description="Habit of day-0 customers [0-1].")
     satisfaction: Prob = Field(0.6, description="Satisfaction of day-0 customers [0-1].")
     adopter_satisfaction: Prob = Field(
         0.6, description="Satisfaction of a new adopter on their first day [0-1]."

@@ -66,7 +66,7 @@ okrs:
          baseline_day: 13, deadline: 69}
   - name: Stay profitable
     key_results:
-      - {metric: gross_profit, aggregation: sum, window: 14, target: 0, deadline: 69}
+      - {metric: profit, aggregation: sum, window: 14, target: 0, deadline: 69}
       - {metric: churn_rate, target: 0.05, direction: at_most, deadline: 69}
 """
 RUNS = 40
@@ -112,7 +112,7 @@ def test_key_results_are_resolved(tiny):
     assert (k.deadline, k.baseline_day, k.window, k.relative) == (69, 13, 14, True)
     assert k.label == "+20%" and k.objective == "Customers come back more often"
     assert krs[0].window == 1 and krs[5].window == 14 and krs[6].direction == "at_most"
-    assert krs[5].label == "gross_profit (14-day total) >= 0 by 2026-03-11"
+    assert krs[5].label == "profit (14-day total) >= 0 by 2026-03-11"
 
 
 def test_metric_names_are_the_columns_of_a_run(tiny):

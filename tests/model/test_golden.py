@@ -30,6 +30,7 @@ SCENARIOS = (
     "bass_diffusion",
     "market_share_hypotheses",
     "marketplace_subscription",
+    "music_streaming",
     "ridehailing_duopoly",
 )
 
