@@ -174,7 +174,8 @@ def warning_comparison(
         The discrimination that counts as a warning.
     observed, true : pandas.DataFrame, optional
         :func:`~simkit.experiments.okr.outcomes` as reported and as true: with both,
-        ``report_noise`` = Var(reported - true result) / Var(reported result) across runs,
+        ``report_noise`` = Var(e) / (Var(e) + Var(true result)) across runs, e = reported -
+        true result,
         the share of the result's spread that comes from how it is observed (its
         sample), which nothing before the report can predict.
 
@@ -250,15 +251,20 @@ def _verdict(
 
 
 def _report_noise(kr_id: str, observed: pd.DataFrame | None, true: pd.DataFrame | None) -> float:
-    """Return Var(reported - true result) / Var(reported result) of one KR (NaN without both)."""
+    """Return the share of a KR's reported spread that is the report's error (NaN without both).
+
+    It is Var(e) / (Var(e) + Var(true result)), e = reported - true result: the share of
+    the reported result's variance that the error makes, were it independent of the truth.
+    """
     if observed is None or true is None:
         return math.nan
     a = observed.loc[observed["kr"] == kr_id, "value"].to_numpy(dtype=float)
     b = true.loc[true["kr"] == kr_id, "value"].to_numpy(dtype=float)
     ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 2 or np.var(a[ok]) == 0:
+    if ok.sum() < 2 or np.var(a[ok]) + np.var(b[ok]) == 0:
         return math.nan
-    return float(np.var(a[ok] - b[ok]) / np.var(a[ok]))
+    error = np.var(a[ok] - b[ok])
+    return float(error / (error + np.var(b[ok])))
 
 
 def _verdict_text(
