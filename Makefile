@@ -18,6 +18,12 @@ EXTRAS      := $(shell sed -n '/^\[project\.optional-dependencies\]/,/^\[/s/^\([
 DEMO        ?= ridehailing_duopoly
 APP_PORT    ?= 8866
 APP_USERS   ?= 5000
+# The app's kernels: one kept executed ahead of the next visitor (pre-heated), and a
+# kernel idle for 10 minutes (its page closed) shut down. tests/widgets/test_browser.py
+# serves the app with the same options.
+APP_VOILA   := --preheat_kernel=True --pool_size=1 \
+               --MappingKernelManager.cull_idle_timeout=600 \
+               --MappingKernelManager.cull_interval=60
 CHROMIUM    ?= /usr/bin/chromium
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -92,7 +98,7 @@ lab: $(STAMP) ## Open JupyterLab on notebooks/
 app: $(STAMP) ## Serve the explorer (Voila) on 127.0.0.1, port APP_PORT, APP_USERS users
 	@echo "simkit explorer: http://127.0.0.1:$(APP_PORT)/  (Ctrl-C stops it)"
 	SIMKIT_APP_USERS=$(APP_USERS) $(VENV)/bin/voila notebooks/app.ipynb --no-browser \
-		--port=$(APP_PORT) --Voila.ip=127.0.0.1
+		--port=$(APP_PORT) --Voila.ip=127.0.0.1 $(APP_VOILA)
 
 # The browser test drives Debian's Chromium (Playwright's own download cannot work here).
 # Installed with apt when missing; quiet when it is there.

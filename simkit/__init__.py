@@ -9,6 +9,8 @@
 does not load ipywidgets.
 """
 
+from .analysis.plans import PlanComparison
+from .analysis.plans import compare_plans as compare
 from .data import example_data
 from .errors import ScenarioError, SimkitError
 from .experiments import executors, okr
@@ -17,13 +19,16 @@ from .experiments.calibrate import calibrate
 from .experiments.ensemble import EnsembleResult, ensemble, load_ensemble
 from .experiments.run import Progress, RunResult, run
 from .model.mesa_model import MarketModel
+from .model.setup import resolve
 from .scenario import Scenario, bundled_scenarios, load_scenario, metric_names, parse_scenario
+from .scenario.schema import canonical_path, get_value, uncertain_parameters, with_values
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EnsembleResult",
     "MarketModel",
+    "PlanComparison",
     "Progress",
     "RunCache",
     "RunResult",
@@ -32,15 +37,21 @@ __all__ = [
     "SimkitError",
     "bundled_scenarios",
     "calibrate",
+    "canonical_path",
+    "compare",
     "ensemble",
     "example_data",
     "executors",
+    "get_value",
     "load_ensemble",
     "load_scenario",
     "metric_names",
     "okr",
     "parse_scenario",
+    "resolve",
     "run",
+    "uncertain_parameters",
+    "with_values",
 ]
 
 
@@ -49,12 +60,12 @@ def __getattr__(name: str):
 
     So ``import simkit`` stays quick and does not load ipywidgets.
     """
-    if name == "widgets":
+    if name in ("widgets", "ema"):
         import importlib
 
-        return importlib.import_module(".widgets", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "widgets"})
+    return sorted({*globals(), "widgets", "ema"})

@@ -5,6 +5,7 @@
     simkit schema [--markdown]          the scenario JSON Schema (or field reference)
     simkit run FILE|NAME [--seed N] [--users N] [--days N] [--out DIR] [--format csv|parquet]
     simkit report FILE|NAME [--runs N] [--executor SPEC] [--out DIR]   vs the counterfactual
+    simkit compare FILE|NAME [--variant V ...] [--runs N] [--out DIR]   plans compared on money
     simkit okr FILE|NAME [--runs N] [--executor SPEC] [--out DIR]      OKR stress test
     simkit calibrate FILE|NAME DATA.csv --fit PATH [--fit PATH ...] [--holdout K] [--out DIR]
 
@@ -104,9 +105,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--variant", default=None, help="both arms ship only this variant's outputs")
     rep.add_argument("--executor", type=_executor_spec, default=None, help=EXECUTOR_HELP)
+    _add_compare_parser(sub)
     _add_okr_parser(sub)
     _add_calibrate_parser(sub)
     return p
+
+
+def _add_compare_parser(sub) -> None:
+    c = sub.add_parser(
+        "compare", help="plans (the baseline and the variants) on the same seeds, on money"
+    )
+    c.add_argument("scenario", metavar="FILE|NAME")
+    c.add_argument(
+        "--variant",
+        action="extend",
+        nargs="+",
+        default=None,
+        metavar="V",
+        help="compare these variants (repeatable; default: every variant), against the "
+        "baseline; 'plan' is every output",
+    )
+    c.add_argument("--runs", type=_positive_int, default=8, help="runs per plan (default 8)")
+    c.add_argument("--seed", type=_seed, default=None, help="random seed (default: scenario's)")
+    c.add_argument("--users", type=_positive_int, default=None, help="simulated users")
+    c.add_argument("--days", type=_positive_int, default=None, help="days to simulate")
+    c.add_argument(
+        "--reference",
+        default="baseline",
+        help="the plan the others are compared with (default: baseline)",
+    )
+    c.add_argument("--executor", type=_executor_spec, default=None, help=EXECUTOR_HELP)
+    c.add_argument("--out", type=Path, default=None, help="directory for CSV tables and a PNG")
 
 
 EXECUTOR_HELP = (
@@ -329,12 +358,45 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .analysis.plans import BASELINE, WHOLE_PLAN, compare_plans
+    from .experiments.executors import as_executor
+    from .scenario.schema import load_scenario
+
+    sc = load_scenario(args.scenario)
+    known = [BASELINE, WHOLE_PLAN, *sc.variants]
+    for v in args.variant or []:
+        if v not in known:
+            raise SimkitError(f"--variant: unknown variant '{v}' (known: {', '.join(known)})")
+    if args.runs < 2:
+        raise SimkitError(f"--runs: expected at least 2 (intervals need two runs), got {args.runs}")
+    with as_executor(args.executor, runs=2 * args.runs) as ex:
+        cmp = compare_plans(
+            sc,
+            args.variant,
+            runs=args.runs,
+            users=args.users,
+            seed=args.seed,
+            days=args.days,
+            reference=args.reference,
+            executor=ex,
+        )
+    print(cmp.to_markdown())
+    print()
+    print("\n".join(cmp.verdicts()))
+    if args.out is not None:
+        written = cmp.save(args.out)
+        print("wrote " + ", ".join(str(w) for w in written))
+    return 0
+
+
 COMMANDS = {
     "list": cmd_list,
     "validate": cmd_validate,
     "schema": cmd_schema,
     "run": cmd_run,
     "report": cmd_report,
+    "compare": cmd_compare,
 }
 
 COMMANDS["okr"] = cmd_okr
@@ -419,6 +481,7 @@ def _add_calibrate_parser(sub) -> None:
 def cmd_calibrate(args) -> int:
     from .experiments.calibrate import calibrate
     from .experiments.customer_data import read_data
+    from .scenario.schema import file_stem
 
     if args.holdout < 0:
         raise SimkitError(f"--holdout: expected a whole number >= 0, got {args.holdout}")
@@ -449,7 +512,7 @@ def cmd_calibrate(args) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(cal.format())
-    out = args.out or Path("results") / f"{cal.scenario.name}-calibration"
+    out = args.out or Path("results") / f"{file_stem(cal.scenario.name)}-calibration"
     written = cal.save(out)
     print("wrote " + ", ".join(str(w) for w in written))
     return 0

@@ -997,7 +997,7 @@ def overview(result: RunResult, fig=None):
     plot_money(rs, axes[1, 0])
     plot_cohort_curves(rs, ax=axes[1, 1], kind="retention", max_cohorts=8)
     sc = rs[0].scenario
-    fig.suptitle(f"{sc.name}: {sc.description}", fontsize=11)
+    fig.suptitle(f"{sc.name}: {_short(sc.description)}", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -1167,6 +1167,12 @@ def _adoption_panels(runs, axes: dict, launch_frame: pd.DataFrame) -> None:
     _text_panel(axes["side"], "Retention (share of a cohort active)", lines)
 
 
+def _short(text: str, limit: int = 100) -> str:
+    """One line of at most ``limit`` characters (a title is no place for a long description)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _dashboard_header(fig, comparison, ttd: pd.DataFrame) -> None:
     """Title, description, what ran and the headline computed from the results."""
     sc, runs = comparison.scenario, comparison.runs
@@ -1174,7 +1180,7 @@ def _dashboard_header(fig, comparison, ttd: pd.DataFrame) -> None:
     removed = ", ".join(an.output_label(sc, i) for i in comparison.without) or "none"
     title = sc.name + (f"  ·  variant {comparison.variant}" if comparison.variant else "")
     fig.text(0.05, 0.975, title, fontsize=17, weight="bold", va="top")
-    fig.text(0.05, 0.94, sc.description, fontsize=10.5, va="top", color="0.25")
+    fig.text(0.05, 0.94, _short(sc.description, 160), fontsize=10.5, va="top", color="0.25")
     fig.text(
         0.05,
         0.915,
@@ -1317,6 +1323,88 @@ def plot_observed(result: RunResult, metric: str, ax=None, true: bool = True, z:
     ax.set_title(f"{metric_label(metric)}: what the team sees", fontsize=9)
     ax.legend(fontsize=6.5, frameon=False, loc="best")
     return ax
+# --- plans compared on money -------------------------------------------------------------
+
+PLAN_COLORS = ["#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#e6ab02", "#17becf"]
+REFERENCE_COLOR = "#8c8c8c"
+
+
+def plan_colors(plans: Sequence[str], reference: str) -> dict[str, str]:
+    """Give each plan a colour: the reference grey, the others in order."""
+    others = [p for p in plans if p != reference]
+    out = {p: PLAN_COLORS[i % len(PLAN_COLORS)] for i, p in enumerate(others)}
+    out[reference] = REFERENCE_COLOR
+    return out
+
+
+def plot_plans(comparison, fig=None):
+    """Draw plans compared on money (:class:`simkit.analysis.plans.PlanComparison`).
+
+    Top: cumulative profit (after one-off costs) over time, per plan, with the 95%
+    t-interval of the mean across runs as a band. Below: one panel per measure at the
+    horizon, a bar per plan with its 95% interval. Returns the figure.
+    """
+    fig = fig or plt.figure(figsize=(12, 7.5), layout="constrained")
+    cmp = comparison
+    cur = cmp.currency
+    colors = plan_colors(cmp.plans, cmp.reference)
+    n = len(cmp.measures)
+    cols = min(4, n)
+    rows = -(-n // cols)
+    grid = fig.add_gridspec(1 + rows, cols, height_ratios=[1.6] + [1] * rows)
+    ax = fig.add_subplot(grid[0, :])
+    over = cmp.over_time("cumulative_profit")
+    for p in cmp.plans:
+        g = over[over["plan"] == p]
+        ref = p == cmp.reference
+        ax.plot(
+            g["day"],
+            g["mean"],
+            color=colors[p],
+            lw=1.6 if ref else 2.2,
+            ls="--" if ref else "-",
+            label=p.replace("_", " "),
+        )
+        ax.fill_between(g["day"], g["lo"], g["hi"], color=colors[p], alpha=0.2, lw=0)
+    ax.axhline(0, color="0.3", lw=0.6)
+    ax.set_xlim(over["day"].min(), over["day"].max())
+    ax.yaxis.set_major_formatter(human_formatter(cur))
+    days_axis(ax, cmp.scenario.start_date)
+    ax.set_ylabel(f"{cur}, summed from day 0")
+    ax.set_title(
+        f"Cumulative profit after one-off costs, {cmp.runs} runs per plan (band: 95% interval)",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, loc="upper left", frameon=True, framealpha=0.85)
+    ax.grid(alpha=0.3)
+    s = cmp.summary.set_index(["measure", "plan"])
+    for k, m in enumerate(cmp.measures):
+        bx = fig.add_subplot(grid[1 + k // cols, k % cols])
+        g = s.loc[m].reindex(cmp.plans)
+        kind = cmp.kind(m)
+        scale = 100.0 if kind == "share" else 1.0
+        mean = g["mean"].to_numpy(float) * scale
+        err = np.vstack([mean - g["lo"].to_numpy(float) * scale, g["hi"] * scale - mean])
+        x = np.arange(len(cmp.plans))
+        bx.bar(x, mean, color=[colors[p] for p in cmp.plans], alpha=0.85)
+        bx.errorbar(x, mean, yerr=np.nan_to_num(err), fmt="none", ecolor="0.15", lw=1, capsize=3)
+        bx.axhline(0, color="0.3", lw=0.6)
+        bx.set_xticks(x, [p.replace("_", " ") for p in cmp.plans], fontsize=7.5, rotation=20)
+        if kind == "share":
+            percent_axis(bx)
+        elif kind == "money":
+            bx.yaxis.set_major_formatter(human_formatter(cur))
+        else:
+            bx.yaxis.set_major_formatter(human_formatter())
+        what = cmp.label(m)
+        if kind == "money" and m.startswith("cumulative") or m == "npv":
+            what += " over the horizon"
+        else:
+            what += " at the horizon"
+        bx.set_title(what + (f" ({cur})" if kind == "money" else ""), fontsize=8.5)
+        bx.tick_params(axis="y", labelsize=7.5)
+        bx.grid(axis="y", alpha=0.3)
+    return fig
 
 
 def save_figure(fig, path, dpi: int = 90) -> None:
@@ -1342,6 +1430,8 @@ __all__ = [
     "plot_market_share",
     "plot_money",
     "plot_observed",
+    "plot_plans",
+    "plan_colors",
     "plot_retention_curves",
     "plot_retention_heatmap",
     "plot_time_to_detect",

@@ -1,5 +1,5 @@
-"""The command line: list, validate, schema, run, report --executor; one-line errors with
-exit code 2."""
+"""The command line: list, validate, schema, run, report --executor, compare; one-line
+errors with exit code 2."""
 
 from __future__ import annotations
 
@@ -112,6 +112,9 @@ def test_a_long_run_shows_a_bar_of_days_on_a_terminal(monkeypatch, capsys):
         (["report", "bass_diffusion", "--executor", "bogus"], "unknown executor 'bogus'"),
         (["report", "bass_diffusion", "--executor", "processes:0"], "number of workers >= 1"),
         (["okr", "bass_diffusion", "--lever", "products[0].bass.q", "0.3", "x"], "--lever"),
+        (["compare", "market_share_hypotheses", "--variant", "nope"], "--variant: unknown"),
+        (["compare", "bass_diffusion", "--runs", "1"], "--runs: expected at least 2"),
+        (["compare", "bass_diffusion", "--reference", "nope"], "reference: no plan 'nope'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, phrase):
@@ -134,6 +137,35 @@ def test_report_runs_through_the_executors_with_identical_results(tmp_path):
         inline = pd.read_csv(tmp_path / "inline" / name)
         pd.testing.assert_frame_equal(inline, pd.read_csv(tmp_path / "processes:2" / name))
     assert len(pd.read_csv(tmp_path / "inline" / "metrics.csv")) == 2 * 2 * 60  # arms x runs x days
+
+
+def test_compare_prints_the_table_and_the_winners_and_writes_csv_and_png(tmp_path):
+    """Two variants against the baseline on a short warm-up (cheap); the CSV summary is
+    the per-run table's means."""
+    import yaml
+
+    from simkit.scenario.schema import load_scenario, with_values
+
+    sc = with_values(load_scenario("market_share_hypotheses"), {"warmup_days": 30})
+    path = tmp_path / "hyp.yaml"
+    path.write_text(yaml.safe_dump(sc.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    out = tmp_path / "cmp"
+    res = simkit_cli(
+        "compare", str(path), "--variant", "features", "acquisition", "--runs", "2",
+        "--users", "300", "--days", "75", "--executor", "inline", "--out", str(out),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    for phrase in ("cumulative profit", "NPV", "Difference from baseline", "Winners", "wins"):
+        assert phrase in res.stdout or "within the noise" in res.stdout, phrase
+    per_run = pd.read_csv(out / "per_run.csv")
+    assert list(per_run["plan"].unique()) == ["baseline", "features", "acquisition"]
+    assert len(per_run) == 3 * 2
+    summary = pd.read_csv(out / "summary.csv").set_index(["plan", "measure"])
+    means = per_run.groupby("plan")["cumulative_profit"].mean()
+    for plan, mean in means.items():
+        assert summary.loc[(plan, "cumulative_profit"), "mean"] == pytest.approx(mean)
+    assert len(pd.read_csv(out / "winners.csv")) == summary.index.get_level_values(1).nunique()
+    assert (out / "plans.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_readmes_demo_table_is_what_make_demo_prints():

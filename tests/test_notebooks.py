@@ -33,6 +33,7 @@ def test_the_teaching_notebooks_exist():
         "03_okr_stress_test.ipynb",
         "04_build_your_own_scenario.ipynb",
         "05_calibrate_to_your_data.ipynb",
+        "06_explore_with_ema.ipynb",
     ]
 
 

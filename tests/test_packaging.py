@@ -38,8 +38,22 @@ from simkit.data import example_names
 ROOT = Path(__file__).resolve().parent.parent
 
 # Importable only with an optional extra: a plain `pip install simkit` does without them.
-EXTRA_ONLY = ("ipywidgets", "ipykernel", "IPython", "jupyterlab", "voila", "dask", "distributed")
-TEST_EXTRAS = {"dev", "app", "dask"}  # what the test suite needs (make venv, environment.yml)
+EXTRA_ONLY = (
+    "ipywidgets",
+    "ipykernel",
+    "IPython",
+    "jupyterlab",
+    "voila",
+    "dask",
+    "distributed",
+    "ema_workbench",
+)
+TEST_EXTRAS = {
+    "dev",
+    "app",
+    "dask",
+    "ema",
+}  # what the test suite needs (make venv, environment.yml)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -450,13 +464,13 @@ def test_range_and_lock_checks_detect_bad_input() -> None:
 
 def test_environment_and_ci_checks_detect_bad_input() -> None:
     good = {
-        "dependencies": ["python=3.12", {"pip": ["-c requirements.lock", "-e .[app,dask,dev]"]}]
+        "dependencies": ["python=3.12", {"pip": ["-c requirements.lock", "-e .[app,dask,dev,ema]"]}]
     }
     assert env_pip_problems(good, TEST_EXTRAS) == []
     pinned = {"dependencies": [{"pip": ["numpy==2.5.5", "-e .[dev]"]}]}
     assert env_pip_problems(pinned, TEST_EXTRAS) == [
         "environment.yml's pip section must use '-c requirements.lock'",
-        "environment.yml installs simkit without the extras ['app', 'dask']",
+        "environment.yml installs simkit without the extras ['app', 'dask', 'ema']",
         "environment.yml pins packages itself (['numpy==2.5.5']); the lock does",
     ]
     assert env_pip_problems({"dependencies": []}, TEST_EXTRAS) == [

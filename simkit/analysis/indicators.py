@@ -636,7 +636,8 @@ def run_seeds(seed, runs: int) -> list[np.random.SeedSequence]:
 
 def _run_one(scenario: Scenario, common: dict, task: tuple) -> RunResult:
     seed, overrides = task
-    return run(scenario, seed=seed, **{**common, **overrides})
+    kwargs = {**common, **overrides}
+    return run(kwargs.pop("scenario", scenario), seed=seed, **kwargs)
 
 
 def run_many(
@@ -656,7 +657,8 @@ def run_many(
     seeds : sequence of seeds (ints or SeedSequences), one per run
     overrides : sequence of dict, optional
         Per-run keyword arguments for :func:`simkit.run` (aligned with ``seeds``), e.g.
-        ``{"without_outputs": [0]}`` for the counterfactual arm.
+        ``{"without_outputs": [0]}`` for the counterfactual arm; ``"scenario"`` runs
+        another scenario in that run (the plans of :func:`simkit.compare`).
     executor : optional
         Where the runs are computed (:mod:`simkit.experiments.executors`: ``"inline"``,
         ``"processes:N"``, an :class:`~simkit.experiments.executors.Executor` ...).
@@ -1130,7 +1132,12 @@ def cross_correlation(x, y, max_lag: int = 90) -> pd.DataFrame:
 
 
 def _weekly_changes(s: pd.Series, step: int) -> pd.Series:
-    """Mean over consecutive ``step``-day periods, then period-over-period change."""
+    """Mean over consecutive ``step``-day periods, then period-over-period change.
+
+    An empty series (e.g. a horizon that ends before the launch) has no changes.
+    """
+    if s.empty:
+        return pd.Series(dtype=float)
     return s.groupby((s.index - s.index[0]) // step).mean().diff()
 
 

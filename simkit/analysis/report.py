@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 
 from .. import plots
 from ..errors import SimkitError
-from ..scenario.schema import load_scenario
+from ..scenario.schema import file_stem, load_scenario
 from . import indicators as an
 from . import signals
 from .summary import LEADING, PERCENT, TRAILING, human
@@ -409,7 +409,7 @@ def build_report(
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
         raise SimkitError(f"runs must be at least 2 (a 95% band needs two seeds), got {runs!r}")
     sc = load_scenario(scenario)
-    out = Path(out) if out is not None else Path("results") / f"{sc.name}-report"
+    out = Path(out) if out is not None else Path("results") / f"{file_stem(sc.name)}-report"
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -40,23 +40,41 @@ Results: one format for every analysis (as the EMA Workbench's experiments + out
 
 Nothing lost
     With ``out=DIR`` results stream to disk as runs finish: runs are computed in chunks of
-    ``chunk_size`` consecutive runs, each chunk written as Parquet files
-    (``parts/<first>-<end>.{metrics,runs,retention}.parquet``, by a rename, so a file is
-    complete or absent) and then recorded in ``manifest.json`` (also replaced atomically).
-    Starting the same ensemble on the same directory again computes only the runs not on
-    disk; a directory that holds a different ensemble (other scenario, seed, sampler ...;
-    the OKRs may differ, they do not change runs) is refused. Daily metrics are then never
-    all in memory: ``summary()`` and :meth:`EnsembleResult.matrix` read one metric column
-    at a time from disk, so 10,000 runs need ``runs x days x 8`` bytes per metric.
+    ``chunk_size`` consecutive runs, each chunk written as one Parquet file per table
+    (``DIR/metrics/``, ``DIR/runs/``, ``DIR/retention/``, each ``<first>-<end>.parquet``,
+    by a rename, so a file is complete or absent) and then recorded in ``manifest.json``
+    (replaced atomically) with its rows and SHA-256. Starting the same ensemble on the
+    same directory again checks every part against the manifest, computes again (with a
+    one-line note) the chunks whose files are missing or damaged, and computes only the
+    runs not on disk; a complete ensemble in a read-only directory is read as it is. A
+    directory that holds a different ensemble (other scenario, seed, sampler ...; the
+    OKRs may differ, they do not change runs) is refused, and so is a second process
+    writing to it at the same time (``DIR/.lock``). Files the store did not write are
+    never touched. Daily metrics are then never all in memory: ``summary()`` and
+    :meth:`EnsembleResult.matrix` read one metric column at a time from disk, so 10,000
+    runs need ``runs x days x 8`` bytes per metric.
+
+    Each table's folder is a Parquet dataset that other tools read as it is:
+    ``pd.read_parquet(DIR / "metrics")``, ``pyarrow.dataset.dataset(DIR / "runs")``,
+    DuckDB's ``read_parquet('DIR/metrics/*.parquet')``. Every row carries the
+    ``ensemble_id`` (a digest of what makes the runs what they are), so ``(ensemble_id,
+    run)`` names a run across ensembles; the runs table also carries the ``scenario``
+    name, and every file's metadata (key ``simkit``, JSON) the scenario, ensemble id,
+    simkit version, seed and date. Directories of the older layout (every table in
+    ``DIR/parts/``) are read by :func:`load_ensemble` but not resumed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import functools
 import hashlib
 import json
 import os
+import re
+import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Sequence
@@ -93,7 +111,7 @@ PERCENTILES = (5, 25, 50, 75, 95)
 DEFAULT_WEEKS = (1, 4, 12)
 MANIFEST = "manifest.json"
 FORMAT = "simkit-ensemble"
-VERSION = 1
+VERSION = 2  # 1: every table in parts/ (read by load_ensemble, not resumed)
 _MAX_CHUNK = 20
 _SUMMARY_BYTES = 256 * 2**20  # metric columns read together by summary()
 
@@ -439,14 +457,17 @@ class EnsembleResult:
         if self.out is not None and out.resolve() == self.out.resolve():
             return out
         store = _Store.open(out, self._key(), self._manifest_info(), chunk_size=self.runs)
-        runs = self.experiments["run"].to_numpy()
-        frames = {
-            "metrics": self.load_metrics(),
-            "runs": self.experiments.merge(self.timings, on="run", how="left"),
-            "retention": self.retention,
-        }
-        store.write(int(runs.min()), int(runs.max()) + 1, frames)
-        store.finish(self.runs)
+        try:
+            runs = self.experiments["run"].to_numpy()
+            frames = {
+                "metrics": self.load_metrics(),
+                "runs": self.experiments.merge(self.timings, on="run", how="left"),
+                "retention": self.retention,
+            }
+            store.write(int(runs.min()), int(runs.max()) + 1, frames)
+            store.finish(self.runs)
+        finally:
+            store.close()
         return out
 
     def _key(self) -> dict:
@@ -460,6 +481,23 @@ class EnsembleResult:
 # The directory of a streaming ensemble
 # ---------------------------------------------------------------------------------------
 
+LOCK = ".lock"
+_STORE_COLUMNS = ["ensemble_id", "scenario"]  # written into every part, not part of the frames
+_PART = re.compile(r"(\d{7})-(\d{7})\.parquet")
+_HELD: set[str] = set()  # directories this process writes (a second writer here is refused)
+_HELD_GUARD = threading.Lock()
+
+
+def _note(message: str) -> None:
+    """Tell the user, in one line on stderr, what the store did about a problem."""
+    print(f"simkit: {message}", file=sys.stderr, flush=True)
+
+
+def _simkit_version() -> str:
+    from .. import __version__
+
+    return __version__
+
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -470,35 +508,140 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _write_parquet(df: pd.DataFrame, path: Path, columns: dict, meta: dict) -> dict:
+    """Write ``df`` (with the constant ``columns`` first) by a rename; return its record.
+
+    The record is what the manifest keeps of a part: its file (relative to the
+    directory), rows and SHA-256. ``meta`` goes into the file's key-value metadata
+    (``simkit``: scenario, ensemble id, simkit version, seed, date, runs).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     d = df.copy()
     d.columns = [str(c) for c in d.columns]
-    d.to_parquet(tmp, index=False)
+    for i, (name, value) in enumerate(columns.items()):
+        d.insert(i, name, value)
+    table = pa.Table.from_pandas(d, preserve_index=False)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), b"simkit": json.dumps(meta, sort_keys=True).encode()}
+    )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
     os.replace(tmp, path)
+    return {
+        "file": path.relative_to(path.parent.parent).as_posix(),
+        "rows": len(d),
+        "sha256": digest,
+    }
+
+
+class _Lock:
+    """``DIR/.lock``: one process writes an ensemble directory at a time.
+
+    A POSIX record lock (``fcntl.lockf``): the system releases it when the process ends,
+    however it ends (a crash or SIGKILL leaves no stale lock), and processes forked from
+    the writer do not inherit it. A second writer is refused in one line.
+    """
+
+    def __init__(self, out: Path, fd: int | None):
+        self.out = out
+        self.fd = fd
+        self.key = str(out.resolve())
+
+    @classmethod
+    def take(cls, out: Path) -> _Lock | None:
+        """Lock ``out``; ``None`` if the directory is read-only (it can then only be read)."""
+        refused = (
+            f"{out}: another simkit ensemble is writing to this directory{{who}}; wait for it "
+            "to finish or choose another directory"
+        )
+        key = str(out.resolve())
+        with _HELD_GUARD:
+            if key in _HELD:
+                raise SimkitError(refused.format(who=" (in this process)"))
+            _HELD.add(key)
+        try:
+            fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            with _HELD_GUARD:
+                _HELD.discard(key)
+            if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+                return None
+            raise SimkitError(f"{out}: cannot use this directory ({exc.strerror or exc})") from None
+        try:
+            import fcntl
+
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no POSIX locks (Windows): one writer is the user's to ensure
+            pass
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            with _HELD_GUARD:
+                _HELD.discard(key)
+            who = f" (process {holder})" if holder.isdigit() else ""
+            raise SimkitError(refused.format(who=who)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(out, fd)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # (releases the record lock)
+            self.fd = None
+            with _HELD_GUARD:
+                _HELD.discard(self.key)
 
 
 class _Store:
-    """``DIR/manifest.json`` and ``DIR/parts/*.parquet``; see the module docstring."""
+    """``DIR/manifest.json`` and one folder of Parquet parts per table; see the module docstring.
+
+    Opened for writing, the store holds ``DIR/.lock``; a directory it cannot write (a
+    read-only one) is opened for reading, which is enough for a complete ensemble. Every
+    part is checked against the manifest (file, rows, SHA-256) on opening: a missing or
+    damaged chunk is forgotten (its runs are computed again) with a one-line note.
+    """
 
     TABLES = ("metrics", "runs", "retention")
 
-    def __init__(self, out: Path, manifest: dict):
+    def __init__(self, out: Path, manifest: dict, lock: _Lock | None = None):
         self.out = out
         self.manifest = manifest
+        self.lock = lock
+        self.changed = False
+
+    @property
+    def version(self) -> int:
+        return int(self.manifest.get("version", VERSION))
+
+    @property
+    def ensemble_id(self) -> str:
+        return str(self.manifest.get("ensemble_id") or _ensemble_id(self.manifest.get("key", {})))
 
     @staticmethod
     def read_manifest(out: Path) -> dict | None:
         path = out / MANIFEST
-        if not path.exists():
-            return None
         try:
+            if out.exists() and not out.is_dir():
+                raise SimkitError(f"{out}: is a file, not a directory; choose a directory")
+            if not path.exists():
+                return None
             m = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise SimkitError(f"{path}: cannot read the ensemble manifest ({exc})") from None
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise SimkitError(f"{path}: cannot read the ensemble manifest ({why})") from None
         if not isinstance(m, dict) or m.get("format") != FORMAT:
             raise SimkitError(f"{path}: not a simkit ensemble manifest")
-        if m.get("version") != VERSION:
+        if m.get("version") not in (1, VERSION):
             raise SimkitError(
                 f"{path}: ensemble format version {m.get('version')} is not "
                 f"supported (expected {VERSION})"
@@ -508,12 +651,17 @@ class _Store:
     @classmethod
     def create(cls, out: Path, key: dict, info: dict, chunk_size: int) -> _Store:
         try:
-            (out / "parts").mkdir(parents=True, exist_ok=True)
+            out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SimkitError(f"cannot create {out}: {exc.strerror or exc}") from None
+        lock = _Lock.take(out)
+        if lock is None:
+            raise SimkitError(f"cannot write to {out}: permission denied")
         manifest = {
             "format": FORMAT,
             "version": VERSION,
+            "ensemble_id": _ensemble_id(key),
+            "simkit_version": _simkit_version(),
             "key": key,
             **info,
             "chunk_size": int(chunk_size),
@@ -522,13 +670,18 @@ class _Store:
             "complete": False,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        store = cls(out, manifest)
-        store._save()
+        store = cls(out, manifest, lock)
+        try:
+            store._make_folders()
+            store._save()
+        except BaseException:
+            lock.release()
+            raise
         return store
 
     @classmethod
     def open(cls, out: Path, key: dict, info: dict, chunk_size: int | None) -> _Store:
-        """Reopen ``out`` for the ensemble ``key`` (or start it there)."""
+        """Reopen ``out`` for the ensemble ``key`` (or start it there), its parts checked."""
         m = cls.read_manifest(out)
         if m is None:
             if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
@@ -544,42 +697,161 @@ class _Store:
                     f"{out}: holds a different ensemble ({k} was {_short(old.get(k))}, now "
                     f"{_short(key.get(k))}); use another directory or delete this one"
                 )
-        store = cls(out, m)
-        store._drop_orphans()
+        if m.get("version") != VERSION:
+            raise SimkitError(
+                f"{out}: holds an ensemble in the layout of an older simkit (parts/); "
+                "simkit.load_ensemble reads it; write new runs to another directory"
+            )
+        lock = _Lock.take(out)
+        try:
+            if lock is not None:  # read again: another writer may have finished meanwhile
+                m = cls.read_manifest(out) or m
+            store = cls(out, m, lock)
+            store.verify()
+            if lock is not None:
+                store._make_folders()
+                store._drop_orphans()
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         return store
 
+    def close(self) -> None:
+        """Release the directory (its lock), if it was opened for writing."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _make_folders(self) -> None:
+        try:
+            for table in self.TABLES:
+                (self.out / table).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise SimkitError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+
     def _save(self) -> None:
+        if self.lock is None:
+            raise SimkitError(f"cannot write to {self.out}: the directory is read-only")
         self.manifest["updated"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         data = json.dumps(self.manifest, indent=1, sort_keys=True).encode()
-        _atomic_write_bytes(self.out / MANIFEST, data)
+        try:
+            _atomic_write_bytes(self.out / MANIFEST, data)
+        except OSError as exc:
+            raise SimkitError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+        self.changed = False
 
-    def _name(self, start: int, stop: int, table: str) -> str:
-        return f"{start:07d}-{stop:07d}.{table}.parquet"
+    def path(self, start: int, stop: int, table: str) -> Path:
+        """Return the file of ``table`` for runs ``start`` to ``stop - 1``."""
+        if self.version == 1:  # the old layout: every table in parts/
+            return self.out / "parts" / f"{start:07d}-{stop:07d}.{table}.parquet"
+        return self.out / table / f"{start:07d}-{stop:07d}.parquet"
+
+    def _problem(self, entry: dict) -> str | None:
+        """Say what is wrong with the parts of one chunk (None: they are as recorded)."""
+        import pyarrow.parquet as pq
+
+        files = entry.get("files") or {}
+        for table in self.TABLES:
+            rec = files.get(table)
+            if not isinstance(rec, dict):
+                return f"no record of its {table} part"
+            path = self.out / str(rec.get("file", ""))
+            try:
+                rows = pq.ParquetFile(path).metadata.num_rows
+            except FileNotFoundError:
+                return f"{rec.get('file')} is missing"
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds for a bad file
+                return f"{rec.get('file')} is unreadable ({type(exc).__name__})"
+            if rows != rec.get("rows"):
+                return f"{rec.get('file')} has {rows} rows, the manifest {rec.get('rows')}"
+            if _sha256(path) != rec.get("sha256"):
+                return f"{rec.get('file')} is not the file written (its checksum differs)"
+        return None
+
+    def verify(self) -> None:
+        """Check every chunk's parts; forget (and say so) those missing or damaged."""
+        if self.version == 1:
+            return
+        keep = []
+        for entry in self.manifest.get("done", []):
+            problem = self._problem(entry)
+            if problem is None:
+                keep.append(entry)
+                continue
+            a, b = entry.get("runs", ["?", "?"])
+            again = "computed again" if self.lock is not None else "left out"
+            _note(f"{self.out}: runs {a}-{int(b) - 1}: {problem}; these runs are {again}")
+            self.changed = True
+        self.manifest["done"] = keep
 
     def _drop_orphans(self) -> None:
-        """Remove part files of chunks that were being written when a run was stopped."""
-        keep = {self._name(a, b, t) for a, b in self.done for t in self.TABLES}
-        parts = self.out / "parts"
-        if parts.is_dir():
-            for p in parts.iterdir():
-                if p.name not in keep:
+        """Remove this store's part files no chunk records (and its temporary files).
+
+        They are left by a writer stopped between writing a chunk's files and recording
+        it. Files of other names (the user's) are never touched.
+        """
+        keep = {self.path(a, b, t).name + t for a, b in self.done for t in self.TABLES}
+        for table in self.TABLES:
+            folder = self.out / table
+            for p in folder.iterdir() if folder.is_dir() else ():
+                name = p.name
+                ours = _PART.fullmatch(name) and name + table not in keep
+                tmp = name.startswith(".") and name.endswith(".tmp") and _PART.match(name[1:])
+                if ours or tmp:
                     p.unlink(missing_ok=True)
 
     @property
     def done(self) -> list[tuple[int, int]]:
-        return [(int(a), int(b)) for a, b in self.manifest.get("done", [])]
+        out = []
+        for entry in self.manifest.get("done", []):
+            a, b = entry["runs"] if isinstance(entry, dict) else entry
+            out.append((int(a), int(b)))
+        return out
+
+    def check_writable(self, runs: int) -> None:
+        """Refuse, before anything is computed, to compute ``runs`` runs that cannot be stored."""
+        if self.lock is None and runs:
+            raise SimkitError(
+                f"cannot write to {self.out} (read-only): {runs} run{'s' if runs > 1 else ''} "
+                "of this ensemble are not stored there; choose another directory"
+            )
 
     def write(self, start: int, stop: int, frames: dict[str, pd.DataFrame]) -> None:
-        for table in self.TABLES:
-            _write_parquet(frames[table], self.out / "parts" / self._name(start, stop, table))
-        done = sorted({*self.done, (start, stop)})
-        self.manifest["done"] = [list(x) for x in done]
+        self.check_writable(stop - start)
+        m = self.manifest
+        meta = {
+            "scenario": m.get("scenario_name"),
+            "ensemble_id": self.ensemble_id,
+            "simkit_version": _simkit_version(),
+            "seed": m.get("seed_entropy"),
+            "seed_spawn_key": m.get("seed_spawn_key"),
+            "runs": [start, stop],
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        files = {}
+        try:
+            for table in self.TABLES:
+                columns = {"ensemble_id": self.ensemble_id}
+                if table == "runs":
+                    columns["scenario"] = str(m.get("scenario_name", ""))
+                path = self.path(start, stop, table)
+                files[table] = _write_parquet(frames[table], path, columns, meta)
+        except OSError as exc:
+            raise SimkitError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+        entries = [e for e in m.get("done", []) if tuple(e["runs"]) != (start, stop)]
+        entries.append({"runs": [start, stop], "files": files})
+        m["done"] = sorted(entries, key=lambda e: tuple(e["runs"]))
         self._save()
 
     def finish(self, runs: int) -> None:
-        self.manifest["runs"] = max(int(self.manifest.get("runs", 0)), int(runs))
-        self.manifest["complete"] = self.covered(runs) == set(range(runs))
-        self._save()
+        m = self.manifest
+        total = max(int(m.get("runs", 0)), int(runs))
+        complete = self.covered(runs) == set(range(runs))
+        if self.changed or total != m.get("runs") or complete != m.get("complete"):
+            m["runs"], m["complete"] = total, complete
+            if self.lock is not None:
+                self._save()
 
     def covered(self, runs: int) -> set[int]:
         out: set[int] = set()
@@ -589,7 +861,17 @@ class _Store:
 
     def parts(self, table: str, runs: int) -> list[Path]:
         """Files of ``table`` for chunks holding runs below ``runs``, in run order."""
-        return [self.out / "parts" / self._name(a, b, table) for a, b in self.done if a < runs]
+        return [self.path(a, b, table) for a, b in sorted(self.done) if a < runs]
+
+
+def _ensemble_id(key: dict) -> str:
+    """Return the id of an ensemble: a digest of what makes its runs what they are.
+
+    Two directories with the same id hold the same runs (the same numbers); a run is
+    named by ``(ensemble_id, run)``.
+    """
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _short(v) -> str:
@@ -735,18 +1017,22 @@ def ensemble(
         population_seed=population_seed,
     )
     store, pending = _resume(plan, out, chunk_size)
-    frames: dict[int, dict[str, pd.DataFrame]] = {}
-    computed = _run_pending(
-        plan,
-        pending,
-        store,
-        frames,
-        executor=executor,
-        chunk_size=chunk_size,
-        progress=progress,
-        desc=desc or plan.scenario.name,
-    )
-    return _result(plan, store, frames, computed)
+    try:
+        frames: dict[int, dict[str, pd.DataFrame]] = {}
+        computed = _run_pending(
+            plan,
+            pending,
+            store,
+            frames,
+            executor=executor,
+            chunk_size=chunk_size,
+            progress=progress,
+            desc=desc or plan.scenario.name,
+        )
+        return _result(plan, store, frames, computed)
+    finally:
+        if store is not None:
+            store.close()
 
 
 # --- step 1: check the arguments and plan the runs -------------------------------------
@@ -1072,6 +1358,8 @@ def _run_pending(
     """
     if not pending:
         return 0
+    if store is not None:
+        store.check_writable(len(pending))
     ex = as_executor(executor, runs=len(pending))
     with ex:
         size = chunk_size
@@ -1204,7 +1492,7 @@ def _from_store(store: _Store, runs: int, sc, root, sampler, computed, key, info
 
     def table(name: str) -> pd.DataFrame:
         frames = [pq.read_table(p).to_pandas() for p in store.parts(name, runs)]
-        df = pd.concat(frames, ignore_index=True)
+        df = pd.concat(frames, ignore_index=True).drop(columns=_STORE_COLUMNS, errors="ignore")
         return df[df["run"] < runs]
 
     exp, timings = _split_runs_table(table("runs"))
@@ -1242,6 +1530,7 @@ def load_ensemble(out: str | Path) -> EnsembleResult:
     sc = parse_scenario(m["scenario_data"], f"{out / MANIFEST}")
     root = np.random.SeedSequence(int(m["seed_entropy"]), spawn_key=tuple(m["seed_spawn_key"]))
     store = _Store(out, m)
+    store.verify()
     covered = sorted(store.covered(10**12))
     runs = len(covered)
     if covered != list(range(runs)):

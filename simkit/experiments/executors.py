@@ -43,7 +43,14 @@ default from Python 3.14: safe in a process with threads, unlike ``fork``) and `
 elsewhere, through a context passed to the pool: the process-wide start method is never
 changed. The fork server imports simkit once, so later pools start in milliseconds. As
 with any process pool, a script that starts one must guard its entry point with
-``if __name__ == "__main__":``.
+``if __name__ == "__main__":``; a script that does not is told so in one line before any
+process starts.
+
+Nothing is left running: the workers and the fork server end with the process that
+started them however it ends (exit, Ctrl-C, SIGTERM, SIGKILL). Each worker watches that
+process (a pidfd on Linux, else its pid) and the fork server, its child, asks Linux to be
+killed with it (``PR_SET_PDEATHSIG``); multiprocessing's resource tracker then ends by
+itself.
 """
 
 from __future__ import annotations
@@ -173,9 +180,155 @@ def _preload_simkit(ctx) -> None:
         ctx.set_forkserver_preload([*current, "simkit.experiments.ensemble"])
 
 
-def _one_thread_each() -> None:
-    """Worker processes run side by side: one thread per run in each."""
+def _worker_init(driver: int) -> None:
+    """Start a worker: one thread per run (workers run side by side), and die with the driver."""
     os.environ["SIMKIT_THREADS"] = "1"
+    _exit_with(driver)
+
+
+# --- nothing left running -------------------------------------------------------------------
+# Every process simkit starts ends with the process that started it (the *driver*), however
+# that one ends: an exit, Ctrl-C, SIGTERM or SIGKILL. Workers watch the driver (a thread
+# blocked on a pidfd, or polling its pid); the fork server, a child of the driver, asks Linux
+# for SIGKILL when its parent dies (PR_SET_PDEATHSIG); multiprocessing's resource tracker
+# ends by itself once every process holding its pipe has ended.
+
+_DRIVER_ENV = "SIMKIT_FORKSERVER_DRIVER"
+
+
+def _exit_with(pid: int) -> None:
+    """End this process when process ``pid`` ends (a daemon thread watches it)."""
+    import threading
+
+    try:
+        fd: int | None = os.pidfd_open(pid)  # Linux >= 5.3: readable once pid has ended
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):
+        fd = None
+
+    def watch() -> None:
+        if fd is not None:
+            import select
+
+            select.select([fd], [], [])
+        else:  # pragma: no cover - other systems: poll
+            import time
+
+            while True:
+                time.sleep(0.5)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="simkit-exit-with-driver", daemon=True).start()
+
+
+def _die_with_parent() -> None:
+    """In the fork server (a child of the driver, importing simkit): die with the driver.
+
+    Only where the driver asked for it (its pid in the environment is this process's parent).
+    """
+    if os.environ.get(_DRIVER_ENV) != str(os.getppid()):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        if os.environ.get(_DRIVER_ENV) != str(os.getppid()):  # it ended before the request
+            os._exit(1)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+_die_with_parent()
+
+
+def _start_fork_server(ctx) -> None:
+    """Start the fork server now (not on the first task), as a child that dies with this process."""
+    from multiprocessing import forkserver
+
+    saved = os.environ.get(_DRIVER_ENV)
+    os.environ[_DRIVER_ENV] = str(os.getpid())
+    try:
+        forkserver.ensure_running()
+    finally:
+        if saved is None:
+            os.environ.pop(_DRIVER_ENV, None)
+        else:
+            os.environ[_DRIVER_ENV] = saved
+
+
+# --- scripts without a main guard ---------------------------------------------------------
+
+UNGUARDED = (
+    "{where}this call at the script's top level starts worker processes, and each would run "
+    'the script again: put it under if __name__ == "__main__": (or use executor="inline")'
+)
+
+
+def _unguarded_call() -> str | None:
+    """Where the running script calls simkit at its top level outside a main guard, if it does.
+
+    Worker processes started by ``spawn`` or ``forkserver`` import the main script again
+    (as ``__mp_main__``): an unguarded top-level call would start workers in every worker.
+    Found from the script's frame on the stack and its source: the line the top level is
+    at must be inside ``if __name__ == "__main__":``. Returns ``"file:line: "`` or None.
+    """
+    import ast
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path:
+        return None  # interactive, -c, Jupyter: workers do not import a script
+    name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if name == "__main__" or name.endswith(".__main__"):
+        return None  # python -m package: multiprocessing does not import it again
+    frame = sys._getframe(1)
+    line = None
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals is vars(main):
+            line = frame.f_lineno
+        frame = frame.f_back
+    if line is None:
+        return None  # not called from the script's top level (e.g. from a thread)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_main_test(node.test):
+            end = getattr(node, "end_lineno", None) or node.lineno
+            if node.lineno <= line <= end:
+                return None
+    return f"{os.path.basename(path)}:{line}: "
+
+
+def _is_main_test(test: object) -> bool:
+    import ast
+
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return False
+    if not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [x for x in sides if isinstance(x, ast.Name) and x.id == "__name__"]
+    values = [x for x in sides if isinstance(x, ast.Constant) and x.value == "__main__"]
+    return bool(names and values)
+
+
+def _refuse_unguarded() -> None:
+    where = _unguarded_call()
+    if where is not None:
+        raise SimkitError(UNGUARDED.format(where=where))
 
 
 class LocalProcesses(Executor):
@@ -209,11 +362,17 @@ class LocalProcesses(Executor):
         self._pool: cf.ProcessPoolExecutor | None = None
 
     def _start(self) -> None:
+        if self.start_method != "fork":
+            _refuse_unguarded()
         ctx = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             _preload_simkit(ctx)
+            _start_fork_server(ctx)
         self._pool = cf.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=ctx, initializer=_one_thread_each
+            max_workers=self.workers,
+            mp_context=ctx,
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
         )
 
     def _submit(self, fn: Callable, *args) -> cf.Future:
@@ -279,6 +438,8 @@ class Dask(Executor):
         except ImportError:  # pragma: no cover - pinned dependency
             raise SimkitError("the Dask executor needs the 'distributed' package") from None
         if self._given_client is None:
+            if self.local_workers:
+                _refuse_unguarded()
             try:
                 if self.local_workers:
                     self._cluster = LocalCluster(

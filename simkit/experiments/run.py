@@ -21,7 +21,7 @@ from ..model.compiled import threads as fast_threads
 from ..model.market import MarketBase
 from ..model.observe import observe
 from ..model.setup import Seed, as_seed_sequence, prepare, resolve, with_overrides
-from ..scenario.schema import Scenario, load_scenario
+from ..scenario.schema import Scenario, canonical_values, load_scenario
 from .cache import RunCache, default_cache
 
 __all__ = [
@@ -63,9 +63,9 @@ class RunResult:
     parameters : dict
         The values drawn for the uncertain parameters, by path.
     seed : int or SeedSequence
-    journeys : pandas.DataFrame
+    journeys : pandas.DataFrame or None
         Day-by-day state of a sample of users (product, visited, transactions, habit,
-        satisfaction, features, subscribed).
+        satisfaction, features, subscribed); None unless ``run(journeys=N)``.
     users : int
         Simulated users; ``scale`` is what each stands for.
     observed : pandas.DataFrame
@@ -104,6 +104,39 @@ class RunResult:
         if self._observed is None:
             self._observed = observe(self.metrics, self.scenario, self.seed)
         return self._observed
+
+    def key_results(self) -> pd.DataFrame:
+        """Evaluate the scenario's key results (its ``okrs``) on this run.
+
+        One row per key result: ``kr`` (``"<objective>.<kr>"``), ``objective``, ``label``,
+        ``metric``, ``value`` (the aggregate, or its relative change from the baseline day),
+        ``target``, ``direction``, ``deadline`` and ``met``. A key result due after the
+        run's last day has NaN and is not met. Empty (with those columns) without OKRs.
+        """
+        from .okr import evaluate, key_results
+
+        rows = []
+        for kr in key_results(self.scenario):
+            value, met = float("nan"), False
+            if kr.metric in self.metrics and kr.deadline < len(self.metrics):
+                series = self.metrics[kr.metric].to_numpy(dtype=float)[None, :]
+                x, ok = evaluate(kr, series)
+                value, met = float(x[0]), bool(ok[0])
+            rows.append(
+                {
+                    "kr": kr.id,
+                    "objective": kr.objective,
+                    "label": kr.label,
+                    "metric": kr.metric,
+                    "value": value,
+                    "target": kr.target,
+                    "direction": kr.direction,
+                    "deadline": kr.deadline,
+                    "met": met,
+                }
+            )
+        columns = ["kr", "objective", "label", "metric", "value", "target", "direction"]
+        return pd.DataFrame(rows, columns=[*columns, "deadline", "met"])
 
     def save(self, out: str | Path, fmt: str = "csv") -> list[Path]:
         """Write the metrics, cohort tables and observed metrics to ``out`` (csv or parquet)."""
@@ -144,7 +177,7 @@ def run(
     values: dict[str, float] | None = None,
     without_outputs: Iterable[int] | Literal["all"] | None = None,
     variant: str | None = None,
-    journeys: int = 10,
+    journeys: int = 0,
     engine: str = "compiled",
     warmup_days: int | None = None,
     rules: ModuleType | SimpleNamespace | None = None,
@@ -177,7 +210,8 @@ def run(
         Ship only the outputs of this variant (``scenario.variants``).
     journeys : int
         How many users (sampled with the run's seed) to follow day by day in
-        ``RunResult.journeys``.
+        ``RunResult.journeys`` (default 0: none, and ``journeys`` is None; following
+        users makes the run go day by day, which costs time in a small run).
     engine : {"compiled", "agents"}
         ``"compiled"`` (default): one numba-compiled pass over the users per day.
         ``"agents"``: one ``mesa.Agent`` per user whose ``step()`` reads like the rules;
@@ -228,10 +262,12 @@ def run(
     """
     sc = load_scenario(scenario)
     sc, horizon = with_overrides(sc, users=users, days=days, warmup_days=warmup_days)
+    values = canonical_values(sc, values)  # outputs[shared_rides].x -> outputs[4].x
     setup = prepare(sc, seed, population_seed, values)  # (as simkit.MarketModel does)
     resolved, drawn = setup.scenario, setup.values
     pop_ss, model_ss = setup.population_seed, setup.model_seed
     skip = _output_indices(resolved, without_outputs)
+    skip |= {i for i, o in enumerate(resolved.outputs) if not o.ship}
     if variant is not None:
         try:
             keep = set(resolved.variant_outputs(variant))
@@ -500,8 +536,10 @@ def _warm_up(
         cache.keep_warmup(key, model.snapshot())
 
 
-def _output_indices(scenario: Scenario, which: Iterable[int | np.integer] | str | None) -> set[int]:
-    """Return the indices of the outputs ``which`` names (``run(..., without_outputs=...)``)."""
+def _output_indices(
+    scenario: Scenario, which: Iterable[int | np.integer | str] | str | None
+) -> set[int]:
+    """Return the indices of the outputs ``which`` names (indices or ids; ``without_outputs``)."""
     if which is None:
         return set()
     if isinstance(which, str):
@@ -511,7 +549,10 @@ def _output_indices(scenario: Scenario, which: Iterable[int | np.integer] | str 
             )
         return set(range(len(scenario.outputs)))
     out: set[int] = set()
+    ids = [o.id for o in scenario.outputs]
     for i in which:
+        if isinstance(i, str) and i in ids:
+            i = ids.index(i)
         if (
             isinstance(i, bool)
             or not isinstance(i, int | np.integer)
@@ -519,6 +560,7 @@ def _output_indices(scenario: Scenario, which: Iterable[int | np.integer] | str 
         ):
             raise SimkitError(
                 f"without_outputs: {i!r} is not an output index (0..{len(scenario.outputs) - 1})"
+                " or id"
             )
         out.add(int(i))
     return out

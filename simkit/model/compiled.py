@@ -1461,9 +1461,11 @@ def threads() -> int:
 
     It is :func:`set_threads`'s, else ``$SIMKIT_THREADS``, else every CPU available to
     this process -- but one in any thread other than the main one (an ensemble's
-    workers, a Dask task) but those of :func:`interactive_thread`, and in the worker
-    processes of :class:`~simkit.experiments.executors.LocalProcesses`, where runs already
-    go side by side.
+    workers, a Dask task) but those of :func:`interactive_thread`, and one in any
+    process started by :mod:`multiprocessing` (the workers of
+    :class:`~simkit.experiments.executors.LocalProcesses`, and of other tools' pools:
+    ``multiprocessing.Pool``, ``ProcessPoolExecutor``, the EMA Workbench's evaluators,
+    ``mesa.batch_run``), where runs already go side by side, unless asked for more.
     """
     current = threading.current_thread()
     if current is not threading.main_thread() and not getattr(current, _ALL_CPUS, False):
@@ -1473,10 +1475,22 @@ def threads() -> int:
     env = os.environ.get("SIMKIT_THREADS", "").strip()
     if env.isdigit() and int(env) >= 1:
         return int(env)
+    if _in_a_pool():
+        return 1
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _in_a_pool() -> bool:
+    """Return True in a process started by multiprocessing (a worker of some pool)."""
+    import multiprocessing
+
+    try:
+        return multiprocessing.parent_process() is not None
+    except Exception:  # noqa: BLE001 - never let a guess about the pool stop a run
+        return False
 
 
 _ALL_CPUS = "simkit_all_cpus"

@@ -1,7 +1,11 @@
 """Scenario files: the market, its users, the products and the dated plan of outputs.
 
 A scenario is YAML, loaded with a :class:`yaml.SafeLoader` (plain data, never evaluated
-as code; duplicate keys are errors) and validated into the typed objects below. Every
+as code; duplicate keys are errors) that reads numbers and booleans by YAML 1.2 rules
+(``1:30``, ``9_0``, ``0x3C`` and ``yes`` are text, not 90, 90, 60 and true), and validated
+into the typed objects below. Names (the scenario's, products', segments', features',
+output ids, variants) are 1 to 64 letters, digits, ``_``, ``-`` (and, but for features, ids
+and variants, ``.`` and inner spaces): never a path, a control character or a megabyte. Every
 problem is a :class:`~simkit.errors.ScenarioError`: one line naming the file, the path
 inside it (``outputs[2].day``) and what was expected, in words for a product manager.
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import copy
 import datetime as dt
+import decimal
 import difflib
 import functools
 import math
@@ -46,6 +51,7 @@ from typing import (
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -70,6 +76,8 @@ __all__ = [
     "uncertain_parameters",
     "with_values",
     "get_value",
+    "canonical_path",
+    "canonical_values",
     "dist_mean",
     "metric_names",
     "OUTPUT_KINDS",
@@ -84,6 +92,15 @@ _MAX_TEXT = 40  # longer text values are cut in messages
 _LINE_BREAKS = re.compile(r"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
 
 
+# What YAML 1.1 (PyYAML's default) reads as a number and YAML 1.2 as text: sexagesimal
+# (1:30, 190:20:30.15), digits with underscores (9_0, 1_000.5), hex, octal and binary.
+_YAML11_NUMBER = re.compile(
+    r"[-+]?(?:[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"
+    r"|[0-9][0-9_]*_[0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|\.[0-9_]*_[0-9_]*"
+    r"|0x[0-9a-fA-F_]+|0o[0-7_]+|0b[01_]+)"
+)
+
+
 def _one_line(text: Any) -> str:
     """Messages are one printable line, whatever a file name, a key or a value contains."""
     s = _LINE_BREAKS.sub(" ", str(text))
@@ -93,7 +110,7 @@ def _one_line(text: Any) -> str:
 
 
 def _fmt_num(v: float | numbers.Real) -> str:
-    """``50,000,000`` rather than ``5e+07``; ``0.05`` rather than ``0.05000000000000001``."""
+    """``50,000,000`` rather than ``5e+07``; ``0.05``, but ``1.0000001`` in full (every digit it takes)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, numbers.Integral):
@@ -108,9 +125,11 @@ def _fmt_num(v: float | numbers.Real) -> str:
         return "NaN"
     if math.isinf(v):
         return "infinity" if v > 0 else "-infinity"
-    if abs(v) >= 10_000 and abs(v) < 1e16:
-        return f"{v:,.4f}".rstrip("0").rstrip(".")
-    return f"{v:g}"
+    if abs(v) >= 10_000 and abs(v) < 1e16:  # 12,345.678: every digit of the shortest repr
+        whole, _, frac = format(decimal.Decimal(repr(v)), "f").partition(".")
+        return f"{int(whole):,}" + (f".{frac}" if frac.strip("0") else "")
+    short = f"{v:g}"  # 0.05, 1e-07; more digits where six do not tell v (1.0000001)
+    return short if float(short) == v else repr(v)
 
 
 def _describe(v: Any) -> str:
@@ -124,6 +143,11 @@ def _describe(v: Any) -> str:
     if isinstance(v, str):
         s = _one_line(v)
         s = s if len(s) <= _MAX_TEXT else s[: _MAX_TEXT - 3] + "..."
+        if _YAML11_NUMBER.fullmatch(v.strip()):
+            return (
+                f"the text '{s}' (scenarios are read as YAML 1.2: sexagesimal 1:30, "
+                "underscores 9_0 and hex 0x3C are not numbers; write plain decimals)"
+            )
         try:
             float(v)
         except ValueError:
@@ -338,11 +362,11 @@ def _change_validator(v: Any) -> ParamValue:
         m = _PERCENT.match(v)
         if m is None:
             raise _custom(
-                f'expected a relative change like -0.1 or a percent like "+10%", got {v!r}'
+                f'expected a relative change like -0.1 or a percent like "+10%", got {_describe(v)}'
             )
         x = float(m.group(2)) / 100.0 * (-1.0 if m.group(1) == "-" else 1.0)
         if not -0.99 <= x <= 10.0:
-            raise _custom(f"expected a change from -99% to +1000%, got {v!r}")
+            raise _custom(f"expected a change from -99% to +1000%, got {_describe(v)}")
         return x
     if isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) and v > 1.0:
         raise _custom(
@@ -437,6 +461,81 @@ else:
             }
         ),
     ]  # a relative price change
+
+
+# ---------------------------------------------------------------------------------------
+# Names and text: checked, so that a name is never a path, a control character or a megabyte
+# ---------------------------------------------------------------------------------------
+
+NAME_MAX = 64  # characters of a name (scenario, product, segment, feature, output id, variant)
+TEXT_MAX = 200  # characters of a label or an objective's or key result's name
+DESCRIPTION_MAX = 1000  # characters of a scenario's description
+_NAME_RE = re.compile(r"\w(?:[\w .-]*[\w.-])?")  # letters, digits, '_', '-', '.', inner spaces
+_ID_RE = re.compile(r"\w[\w-]*")  # letters, digits, '_', '-': usable in paths and metric names
+
+
+def _name_problem(v: str, ident: bool) -> str | None:
+    """Say what is wrong with a name (None if nothing): its length or first bad character."""
+    rule = "letters, digits, '_' and '-'" if ident else "letters, digits, spaces, '_', '-' and '.'"
+    expected = f"expected a name of 1 to {NAME_MAX} {rule}, starting with a letter or digit"
+    if len(v) > NAME_MAX:
+        return f"{expected}, got {len(v):,} characters"
+    if (_ID_RE if ident else _NAME_RE).fullmatch(v):
+        return None
+    ok = re.compile(r"[\w-]" if ident else r"[\w .-]")
+    bad = next((c for c in v if not ok.fullmatch(c)), None)
+    if bad is not None:
+        what = repr(bad) if bad.isprintable() else f"U+{ord(bad):04X}"
+        return f"{expected}, got {_describe(v)} ({what} is not allowed)"
+    return f"{expected}, got {_describe(v)}"
+
+
+def _text_problem(v: str, limit: int, lines: bool = False) -> str | None:
+    """Say what is wrong with a label or description: its length or a control character."""
+    if len(v) > limit:
+        return f"expected at most {limit:,} characters, got {len(v):,}"
+    allowed = "\n\t" if lines else ""
+    bad = next((c for c in v if not c.isprintable() and c not in allowed), None)
+    if bad is not None:
+        return f"expected text without control characters, got U+{ord(bad):04X} in {_describe(v)}"
+    return None
+
+
+def _checked(problem: Callable[[str], str | None], schema: dict[str, Any]) -> object:
+    def validate(v: str) -> str:
+        msg = problem(v)
+        if msg:
+            raise _custom(msg)
+        return v
+
+    return Annotated[str, AfterValidator(validate), WithJsonSchema({"type": "string", **schema})]
+
+
+_NAME_SCHEMA = {"minLength": 1, "maxLength": NAME_MAX}
+if TYPE_CHECKING:
+    type Name = str
+    type Ident = str
+    type Label = str
+    type Description = str
+else:
+    Name = _checked(functools.partial(_name_problem, ident=False), _NAME_SCHEMA)
+    Ident = _checked(functools.partial(_name_problem, ident=True), _NAME_SCHEMA)
+    Label = _checked(functools.partial(_text_problem, limit=TEXT_MAX), {"maxLength": TEXT_MAX})
+    Description = _checked(
+        functools.partial(_text_problem, limit=DESCRIPTION_MAX, lines=True),
+        {"maxLength": DESCRIPTION_MAX},
+    )
+
+
+def file_stem(name: str) -> str:
+    """Return ``name`` made safe as one file or folder name (no separators, dots or controls).
+
+    Scenario names are checked when read, but a scenario built in code may hold any text:
+    every character other than a letter, digit, ``_``, ``-`` or ``.`` becomes ``_``, leading
+    dots go, and the result is cut to 64 characters (``"scenario"`` if nothing is left).
+    """
+    stem = re.sub(r"[^\w.-]+", "_", str(name)[: NAME_MAX * 4]).lstrip(".")[:NAME_MAX]
+    return stem or "scenario"
 
 
 # ---------------------------------------------------------------------------------------
@@ -703,7 +802,7 @@ class Traits(Strict):
 class Segment(Strict):
     """A group of potential users with their own traits (e.g. commuters, students)."""
 
-    name: str = Field(description="Segment name, unique; outputs' segments refer to it.")
+    name: Name = Field(description="Segment name, unique; outputs' segments refer to it.")
     share: float = Field(
         gt=0,
         le=1,
@@ -811,7 +910,7 @@ class SubscriptionPlan(Strict):
 class Product(Strict):
     """A product competing for the market's users: ours (exactly one) or a competitor."""
 
-    name: str = Field(description="Product name, unique; outputs refer to it.")
+    name: Name = Field(description="Product name, unique; outputs refer to it.")
     ours: bool = Field(
         False,
         description="true for our product, whose metrics are reported (exactly one product).",
@@ -862,13 +961,18 @@ Day = Annotated[
 class _Output(Strict):
     product: str = Field(description="Product that ships the output (one of the products' names).")
     day: Day
-    id: str | None = Field(
+    id: Ident | None = Field(
         None,
         description="Unique name of the output, listed in variants and used in parameter "
         "paths by tools.",
     )
-    label: str | None = Field(
+    label: Label | None = Field(
         None, description="Short label for plots (default: derived from the kind)."
+    )
+    ship: bool = Field(
+        True,
+        description="false: the output stays in the plan but does not ship in a run (a "
+        "lever for tools: outputs[ID].ship).",
     )
     cost: Cost = Field(
         default_factory=Cost, description="What shipping and running the output costs us."
@@ -883,7 +987,7 @@ class FeatureOutput(_Output):
     """
 
     kind: Literal["feature"]
-    feature: str = Field(
+    feature: Ident = Field(
         description="Feature name; segments give their affinity for it in traits.affinity."
     )
     appeal: NonNeg = Field(
@@ -1299,7 +1403,7 @@ class KeyResult(Strict):
     at most) the target; the OKR stress test gives the probability of that across runs.
     """
 
-    name: str | None = Field(
+    name: Label | None = Field(
         None, description="Short label for tables and plots (default: written from the fields)."
     )
     metric: str = Field(
@@ -1357,7 +1461,7 @@ class Objective(Strict):
     It is met when all of its key results are met.
     """
 
-    name: str = Field(
+    name: Label = Field(
         description="The objective in words, e.g. 'Become the everyday ride'; unique."
     )
     key_results: list[KeyResult] = Field(
@@ -1388,7 +1492,7 @@ class Control(Strict):
         "products[1].price or behaviour.churn.base_monthly; a distribution's slider starts at "
         "its mean and replaces it by a number."
     )
-    label: str | None = Field(
+    label: Label | None = Field(
         None, description="Text next to the slider (default: written from the path)."
     )
     min: float = Field(description="Smallest value of the slider [the parameter's unit].")
@@ -1467,8 +1571,8 @@ def _price_after(o: PriceChange, current: float | None) -> float | None:
 class Scenario(Strict):
     """A market, its users, the products and the dated plan of outputs."""
 
-    name: str = Field(description="Short identifier, used in file names and titles.")
-    description: str = Field("", description="One line shown by `simkit list`.")
+    name: Name = Field(description="Short identifier, used in file names and titles.")
+    description: Description = Field("", description="One line shown by `simkit list`.")
     days: int = Field(
         ge=1, le=3650, description="Days simulated, day 0 to days - 1 (one tick = one day) [days]."
     )
@@ -1502,7 +1606,7 @@ class Scenario(Strict):
         default_factory=list,
         description="The dated plan: what each product ships and when (see Outputs).",
     )
-    variants: dict[str, list[str]] = Field(
+    variants: dict[Ident, list[str]] = Field(
         default_factory=dict,
         description="Named alternatives to compare (e.g. three hypotheses): each lists the "
         "ids of the outputs it ships; a run of a variant ships only those.",
@@ -2019,7 +2123,7 @@ def _lookup(data: Any, keys: list[str | int]) -> Any:
     """Return the value at ``keys`` in a dumped scenario, or ``_MISSING``."""
     for key in keys:
         try:
-            data = data[key]
+            data = _item(data, key)
         except (KeyError, IndexError, TypeError):
             return _MISSING
     return data
@@ -2060,7 +2164,7 @@ def _path_bounds(scenario: Scenario, keys: list[str | int]) -> dict[str, Any]:
         else:
             owner = None
             try:
-                obj = obj[key]
+                obj = _item(obj, key)
             except (KeyError, IndexError, TypeError):
                 return {}
     return _schema_bounds(owner, name) if owner is not None else {}
@@ -2297,6 +2401,42 @@ def _construct_mapping(
 
 _ScenarioLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+# YAML 1.2 (core schema) numbers and booleans, not PyYAML's YAML 1.1 ones: in YAML 1.1
+# ``1:30`` is 90, ``9_0`` is 90, ``0x3C`` is 60, ``012`` is 10 and yes/no/on/off are true
+# and false; here they are text (a field that wants a number then says so) and ``012`` is 12.
+_YAML12 = {
+    "bool": re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    "int": re.compile(r"^[-+]?[0-9]+$"),
+    "float": re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+}
+_ScenarioLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in rules if tag.removeprefix("tag:yaml.org,2002:") not in _YAML12]
+    for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _kind, _rx in _YAML12.items():
+    _ScenarioLoader.add_implicit_resolver(
+        f"tag:yaml.org,2002:{_kind}",
+        _rx,
+        list("-+0123456789." + ("tTfF" if _kind == "bool" else "")),
+    )
+
+
+def _construct_int(loader: _ScenarioLoader, node: yaml.ScalarNode) -> int:
+    return int(loader.construct_scalar(node))  # decimal only: 012 is 12, 0x3C is an error
+
+
+def _construct_float(loader: _ScenarioLoader, node: yaml.ScalarNode) -> float:
+    text = str(loader.construct_scalar(node))
+    special = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
+    return special[text.lower()] if text.lower() in special else float(text)
+
+
+_ScenarioLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_ScenarioLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
 _TAG_PREFIX = "tag:yaml.org,2002:"
 
 
@@ -2433,14 +2573,76 @@ def load_scenario(path_or_name: str | Path | Traversable | Scenario) -> Scenario
 # Parameter paths: list uncertain parameters, read and replace values
 # ---------------------------------------------------------------------------------------
 
-_PATH_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_PATH_RE = re.compile(r"([^.\[\]]+)|\[([^\[\]]+)\]")
+
+
+class _Named(str):
+    """An item of a list named in a path by its id or name: ``outputs[shared_rides]``."""
 
 
 def _split_path(path: str) -> list[str | int]:
     out: list[str | int] = []
     for name, idx in _PATH_RE.findall(path):
-        out.append(int(idx) if idx else name)
+        if idx:
+            out.append(int(idx) if idx.isdigit() else _Named(idx.strip("'\"")))
+        else:
+            out.append(name)
     return out
+
+
+def _item(container: Any, key: str | int) -> Any:
+    """``container[key]``, where a list's item may be named by its ``id`` (outputs) or ``name``."""
+    if isinstance(key, _Named) and isinstance(container, list):
+        return container[_index_of(container, key)]
+    return container[key]
+
+
+def _index_of(items: list[Any], name: str) -> int:
+    for field in ("id", "name"):
+        for i, item in enumerate(items):
+            found = item.get(field) if isinstance(item, dict) else getattr(item, field, None)
+            if found == name:
+                return i
+    raise KeyError(name)
+
+
+def _resolved_keys(data: Any, keys: list[str | int]) -> list[str | int]:
+    """``keys`` with every item named by id or name replaced by its index (KeyError if none)."""
+    out: list[str | int] = []
+    obj = data
+    for key in keys:
+        if isinstance(key, _Named) and isinstance(obj, list):
+            key = _index_of(obj, key)
+        out.append(key)
+        try:
+            obj = obj[key]
+        except (KeyError, IndexError, TypeError):
+            obj = None
+    return out
+
+
+def canonical_path(scenario: Scenario, path: str) -> str:
+    """Return ``path`` with items named by id or name written by index.
+
+    ``outputs[shared_rides].day`` -> ``outputs[4].day``; ``products[RideCo].price`` ->
+    ``products[0].price``. Paths of unknown items are returned as they are.
+    """
+    keys = _split_path(path)
+    if not any(isinstance(k, _Named) for k in keys):
+        return path
+    try:
+        keys = _resolved_keys(_dump(scenario), keys)
+    except KeyError:
+        return path
+    text = ""
+    for k in keys:
+        text += f"[{k}]" if isinstance(k, int) else (f".{k}" if text else str(k))
+    return text
+
+
+def canonical_values(scenario: Scenario, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return ``values`` with every path made canonical (:func:`canonical_path`)."""
+    return {canonical_path(scenario, str(p)): v for p, v in (values or {}).items()}
 
 
 def uncertain_parameters(scenario: Scenario) -> dict[str, Dist]:
@@ -2476,7 +2678,7 @@ def get_value(scenario: Scenario, path: str) -> Any:
     obj: Any = _dump(scenario)
     for key in _split_path(path):
         try:
-            obj = obj[key]
+            obj = _item(obj, key)
         except (KeyError, IndexError, TypeError):
             raise KeyError(f"no parameter at '{path}'") from None
     return obj
@@ -2491,9 +2693,14 @@ def with_values(scenario: Scenario, values: dict[str, Any]) -> Scenario:
         return scenario
     data = copy.deepcopy(_dump(scenario))
     for path, value in values.items():
-        keys = _split_path(path)
+        try:
+            keys = _resolved_keys(data, _split_path(path))
+        except KeyError:
+            raise KeyError(f"no parameter at '{path}'") from None
         if not keys:
             raise KeyError(f"empty parameter path '{path}'")
+        if keys[-1] == "ship" and isinstance(value, numbers.Real) and value in (0, 1):
+            value = bool(value)  # a design's column of 0s and 1s
         obj: Any = data  # (nested mappings and lists)
         for k, nxt in zip(keys[:-1], keys[1:], strict=True):
             if isinstance(k, str) and isinstance(obj, dict) and obj.get(k) is None:

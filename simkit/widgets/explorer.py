@@ -11,10 +11,14 @@
   (:func:`derived_controls`); for every output a *ship it* toggle and its launch day; the
   number of simulated users, the seed and the number of runs (bands with more than one);
 * what follows them: leading indicators (DAU, visits per user, feature use,
-  transactions), retention of new customers, market share and the status of every key
-  result (met or missed, value against target), each against a *baseline*: the same
-  scenario without our outputs (competitors' moves still happen). The baseline shares
-  the runs' seeds (common random numbers), so every difference is the plan's doing.
+  transactions), retention of new customers, market share, money (revenue, MRR with a
+  paid plan, cumulative profit after one-off costs) and the status of every key result
+  (met or missed, value against target), each against a *baseline*: the same scenario
+  without our outputs (competitors' moves still happen). The baseline shares the runs'
+  seeds (common random numbers), so every difference is the plan's doing;
+* *pin this plan* (:meth:`Explorer.pin`): the plan shown stays on the money and share
+  figures, dashed, and a table sets its money at the horizon against each next plan's
+  (paired run by run on the same seeds, as :func:`simkit.compare`).
 
 The explorer holds no model logic. On every change it rebuilds the scenario from the
 control values (:func:`simkit.scenario.with_values`; a slider over a distribution
@@ -68,6 +72,7 @@ from matplotlib.patches import Patch
 
 from .. import plots
 from ..analysis import indicators as an
+from ..analysis.plans import MEASURES, format_interval, format_value, t_interval
 from ..errors import SimkitError
 from ..experiments import okr
 from ..experiments.cache import RunCache
@@ -84,9 +89,20 @@ from ..scenario.schema import (
     with_values,
 )
 
-__all__ = ["App", "Explorer", "ExplorerResult", "app", "derived_controls", "explore"]
+__all__ = [
+    "App",
+    "Explorer",
+    "ExplorerResult",
+    "Pinned",
+    "app",
+    "derived_controls",
+    "explore",
+    "money_metrics",
+    "pin_table",
+]
 
 BASELINE_COLOR = "#8c8c8c"
+PINNED_COLOR = "#7570b3"  # the pinned plan (plots.PLAN_COLORS[1]), dashed
 SCENARIO_COLOR = "#1b9e77"  # ours (plots.PRODUCT_COLORS[0])
 DPI = 100
 USER_CHOICES = (500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000)
@@ -232,6 +248,30 @@ class ExplorerResult:
     frames: int = 0
     baseline_cached: int = 0
     curves: object = field(default=None, repr=False, compare=False)
+    pin_table: pd.DataFrame | None = None
+
+
+@dataclass
+class Pinned:
+    """A plan pinned to compare the next ones with (:meth:`Explorer.pin`).
+
+    Attributes
+    ----------
+    values : dict
+        The control values of the plan, by key.
+    runs : list of RunResult
+        Its runs.
+    arm : object
+        Its curves (internal layout, drawn dashed).
+    key : tuple
+        (seed, runs, users): plans with the same key ran on the same seeds and are
+        compared pair by pair.
+    """
+
+    values: dict
+    runs: list[RunResult]
+    arm: object = field(repr=False)
+    key: tuple = ()
 
 
 # --- the widget ----------------------------------------------------------------------------
@@ -271,7 +311,11 @@ class Explorer(W.VBox):
         slider, ``"ship:<i>"`` and ``"day:<i>"`` for output i's toggle and launch day,
         ``"users"``, ``"seed"`` and ``"runs"``.
     images : dict of str to ipywidgets.Image
-        The figures as PNG images: ``"leading"``, ``"retention"``, ``"market_share"``.
+        The figures as PNG images: ``"leading"``, ``"retention"``, ``"market_share"``,
+        ``"money"``.
+    pinned : Pinned or None
+        The plan pinned to compare the next ones with (:meth:`pin`, the *pin this plan*
+        button; :attr:`pin_table` sets its money against the plan shown).
     kr_html, status : ipywidgets.HTML
         The key-result table and the status line.
     last_result : ExplorerResult or None
@@ -339,7 +383,10 @@ class Explorer(W.VBox):
             sc, self._specs, self.horizon, users, seed, runs, reset=lambda: self.reset()
         )
         self.controls: dict[str, W.Widget] = self._panel.controls
+        self.pinned: Pinned | None = None
         self._display = _Display()
+        self._display.pin_button.on_click(lambda _b: self.pin())
+        self._display.unpin_button.on_click(lambda _b: self.unpin())
         self._charts = self._display.charts
         self.images = self._display.images
         self.status = self._display.status
@@ -413,6 +460,64 @@ class Explorer(W.VBox):
         """
         return self._changes.wait(timeout)
 
+    # -- pinning a plan -----------------------------------------------------------------------
+    def pin(self) -> Pinned | None:
+        """Pin the plan shown, to compare the next plans with it side by side.
+
+        The pinned plan's curves are drawn dashed in the money and share figures, and a
+        table sets its money measures against the plan shown (paired run by run while
+        the seed, runs and users stay the same). Returns the pinned plan (None before
+        the first update).
+        """
+        res = self.last_result
+        if res is None:
+            return None
+        v = res.values
+        self.pinned = Pinned(
+            values=dict(v),
+            runs=list(res.runs),
+            arm=res.curves.arms["plan"],
+            key=(v["seed"], v["runs"], v["users"]),
+        )
+        self._redraw()
+        return self.pinned
+
+    def unpin(self) -> None:
+        """Forget the pinned plan (its curves and table go)."""
+        self.pinned = None
+        self._redraw()
+
+    def _redraw(self) -> None:
+        """Draw the last update again with the pinned plan as it now is (no simulation)."""
+        self._display.unpin_button.disabled = self.pinned is None
+        res = self.last_result
+        if res is None:
+            return
+        with self._updating:
+            res.curves.pinned = self.pinned.arm if self.pinned is not None else None
+            res.figure_data = _FigureData(res.curves)
+            self._render(res, res.kr_table.to_dict("records"))
+            self._show_pinned(res)
+
+    def _show_pinned(self, res: ExplorerResult) -> None:
+        """Set the table of the pinned plan against ``res`` (empty when nothing is pinned)."""
+        p = self.pinned
+        cur = res.scenario.market.currency
+        line = _money_html(res.curves, cur)
+        if p is None:
+            res.pin_table = None
+            self._display.pin_html.value = line
+            return
+        v = res.values
+        paired = p.key == (v["seed"], v["runs"], v["users"])
+        res.pin_table = pin_table(p.runs, res.runs, res.curves.money, paired)
+        self._display.pin_html.value = line + _pin_html(res.pin_table, cur, paired)
+
+    @property
+    def pin_table(self) -> pd.DataFrame | None:
+        """The money measures of the pinned plan against the last update's (see :func:`pin_table`)."""
+        return self.last_result.pin_table if self.last_result else None
+
     def close(self) -> None:
         """Close the widget; a run under way on the worker thread stops."""
         self._changes.close()
@@ -465,6 +570,7 @@ class Explorer(W.VBox):
             curves=curves,
         )
         self._render(res, krs)
+        self._show_pinned(res)
         res.render_seconds = time.perf_counter() - t1
         res.frames = state.frames
         res.first_seconds = state.first or res.seconds + res.render_seconds
@@ -585,7 +691,9 @@ class Explorer(W.VBox):
         See :class:`_Summaries`; ``horizon``: the runs' horizon while they are still coming.
         """
         last = self.last_result.curves if self.last_result is not None else None
-        return self._summaries(runs, baseline, off, last, horizon)
+        curves, krs = self._summaries(runs, baseline, off, last, horizon)
+        curves.pinned = self.pinned.arm if self.pinned is not None else None
+        return curves, krs
 
     def _frame(
         self, runs: list | None, baseline: list | None, horizon: int, p=None, now: bool = False
@@ -640,8 +748,9 @@ class Explorer(W.VBox):
         """The data behind the figures of the last update, as tidy frames by figure.
 
         The frames are ``"leading"`` (day, metric, arm, value, lo, hi), ``"retention"`` (week, kind,
-        arm, value, lo, hi) and ``"market_share"`` (day, metric, arm, value, lo, hi); ``arm`` is
-        ``"plan"`` or ``"baseline"``. A read-only mapping whose frames are built on first read.
+        arm, value, lo, hi), ``"market_share"`` (day, metric, arm, value, lo, hi) and ``"money"``
+        (the same, for :func:`money_metrics`); ``arm`` is ``"plan"`` or ``"baseline"``, and
+        ``"pinned"`` for the pinned plan in ``"money"``. A read-only mapping whose frames are built on first read.
         """
         return self.last_result.figure_data if self.last_result else {}
 
@@ -863,6 +972,7 @@ class _Display:
             "leading": LeadingChart(),
             "retention": RetentionChart(),
             "market_share": ShareChart(),
+            "money": MoneyChart(),
         }
         self.images = {
             name: W.Image(
@@ -877,11 +987,27 @@ class _Display:
         self.status.add_class("simkit-status")
         self.kr_html = W.HTML()
         self.kr_html.add_class("simkit-krs")
+        self.pin_button = W.Button(
+            description="pin this plan",
+            icon="thumb-tack",
+            tooltip="keep this plan's curves (dashed) and money to compare the next plans with",
+            layout=W.Layout(width="150px"),
+        )
+        self.pin_button.add_class("simkit-pin")
+        self.unpin_button = W.Button(
+            description="unpin", disabled=True, layout=W.Layout(width="80px")
+        )
+        self.unpin_button.add_class("simkit-unpin")
+        self.pin_html = W.HTML()
+        self.pin_html.add_class("simkit-pinned")
         self.widget = W.VBox(
             [
                 self.status,
                 self.images["leading"],
                 W.HBox([self.images["retention"], self.images["market_share"]]),
+                self.images["money"],
+                W.HBox([self.pin_button, self.unpin_button]),
+                self.pin_html,
                 self.kr_html,
             ],
             layout=W.Layout(flex="1 1 auto", min_width="0"),
@@ -1245,24 +1371,29 @@ class _Arm:
     """One arm's curves.
 
     ``leading`` (value, lo, hi), each days x leading metrics; ``share`` (value, lo, hi) by
-    day; ``retention[kind]`` (week, value, lo, hi).
+    day; ``money`` (value, lo, hi), each days x money metrics; ``retention[kind]`` (week,
+    value, lo, hi).
     """
 
     runs: tuple
     leading: tuple
     share: tuple
     retention: dict
+    money: tuple = ()
 
 
-def _summarise_arm(results: list[RunResult], leading: list[str], share: str) -> _Arm:
-    cols = [*leading, share]
+def _summarise_arm(
+    results: list[RunResult], leading: list[str], share: str, money: list[str] = ()
+) -> _Arm:
+    cols = [*leading, share, *money]
     stack = np.stack(
         [np.column_stack([r.metrics[c].to_numpy(dtype=float) for c in cols]) for r in results]
     )
-    daily = [j for j, m in enumerate(leading) if an.is_daily(m)]
+    daily = [j for j, m in enumerate(cols) if an.is_daily(m)]
     if daily:
         stack[:, :, daily] = _rolling_mean(stack[:, :, daily], SMOOTH_DAYS)
     mean, lo, hi = _spread(stack)
+    nl, k = len(leading), len(leading) + 1
     retention = {}
     for kind in ("retention", "survival"):
         c = an.average_curve(results, kind, min_cohorts=3)
@@ -1270,9 +1401,10 @@ def _summarise_arm(results: list[RunResult], leading: list[str], share: str) -> 
         retention[kind] = tuple(c[k].to_numpy() for k in ("week", "value", "lo", "hi"))
     return _Arm(
         runs=tuple(results),
-        leading=(mean[:, :-1], lo[:, :-1], hi[:, :-1]),
-        share=(mean[:, -1], lo[:, -1], hi[:, -1]),
+        leading=(mean[:, :nl], lo[:, :nl], hi[:, :nl]),
+        share=(mean[:, nl], lo[:, nl], hi[:, nl]),
         retention=retention,
+        money=(mean[:, k:], lo[:, k:], hi[:, k:]),
     )
 
 
@@ -1283,8 +1415,9 @@ class _Curves:
     That is the days, the leading metrics, the share metric (``market_share``, or
     ``customers`` for a lone product), the arms (``"plan"`` and, with outputs of ours,
     ``"baseline"``), the number of runs, the launches shipped within the horizon as (output,
-    day, ours) and the days simulated so far (the plan's curves are NaN from there on while a
-    run is drawn as it goes).
+    day, ours), the days simulated so far (the plan's curves are NaN from there on while a
+    run is drawn as it goes), the money metrics (:func:`money_metrics`) and the pinned
+    plan's arm (:meth:`Explorer.pin`), if any.
     """
 
     days: np.ndarray
@@ -1294,6 +1427,8 @@ class _Curves:
     runs: int
     launches: list[tuple[int, int, bool]]
     simulated: int = 0
+    money: list[str] = field(default_factory=list)
+    pinned: _Arm | None = None
 
     @property
     def partial(self) -> bool:
@@ -1313,6 +1448,7 @@ def _padded(arm: _Arm, days: int) -> _Arm:
         leading=tuple(pad(a) for a in arm.leading),
         share=tuple(pad(a) for a in arm.share),
         retention=arm.retention,
+        money=tuple(pad(a) for a in arm.money),
     )
 
 
@@ -1332,9 +1468,10 @@ def _curves(
     cols = runs[0].metrics.columns
     leading = leading_metrics(sc, cols)
     share = "market_share" if len(sc.products) > 1 else "customers"
+    money = money_metrics(sc)
     simulated = len(runs[0].metrics)
     horizon = simulated if horizon is None else horizon
-    arms = {"plan": _summarise_arm(runs, leading, share)}
+    arms = {"plan": _summarise_arm(runs, leading, share, money)}
     if simulated < horizon:
         arms["plan"] = _padded(arms["plan"], horizon)
     if baseline is not None:
@@ -1343,7 +1480,7 @@ def _curves(
             and len(reuse.runs) == len(baseline)
             and all(a is b for a, b in zip(reuse.runs, baseline, strict=False))
         )
-        arms["baseline"] = reuse if same else _summarise_arm(baseline, leading, share)
+        arms["baseline"] = reuse if same else _summarise_arm(baseline, leading, share, money)
     days = np.arange(horizon)
     ours = sc.our_product.name
     skip = set(without)
@@ -1352,7 +1489,7 @@ def _curves(
         day = sc.output_day(o)
         if i not in skip and day <= days[-1]:
             launches.append((i, int(day), o.product == ours))
-    return _Curves(days, leading, share, arms, len(runs), launches, simulated)
+    return _Curves(days, leading, share, arms, len(runs), launches, simulated, money)
 
 
 def _frames(c: _Curves) -> dict[str, pd.DataFrame]:
@@ -1396,6 +1533,20 @@ def _frames(c: _Curves) -> dict[str, pd.DataFrame]:
             "hi": stack(a.share[2] for a in arms),
         }
     )
+    money = dict(c.arms)
+    if c.pinned is not None:
+        money["pinned"] = c.pinned
+    nk, nmoney = len(money), len(c.money)
+    out["money"] = pd.DataFrame(
+        {
+            "day": np.tile(c.days, nmoney * nk),
+            "metric": np.tile(np.repeat(np.array(c.money, dtype=object), nd), nk),
+            "arm": np.repeat(np.array(list(money), dtype=object), nmoney * nd),
+            "value": stack(a.money[0].T for a in money.values()),
+            "lo": stack(a.money[1].T for a in money.values()),
+            "hi": stack(a.money[2].T for a in money.values()),
+        }
+    )
     return out
 
 
@@ -1405,7 +1556,7 @@ class _FigureData(Mapping):
     The figures are drawn from the arrays, not from these frames.
     """
 
-    _names = ("leading", "retention", "market_share")
+    _names = ("leading", "retention", "market_share", "money")
 
     def __init__(self, curves: _Curves):
         self._curves = curves
@@ -1434,6 +1585,17 @@ class _FigureData(Mapping):
 def figure_data(runs: list[RunResult], baseline: list[RunResult] | None = None) -> dict:
     """Tidy frames behind the explorer's figures (see :attr:`Explorer.figure_data`)."""
     return _frames(_curves(runs, baseline))
+
+
+def money_metrics(sc: Scenario) -> list[str]:
+    """Return the money the explorer draws: revenue, MRR (with a paid plan) and cumulative profit.
+
+    MRR is drawn when a product has a plan from day 0 or an output launches one.
+    """
+    plans = any(p.subscription is not None for p in sc.products) or any(
+        o.kind == "subscription" for o in sc.outputs
+    )
+    return ["revenue", *(["mrr"] if plans else []), "cumulative_profit"]
 
 
 def leading_metrics(sc: Scenario, columns) -> list[str]:
@@ -1623,7 +1785,7 @@ class _Chart:
                 self.axis_draws += 1
             self.static = px.copy()
             self.layer = None
-        layer_key = (tuple(c.launches), c.arms.get("baseline"))
+        layer_key = (tuple(c.launches), c.arms.get("baseline"), c.pinned)
         if self.layer is not None and _same(layer_key, self.layer_key):
             px[...] = self.layer
             self.blits += 1
@@ -1713,6 +1875,11 @@ class _Chart:
             )
             self.bands[key] = self.animate(fill, fixed=baseline)
 
+    def add_pinned(self, ax, key) -> None:
+        """Add the pinned plan's line ``key`` to ``ax`` (dashed, drawn with the baseline)."""
+        (line,) = ax.plot([], [], color=PINNED_COLOR, ls=(0, (4, 2)), lw=1.5, zorder=2)
+        self.lines[key] = self.animate(line, fixed=True)
+
     def set_curve(self, key, x, y, lo=None, hi=None) -> list:
         """Set the data of line ``key`` and its band.
 
@@ -1767,11 +1934,12 @@ class _Chart:
 
 
 def _same(a: tuple, b: tuple | None) -> bool:
-    """Return whether two layer keys (launches, baseline summary) are the same.
+    """Return whether two layer keys (launches, baseline summary, pinned plan) are the same.
 
-    They are when the launches are equal and the baseline is the very same object.
+    They are when the launches are equal and the baseline and the pinned plan are the very
+    same objects.
     """
-    return b is not None and a[0] == b[0] and a[1] is b[1]
+    return b is not None and a[0] == b[0] and a[1] is b[1] and a[2] is b[2]
 
 
 def _panels(leading: list[str]) -> list[tuple[str, list[str]]]:
@@ -1939,7 +2107,7 @@ class ShareChart(_Chart):
     """
 
     def layout_key(self, c):
-        return (c.share, tuple(c.arms), len(c.days), c.runs > 1)
+        return (c.share, tuple(c.arms), len(c.days), c.runs > 1, c.pinned is not None)
 
     def build(self, res):
         c = res.curves
@@ -1963,6 +2131,9 @@ class ShareChart(_Chart):
         handles = [_handle(color, "-", "this plan")]
         if "baseline" in c.arms:
             handles.append(_handle(BASELINE_COLOR, "--", "baseline"))
+        if c.pinned is not None:
+            handles.append(_handle(PINNED_COLOR, (0, (4, 2)), "pinned plan"))
+            self.add_pinned(ax, "pinned")
         ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
         self.readout = self.animate(
             ax.text(
@@ -1988,6 +2159,8 @@ class ShareChart(_Chart):
         for name, arm in c.arms.items():
             value, lo, hi = (a * scale for a in arm.share)
             ys += self.set_curve(name, c.days, value, lo, hi)
+        if c.pinned is not None:
+            ys += self.set_curve("pinned", c.days, c.pinned.share[0] * scale)
         self.set_marks(self.ax, c)
         self.fit(self.ax, ys, (c.days[0], c.days[-1]))
         day = c.simulated - 1  # the last day simulated
@@ -2002,6 +2175,171 @@ class ShareChart(_Chart):
                 else f" ({'+' if diff >= 0 else ''}{plots.human_number(diff)} vs baseline)"
             )
         self.readout.set_text(text)
+
+
+MONEY_TITLES = {
+    "revenue": "revenue per day (7-day mean)",
+    "mrr": "MRR",
+    "cumulative_profit": "cumulative profit after one-off costs",
+}
+
+
+class MoneyChart(_Chart):
+    """Money, plan against baseline (and the pinned plan): revenue, MRR, cumulative profit.
+
+    Cumulative profit is summed from day 0 and counts one-off costs (a purchase price) on
+    the day they are paid (:func:`_money_html` says the last day's against the baseline and
+    the pinned plan, below the figure).
+    """
+
+    size = (8.6, 2.3)
+    margins = dict(left=0.07, right=0.985, bottom=0.14, top=0.68, wspace=0.28)
+
+    def layout_key(self, c):
+        return (tuple(c.money), tuple(c.arms), len(c.days), c.runs > 1, c.pinned is not None)
+
+    def build(self, res):
+        c = res.curves
+        sc = res.scenario
+        cur = sc.market.currency
+        axes = np.atleast_1d(self.fig.subplots(1, len(c.money), sharex=True))
+        self.axes = dict(zip(c.money, axes, strict=True))
+        bands = c.runs > 1
+        for m, ax in self.axes.items():
+            ax.set_xlim(c.days[0], c.days[-1])
+            ax.set_autoscale_on(False)
+            ax.set_title(MONEY_TITLES.get(m, plots.metric_label(m)), fontsize=9)
+            ax.yaxis.set_major_formatter(plots.human_formatter(cur))
+            ax.tick_params(labelsize=7.5)
+            ax.grid(alpha=0.25, lw=0.5)
+            plots.days_axis(ax, sc.start_date, label=False)
+            self.add_marks(ax, sc)
+            for arm in c.arms:
+                self.add_curve(ax, (m, arm), plots.metric_color(m), arm == "baseline", bands)
+            if c.pinned is not None:
+                self.add_pinned(ax, (m, "pinned"))
+        handles = [_handle(plots.TRAILING_COLOR, "-", "this plan")]
+        if "baseline" in c.arms:
+            handles.append(_handle(BASELINE_COLOR, "--", "baseline"))
+        if c.pinned is not None:
+            handles.append(_handle(PINNED_COLOR, (0, (4, 2)), "pinned plan"))
+        if bands:
+            handles.append(_patch(plots.TRAILING_COLOR, f"middle 95% of {c.runs} runs"))
+        self.fig.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.9),
+            ncol=len(handles),
+            fontsize=8,
+            frameon=False,
+        )
+        self.fig.suptitle(
+            f"Money ({cur}): what the plan earns, one-off costs included",
+            fontsize=10,
+            x=0.01,
+            y=0.995,
+            ha="left",
+        )
+
+    def update(self, res):
+        c = res.curves
+        for j, m in enumerate(c.money):
+            ax = self.axes[m]
+            ys = []
+            for name, arm in c.arms.items():
+                value, lo, hi = (a[:, j] for a in arm.money)
+                ys += self.set_curve((m, name), c.days, value, lo, hi)
+            if c.pinned is not None:
+                ys += self.set_curve((m, "pinned"), c.days, c.pinned.money[0][:, j])
+            self.set_marks(ax, c)
+            self.fit(ax, ys, (c.days[0], c.days[-1]))
+
+
+def pin_table(pinned: list[RunResult], runs: list[RunResult], money: list[str], paired: bool):
+    """Return the money measures of a pinned plan against another, at the horizon.
+
+    Parameters
+    ----------
+    pinned, runs : list of RunResult
+        The pinned plan's runs and the plan shown.
+    money : list of str
+        The money metrics drawn (MRR is compared only when drawn).
+    paired : bool
+        The two ran on the same seeds (run i against run i); else the difference is that
+        of the means, without an interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per measure (cumulative profit, NPV, cumulative revenue, MRR):
+        ``measure, label, pinned, pinned_lo, pinned_hi, plan, plan_lo, plan_hi, diff,
+        diff_lo, diff_hi``: the means over runs on the last day with their 95%
+        t-intervals (NaN with one run) and ``diff`` = plan - pinned with its paired
+        t-interval when ``paired``, as :func:`simkit.compare` computes them.
+    """
+    measures = ["cumulative_profit", "npv", "cumulative_revenue", *(m for m in money if m == "mrr")]
+
+    def last(results):  # runs x measures, the last day
+        return np.array([[float(r.metrics[m].iat[-1]) for m in measures] for r in results])
+
+    a, b = last(pinned), last(runs)
+    rows = []
+    for j, m in enumerate(measures):
+        p, q = t_interval(a[:, j]), t_interval(b[:, j])
+        d = t_interval(b[:, j] - a[:, j]) if paired else (q[0] - p[0], np.nan, np.nan)
+        rows.append((m, MEASURES[m][0], *p, *q, *d))
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "measure",
+            "label",
+            *("pinned", "pinned_lo", "pinned_hi"),
+            *("plan", "plan_lo", "plan_hi"),
+            *("diff", "diff_lo", "diff_hi"),
+        ],
+    )
+
+
+def _money_html(c: _Curves, currency: str) -> str:
+    """Return the last day's cumulative profit, against the baseline and the pinned plan."""
+    j, day = c.money.index("cumulative_profit"), c.simulated - 1
+    last = c.arms["plan"].money[0][day, j]
+    parts = [f"<b>{html.escape(format_value(last, 'money', currency))}</b>"]
+    for name, arm in (("baseline", c.arms.get("baseline")), ("pinned plan", c.pinned)):
+        if arm is not None:
+            diff = format_value(last - arm.money[0][day, j], "money", currency, sign=True)
+            parts.append(f"{html.escape(diff)} vs {name}")
+    return (
+        "<div class='simkit-money'>Cumulative profit after one-off costs on the last day: "
+        f"{', '.join(parts)}</div>"
+    )
+
+
+def _pin_html(table: pd.DataFrame, currency: str, paired: bool) -> str:
+    """Return the pinned plan's table as HTML."""
+
+    def cell(r, k, sign=False):
+        return html.escape(
+            format_interval(r[k], r[f"{k}_lo"], r[f"{k}_hi"], "money", currency, sign)
+        )
+
+    rows = "".join(
+        f"<tr data-measure='{r['measure']}'><td>{html.escape(r['label'])}</td>"
+        f"<td>{cell(r, 'pinned')}</td><td>{cell(r, 'plan')}</td>"
+        f"<td class='simkit-diff'>{cell(r, 'diff', True)}</td></tr>"
+        for r in table.to_dict("records")
+    )
+    note = (
+        "paired: run i of both plans has the same seed"
+        if paired
+        else "other seed, runs or users than the pinned plan: not paired, no interval"
+    )
+    return (
+        "<div class='simkit-krs-title'>Pinned plan vs this plan, at the horizon "
+        f"<span class='simkit-note'>(95% intervals; {note})</span></div>"
+        "<table class='simkit-kr-table'><tr><th>measure</th><th>pinned plan</th>"
+        f"<th>this plan</th><th>this − pinned</th></tr>{rows}</table>"
+    )
 
 
 def _feature_color(sc: Scenario, metric: str) -> str:

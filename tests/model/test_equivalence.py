@@ -111,7 +111,7 @@ def test_holm_procedure_detects_a_shift_and_not_noise():
 
 @pytest.mark.parametrize("name", sorted(bundled_scenarios()))
 def test_engines_agree_pathwise_with_the_same_seed(name):
-    kw = settings(name) | {"users": 400, "warmup_days": 30}
+    kw = settings(name) | {"users": 400, "warmup_days": 30, "journeys": 10}
     sc = simkit.load_scenario(name)
     kw["days"] = min(kw.get("days", sc.days), sc.days)
     a = simkit.run(name, seed=7, engine="compiled", **kw)

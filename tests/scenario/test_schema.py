@@ -662,6 +662,9 @@ YAML_BITS = [
     "1e400",
     "yes",
     "? ",
+    "1:30",
+    "9_0",
+    "0x3C",
 ]
 
 
@@ -1374,7 +1377,86 @@ def m_acquire_ours(data, draw):
     return f"outputs[{i}].target"
 
 
+BAD_NAME_BITS = [
+    "/",
+    "\\",
+    "\x00",
+    "\n",
+    "\r",
+    "\t",
+    ":",
+    "*",
+    "?",
+    "\u2028",
+    "\x7f",
+    "<",
+    "|",
+    '"',
+]
+
+
+def m_bad_name(data, draw):
+    """A name with a path separator, a control character, a colon, or too many characters."""
+    spots = [(("name",), False)]
+    spots += [(("segments", i, "name"), False) for i in range(len(data["segments"]))]
+    spots += [(("products", i, "name"), False) for i in range(len(data["products"]))]
+    for i, o in enumerate(data.get("outputs", [])):
+        if o["kind"] == "feature":
+            spots.append((("outputs", i, "feature"), True))
+        if o.get("id"):
+            spots.append((("outputs", i, "id"), True))
+    keys, ident = draw(st.sampled_from(spots))
+    good = str(_get(data, keys))
+    how = draw(st.sampled_from(["char", "long", "lead", "path"]))
+    if how == "char":
+        bits = BAD_NAME_BITS + ([" ", "."] if ident else [])
+        at = draw(st.integers(0, len(good)))
+        value = good[:at] + draw(st.sampled_from(bits)) + good[at:]
+    elif how == "long":
+        value = good + "x" * draw(st.sampled_from([65, 200, 10_000, 1_000_000]))
+    elif how == "lead":
+        value = draw(st.sampled_from([" ", "-", ".", "..", "../"])) + good
+    else:
+        value = draw(st.sampled_from(["/srv/elsewhere/absolute", "../../up", "C:\\x", "~/x"]))
+    _set(data, keys, value)
+    return _path(keys)
+
+
+def m_long_text(data, draw):
+    """A description, label or objective name too long, or with a control character."""
+    spots = [(("description",), 1000)]
+    for i in range(len(data.get("outputs", []))):
+        spots.append((("outputs", i, "label"), 200))
+    for i, _ in enumerate(data.get("okrs", [])):
+        spots.append((("okrs", i, "name"), 200))
+    keys, limit = draw(st.sampled_from(spots))
+    if draw(st.booleans()):
+        value = "y" * draw(st.sampled_from([limit + 1, 10 * limit, 1_000_000]))
+    else:
+        value = "ok " + draw(st.sampled_from(["\x00", "\x07", "\x1b[31m", "\x7f"])) + " text"
+    _set(data, keys, value)
+    return _path(keys)
+
+
+YAML11_NUMBERS = ["1:30", "9_0", "0x3C", "1_000.5", "0o17", "0b101", "190:20:30.15", "-0x1"]
+
+
+def m_yaml11_number(data, draw):
+    """A number written as YAML 1.1 reads it (read as text by YAML 1.2)."""
+    spots = []
+    for what, keys, value, _cls, field in _walk(data, Scenario):
+        if what == "field" and _kind(field)[0] in ("int", "float", "param", "day"):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                spots.append(keys)
+    keys = draw(st.sampled_from(spots))
+    _set(data, keys, draw(st.sampled_from(YAML11_NUMBERS)))
+    return _path(keys)
+
+
 MUTATIONS = {
+    "bad_name": (m_bad_name, lambda d: True),
+    "long_text": (m_long_text, lambda d: True),
+    "yaml11_number": (m_yaml11_number, lambda d: True),
     "delete_required": (m_delete_required, lambda d: True),
     "unknown_key": (m_unknown_key, lambda d: True),
     "wrong_type": (m_wrong_type, lambda d: True),
@@ -1444,6 +1526,31 @@ def test_mutated_scenarios_are_rejected(case):
             assert err.path == expected, f"{mutation}: expected path {expected!r}: {err}"
         return
     pytest.fail(f"{mutation} on {base_name} was silently accepted: {data!r}")
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(base=st.sampled_from(sorted(BASES)), data=st.data())
+def test_yaml11_numbers_in_a_file_are_refused_at_their_path(tmp_path, base, data):
+    """Any number of a scenario file written as 1:30, 9_0, 0x3C, ... : text under YAML 1.2."""
+    scenario = copy.deepcopy(BASES[base])
+    path = m_yaml11_number(scenario, data.draw)
+    form = _get(scenario, _keys_of(path))
+    _set(scenario, _keys_of(path), "@NUMBER@")
+    text = yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True)
+    f = tmp_path / "plan.yaml"
+    f.write_text(text.replace("'@NUMBER@'", form), encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(f)
+    assert info.value.path == path, str(info.value)
+    assert f"'{form}'" in info.value.message and "YAML 1.2" in info.value.message, str(info.value)
+
+
+def _keys_of(path: str):
+    return [int(k) if k.isdigit() else k for k in re.findall(r"[^.\[\]]+", path)]
 
 
 def test_every_mutation_was_exercised():

@@ -9,12 +9,13 @@ Debian's ``chromium`` package (``make test`` installs it with apt when it is mis
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -41,24 +42,49 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def _app_voila_options() -> list[str]:
+    """The Voila options of `make app` (Makefile's APP_VOILA): the test serves the same app."""
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    m = re.search(r"^APP_VOILA\s*:=\s*((?:.*\\\n)*.*)$", text, re.M)
+    assert m, "Makefile has no APP_VOILA"
+    return m.group(1).replace("\\\n", " ").split()
+
+
+APP_VOILA = _app_voila_options()
+TIMINGS: dict[str, float] = {}
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+def _wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    """Wait until Voila listens on ``port`` (without asking for the page: that would use up
+    the pre-heated kernel meant for the browser)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"voila exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback only
-                if r.status == 200:
-                    return
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
         except OSError:
             time.sleep(0.3)
-    raise RuntimeError(f"voila did not answer on {url}:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"voila did not listen on port {port}:\n{log.read_text()[-3000:]}")
+
+
+def _wait_pool_filled(log: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    """Wait until Voila has a kernel executed ahead of the next visitor (pre-heated)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "is filled with" in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"voila exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    raise RuntimeError(f"no pre-heated kernel after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +110,14 @@ def voila(tmp_path_factory):
         "--Voila.ip=127.0.0.1",
         "--Voila.port_retries=0",
         "--show_tracebacks=True",
+        *APP_VOILA,
     ]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_http(url, proc, log)
+        _wait_listening(port, proc, log)
+        _wait_pool_filled(log, proc)
         yield url
     finally:
         proc.terminate()
@@ -115,7 +143,10 @@ def page(voila, tmp_path_factory):
         try:
             page = context.new_page()
             page.set_default_timeout(120_000)
+            start = time.perf_counter()
             page.goto(voila)
+            page.wait_for_selector(".simkit-status .simkit-done")
+            TIMINGS["first page usable (s)"] = time.perf_counter() - start
             yield page
         finally:
             context.close()
@@ -199,17 +230,33 @@ def _drag(page, css: str, to: float) -> None:
     page.mouse.up()
 
 
+def test_the_time_to_a_usable_page_is_measured(page):
+    """The first visitor's page (served from the pre-heated kernel) until it is usable:
+    figures drawn, status done. Kept in test-artifacts/browser/timings.json with the
+    scenario switch's time. The issue's targets (5 s, 1 s) are not met yet: on a loaded
+    2-CPU machine both pages took 10-14 s, most of it in the browser (the pre-heated
+    HTML itself comes back in ~0.1 s); this bound only catches a regression."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    seconds = TIMINGS["first page usable (s)"]
+    (ARTIFACTS / "timings.json").write_text(json.dumps(TIMINGS, indent=1))
+    assert seconds < 60, f"the first page took {seconds:.1f} s to be usable"
+
+
 def test_a_long_run_is_drawn_as_it_goes(page):
     """bass_diffusion at its own size (20,000 users, ten years: ~3 s a run): after a slider
     moves, the page shows the figures of the days simulated so far while the status line
     still says how far the run has got, then the finished ones."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     page.select_option(".simkit-scenario-choice select", "bass_diffusion")
     page.wait_for_function(
         "() => document.querySelector('.simkit-explorer') &&"
         " document.querySelector('.simkit-explorer').innerText.includes('Bass')"
         " && document.querySelector('.simkit-status .simkit-done')"
     )
+    # measured and kept with the screenshots (the issue's target, 1 s, is not met yet)
+    TIMINGS["scenario switch redrawn (s)"] = time.perf_counter() - start
+    (ARTIFACTS / "timings.json").write_text(json.dumps(TIMINGS, indent=1))
     before = _status(page)
     page.select_option(".simkit-c-users select", "20,000")
     page.wait_for_function(

@@ -1,5 +1,5 @@
 """The explorer widget without a browser: controls, re-runs, figures' data, the KR table,
-the baseline; and the scenario's controls section."""
+the baseline, the money panel and a pinned plan; and the scenario's controls section."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import simkit
 from simkit.analysis import indicators as an
+from simkit.analysis.plans import format_value
 from simkit.scenario.schema import bundled_scenarios, parse_scenario, read_scenario_data
 from simkit.widgets import explorer as widgets
 
@@ -29,7 +31,11 @@ def ride():
 
 @pytest.fixture(scope="module")
 def explorer(ride):
-    return widgets.explore(ride, users=USERS, days=DAYS, seed=3)
+    ex = widgets.explore(ride, users=USERS, days=DAYS, seed=3)
+    # no frames of a run in progress, however long a run takes on a busy machine: the
+    # tests count draws (test_a_long_run_is_drawn_as_it_goes tests the frames)
+    ex.FIRST_FRAME_SECONDS = 1e9
+    return ex
 
 
 def _plan(df: pd.DataFrame, metric: str | None = None, arm: str = "plan") -> np.ndarray:
@@ -436,10 +442,12 @@ def test_layers_are_reused_and_redrawn_when_needed(explorer):
         assert (c.full_draws, c.axis_draws, c.layer_draws) == (full, axis, layer), n
         assert c.blits == blits + 1, n
     assert explorer.png("leading") == png
-    # a small move of our slider (the feature's visit uplift: visits change at once) -- new
-    # curves on the same layers, a different picture
+    # a small move of our slider down (the feature's visit uplift: visits change at once;
+    # lower curves stay inside the limits) -- new curves on the same layers, a different
+    # picture
     w = explorer.controls["outputs[0].frequency_uplift"]
-    explorer.set({"outputs[0].frequency_uplift": w.value + 2 * w.step})
+    assert w.value - 2 * w.step >= w.min
+    explorer.set({"outputs[0].frequency_uplift": w.value - 2 * w.step})
     lead = charts["leading"]
     assert lead.full_draws == count["leading"][0] and lead.layer_draws == count["leading"][2]
     assert lead.axis_draws == count["leading"][1]  # the curves still fit the limits
@@ -487,7 +495,7 @@ def test_figure_data_is_built_when_read(explorer):
     res = explorer.last_result
     assert res.figure_data._built is None or isinstance(res.figure_data._built, dict)
     frames = dict(res.figure_data)
-    assert list(frames) == ["leading", "retention", "market_share"]
+    assert list(frames) == ["leading", "retention", "market_share", "money"]
     assert list(frames["leading"].columns) == ["day", "metric", "arm", "value", "lo", "hi"]
     assert list(frames["retention"].columns) == ["week", "kind", "arm", "value", "lo", "hi"]
     direct = widgets.figure_data(res.runs, res.baseline)
@@ -508,3 +516,93 @@ def test_import_simkit_does_not_load_the_widgets():
         "else:\n    raise SystemExit('no AttributeError')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+
+
+# --- money and a pinned plan ----------------------------------------------------------------
+
+
+def _money(res, metric: str, arm: str = "plan") -> np.ndarray:
+    return _plan(res.figure_data["money"], metric, arm)
+
+
+def test_the_money_panel_draws_revenue_and_cumulative_profit_of_the_runs(explorer, ride):
+    assert widgets.money_metrics(ride) == ["revenue", "cumulative_profit"]  # no paid plan
+    market = simkit.load_scenario("marketplace_subscription")
+    assert widgets.money_metrics(market) == ["revenue", "mrr", "cumulative_profit"]
+    res = explorer.set(runs=2)
+    try:
+        for arm, runs in (("plan", res.runs), ("baseline", res.baseline)):
+            profit = np.mean([r.metrics["cumulative_profit"].to_numpy() for r in runs], axis=0)
+            np.testing.assert_allclose(_money(res, "cumulative_profit", arm), profit)
+            revenue = np.mean([an.smooth_metrics(r.metrics)["revenue"] for r in runs], axis=0)
+            np.testing.assert_allclose(_money(res, "revenue", arm), revenue, rtol=1e-9)
+        # the line under the figure: the last day's cumulative profit against the baseline
+        last = np.mean([r.metrics["cumulative_profit"].iloc[-1] for r in res.runs])
+        base = np.mean([r.metrics["cumulative_profit"].iloc[-1] for r in res.baseline])
+        text = explorer._display.pin_html.value
+        assert format_value(last, "money", "USD") in text
+        assert f"{format_value(last - base, 'money', 'USD', sign=True)} vs baseline" in text
+        assert explorer.png("money").startswith(b"\x89PNG")
+    finally:
+        explorer.set(runs=1)
+
+
+def test_a_pinned_plan_is_compared_side_by_side(explorer, monkeypatch):
+    monkeypatch.setattr(explorer, "FINISH_SECONDS", 1e9)  # no frames while running
+    explorer.reset()
+    first = explorer.set(runs=2)
+    try:
+        pinned = explorer.pin()
+        assert explorer.last_result is first  # pinning draws again, it does not simulate
+        assert not explorer._display.unpin_button.disabled
+        # a small move: the pinned plan and the baseline stay in the fixed layer, only the
+        # plan's curves are drawn (while they fit the limits)
+        money = explorer._charts["money"]
+        layers, blits, axes = money.layer_draws, money.blits, money.axis_draws
+        w = explorer.controls["outputs[0].frequency_uplift"]
+        explorer.set({"outputs[0].frequency_uplift": w.value + w.step})
+        assert money.axis_draws == axes  # the curves still fit (a small move)
+        assert (money.layer_draws, money.blits) == (layers, blits + 1)
+        res = explorer.set({"outputs[0].frequency_uplift": 1.0, "outputs[0].appeal": 2.0})
+        # the pinned curves, dashed, in the money and share figures
+        np.testing.assert_allclose(
+            _money(res, "cumulative_profit", "pinned"),
+            np.mean([r.metrics["cumulative_profit"] for r in pinned.runs], axis=0),
+        )
+        for name, key in (("money", ("cumulative_profit", "pinned")), ("market_share", "pinned")):
+            line = explorer._charts[name].lines[key]
+            assert line.get_visible() and line.get_linestyle() == "--"
+            assert line.get_color() == widgets.PINNED_COLOR
+        # the table: levels and the paired difference, as scipy computes them
+        table = explorer.pin_table.set_index("measure")
+        for m in ("cumulative_profit", "npv", "cumulative_revenue"):
+            a = np.array([r.metrics[m].iloc[-1] for r in pinned.runs])
+            b = np.array([r.metrics[m].iloc[-1] for r in res.runs])
+            row = table.loc[m]
+            lo, hi = stats.t.interval(0.95, 1, loc=a.mean(), scale=stats.sem(a))
+            np.testing.assert_allclose(
+                [row["pinned"], row["pinned_lo"], row["pinned_hi"]], [a.mean(), lo, hi]
+            )
+            assert row["plan"] == pytest.approx(b.mean())
+            ci = stats.ttest_rel(b, a).confidence_interval(0.95)
+            np.testing.assert_allclose(
+                [row["diff"], row["diff_lo"], row["diff_hi"]], [(b - a).mean(), ci.low, ci.high]
+            )
+        assert "paired" in explorer._display.pin_html.value
+        # other seeds: not paired, the difference of the means without an interval
+        other = explorer.set(seed=4)
+        table = explorer.pin_table.set_index("measure")
+        b = np.array([r.metrics["npv"].iloc[-1] for r in other.runs])
+        a = np.array([r.metrics["npv"].iloc[-1] for r in pinned.runs])
+        assert table.loc["npv", "diff"] == pytest.approx(b.mean() - a.mean())
+        assert np.isnan(table.loc["npv", "diff_lo"])
+        assert "not paired" in explorer._display.pin_html.value
+        explorer._display.unpin_button.click()
+        assert explorer.pinned is None and explorer.pin_table is None
+        assert "pinned" not in set(explorer.figure_data["money"]["arm"])
+        explorer._display.pin_button.click()
+        assert explorer.pinned is not None and explorer.pin_table is not None
+    finally:
+        explorer.unpin()
+        explorer.set(runs=1, seed=3)
+        explorer.reset()
