@@ -1323,6 +1323,8 @@ def plot_observed(result: RunResult, metric: str, ax=None, true: bool = True, z:
     ax.set_title(f"{metric_label(metric)}: what the team sees", fontsize=9)
     ax.legend(fontsize=6.5, frameon=False, loc="best")
     return ax
+
+
 # --- plans compared on money -------------------------------------------------------------
 
 PLAN_COLORS = ["#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#e6ab02", "#17becf"]
