@@ -194,6 +194,11 @@ def _add_okr_parser(sub) -> None:
         help="search this parameter for every key result (default: their levers)",
     )
     o.add_argument("--no-what-it-takes", action="store_true", help="skip the lever search")
+    o.add_argument(
+        "--true-metrics",
+        action="store_true",
+        help="judge and warn on the true metrics, not on what the team observes",
+    )
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -222,6 +227,7 @@ def cmd_okr(args) -> int:
         progress=not args.no_progress,
         what_it_takes=False if args.no_what_it_takes else WhatItTakesOptions(lever=lever),
         sensitivity=None if args.sensitivity == "none" else args.sensitivity,
+        observed=not args.true_metrics,
     )
     print(result.format())
     if args.out is not None:

@@ -1207,6 +1207,124 @@ def _dashboard_header(fig, comparison, ttd: pd.DataFrame) -> None:
     )
 
 
+# --- what a team sees -------------------------------------------------------------------------
+
+
+def plot_observed(result: RunResult, metric: str, ax=None, true: bool = True, z: float = 1.96):
+    """Draw a metric as a dashboard shows it, over its true daily curve.
+
+    The reports of ``RunResult.observed``: a period's total as a bar over the period (per
+    day, so that it sits on the daily curve), a period's mean as a segment over it, a
+    last-day value as a point; sampled numbers (surveys, panels) with their 95% interval
+    (``z`` x se); a dotted line runs from each period's end to the day its number is known
+    (a marker there). Daily numbers known on the day are the curve itself.
+
+    Parameters
+    ----------
+    result : RunResult
+    metric : str
+    ax : matplotlib Axes, optional
+    true : bool
+        Draw the true daily curve (grey) under the reports.
+    z : float
+        Half-width of the interval in standard errors.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    from .model.observe import observations
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    m = result.metrics[metric]
+    spec = observations(result.scenario, [metric])[metric]
+    obs = result.observed[result.observed["metric"] == metric]
+    color = metric_color(metric)
+    if true or spec.exact:
+        ax.plot(
+            m.index,
+            m.to_numpy(),
+            color="#9a9a9a" if not spec.exact else color,
+            lw=1.0,
+            label="true (daily)" if not spec.exact else "seen daily = true",
+        )
+    if not spec.exact and len(obs):
+        width = (obs["period_end"] - obs["period_start"] + 1).to_numpy()
+        value = obs["value"].to_numpy(dtype=float)
+        if spec.summary == "sum":
+            height = value / width
+            ax.bar(
+                obs["period_start"],
+                height,
+                width=width,
+                align="edge",
+                color=color,
+                alpha=0.35,
+                edgecolor=color,
+                lw=0.8,
+                label=f"{spec.cadence} report (per day)",
+            )
+            level, at = height, (obs["period_end"] + 1).to_numpy()
+        elif spec.summary == "mean":
+            ax.hlines(
+                value,
+                obs["period_start"],
+                obs["period_end"] + 1,
+                color=color,
+                lw=2.2,
+                label=f"{spec.cadence} report (mean)",
+            )
+            level, at = value, (obs["period_end"] + 1).to_numpy()
+        else:
+            ax.plot(
+                obs["period_end"],
+                value,
+                "o",
+                color=color,
+                ms=5,
+                label=f"{spec.cadence} report (last day)",
+            )
+            level, at = value, obs["period_end"].to_numpy()
+        se = obs["se"].to_numpy(dtype=float)
+        if (se > 0).any():
+            mid = at if spec.summary == "end" else (obs["period_start"] + width / 2).to_numpy()
+            ax.errorbar(
+                mid,
+                value,
+                yerr=z * se,
+                fmt="none",
+                ecolor=color,
+                elinewidth=1.2,
+                capsize=3,
+                label=f"{z:g} se (sample of {spec.sample:,})",
+            )
+        known = obs["known_day"].to_numpy()
+        last = len(m) - 1
+        ax.hlines(level, at, np.minimum(known, last), color=color, lw=0.8, ls=":")
+        inside = known <= last
+        ax.plot(
+            known[inside],
+            level[inside],
+            "v",
+            color=color,
+            ms=4,
+            label=f"known {spec.delay_days} days later" if spec.delay_days else "known",
+        )
+    money = result.scenario.market.currency if metric in MONEY_METRICS else None
+    if metric in ("market_share", "transaction_share") or metric.startswith(
+        ("market_share:", "transaction_share:", "feature_utilization:")
+    ):
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    else:
+        ax.yaxis.set_major_formatter(human_formatter(money))
+    ax.set_xlim(-2, len(m) + 1)
+    days_axis(ax, result.scenario.start_date, last_day=len(m) - 1)
+    ax.set_title(f"{metric_label(metric)}: what the team sees", fontsize=9)
+    ax.legend(fontsize=6.5, frameon=False, loc="best")
+    return ax
+
+
 # --- plans compared on money -------------------------------------------------------------
 
 PLAN_COLORS = ["#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#e6ab02", "#17becf"]
@@ -1313,6 +1431,7 @@ __all__ = [
     "plot_leading_trailing",
     "plot_market_share",
     "plot_money",
+    "plot_observed",
     "plot_plans",
     "plan_colors",
     "plot_retention_curves",

@@ -64,11 +64,13 @@ def test_shape_of_a_teaching_notebook(path):
         assert banned not in everything
 
 
-def _execute(path: Path, users: int | None) -> float:
+def _execute(path: Path, users: int | None, check: str | None = None) -> float:
     nb = nbformat.read(path, as_version=4)
     if users is not None:
         first = next(c for c in nb.cells if c.cell_type == "code")
         first.source = SIZE.sub(f"USERS = {users}", first.source, count=1)
+    if check is not None:  # run after the notebook, in its kernel: an assert fails the test
+        nb.cells.append(nbformat.v4.new_code_cell(check))
     client = NotebookClient(
         nb,
         timeout=600,
@@ -87,9 +89,87 @@ def _kernel_imports_this_checkout(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(dict.fromkeys(paths)))
 
 
+# Claims a notebook's sentences make (its ``said``), recomputed from the tables it shows.
+CHECK_02 = """
+import math
+
+k = know.set_index("metric")
+arrived = k.dropna(subset=["days_to_know"]).sort_values("days_to_know", kind="stable")
+assert said["order"] == list(arrived.index), said["order"]
+assert said["never"] == list(k.index[k["days_to_know"].isna()])
+assert all(k.loc[a, "days_to_know"] <= k.loc[b, "days_to_know"]
+           for a, b in zip(said["order"], said["order"][1:]))
+trailing = arrived[arrived["family"] == "trailing"]
+if said["first_trailing"] is None:
+    assert trailing.empty
+else:
+    m, d = said["first_trailing"]
+    assert m == trailing.index[0] and d == trailing["days_to_know"].min()
+    lead = arrived[(arrived["family"] == "leading") & (arrived["days_to_know"] < d)]
+    assert set(said["leading_before"]) == set(lead.index)
+for m, cost in said["delay_cost"].items():
+    if math.isinf(cost):
+        assert math.isnan(k.loc[m, "days_to_know"]) and not math.isnan(k.loc[m, "true_days_to_detect"])
+    else:
+        assert cost == k.loc[m, "days_to_know"] - k.loc[m, "true_days_to_detect"]
+for metric, (n, first) in said["reports"].items():
+    mine = run.observed[run.observed["metric"] == metric]
+    assert n == len(mine) and first == mine["known_day"].min()
+
+# the reviews: the first at which each kind of number showed a visible gain
+def first_review(view, metrics):
+    for day in reviews_at:
+        for m in metrics:
+            if view == "reported":
+                f = signals.report_differences(cmp, m)
+                f = f[(f["known_day"] <= day) & (f["period_end"] >= launch_day)]
+                if len(f) and f["visible"].iloc[-1] and f["mean_diff"].iloc[-1] > 0:
+                    return day
+            else:
+                d = cmp.differences(smooth=7, test="independent", metrics=[m])
+                d = d[d["day"] == day].iloc[0]
+                if d["detectable"] and d["mean_diff"] > 0:
+                    return day
+    return None
+
+assert said["first_trailing_review"] == first_review("reported", trailing_metrics)
+assert said["first_leading_review"] == first_review("daily", leading_metrics)
+
+# lead-lag: only lags whose whole interval is above 0 are stated as lead times
+assert said["follows"] == [
+    (r.leading, r.trailing, r.lag) for r in lags.itertuples() if r.significant and r.lo > 0
+]
+assert all(lag > 0 for _, _, lag in said["follows"])
+assert sum(said["readings"].values()) == len(lags)
+
+# early warning: who warns first, from the weeks in the table
+for r in st.warning_comparison.itertuples():
+    lw, ow = r.leading_week, r.own_week
+    if r.first == "undefined":
+        continue
+    expected = (
+        "leading" if lw == lw and (ow != ow or lw < ow)
+        else "same week" if lw == lw and lw == ow
+        else "own" if ow == ow
+        else "neither"
+    )
+    assert said["first"][r.kr] == expected, (r.kr, said["first"][r.kr], expected)
+    if lw == lw and ow == ow:
+        assert r.weeks_gained == ow - lw
+    if r.first != "undefined":
+        g = st.early_warning[(st.early_warning["kr"] == r.kr) & ~st.early_warning["own"]]
+        warned = g.dropna(subset=["first_week"])
+        if len(warned):
+            assert lw == warned["first_week"].min() and r.leading == warned.iloc[0]["indicator"]
+print("claims checked:", len(said["text"]), "sentences")
+"""
+CHECKS = {"02_leading_vs_trailing.ipynb": CHECK_02}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_at_a_small_size(path):
-    _execute(path, SMALL_USERS)
+    """Each notebook runs; one that states computed claims has them checked (CHECKS)."""
+    _execute(path, SMALL_USERS, CHECKS.get(path.name))
 
 
 @pytest.mark.slow

@@ -224,3 +224,22 @@ def test_overview_and_dashboard(result, comparison):
     texts = [t.get_text() for t in fig.texts]
     assert "ridehailing_duopoly" in texts
     assert any(t.startswith("Visible against run-to-run noise after") for t in texts)
+
+
+def test_plot_observed_draws_reports_intervals_and_known_days():
+    r = simkit.run("ridehailing_duopoly", seed=2, users=300, days=200, warmup_days=20)
+    fig, axes = plt.subplots(1, 3)
+    plots.plot_observed(r, "nps", ax=axes[0])
+    obs = r.observed[r.observed["metric"] == "nps"]
+    # one point per survey, with its interval (1.96 se) drawn as an error bar
+    (points,) = [ln for ln in axes[0].lines if ln.get_marker() == "o"]
+    assert list(points.get_xdata()) == obs["period_end"].tolist()
+    assert list(points.get_ydata()) == obs["value"].tolist()
+    plots.plot_observed(r, "revenue", ax=axes[1])
+    bars = axes[1].patches
+    rev = r.observed[r.observed["metric"] == "revenue"]
+    assert len(bars) == len(rev)
+    assert bars[0].get_height() == pytest.approx(rev["value"].iloc[0] / 31)  # January, per day
+    plots.plot_observed(r, "dau", ax=axes[2])  # daily on the day: the curve itself
+    assert len(axes[2].lines) == 1
+    plt.close(fig)

@@ -11,8 +11,10 @@ outputs (:func:`simkit.analysis.compare`), then writes to one directory:
   table, the time-to-detect and lead-lag tables and the detail figures;
 - ``metrics.csv`` (every run of both arms: ``arm, run, day`` + metrics),
   ``comparison.csv`` (per-day differences, :func:`simkit.analysis.paired_differences`),
-  ``time_to_detect.csv``, ``lead_lag.csv``, ``retention.csv`` (D-n/W-n summary),
-  ``market_share.csv``.
+  ``time_to_detect.csv``, ``lead_lag.csv`` (with its bootstrap interval and reading,
+  :func:`simkit.analysis.signals.lead_lag_runs`), ``time_to_know.csv`` (when the team
+  knows each difference from its reports, :func:`simkit.analysis.signals.time_to_know`),
+  ``retention.csv`` (D-n/W-n summary), ``market_share.csv``.
 
 The command line calls it as ``simkit report FILE|NAME``.
 """
@@ -34,9 +36,17 @@ from .. import plots
 from ..errors import SimkitError
 from ..scenario.schema import file_stem, load_scenario
 from . import indicators as an
+from . import signals
 from .summary import LEADING, PERCENT, TRAILING, human
 
-__all__ = ["build_report", "detection", "figure_png", "report_html", "summary_frame"]
+__all__ = [
+    "build_report",
+    "detection",
+    "figure_png",
+    "observed_figure",
+    "report_html",
+    "summary_frame",
+]
 
 DPI = 90
 
@@ -47,6 +57,24 @@ def detection(comparison: an.Comparison) -> pd.DataFrame:
         [an.time_to_detect(comparison, test=t) for t in ("independent", "paired")],
         ignore_index=True,
     )
+
+
+def observed_figure(result, metrics=None) -> bytes:
+    """Return a PNG of up to four metrics as a dashboard shows them, over the true curves.
+
+    Default: DAU, revenue, NPS and market share (those the run has);
+    :func:`simkit.plots.plot_observed` draws each.
+    """
+    cols = result.metrics.columns
+    metrics = [m for m in (metrics or ("dau", "revenue", "nps", "market_share")) if m in cols]
+    fig = Figure(figsize=(13, 6.5))
+    axes = fig.subplots(2, 2, squeeze=False).ravel()
+    for ax, m in zip(axes, metrics, strict=False):
+        plots.plot_observed(result, m, ax=ax)
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return figure_png(fig)
 
 
 def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
@@ -211,13 +239,19 @@ def _detection_rows(ttd: pd.DataFrame) -> list[list[str]]:
 
 
 def _lead_lag_rows(lead_lag: pd.DataFrame) -> list[list[str]]:
+    def interval(r) -> str:
+        lo, hi = getattr(r, "lo", np.nan), getattr(r, "hi", np.nan)
+        return "–" if not (np.isfinite(lo) and np.isfinite(hi)) else f"{lo:+.0f} to {hi:+.0f}"
+
     return [
         [
             plots.metric_label(r.leading),
             plots.metric_label(r.trailing),
             "–" if not np.isfinite(r.lag) else f"{r.lag:+.0f}",
+            interval(r),
             "–" if not np.isfinite(r.correlation) else f"{r.correlation:.2f}",
             "yes" if r.significant else "no",
+            getattr(r, "reading", ""),
         ]
         for r in lead_lag.itertuples()
     ]
@@ -394,10 +428,11 @@ def build_report(
     )
     ttd = detection(cmp)
     ll = (
-        an.lead_lag(cmp)
+        signals.lead_lag_runs(cmp)
         if cmp.without
-        else pd.DataFrame(columns=["leading", "trailing", "lag", "correlation", "significant"])
+        else pd.DataFrame(columns=signals.LEAD_LAG_COLUMNS)
     )
+    know = signals.time_to_know(cmp) if cmp.without else pd.DataFrame(columns=signals.KNOW_COLUMNS)
     retention = an.retention_summary(cmp.runs)
     share = an.market_share(cmp.runs)
 
@@ -408,6 +443,7 @@ def build_report(
     sd = sc.start_date
     figures = {
         "Dashboard": dashboard_png,
+        "What the team sees (one run)": observed_figure(cmp.runs[0]),
         "Leading vs trailing indicators": _figure(
             lambda ax: plots.plot_leading_trailing(cmp.runs, ax, launches=launch_frame)
         ),
@@ -456,6 +492,7 @@ def build_report(
                 "comparison": cmp.frame,
                 "time_to_detect": ttd,
                 "lead_lag": ll,
+                "time_to_know": know,
                 "retention": retention,
                 "market_share": share,
             },

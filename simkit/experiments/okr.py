@@ -96,6 +96,7 @@ from ..scenario.schema import DEFAULT_WINDOW, Lever, Scenario, load_scenario, un
 from .ensemble import EnsembleResult, _scenario_digest, branch_seed
 from .ensemble import ensemble as run_ensemble
 from .executors import as_executor
+from .observed import known_series, kr_values, observation_of, run_seeds, warning_comparison
 from .run import as_seed_sequence
 
 __all__ = [
@@ -153,6 +154,7 @@ class KR:
     direction: str
     deadline: int
     lever: Lever | None = None
+    judged_by: str = "report"
 
     @property
     def relative(self) -> bool:
@@ -213,6 +215,7 @@ def key_results(scenario: Scenario | str | Path) -> list[KR]:
                     direction=kr.direction,
                     deadline=sc.day_number(kr.deadline),
                     lever=kr.lever,
+                    judged_by=kr.judged_by,
                 )
             )
     return out
@@ -280,8 +283,14 @@ def evaluate(kr: KR, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, met & np.isfinite(x)
 
 
-def outcomes(ensemble: EnsembleResult, krs: Sequence[KR] | None = None) -> pd.DataFrame:
-    """Tidy results of every run for every KR: run, kr, objective, value, met."""
+def outcomes(
+    ensemble: EnsembleResult, krs: Sequence[KR] | None = None, observed: bool = True
+) -> pd.DataFrame:
+    """Tidy results of every run for every KR: run, kr, objective, value, met.
+
+    ``observed``: each KR is judged as the company judges it, on the numbers it reports
+    (its ``judged_by``; :mod:`simkit.experiments.observed`); False: on the true metrics.
+    """
     krs = list(krs) if krs is not None else key_results(ensemble.scenario)
     for kr in krs:
         if kr.deadline >= ensemble.days:
@@ -291,9 +300,10 @@ def outcomes(ensemble: EnsembleResult, krs: Sequence[KR] | None = None) -> pd.Da
             )
     mats = ensemble.matrices(sorted({k.metric for k in krs}))
     runs = ensemble.experiments["run"].to_numpy()
+    seeds = run_seeds(ensemble) if observed else None
     frames = []
     for kr in krs:
-        x, met = evaluate(kr, mats[kr.metric])
+        x, met = evaluate(kr, kr_values(ensemble, kr, mats[kr.metric], seeds, observed))
         frames.append(
             pd.DataFrame(
                 {"run": runs, "kr": kr.id, "objective": kr.objective, "value": x, "met": met}
@@ -508,8 +518,11 @@ class _LeverRuns:
     evaluated, ``{kr id: met per run}``.
     """
 
-    def __init__(self, sc: Scenario, path: str, members: list[KR], ensemble_kw: dict):
+    def __init__(
+        self, sc: Scenario, path: str, members: list[KR], ensemble_kw: dict, observed: bool = True
+    ):
         self.sc = sc
+        self.observed = observed
         self.path = path
         self.members = members
         self.ensemble_kw = ensemble_kw
@@ -525,7 +538,7 @@ class _LeverRuns:
                 desc=f"what it takes: {self.path} = {x:.4g}",
                 **self.ensemble_kw,
             )
-            out = outcomes(ens, self.members)
+            out = outcomes(ens, self.members, self.observed)
             self.cache[x] = {
                 k.id: out.loc[out["kr"] == k.id, "met"].to_numpy(bool) for k in self.members
             }
@@ -651,6 +664,7 @@ def what_it_takes(
     without_outputs=None,
     warmup_days: int | None = None,
     progress: bool = True,
+    observed: bool = True,
 ) -> WhatItTakes:
     """Find the value of a lever nearest to its ``least`` at which P(KR met) >= 80%.
 
@@ -675,6 +689,8 @@ def what_it_takes(
         most per lever and KR; evaluations are shared between KRs with the same lever).
     bootstrap : int
         Bootstrap resamples for the interval.
+    observed : bool
+        Judge the KRs on the reports (their ``judged_by``; default) or the true metrics.
 
     Returns
     -------
@@ -706,7 +722,7 @@ def what_it_takes(
             "progress": _transient(progress),
         }
         for (path, least, most), members in groups.items():
-            lv = _LeverRuns(sc, path, members, ensemble_kw)
+            lv = _LeverRuns(sc, path, members, ensemble_kw, observed)
             for kr in members:
                 answer = _bisect(
                     lambda x, kr=kr, lv=lv: lv.p_met(x, kr),
@@ -764,43 +780,70 @@ def early_warning(
     indicators: Sequence[str] | None = None,
     threshold: float = AUC_THRESHOLD,
     outcome: pd.DataFrame | None = None,
+    observed: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How well each indicator's change so far predicts "KR met", week by week.
 
     Returns ``(curves, summary)``. ``curves``: kr, indicator, own (the KR's own metric),
-    week, day, auc, auc_se (its standard error, Hanley & McNeil 1982) and discrimination
-    (max(auc, 1 - auc)). ``summary``: per KR and indicator, first_week (the first week
-    from which the discrimination is at least ``threshold`` every week up to the deadline,
-    so that a one-week fluke of a small ensemble does not count; NaN if none), first_day,
-    the discrimination and direction ("rises" or "falls" with success) at the last week
-    before the deadline. Sorted by KR, then first week.
+    view, week, day, auc, auc_se (its standard error, Hanley & McNeil 1982) and
+    discrimination (max(auc, 1 - auc)). ``summary``: per KR, indicator and view, first_week
+    (the first week from which the discrimination is at least ``threshold`` every week up
+    to the deadline, so that a one-week fluke of a small ensemble does not count; NaN if
+    none), first_day, the discrimination and direction ("rises" or "falls" with success)
+    at the last week before the deadline. Sorted by KR, then first week.
+
+    ``observed`` (default): every indicator is what the team knows on each day
+    (:func:`simkit.experiments.observed.known_series`: leading indicators, observed daily,
+    as they are; the KR's own metric as its reports arrive), ``view`` "observed", and the
+    KR's own metric once more as true (``view`` "true") when it is observed otherwise;
+    False: every series as true (``view`` "true").
     """
     krs = list(krs) if krs is not None else key_results(ensemble.scenario)
-    outcome = outcome if outcome is not None else outcomes(ensemble, krs)
+    outcome = outcome if outcome is not None else outcomes(ensemble, krs, observed)
     candidates = (
         list(indicators) if indicators is not None else leading_indicators(ensemble.columns)
     )
     met = {kr.id: outcome.loc[outcome["kr"] == kr.id, "met"].to_numpy(bool) for kr in krs}
     names = list(dict.fromkeys([*candidates, *(k.metric for k in krs)]))
+    seeds = run_seeds(ensemble) if observed else []
     curves = []
     for name in names:  # one metric in memory at a time (runs x days)
-        s = _smoothed(ensemble.matrix(name), name)
+        values = ensemble.matrix(name)
+        true = _smoothed(values, name)
         for kr in krs:
-            if name in candidates or name == kr.metric:
-                curves += _auc_curve(s, name, kr, met[kr.id])
+            if name not in candidates and name != kr.metric:
+                continue
+            if observed:
+                s, base = known_series(ensemble, name, values, seeds, _smoothed, kr.ref_day)
+                curves += _auc_curve(s, base, name, kr, met[kr.id], "observed")
+                if name != kr.metric or observation_of(ensemble, name).exact:
+                    continue
+            base = np.broadcast_to(true[:, kr.ref_day : kr.ref_day + 1], true.shape)
+            curves += _auc_curve(true, base, name, kr, met[kr.id], "true")
     curves_df = _sorted_curves(curves, krs, names)
     rows = [
-        _first_warning(kr_id, name, g, threshold)
-        for (kr_id, name), g in curves_df.groupby(["kr", "indicator"], sort=False)
+        _first_warning(kr_id, name, view, g, threshold)
+        for (kr_id, name, view), g in curves_df.groupby(["kr", "indicator", "view"], sort=False)
     ]
     return curves_df, _sorted_warnings(rows, krs)
 
 
-_CURVE_COLUMNS = ["kr", "indicator", "own", "week", "day", "auc", "auc_se", "discrimination"]
+_CURVE_COLUMNS = [
+    "kr",
+    "indicator",
+    "own",
+    "view",
+    "week",
+    "day",
+    "auc",
+    "auc_se",
+    "discrimination",
+]
 _WARNING_COLUMNS = [
     "kr",
     "indicator",
     "own",
+    "view",
     "first_week",
     "first_day",
     "discrimination_at_deadline",
@@ -808,20 +851,26 @@ _WARNING_COLUMNS = [
 ]
 
 
-def _auc_curve(s: np.ndarray, name: str, kr: KR, y: np.ndarray) -> list[dict]:
-    """Score the smoothed indicator ``s`` (runs x days) week by week to ``kr``'s deadline.
+def _auc_curve(
+    s: np.ndarray, base: np.ndarray, name: str, kr: KR, y: np.ndarray, view: str
+) -> list[dict]:
+    """Score the indicator ``s`` (runs x days) week by week to ``kr``'s deadline.
 
-    The score is how well the change of ``s`` since the KR's reference day separates the
-    runs that met it (``y``) from the others: the AUC, its standard error and the
-    discrimination.
+    The score is how well the change ``s - base`` (``base``: the value on the KR's
+    reference day, per day as the team knows it) separates the runs that met it (``y``)
+    from the others: the AUC, its standard error and the discrimination. The AUC is NaN
+    on days nothing is known yet.
     """
     n_met, n_missed = int(y.sum()), int((~y).sum())
     t0 = kr.ref_day
     rows = []
     for w in range(1, (kr.deadline - t0) // 7 + 1):
         day = t0 + 7 * w
-        change = s[:, day] - s[:, t0]
-        if np.ptp(change) > 0:
+        change = s[:, day] - base[:, day]
+        known = np.isfinite(change)
+        if not known.any():
+            auc = math.nan
+        elif np.ptp(change[known]) > 0:
             auc = roc_auc(change, y)
         else:
             auc = math.nan if n_met == 0 or n_missed == 0 else 0.5
@@ -830,6 +879,7 @@ def _auc_curve(s: np.ndarray, name: str, kr: KR, y: np.ndarray) -> list[dict]:
                 "kr": kr.id,
                 "indicator": name,
                 "own": name == kr.metric,
+                "view": view,
                 "week": w,
                 "day": day,
                 "auc": auc,
@@ -856,7 +906,7 @@ def _sorted_curves(curves: list[dict], krs: list[KR], names: list[str]) -> pd.Da
     return curves_df
 
 
-def _first_warning(kr_id: str, name: str, g: pd.DataFrame, threshold: float) -> dict:
+def _first_warning(kr_id: str, name: str, view: str, g: pd.DataFrame, threshold: float) -> dict:
     """Return one indicator's warning for one KR from its curve ``g``.
 
     The warning is the first week from which the discrimination stays at or above
@@ -871,6 +921,7 @@ def _first_warning(kr_id: str, name: str, g: pd.DataFrame, threshold: float) -> 
         "kr": kr_id,
         "indicator": name,
         "own": bool(g["own"].iloc[0]),
+        "view": view,
         "first_week": float(first["week"]) if first is not None else math.nan,
         "first_day": float(first["day"]) if first is not None else math.nan,
         "discrimination_at_deadline": float(last["discrimination"])
@@ -923,12 +974,14 @@ def sensitivity(
     without_outputs=None,
     warmup_days: int | None = None,
     progress: bool = True,
+    observed: bool = True,
 ) -> pd.DataFrame:
     """Which uncertain parameters drive each KR's result (SALib; module docstring).
 
     ``runs`` is the budget: Sobol uses N (D + 2) runs with N the largest power of 2 that
     fits (at least 2), Morris r (D + 1) with r = runs // (D + 1) trajectories (at least 2).
-    Parameters fixed in ``values`` are not analysed.
+    Parameters fixed in ``values`` are not analysed. ``observed``: the result as reported
+    (default) or as true (see :func:`outcomes`).
 
     Returns a tidy frame: kr, parameter, method, then S1, S1_conf, ST, ST_conf (Sobol) or
     mu_star, mu_star_conf, sigma, mu (Morris), and ``importance`` (ST, or mu* / max mu*
@@ -973,7 +1026,7 @@ def sensitivity(
         progress=_transient(progress),
         desc=f"sensitivity ({method})",
     )
-    out = outcomes(ens, chosen)
+    out = outcomes(ens, chosen, observed)
     rows = []
     for kr in chosen:
         y = out.loc[out["kr"] == kr.id, "value"].to_numpy(dtype=float)
@@ -1097,6 +1150,9 @@ class StressTest:
         Per objective: p_met (all its KRs met in the same run), lo, hi.
     what_it_takes, what_it_takes_curve : pandas.DataFrame or None
     early_warning, early_warning_curves : pandas.DataFrame or None
+    warning_comparison : pandas.DataFrame or None
+        Per KR, the best leading indicator's first warning week against the KR's own
+        metric as observed (:func:`simkit.experiments.observed.warning_comparison`).
     sensitivity : pandas.DataFrame or None
     """
 
@@ -1111,6 +1167,7 @@ class StressTest:
     early_warning: pd.DataFrame | None = None
     early_warning_curves: pd.DataFrame | None = None
     sensitivity: pd.DataFrame | None = None
+    warning_comparison: pd.DataFrame | None = None
     options: dict = field(default_factory=dict)
 
     def kr(self, kr_id: str) -> KR:
@@ -1137,6 +1194,7 @@ class StressTest:
             "what_it_takes_curve": self.what_it_takes_curve,
             "early_warning": self.early_warning,
             "early_warning_curves": self.early_warning_curves,
+            "warning_comparison": self.warning_comparison,
             "sensitivity": self.sensitivity,
             "experiments": self.ensemble.experiments,
         }
@@ -1323,6 +1381,7 @@ def stress_test(
     what_it_takes: bool | WhatItTakesOptions = True,
     early_warning: bool | EarlyWarningOptions = True,
     sensitivity: str | SensitivityOptions | None = "sobol",
+    observed: bool = True,
     **legacy,
 ) -> StressTest:
     """Stress-test the OKRs of a scenario (module docstring).
@@ -1353,6 +1412,10 @@ def stress_test(
     sensitivity : {"sobol", "morris", None} or SensitivityOptions
         Sensitivity analysis of each KR result over the uncertain parameters (a budget
         of ``min(runs, 256)`` runs unless the options give one); None skips it.
+    observed : bool
+        Judge each KR as the company would, on its reports (its ``judged_by``), and warn
+        from what the team knows each week (default); False: everything on the true
+        metrics (:mod:`simkit.experiments.observed`).
     **legacy
         ``lever``, ``wit_runs``, ``iterations``, ``target_probability``, ``bootstrap``,
         ``threshold`` and ``sensitivity_runs`` as in earlier versions (deprecated: they
@@ -1401,10 +1464,23 @@ def stress_test(
                 desc=f"{sc.name}: ensemble",
                 **common,
             )
-        result = _probabilities(sc, krs, ens, variant, parts)
+        result = _probabilities(sc, krs, ens, variant, parts, observed)
         if parts.early_warning is not None:
             result.early_warning_curves, result.early_warning = _early_warning(
-                ens, krs, threshold=parts.early_warning.threshold, outcome=result.outcomes
+                ens,
+                krs,
+                threshold=parts.early_warning.threshold,
+                outcome=result.outcomes,
+                observed=observed,
+            )
+            result.warning_comparison = warning_comparison(
+                result.early_warning,
+                krs,
+                result.key_results,
+                ens.scenario,
+                parts.threshold,
+                result.outcomes,
+                outcomes(ens, krs, observed=False) if observed else result.outcomes,
             )
         if wit is not None and (lever is not None or any(k.lever for k in krs)):
             table = _what_it_takes(
@@ -1417,6 +1493,7 @@ def stress_test(
                 target_probability=wit.target_probability,
                 iterations=wit.iterations,
                 bootstrap=wit.bootstrap,
+                observed=observed,
                 **common,
             )
             result.what_it_takes, result.what_it_takes_curve = table.table, table.curve
@@ -1427,6 +1504,7 @@ def stress_test(
                 runs=parts.sensitivity.runs or min(ens.runs, 256),
                 seed=ens.seed,
                 executor=ex,
+                observed=observed,
                 **common,
             )
     if out is not None:
@@ -1435,10 +1513,15 @@ def stress_test(
 
 
 def _probabilities(
-    sc: Scenario, krs: list[KR], ens: EnsembleResult, variant: str | None, parts: _Parts
+    sc: Scenario,
+    krs: list[KR],
+    ens: EnsembleResult,
+    variant: str | None,
+    parts: _Parts,
+    observed: bool = True,
 ) -> StressTest:
     """Compute the stress test's first answer: each KR's and objective's P(met) over ``ens``."""
-    outcome = outcomes(ens, krs)
+    outcome = outcomes(ens, krs, observed)
     return StressTest(
         scenario=sc,
         krs=krs,
@@ -1453,6 +1536,7 @@ def _probabilities(
             "target_probability": parts.target_probability,
             "threshold": parts.threshold,
             "sensitivity": parts.sensitivity.method if parts.sensitivity else None,
+            "observed": observed,
         },
     )
 
@@ -1555,8 +1639,19 @@ def _what_it_takes_lines(st: StressTest) -> list[str]:
 def _early_warning_lines(st: StressTest) -> list[str]:
     """Per KR: the first three leading indicators that warn, and its own metric."""
     thr = st.options.get("threshold", AUC_THRESHOLD)
-    lines = ["", f"Early warning (first week its change predicts 'met' with AUC >= {thr:g}):"]
-    return lines + [_early_warning_line(st, kr) for kr in st.krs]
+    seen = "as the team sees them" if st.options.get("observed", False) else "true metrics"
+    lines = [
+        "",
+        f"Early warning (first week its change predicts 'met' with AUC >= {thr:g}; {seen}):",
+    ]
+    comparison = st.warning_comparison
+    for kr in st.krs:
+        lines.append(_early_warning_line(st, kr))
+        if comparison is not None and st.options.get("observed", False):
+            row = comparison[comparison["kr"] == kr.id]
+            if len(row):
+                lines.append(f"         -> {row['why'].iloc[0]}")
+    return lines
 
 
 def _early_warning_line(st: StressTest, kr: KR) -> str:
@@ -1566,16 +1661,18 @@ def _early_warning_line(st: StressTest, kr: KR) -> str:
     than 10) or anything (none).
     """
     g = st.early_warning[st.early_warning["kr"] == kr.id]
-    own = g[g["own"]]
+    own = g[g["own"] & (g["view"] == "observed")]
+    own = own if len(own) else g[g["own"]]
     lead = g[~g["own"] & g["first_week"].notna()].head(3)
     parts = [
         f"{r['indicator']} week {r['first_week']:.0f} ({r['direction']})"
         for _, r in lead.iterrows()
     ]
+    as_seen = " as observed" if st.options.get("observed", False) else ""
     own_text = (
-        f"own metric week {own['first_week'].iloc[0]:.0f}"
+        f"own metric{as_seen} week {own['first_week'].iloc[0]:.0f}"
         if len(own) and own["first_week"].notna().iloc[0]
-        else "own metric: never"
+        else f"own metric{as_seen}: never"
     )
     if not parts:
         parts = ["no leading indicator reaches it"]

@@ -19,6 +19,7 @@ from ..model.agents import AgentMarketModel
 from ..model.compiled import CompiledMarketModel, StreamTables
 from ..model.compiled import threads as fast_threads
 from ..model.market import MarketBase
+from ..model.observe import observe
 from ..model.setup import Seed, as_seed_sequence, prepare, resolve, with_overrides
 from ..scenario.schema import Scenario, canonical_values, load_scenario
 from .cache import RunCache, default_cache
@@ -67,6 +68,9 @@ class RunResult:
         satisfaction, features, subscribed); None unless ``run(journeys=N)``.
     users : int
         Simulated users; ``scale`` is what each stands for.
+    observed : pandas.DataFrame
+        What a team sees of the metrics (:mod:`simkit.model.observe`): one row per metric
+        and report, drawn from the run's seed when first asked for.
     """
 
     metrics: pd.DataFrame
@@ -85,6 +89,21 @@ class RunResult:
     variant: str | None = None
     engine: str = "compiled"
     journeys: pd.DataFrame | None = None
+    _observed: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def observed(self) -> pd.DataFrame:
+        """The metrics as the company observes them (docs/model.md §3).
+
+        Columns ``metric, period_start, period_end, known_day, value, se``: each metric at
+        its cadence, summarised over its periods, known ``delay_days`` after each period,
+        with sampling error for surveys and panels (:func:`simkit.model.observe.observe`;
+        the scenario's ``observation`` section). Drawn from the run's seed on its own
+        stream: the simulated market is the same.
+        """
+        if self._observed is None:
+            self._observed = observe(self.metrics, self.scenario, self.seed)
+        return self._observed
 
     def key_results(self) -> pd.DataFrame:
         """Evaluate the scenario's key results (its ``okrs``) on this run.
@@ -120,7 +139,7 @@ class RunResult:
         return pd.DataFrame(rows, columns=[*columns, "deadline", "met"])
 
     def save(self, out: str | Path, fmt: str = "csv") -> list[Path]:
-        """Write the metrics and cohort tables to ``out`` (csv or parquet)."""
+        """Write the metrics, cohort tables and observed metrics to ``out`` (csv or parquet)."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         tables = {
@@ -141,6 +160,12 @@ class RunResult:
             else:
                 raise SimkitError(f"unknown format '{fmt}' (expected csv or parquet)")
             written.append(path)
+        path = out / f"observed.{fmt}"  # tidy: no index
+        if fmt == "csv":
+            self.observed.to_csv(path, index=False)
+        else:
+            self.observed.to_parquet(path, index=False)
+        written.append(path)
         return written
 
 
@@ -409,7 +434,8 @@ def _warmup_key(
     # from day 0), the features the plan defines (users hold an affinity for each),
     # the population seed, the engine and the rules
     data = sc.model_dump(
-        mode="json", exclude={"outputs", "variants", "okrs", "controls", "name", "description"}
+        mode="json",
+        exclude={"outputs", "variants", "okrs", "controls", "observation", "name", "description"},
     )
     key = json.dumps(
         [data, sc.feature_names, ss.entropy, list(ss.spawn_key), engine, id(rules)],

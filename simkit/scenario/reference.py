@@ -93,6 +93,7 @@ ORDER = [
     "Objective",
     "KeyResult",
     "Lever",
+    "ObservationSpec",
 ]
 TITLES = {
     "Scenario": "Top level",
@@ -121,6 +122,7 @@ TITLES = {
     "Objective": "Objective (an item of `okrs`)",
     "KeyResult": "Key result (`okrs[i].key_results[j]`)",
     "Lever": "Lever (`okrs[i].key_results[j].lever`)",
+    "ObservationSpec": "Observation (`observation.<source or metric>`)",
 }
 _DIST_CLASS = {get_args(cls.model_fields["dist"].annotation)[0]: cls for cls in DistTypes}
 

@@ -1366,6 +1366,36 @@ class Lever(Strict):
     )
 
 
+class ObservationSpec(Strict):
+    """How a company observes a metric, or every metric of a source (docs/model.md §3).
+
+    Fields left out keep the default (see simkit/scenario/observation.py): e.g. the NPS
+    survey is quarterly, read 14 days after the quarter, from 400 respondents.
+    """
+
+    cadence: Literal["daily", "weekly", "monthly", "quarterly"] | None = Field(
+        None,
+        description="How often a number is reported (months and quarters are calendar "
+        "ones with start_date, else 30 and 90 days).",
+    )
+    summary: Literal["sum", "mean", "end"] | None = Field(
+        None, description="How a period is summarised: total, mean or last day."
+    )
+    delay_days: int | None = Field(
+        None, ge=0, le=365, description="Days from a period's last day until it is known [days]."
+    )
+    sample: int | None = Field(
+        None,
+        ge=0,
+        le=10_000_000,
+        description="Survey respondents per wave (nps) or panel members (market and "
+        "transaction shares); 0: exact [people].",
+    )
+    passives: float | None = Field(
+        None, ge=0, le=1, description="Share of passives (scores 7-8) the NPS survey assumes."
+    )
+
+
 class KeyResult(Strict):
     """A key result: a metric, aggregated on a deadline, against a target.
 
@@ -1415,6 +1445,13 @@ class KeyResult(Strict):
         None,
         description="For what it takes: the parameter to search and its range (absent: the "
         "stress test skips this key result's search unless given one).",
+    )
+    judged_by: Literal["report", "known", "true"] = Field(
+        "report",
+        description="What the result is read from: report, the observed numbers of the "
+        "periods the deadline falls in (the Q3 NPS survey, the December market share "
+        "report); known, the latest report known on the deadline; true, the simulated "
+        "market itself (see observation).",
     )
 
 
@@ -1583,6 +1620,12 @@ class Scenario(Strict):
         default_factory=list,
         description="Sliders of the explorer widget (see Control), in order; absent: the "
         "widget derives them from the outputs' effect parameters.",
+    )
+    observation: dict[str, ObservationSpec] = Field(
+        default_factory=dict,
+        description="How the company observes its metrics, by source (analytics, crm, churn, "
+        "finance, quarterly_close, survey, panel, competitor) or by metric name; absent: "
+        "common practice (docs/model.md §3).",
     )
 
     # -- derived helpers -------------------------------------------------------------
@@ -1824,6 +1867,21 @@ class Scenario(Strict):
                 raise ScenarioError(self.name, "start_date", "a date needs start_date at the top")
             return (day - self.start_date).days
         return int(day)
+
+    @model_validator(mode="after")
+    def _observation_references(self) -> Self:
+        """Check that ``observation`` names sources or metrics, and samples only sampled ones."""
+        from .observation import section_problem
+
+        for key, spec in self.observation.items():
+            given = {k for k, v in spec.model_dump().items() if v is not None}
+            problem = section_problem(key, given, self._metric_problem(key, metric_names(self)))
+            if problem:
+                path, msg = problem
+                raise PydanticCustomError(
+                    "reference", "{msg}", {"msg": _one_line(msg), "abspath": path}
+                )
+        return self
 
     @model_validator(mode="after")
     def _okr_references(self) -> Self:

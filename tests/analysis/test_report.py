@@ -20,6 +20,7 @@ FILES = {
     "comparison.csv",
     "time_to_detect.csv",
     "lead_lag.csv",
+    "time_to_know.csv",
     "retention.csv",
     "market_share.csv",
 }
@@ -90,7 +91,7 @@ def test_report_html_is_self_contained_and_complete(report):
     page.feed((out / "report.html").read_text(encoding="utf-8"))
     page.close()
     assert page.stack == []  # every tag closed
-    assert len(page.images) == 9
+    assert len(page.images) == 10  # the dashboard, what the team sees and 8 details
     for img in page.images:
         src = img["src"]
         assert src.startswith("data:image/png;base64,"), src[:40]
@@ -194,3 +195,22 @@ def test_report_html_comes_from_the_package_template_and_escapes_text():
     assert parsed.stack == [] and len(parsed.images) == 2
     assert base64.b64decode(parsed.images[1]["src"].split(",", 1)[1]) == b"\x89PNG-b"
     assert parsed.images[1]["alt"] == 'A "caption" <b>'
+
+
+def test_observed_figure_draws_the_reports_over_the_truth(report):
+    out, _ = report
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "What the team sees (one run)" in page
+    know = pd.read_csv(out / "time_to_know.csv")
+    assert {"observed_as", "known_day", "days_to_know"} <= set(know.columns)
+    lags = pd.read_csv(out / "lead_lag.csv")
+    assert set(lags["reading"]) <= {
+        "follows",
+        "same week",
+        "moves first",
+        "uncertain",
+        "not significant",
+        "no change",
+    }
+    # a negative lag is never read as a lead time
+    assert not ((lags["lag"] < 0) & (lags["reading"] == "follows")).any()

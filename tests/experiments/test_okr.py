@@ -639,8 +639,14 @@ def test_cli_okr(tiny, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "OKR stress test: tiny_okr: 6 runs" in out and "KR 2.1" in out
+    assert "as the team sees them" in out
     assert (tmp_path / "out" / "key_results.csv").exists()
+    assert (tmp_path / "out" / "warning_comparison.csv").exists()
     assert (tmp_path / "out" / "ensemble" / "manifest.json").exists()
+    again = ["okr", str(path), "--runs", "6", "--executor", "inline", "--no-what-it-takes"]
+    again += ["--sensitivity", "none", "--no-progress", "--out", str(tmp_path / "out")]
+    assert simkit.cli.main([*again, "--true-metrics"]) == 0  # the same runs, read as true
+    assert "true metrics" in capsys.readouterr().out
     no_okrs = tmp_path / "plain.yaml"
     no_okrs.write_text(TINY.split("okrs:")[0])
     assert (

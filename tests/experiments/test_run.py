@@ -255,3 +255,11 @@ def test_the_explorer_owns_its_cache():
     assert ex.cache.stats()["warmups"].hits > 0 and len(ex.cache) > 0
     ex.close()
     assert len(ex.cache) == 0  # ... which closing it frees
+
+
+def test_save_writes_the_observed_reports(tmp_path):
+    r = simkit.run("ridehailing_duopoly", seed=3, users=300, days=100, warmup_days=10)
+    written = r.save(tmp_path)
+    assert tmp_path / "observed.csv" in written
+    back = pd.read_csv(tmp_path / "observed.csv")
+    pd.testing.assert_frame_equal(back, r.observed, check_dtype=False)
