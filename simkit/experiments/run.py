@@ -68,9 +68,8 @@ class RunResult:
         satisfaction, features, subscribed); None unless ``run(journeys=N)``.
     users : int
         Simulated users; ``scale`` is what each stands for.
-    observed : pandas.DataFrame
-        What a team sees of the metrics (:mod:`simkit.model.observe`): one row per metric
-        and report, drawn from the run's seed when first asked for.
+
+    The property :attr:`observed` gives what a team sees of the metrics.
     """
 
     metrics: pd.DataFrame
