@@ -90,6 +90,7 @@ __all__ = [
     "cross_correlation",
     "is_daily",
     "key_metrics",
+    "leading_first",
     "launches",
     "lead_lag",
     "market_share",
@@ -1084,19 +1085,26 @@ def _detection(m: str, g: pd.DataFrame, start: int | None, persistence: int | No
     )
 
 
+def leading_first(frame: pd.DataFrame, days: str) -> pd.DataFrame:
+    """Sort rows leading metrics first, then trailing, then others, each family by ``days``.
+
+    Rows whose ``days`` is NaN (never) come last in their family; the order is stable.
+    """
+    order = frame["family"].map({"leading": 0, "trailing": 1}).fillna(2)
+    return (
+        frame.assign(_order=order)
+        .sort_values(["_order", days], na_position="last", kind="stable")
+        .drop(columns="_order")
+    )
+
+
 def _detection_frame(rows: list[tuple], test: str) -> pd.DataFrame:
     """Return the rows as :func:`time_to_detect`'s frame.
 
     Leading metrics come first, each family by days to detect (never detected last);
     days are floats (NaN: never).
     """
-    out = pd.DataFrame(rows, columns=_DETECTION_COLUMNS)
-    order = out["family"].map({"leading": 0, "trailing": 1}).fillna(2)
-    out = (
-        out.assign(_order=order)
-        .sort_values(["_order", "days_to_detect"], na_position="last", kind="stable")
-        .drop(columns="_order")
-    )
+    out = leading_first(pd.DataFrame(rows, columns=_DETECTION_COLUMNS), "days_to_detect")
     out["test"] = test
     cols = ["launch_day", "detect_day", "days_to_detect", "days_to_half_effect"]
     out[cols] = out[cols].astype(float)

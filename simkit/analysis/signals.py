@@ -48,6 +48,7 @@ from .indicators import (
     Comparison,
     cross_correlation,
     key_metrics,
+    leading_first,
     metric_family,
     time_to_detect,
 )
@@ -211,13 +212,7 @@ def time_to_know(
         else:
             row |= _report_detection(comparison, m, launch, test, level, reports_needed)
         rows.append(row)
-    out = pd.DataFrame(rows, columns=KNOW_COLUMNS)
-    order = out["family"].map({"leading": 0, "trailing": 1}).fillna(2)
-    out = (
-        out.assign(_o=order)
-        .sort_values(["_o", "days_to_know"], na_position="last", kind="stable")
-        .drop(columns="_o")
-    )
+    out = leading_first(pd.DataFrame(rows, columns=KNOW_COLUMNS), "days_to_know")
     return out.reset_index(drop=True)
 
 
