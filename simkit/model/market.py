@@ -209,6 +209,15 @@ class MarketBase(mesa.Model):
         self._acquired_today = 0  # our customers acquired today (see migrate_customers)
         b = scenario.behaviour
         self.churn_base = self.rules.daily_from_monthly(b.churn.base_monthly)
+        # decisions at renewal: the period (0 = daily decisions) and the probability of
+        # not renewing at proneness 1 (default: base_monthly compounded over the period)
+        c = b.churn
+        self.churn_period = c.period_days if c.decision == "renewal" else 0
+        self.renewal_churn = (
+            c.renewal_churn
+            if c.renewal_churn is not None
+            else 1.0 - (1.0 - c.base_monthly) ** (c.period_days / self.rules.DAYS_PER_MONTH)
+        )
         if population is None:
             self.users = self._init_users()
             self.adjacency, self.degree = self._init_network()
