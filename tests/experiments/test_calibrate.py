@@ -19,7 +19,6 @@ import simkit
 from simkit.cli import main
 from simkit.errors import DataError, SimkitError
 from simkit.experiments.calibrate import (
-    _interp_survival,
     _sbg_survival,
     calibrate,
     fit_geometric,
@@ -188,11 +187,46 @@ def test_missing_file(tmp_path):
 
 
 def test_event_log_needs_user_and_time(tmp_path):
+    """A log missing its timestamp (or user id) column is named as an event log missing
+    it, not as a cohort table missing 'cohort'."""
     p = write(tmp_path, "e.csv", "user_id,amount\nu1,3\n")
-    with pytest.raises(DataError, match="missing column 'cohort'"):
-        read_data(p)  # no timestamp: read as a cohort table
-    with pytest.raises(DataError, match="missing column 'timestamp'"):
-        read_event_log(p)
+    for read in (read_data, read_event_log):
+        with pytest.raises(DataError, match="missing column 'timestamp'") as err:
+            read(p)
+        assert str(err.value).startswith(str(p)) and "cohort" not in str(err.value)
+    q = write(tmp_path, "f.csv", "date,amount\n2025-01-01,3\n")
+    with pytest.raises(DataError, match="missing column 'user_id'"):
+        read_data(q)
+
+
+def log_text(extra: str) -> str:
+    """An event log of 50 users over half a year, with ``extra`` as its line 302."""
+    rows = [f"u{i % 50},2025-0{1 + i % 6}-1{i % 9}" for i in range(300)]
+    return "user_id,timestamp\n" + "\n".join(rows[:300] + [extra] + rows) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("stray", "expected"),
+    [
+        ("u3,0001-01-01", "the log spans 2024 years (at most 40)"),
+        ("u3,2999-05-01", "the log spans 974 years (at most 40)"),
+        ("u3,2035-01-01", "10 years from the other events"),
+        ("u3,2000-01-01", "25 years from the other events"),
+    ],
+)
+def test_stray_timestamps_are_named_at_once(tmp_path, stray, expected):
+    p = write(tmp_path, "log.csv", log_text(stray))
+    with pytest.raises(DataError) as err:
+        read_data(p)
+    msg = str(err.value)
+    assert msg.startswith(f"{p}: line 302: timestamp '{stray[3:]}' is far from"), msg
+    assert expected in msg and "a stray timestamp?" in msg and "\n" not in msg
+
+
+def test_timestamps_outside_what_pandas_holds(tmp_path):
+    p = write(tmp_path, "log.csv", "user_id,timestamp\nu1,2025-01-01\nu2,99999-01-01\n")
+    with pytest.raises(DataError, match="line 3: timestamp '99999-01-01' is outside the years"):
+        read_data(p)
 
 
 @pytest.mark.parametrize(
@@ -273,15 +307,6 @@ def test_sbg_and_geometric_recover_their_parameters():
     geo_h = fit_geometric("survival", y, sizes, 6, exact=True)
     late = (1 - geo_h["churn"]) ** 10
     assert late < _sbg_survival(0.7, 3.0, np.array([10]))[0]
-
-
-def test_interpolated_survival_is_exact_at_week_ends():
-    weekly = np.array([0.9, 0.8, 0.7])
-    ages = np.array([7.0, 14.0, 21.0, 10.5])
-    out = _interp_survival(weekly, ages)
-    assert out[:3] == pytest.approx(weekly)
-    assert out[3] == pytest.approx(math.sqrt(0.9 * 0.8))  # log-linear between week ends
-    assert np.isnan(_interp_survival(weekly, np.array([30.0]))).all()
 
 
 # --- calibrate: small end to end -------------------------------------------------------------
