@@ -1332,7 +1332,7 @@ class CompiledMarketModel(MarketBase):
         SDAU = np.zeros((days, S), np.int64)
         FUS = np.zeros((days, F), np.int64)
         rec = self.recorder
-        with _kernel(days_serial, days_parallel) as run:
+        with _kernel(days_serial, days_parallel, self.N >= MIN_PARALLEL_USERS) as run:
             run(
                 d0,
                 days,
@@ -1519,14 +1519,20 @@ def interactive_thread(target, name: str) -> threading.Thread:
     return thread
 
 
+#: Fewest users for which a day runs on several threads: below, waking the threads
+#: twice a day costs more than it saves (on a busy machine, ten times the day's work for
+#: a few thousand users). The numbers are the same either way (see CHUNKS).
+MIN_PARALLEL_USERS = 10_000
+
+
 @contextmanager
-def _kernel(serial, parallel):
+def _kernel(serial, parallel, worth_it: bool = True):
     """Yield the kernel to call: ``parallel`` or ``serial``.
 
-    It is ``parallel`` when this thread may use several threads (:func:`threads`) and no
-    other thread is in a parallel kernel, else ``serial``.
+    It is ``parallel`` when the work is ``worth_it``, this thread may use several threads
+    (:func:`threads`) and no other thread is in a parallel kernel, else ``serial``.
     """
-    if _use_threads() > 1 and _PARALLEL.acquire(blocking=False):
+    if worth_it and _use_threads() > 1 and _PARALLEL.acquire(blocking=False):
         try:
             yield parallel
         finally:
