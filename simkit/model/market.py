@@ -35,6 +35,7 @@ import mesa
 import numpy as np
 
 from ..errors import SimkitError
+from ..scenario.distributions import Beta, Gamma
 from ..scenario.schema import Scenario, uncertain_parameters
 from . import rules, streams
 from .metrics import NEVER, Journeys, Recorder
@@ -516,7 +517,15 @@ class MarketBase(mesa.Model):
 
 
 def _draw(spec, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Per-user draws of a trait (a constant or a distribution)."""
+    """Per-user draws of a trait (a constant or a distribution).
+
+    Beta and gamma traits are drawn by their quantile function from one uniform per
+    user, so that with the same seed each user's value moves smoothly with the shape
+    parameters (numpy's samplers for them reject a varying number of draws): what a
+    calibration on common random numbers needs (:mod:`simkit.experiments.calibrate`).
+    """
     if isinstance(spec, int | float):
         return np.full(n, float(spec))
+    if isinstance(spec, Beta | Gamma):
+        return np.asarray(spec.ppf(rng.random(n)), dtype=float)
     return spec.sample(rng, n)
