@@ -21,6 +21,7 @@ from simkit.errors import DataError, SimkitError
 from simkit.experiments.calibrate import (
     _sbg_survival,
     calibrate,
+    deviance,
     fit_geometric,
     fit_sbg,
 )
@@ -444,3 +445,159 @@ def test_heterogeneous_churn_holdout_beats_constant_churn():
     rates = cal.retention_rates
     assert rates["observed"].iloc[-3:].mean() > rates["observed"].iloc[:3].mean() + 0.02
     assert "rises with tenure" in cal.format()
+
+
+# --- the likelihood, contracts and the textbook references on their own ground ---------------
+
+CONTRACT = str(simkit.example_data("contract_renewals.yaml"))
+ALPHA, BETA = "segments[0].traits.churn_proneness.a", "segments[0].traits.churn_proneness.b"
+
+
+def test_deviance_is_twice_the_binomial_log_likelihood_ratio():
+    """Against scipy's binomial log-pmf: cells (activity) and period-to-period renewals
+    (survival counts, Fader & Hardie 2007 eq. 5)."""
+    from scipy.stats import binom
+
+    n = np.array([200.0, 100.0])
+    y = np.array([[0.6, 0.45, 0.3], [0.7, 0.5, np.nan]])
+    m = np.array([0.65, 0.5, 0.35])
+    d, trials = deviance("retention", y, n, m, exact=False)
+    x = (y * n[:, None])[np.isfinite(y)]
+    nn = np.broadcast_to(n[:, None], y.shape)[np.isfinite(y)]
+    p = np.broadcast_to(m, y.shape)[np.isfinite(y)]
+    ll = binom.logpmf(x, nn, p).sum() - binom.logpmf(x, nn, x / nn).sum()
+    assert d == pytest.approx(-2 * ll) and trials == nn.sum()
+    d, trials = deviance("survival", y, n, m, exact=True)
+    at_risk = np.array([[200, 120, 90], [100, 70, 50]], float)
+    kept = np.array([[120, 90, 60], [70, 50, np.nan]])
+    rate = m / np.concatenate([[1.0], m[:-1]])
+    ok = np.isfinite(kept)
+    r = np.broadcast_to(rate, kept.shape)[ok]
+    ll = (
+        binom.logpmf(kept[ok], at_risk[ok], r)
+        - binom.logpmf(kept[ok], at_risk[ok], kept[ok] / at_risk[ok])
+    ).sum()
+    assert d == pytest.approx(-2 * ll) and trials == at_risk[ok].sum()
+
+
+@pytest.mark.parametrize(
+    ("segment", "alpha", "beta"), [("regular", 0.704, 1.182), ("highend", 0.668, 3.806)]
+)
+def test_sbg_reference_reproduces_fader_hardie_2007(segment, alpha, beta):
+    """The published estimates (fitted on years 1-7 of each segment's 1,000 customers)."""
+    obs = read_data(simkit.example_data(f"fader_hardie_2007_{segment}.csv"))
+    assert (
+        obs.unit == "year"
+        and obs.periods == 12
+        and "year 0 is every cohort whole" in obs.describe()
+    )
+    y = obs.curve("survival").to_numpy(float)
+    assert y[0, 0] == pytest.approx(0.631 if segment == "regular" else 0.869)
+    fit = fit_sbg("survival", y, obs.sizes.to_numpy(float), 7, exact=True)
+    assert fit["alpha"] == pytest.approx(alpha, abs=0.001)
+    assert fit["beta"] == pytest.approx(beta, abs=0.001)
+
+
+def sbg_table(alpha, beta, sizes, periods, rng) -> pd.DataFrame:
+    """Monthly cohort counts drawn from the sBG process: each customer's churn probability
+    from Beta(alpha, beta), then a geometric number of renewals (a triangle of cohorts)."""
+    rows = []
+    for c, size in enumerate(sizes):
+        theta = rng.beta(alpha, beta, size)
+        lifetime = rng.geometric(theta)  # renewals until the one they do not make
+        for k in range(periods - c):
+            rows.append(
+                {
+                    "cohort": f"2020-{c + 1:02d}",
+                    "month": k,
+                    "size": size,
+                    "retained": int((lifetime > k + 1).sum()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("alpha", "beta", "seed"), [(0.5, 1.5, 1), (1.8, 5.0, 2)])
+def test_contract_calibration_projects_sbg_data_as_well_as_sbg(alpha, beta, seed):
+    """Synthetic sBG data with known parameters (one with alpha < 1): simkit's contract
+    scenario, fitted by the same likelihood on 8 months, projects the 4 held-out months
+    within the sBG reference's own error, and recovers the parameters."""
+    obs = read_cohort_table(
+        sbg_table(alpha, beta, [1000, 1000, 800], 12, np.random.default_rng(seed))
+    )
+    sc = simkit.scenario.with_values(
+        simkit.load_scenario(CONTRACT), {"behaviour.churn.period_days": 30}
+    )
+    cal = calibrate(
+        sc,
+        obs,
+        [ALPHA, BETA],
+        holdout=4,
+        users=8_000,
+        replications=1,
+        budget=24,
+        bounds={ALPHA: (0.1, 10.0), BETA: (0.2, 40.0)},
+        uncertainty_seeds=2,
+        executor="inline",
+        seed=seed,
+    )
+    sbg, ours = cal.mape("sbg"), cal.mape("simkit")
+    assert ours <= sbg + max(sbg, 1.0), cal.format()
+    assert cal.error("simkit") <= cal.error("sbg") + max(cal.error("sbg"), 0.5)
+    assert ours < 0.5 * cal.mape("geometric")
+    mean = cal.values[ALPHA] / (cal.values[ALPHA] + cal.values[BETA])
+    assert mean == pytest.approx(alpha / (alpha + beta), abs=0.04)
+    assert "holdout winner (pooled MAPE)" in cal.format()
+
+
+def test_heterogeneity_sentence_without_nan_when_a_period_is_empty():
+    """Activity that drops to 0 in one period and comes back: the rate after it is
+    infinite. No '~nan%', and no claim of constant churn read from it."""
+    from simkit.experiments.calibrate import Calibration, _rate_rows
+
+    observed = [1.0, 0.5, 0.4, 0.0, 0.3, 0.27, 0.25, 0.24]
+    P = len(observed)
+    y = np.array([observed])
+    preds = {m: np.array(observed) for m in ("simkit", "geometric", "sbg")}
+    rates = pd.DataFrame(_rate_rows("retention", y, np.array([100.0]), preds, P, P))
+    assert np.isinf(rates["observed"]).any() or rates["observed"].isna().any()
+    cal = Calibration(
+        scenario=simkit.load_scenario(CONTRACT),
+        observed=None,
+        parameters=pd.DataFrame(),
+        curves=pd.DataFrame({"curve": "retention", "period": range(P), "users": 100.0}),
+        errors=pd.DataFrame(),
+        retention_rates=rates,
+        reference={"retention": {"geometric": {"churn": 0.3}, "sbg": {"polarization": 0.3}}},
+        history=pd.DataFrame(),
+        loss=0.0,
+        simulations=0,
+        evaluations=0,
+        seconds=0.0,
+        periods=P,
+        holdout=0,
+        fit_curves=("retention",),
+    )
+    line = cal.heterogeneity("retention")
+    assert line and "nan" not in line and "rises with tenure" in line, line
+
+
+def test_cli_calibrate_asks_for_decades(tmp_path, capsys):
+    """--years sets the simulated horizon; too many is one line naming the limit."""
+    code = main(
+        [
+            "calibrate",
+            CONTRACT,
+            str(simkit.example_data("fader_hardie_2007_regular.csv")),
+            "--fit",
+            ALPHA,
+            "--years",
+            "50",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "days" in err, err
+    with pytest.raises(SystemExit):
+        main(["calibrate", CONTRACT, "x.csv", "--fit", ALPHA, "--years", "3", "--days", "9"])
