@@ -7,6 +7,8 @@
 - :mod:`simkit.experiments.ensemble` -- many runs under uncertainty, streamed to disk;
 - :mod:`simkit.experiments.okr` -- the OKR stress test;
 - :mod:`simkit.experiments.calibrate` -- fitting a population to a user's own data;
+- :mod:`simkit.experiments.fitting` -- the generic fit behind it: a simulated loss on
+  common random numbers, minimised on the unit cube;
 - :mod:`simkit.experiments.customer_data` -- reading that data (cohort tables, event logs).
 """
 

@@ -10,18 +10,21 @@ The fit
 -------
 Observed data (:mod:`simkit.experiments.customer_data`) give, per cohort *c* of size :math:`n_c` and
 period *k* since adoption, a share :math:`y_{ck}` (activity retention *R* or survival
-*S*). simkit measures its own curves the same way: cohorts by adoption week from a
-run's cohort tables (``RunResult.retention``, ``.survival``; ``daily_retention`` for
-daily data), pooled over cohorts with their sizes as weights, :math:`m_k(\theta)`.
-Survival at the end of a period that is not a whole number of weeks (months, years)
-is interpolated between the week ends, log-linearly. The loss weighs each cohort by
-its size,
+*S*). simkit measures its own curves the same way, pooled over its cohorts,
+:math:`m_k(\theta)`: survival from each simulated member's lifetime
+(``RunResult.lifetimes``) at the exact age where period *k* ends (:func:`survival_at_ages`;
+a month is 365.25 / 12 days), activity from the weekly cohort tables. The loss is the
+binomial **deviance** per user at risk (:func:`deviance`): for survival counts the exact
+likelihood of the period-to-period renewals (Fader & Hardie 2007, eq. 5), each of the
+:math:`n_c y_{c,k-1}` customers renewing with probability :math:`m_k / m_{k-1}`; for
+activity a binomial pseudo-likelihood per cell,
 
-.. math:: L(\theta) = \frac{\sum_c \sum_{k < F} n_c\,(y_{ck} - m_k(\theta))^2}
-                          {\sum_c \sum_{k < F} n_c},
+.. math:: D(\theta) = 2 \sum_{c,\,k < F} \Bigl[x \log\frac{x}{a p} + (a - x)
+          \log\frac{a - x}{a (1 - p)}\Bigr] \Big/ \sum a,
 
-over the first *F* = ``periods - holdout`` periods. It is minimised by simulation
-with **common random numbers**: every candidate :math:`\theta` is run with the same
+over the first *F* = ``periods - holdout`` periods (*a* trials, *x* successes, *p* the
+model's probability). It is minimised by simulation with **common random numbers**
+(:mod:`simkit.experiments.fitting`): every candidate :math:`\theta` is run with the same
 ``replications`` seeds (population and dynamics), so differences in the loss are the
 parameters' doing, not noise. The optimiser is Nelder-Mead on the parameters mapped to
 the unit cube (log scale for positive parameters) from a wide initial simplex -- robust
@@ -32,12 +35,12 @@ to the small steps a simulated loss has -- or differential evolution
 Uncertainty
 -----------
 Linearised around the fit: the Jacobian :math:`J = \partial m / \partial \theta` by
-central differences (common random numbers again) gives the weighted least-squares map
-:math:`A = (J^\top W J)^{-1} J^\top W`. Two sources of error go through it:
-*the data* -- a bootstrap over cohorts (resample cohorts with replacement, re-pool,
-:math:`\theta^b = \hat\theta + A^b (\bar y^b - m(\hat\theta))`), and *the simulation* --
-the spread of :math:`m(\hat\theta)` over further seeds, :math:`A\,\Sigma_m A^\top`. The
-reported sd is the square root of their sum.
+central differences (common random numbers again). Two sources of error: *the data* --
+the inverse Fisher information of the likelihood or, with at least
+:data:`MIN_BOOTSTRAP_COHORTS` cohorts, a bootstrap over cohorts through the binomially
+weighted least-squares map :math:`A = (J^\top W J)^{-1} J^\top W` -- and *the
+simulation* -- the spread of :math:`m(\hat\theta)` over further seeds,
+:math:`A\,\Sigma_m A^\top`. The reported sd is the square root of their sum.
 
 Holdout and reference models
 ----------------------------
@@ -95,12 +98,14 @@ from scipy.special import betaln, expit
 from ..errors import ScenarioError, SimkitError
 from ..scenario.schema import MAX_DAYS, Scenario, get_value, load_scenario, with_values
 from .customer_data import ObservedCohorts, read_data
-from .executors import as_executor, map_runs
+from .executors import as_executor
+from .fitting import FitParameter, SimulatedLoss, jacobian_points, optimise
 
 __all__ = [
     "calibrate",
     "Calibration",
-    "FitParameter",
+    "deviance",
+    "survival_at_ages",
     "fit_geometric",
     "fit_sbg",
     "plot_fit",
@@ -121,39 +126,6 @@ DAILY_HORIZON = 91  # days of RunResult.daily_retention
 # ---------------------------------------------------------------------------------------
 # Parameters: paths, bounds and the unit-cube map the optimiser works in
 # ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class FitParameter:
-    """A scenario parameter to fit, with its bounds.
-
-    ``log``: the optimiser moves on a log scale (positive bounds), else linearly.
-    """
-
-    path: str
-    start: float
-    low: float
-    high: float
-    log: bool
-
-    def value(self, u: float) -> float:
-        """Return the parameter's value at ``u`` in the unit interval (clipped to [0, 1]).
-
-        0 is ``low`` and 1 is ``high``; in between the map is linear, or log-linear when
-        ``log``.
-        """
-        u = min(max(float(u), 0.0), 1.0)
-        if self.log:
-            return float(
-                math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
-            )
-        return float(self.low + u * (self.high - self.low))
-
-    def unit(self, x: float) -> float:
-        """Return the position of ``x`` in the unit interval (the inverse of :meth:`value`)."""
-        if self.log:
-            return (math.log(x) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
-        return (x - self.low) / (self.high - self.low)
 
 
 def _valid(sc: Scenario, path: str, x: float) -> bool:
@@ -528,7 +500,7 @@ class Calibration:
     history : pandas.DataFrame
         Every evaluated candidate with its loss.
     loss : float
-        Loss at the fit (weighted mean squared error of shares).
+        Loss at the fit (binomial deviance per user at risk, :func:`deviance`).
     simulations : int
         simkit runs made, the uncertainty runs included.
     """
@@ -589,9 +561,8 @@ class Calibration:
             return "holdout: no model could be scored"
         best = ranked[0][1]
         others = ", ".join(f"{MODEL_LABELS[m]} {v:.2f}%" for v, m in ranked[1:])
-        return (
-            f"holdout winner (pooled MAPE): {MODEL_LABELS[best]} {scores[best]:.2f}%"
-            + (f"; then {others}" if others else "")
+        return f"holdout winner (pooled MAPE): {MODEL_LABELS[best]} {scores[best]:.2f}%" + (
+            f"; then {others}" if others else ""
         )
 
     def to_yaml(self, path: str | Path) -> Path:
@@ -863,6 +834,11 @@ def _prepare(
     if sim_kw["days"] is None:
         spread = min(max(56, age // 4), 182)  # weeks of cohorts to pool, at most half a year
         sim_kw["days"] = min(int(7 * math.ceil((age + spread + 14) / 7)), MAX_DAYS)
+    days = sim_kw["days"]
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise SimkitError(
+            f"days: expected a whole number from 1 to {MAX_DAYS:,} (40 years), got {days!r}"
+        )
     if sim_kw["days"] <= age:
         raise SimkitError(
             f"days: {sim_kw['days']} simulated days cannot follow a cohort for {P} "
@@ -897,39 +873,24 @@ def _average(reps: list[dict], curves: list[str]) -> dict:
     return avg
 
 
-class _Objective:
-    """The loss of points of the unit cube, simulated on common random numbers.
+class _CohortLoss:
+    """The calibration's side of a :class:`~simkit.experiments.fitting.SimulatedLoss`.
 
-    Every point runs the same ``seeds``; its curves, replications and loss are kept
-    (``cache``, keyed by the point rounded to 1e-10) and listed in ``history``. Runs go
-    through :func:`~simkit.experiments.executors.map_runs` on ``executor``.
+    ``task(u, seed)``: one run of the scenario at the point ``u`` (simulate_curves'
+    arguments); ``combine``: the replications' curves averaged; ``loss``: the deviance
+    per user at risk of the observed cohorts given the simulated curves.
     """
 
-    def __init__(self, problem: _Problem, executor, seeds, progress=None):
+    def __init__(self, problem: _Problem):
         self.problem = problem
-        self.executor = executor
-        self.seeds = seeds
-        self.progress = progress
-        self.cache: dict[tuple, dict] = {}
-        self.history: list[dict] = []
-        self.runs_made = 0
+        self.options = {"curves": problem.curves, **problem.sim_kw}
 
-    @staticmethod
-    def key(u) -> tuple:
-        return tuple(round(float(min(max(x, 0.0), 1.0)), 10) for x in u)
-
-    def simulate(self, us, seeds) -> list[list[dict]]:
-        """Per point, the curves of one run per seed."""
+    def task(self, u, seed) -> tuple:
         pb = self.problem
-        options = {"curves": pb.curves, **pb.sim_kw}
-        unit = pb.observed.unit
-        tasks = [
-            (pb.scenario, pb.values_of(u), s, unit, pb.periods, options) for u in us for s in seeds
-        ]
-        flat = map_runs(self.executor, _sim_task, tasks)
-        self.runs_made += len(tasks)
-        n = len(seeds)
-        return [flat[i * n : (i + 1) * n] for i in range(len(us))]
+        return (pb.scenario, pb.values_of(u), seed, pb.observed.unit, pb.periods, self.options)
+
+    def combine(self, reps: list[dict]) -> dict:
+        return _average(reps, self.problem.curves)
 
     def loss(self, sim: dict) -> float:
         """Return the deviance per trial of the observed cohorts given the simulated curves.
@@ -951,132 +912,21 @@ class _Objective:
             trials += t
         return float(dev / trials)
 
-    def evaluate(self, us) -> list[float]:
-        """Losses of the points ``us``; new points are simulated together."""
-        todo = [u for u in dict.fromkeys(self.key(u) for u in us) if u not in self.cache]
-        if todo:
-            for u, reps in zip(todo, self.simulate(todo, self.seeds), strict=True):
-                sim = _average(reps, self.problem.curves)
-                self.cache[u] = {"sim": sim, "reps": reps, "loss": self.loss(sim)}
-                self.history.append({**self.problem.values_of(u), "loss": self.cache[u]["loss"]})
-            if self.progress:
-                best = min(h["loss"] for h in self.history)
-                self.progress(
-                    f"{len(self.history)} candidates, {self.runs_made} simulations, "
-                    f"best deviance {best:.4g} per user at risk"
-                )
-        return [self.cache[self.key(u)]["loss"] for u in us]
 
-    def __call__(self, u) -> float:
-        return self.evaluate([u])[0]
-
-    def best(self) -> tuple[np.ndarray, dict]:
-        """Return the best point seen and its entry (Nelder-Mead's answer may be a step behind)."""
-        k = min(self.cache, key=lambda k: self.cache[k]["loss"])
-        return np.array(k), self.cache[k]
-
-
-# ---------------------------------------------------------------------------------------
-# calibrate(), step 3: the optimiser
-# ---------------------------------------------------------------------------------------
-
-
-def _nelder_mead(objective: _Objective, u0: np.ndarray, budget: int, l0: float) -> bool:
-    """Minimise by Nelder-Mead in the unit cube, from a wide initial simplex.
-
-    The simplex has steps of 0.2, its points evaluated together. Returns whether it
-    converged within ``budget`` evaluations.
-    """
-    step = 0.2
-    simplex = [u0]
-    for i in range(u0.size):
-        v = u0.copy()
-        v[i] = v[i] + step if v[i] + step <= 1 else v[i] - step
-        simplex.append(v)
-    objective.evaluate(simplex)
-    res = optimize.minimize(
-        objective,
-        u0,
-        method="Nelder-Mead",
-        bounds=[(0.0, 1.0)] * u0.size,
-        options={
-            "initial_simplex": np.array(simplex),
-            "maxfev": budget,
-            "xatol": 0.02,
-            "fatol": 2e-3 * l0,
-        },
+def _objective(problem: _Problem, executor, seeds, progress=None) -> SimulatedLoss:
+    """Return the calibration's simulated loss on the unit cube of ``problem.params``."""
+    side = _CohortLoss(problem)
+    return SimulatedLoss(
+        run=_sim_task,
+        task=side.task,
+        combine=side.combine,
+        loss=side.loss,
+        executor=executor,
+        seeds=seeds,
+        values_of=problem.values_of,
+        progress=progress,
+        loss_name="deviance per user at risk",
     )
-    return bool(res.success)
-
-
-def _differential_evolution(
-    objective: _Objective, u0: np.ndarray, budget: int, seed: np.random.SeedSequence
-) -> bool:
-    """Minimise by differential evolution in the unit cube (each generation evaluated together).
-
-    Returns whether it converged within about ``budget`` evaluations.
-    """
-
-    def mapper(func, xs):
-        xs = list(xs)
-        objective.evaluate(xs)
-        return [func(x) for x in xs]
-
-    d = u0.size
-    pop = max(3, int(math.ceil(8 / d)))
-    maxiter = max(1, budget // (pop * d) - 1)
-    res = optimize.differential_evolution(
-        objective,
-        [(0.0, 1.0)] * d,
-        x0=u0,
-        popsize=pop,
-        maxiter=maxiter,
-        tol=1e-3,
-        polish=False,
-        updating="deferred",
-        workers=mapper,
-        seed=np.random.default_rng(seed),
-        init="sobol",
-    )
-    return bool(res.success)
-
-
-def _optimise(
-    objective: _Objective, method: str, budget: int, root: np.random.SeedSequence
-) -> bool:
-    """Evaluate the start, then search; returns whether the optimiser converged.
-
-    A start whose loss is not finite means the simulated market has no cohorts old
-    enough for the data's periods: a one-line error.
-    """
-    pb = objective.problem
-    u0 = np.array([p.unit(p.start) for p in pb.params])
-    l0 = objective(u0)
-    if not np.isfinite(l0):
-        raise SimkitError(
-            f"{pb.scenario.name}: the simulated market has no cohorts old enough for "
-            f"{pb.periods} {pb.observed.unit}s; give more days (days=) or a scenario with "
-            "ongoing adoption"
-        )
-    if method == "nelder-mead":
-        return _nelder_mead(objective, u0, budget, l0)
-    return _differential_evolution(objective, u0, budget, root.spawn(1)[0])
-
-
-def _jacobian_points(problem: _Problem, u_hat: np.ndarray, h: float = 0.03):
-    """Return points a step ``h`` above and below ``u_hat`` in each coordinate.
-
-    The points are kept in the cube; each pair's distance is returned in the parameter's own
-    units.
-    """
-    pts, dx = [], []
-    for i, p in enumerate(problem.params):
-        up, dn = u_hat.copy(), u_hat.copy()
-        up[i] = min(1.0, up[i] + h)
-        dn[i] = max(0.0, dn[i] - h)
-        pts += [up, dn]
-        dx.append(p.value(up[i]) - p.value(dn[i]))
-    return pts, dx
 
 
 # ---------------------------------------------------------------------------------------
@@ -1305,7 +1155,7 @@ def _error_rows(c, y, n, by_model, obs_pool, obs_w, F, P) -> list[dict]:
 
 
 def _ratio(a: float, b: float) -> float:
-    """``a / b``, NaN when ``b`` is 0."""
+    """Return ``a / b``, NaN when ``b`` is 0."""
     return float(a / b) if b > 0 else float("nan")
 
 
@@ -1481,11 +1331,20 @@ def calibrate(
     crn = root.spawn(replications)
     extra_seeds = root.spawn(uncertainty_seeds) if uncertainty_seeds else []
     ex = as_executor(executor, runs=replications * (len(params) + 1))
-    objective = _Objective(problem, ex, crn, progress)
+    objective = _objective(problem, ex, crn, progress)
+
+    def too_short() -> SimkitError:
+        return SimkitError(
+            f"{sc.name}: the simulated market has no cohorts old enough for "
+            f"{problem.periods} {problem.observed.unit}s; give more days (days=, --days, "
+            "--years) or a scenario with ongoing adoption"
+        )
+
     with ex:
-        converged = _optimise(objective, method, budget, root)
+        u0 = np.array([p.unit(p.start) for p in params])
+        converged = optimise(objective, u0, method, budget, root, too_short)
         u_hat, best = objective.best()
-        pts, dx = _jacobian_points(problem, u_hat)
+        pts, dx = jacobian_points(params, u_hat)
         objective.evaluate(pts)
         reps_extra = objective.simulate([u_hat], extra_seeds)[0] if extra_seeds else []
     F = problem.fit_periods
