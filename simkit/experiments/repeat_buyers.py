@@ -93,7 +93,8 @@ def pareto_nbd_loglik(params, x, t_x, T) -> np.ndarray:
     # A0 = F(z1) / (big + t_x)^rsx - F(z2) / (big + T)^rsx, in logs for stability
     l1 = np.log(hyp2f1(rsx, second, rsx + 1, z1)) - rsx * np.log(big + t_x)
     l2 = np.log(hyp2f1(rsx, second, rsx + 1, z2)) - rsx * np.log(big + T)
-    log_a0 = l1 + np.log1p(-np.exp(np.minimum(l2 - l1, 0.0)))
+    with np.errstate(divide="ignore"):  # t_x = T: A0 = 0, its log -inf
+        log_a0 = l1 + np.log1p(-np.exp(np.minimum(l2 - l1, 0.0)))
     head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
     dead = np.log(s) - np.log(rsx) + log_a0
