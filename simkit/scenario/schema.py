@@ -278,6 +278,13 @@ def _validate_dist(v: dict[str, Any]) -> Dist:
     cls = _DIST_CLASSES[kind]
     allowed = [f.alias or name for name, f in cls.model_fields.items()]
     needed = [f.alias or n for n, f in cls.model_fields.items() if f.is_required() and n != "dist"]
+    if kind == "beta":  # by its mean and sd, or by its shapes
+        needed = ["a", "b"] if {"a", "b"} & set(v) else ["mean", "sd"]
+        if {"a", "b"} & set(v) and {"mean", "sd"} & set(v):
+            key = "mean" if "mean" in v else "sd"
+            raise _custom(
+                f"a beta distribution has mean and sd, or a and b, not both (drop '{key}')", key
+            )
     for key, val in v.items():
         if key not in allowed:
             raise _custom(
@@ -294,6 +301,7 @@ def _validate_dist(v: dict[str, Any]) -> Dist:
             raise _custom(
                 f"missing required key '{key}' (a {kind} distribution needs "
                 + ", ".join(needed)
+                + (", or a and b" if kind == "beta" and key in ("mean", "sd") else "")
                 + ")",
                 key,
             )
@@ -327,7 +335,7 @@ def _number_or_dist(v: Any, lo: float | None, hi: float | None) -> ParamValue:
     if isinstance(v, DistTypes):
         return v
     if isinstance(v, dict):
-        if "dist" not in v and not ({"mean", "sd", "low", "high", "mode", "a", "b"} & set(v)):
+        if "dist" not in v and not ({"mean", "sd", "low", "high", "mode"} & set(v)):
             raise _custom(
                 f"expected {expected} or a distribution like {_DIST_EXAMPLE}, got a mapping"
             )

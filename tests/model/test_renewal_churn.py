@@ -97,8 +97,21 @@ def test_beta_by_shapes_and_long_horizons():
     assert with_values(sc, {"days": 25 * 365}).days == 9125  # 25 yearly renewals
     with pytest.raises(ScenarioError, match="days"):
         with_values(sc, {"days": MAX_DAYS + 1})
-    with pytest.raises(ScenarioError, match="either mean and sd, or a and b"):
+    with pytest.raises(ScenarioError, match="mean and sd, or a and b, not both"):
         with_values(sc, {"segments[0].traits.churn_proneness.mean": 0.3})
+    with pytest.raises(ScenarioError, match=r"traits.churn_proneness.b: missing required key 'b'"):
+        simkit.scenario.parse_scenario(
+            simkit.load_scenario(CONTRACT).model_dump(mode="json", by_alias=True, exclude_none=True)
+            | {
+                "segments": [
+                    {
+                        "name": "x",
+                        "share": 1.0,
+                        "traits": {"churn_proneness": {"dist": "beta", "a": 0.5}},
+                    }
+                ]
+            }
+        )
     beta = simkit.load_scenario(CONTRACT).segments[0].traits.churn_proneness
     assert beta.mean == pytest.approx(1 / 3)
     with pytest.raises(ScenarioError, match="decision"):
