@@ -35,7 +35,7 @@ import mesa
 import numpy as np
 
 from ..errors import SimkitError
-from ..scenario.distributions import Beta, Gamma
+from ..scenario.distributions import Beta
 from ..scenario.schema import Scenario, uncertain_parameters
 from . import rules, streams
 from .metrics import NEVER, Journeys, Recorder
@@ -519,17 +519,17 @@ class MarketBase(mesa.Model):
 def _draw(spec, rng: np.random.Generator, n: int) -> np.ndarray:
     """Per-user draws of a trait (a constant or a distribution).
 
-    Beta and gamma traits are drawn by their quantile function from one stratified
-    uniform per user (user *i* gets the *i*-th of *n* equal slices of (0, 1) in a random
-    order, at a random point in it): with the same seed each user's value moves smoothly
-    with the shape parameters (numpy's samplers for them reject a varying number of
-    draws), and the users' values follow the distribution closely even in a small market
-    -- what a calibration on common random numbers needs
-    (:mod:`simkit.experiments.calibrate`).
+    A beta trait given by its shapes ``a`` and ``b`` (the churn probability of contracts,
+    fitted by :mod:`simkit.experiments.calibrate`) is drawn by its quantile function from
+    one stratified uniform per user (user *i* gets the *i*-th of *n* equal slices of
+    (0, 1) in a random order, at a random point in it): with the same seed each user's
+    value moves smoothly with the shapes (numpy's beta sampler rejects a varying number
+    of draws), and the users' values follow the distribution closely even in a small
+    market. Other distributions use numpy's samplers.
     """
     if isinstance(spec, int | float):
         return np.full(n, float(spec))
-    if isinstance(spec, Beta | Gamma):
+    if isinstance(spec, Beta) and spec.a is not None:
         u = (rng.permutation(n) + rng.random(n)) / max(n, 1)
         return np.asarray(spec.ppf(u), dtype=float)
     return spec.sample(rng, n)
