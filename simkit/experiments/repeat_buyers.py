@@ -37,6 +37,7 @@ __all__ = [
     "pareto_nbd_loglik",
     "pareto_nbd_expected",
     "fit_pareto_nbd",
+    "repeat_holdout",
 ]
 
 
@@ -148,3 +149,107 @@ def fit_pareto_nbd(x, t_x, T) -> dict:
     out = _fit(pareto_nbd_loglik, x, t_x, T, [(1.0, 1.0, 1.0, 1.0), (0.5, 10.0, 0.6, 12.0)])
     r, alpha, s, beta = out["params"]
     return {"r": r, "alpha": alpha, "s": s, "beta": beta, "loglik": out["loglik"]}
+
+
+def repeat_holdout(data, calibration_end, *, end=None, source: str | None = None) -> dict:
+    """Fit BG/NBD and Pareto/NBD on an event log up to a date; project the weeks after it.
+
+    The textbook check for repeat buyers (Fader, Hardie & Lee 2005): the customers whose
+    first purchase falls on or before ``calibration_end`` are summarised at that date
+    (repeat purchases *x*, the last one's time :math:`t_x`, the time since the first
+    purchase *T*, in weeks; one purchase a day: the days with an event after the first),
+    both models are fitted, and each projects the cumulative repeat purchases of those
+    customers week by week, in calendar time, to the end of the log.
+
+    Parameters
+    ----------
+    data : str, Path or pandas.DataFrame
+        An event log (:func:`simkit.experiments.customer_data.read_event_log`'s columns).
+    calibration_end : date-like
+        The last day of the calibration period.
+    end : date-like, optional
+        The last day of the holdout (default: the log's last day).
+    source : str, optional
+        The name used in messages for a frame.
+
+    Returns
+    -------
+    dict
+        ``fits`` (each model's parameters and log-likelihood), ``curve`` (a frame by week
+        end: observed and each model's cumulative repeat purchases, ``in_fit``) and
+        ``errors`` (per model: holdout MAPE of the cumulative curve in %, and the error of
+        the last week's total in %).
+    """
+    import pandas as pd
+
+    from ..errors import DataError
+    from .customer_data import _events, _read_csv
+
+    df, source = _read_csv(data, "event log", source)
+    users, day = _events(df, source)
+    cut = pd.Timestamp(calibration_end).floor("D")
+    last = day.max() if end is None else pd.Timestamp(end).floor("D")
+    days = pd.DataFrame({"user": users, "day": day}).drop_duplicates()
+    first = days.groupby("user")["day"].transform("min")
+    days = days[first <= cut].assign(first=first[first <= cut])
+    if days.empty or cut >= last:
+        raise DataError(
+            source,
+            "",
+            f"calibration_end {cut:%Y-%m-%d}: expected a date after the first purchases and "
+            f"before the log's end ({last:%Y-%m-%d})",
+        )
+    since = (days["day"] - days["first"]).dt.days.to_numpy() / 7.0
+    repeat = since > 0
+    cal = days[repeat & (days["day"] <= cut)]
+    per = days.groupby("user")["first"].first()
+    T = ((cut - per).dt.days.to_numpy() + 1) / 7.0
+    x = cal.groupby("user").size().reindex(per.index, fill_value=0).to_numpy(float)
+    t_x = (
+        ((cal["day"] - cal["first"]).dt.days / 7.0)
+        .groupby(cal["user"])
+        .max()
+        .reindex(per.index, fill_value=0.0)
+        .to_numpy(float)
+    )
+    fits = {"bgnbd": fit_bgnbd(x, t_x, T), "pareto_nbd": fit_pareto_nbd(x, t_x, T)}
+    start = per.min()
+    weeks = pd.date_range(start + pd.Timedelta(days=6), last, freq="7D")
+    rep_days = days.loc[repeat, "day"].to_numpy("datetime64[D]")
+    first_days = per.to_numpy("datetime64[D]")
+    rows = []
+    for w in weeks:
+        wd = np.datetime64(w.date(), "D")
+        age = np.clip((wd - first_days) / np.timedelta64(1, "D") + 1, 0, None) / 7.0
+        rows.append(
+            {
+                "week_end": w,
+                "in_fit": w <= cut,
+                "observed": float((rep_days <= wd).sum()),
+                "bgnbd": float(bgnbd_expected(age, _params(fits["bgnbd"])).sum()),
+                "pareto_nbd": float(pareto_nbd_expected(age, _params(fits["pareto_nbd"])).sum()),
+            }
+        )
+    curve = pd.DataFrame(rows)
+    hold = curve[~curve["in_fit"] & (curve["observed"] > 0)]
+    errors = {
+        m: {
+            "holdout_mape_pct": float(
+                100 * np.mean(np.abs(hold[m] - hold["observed"]) / hold["observed"])
+            )
+            if len(hold)
+            else float("nan"),
+            "final_error_pct": float(
+                100 * (curve[m].iloc[-1] - curve["observed"].iloc[-1]) / curve["observed"].iloc[-1]
+            )
+            if curve["observed"].iloc[-1] > 0
+            else float("nan"),
+        }
+        for m in ("bgnbd", "pareto_nbd")
+    }
+    return {"fits": fits, "curve": curve, "errors": errors, "customers": len(per)}
+
+
+def _params(fit: dict) -> tuple[float, ...]:
+    keys = ("r", "alpha", "a", "b") if "a" in fit else ("r", "alpha", "s", "beta")
+    return tuple(fit[k] for k in keys)
