@@ -69,7 +69,11 @@ __all__ = ["Built", "Dashboard", "DashboardProduct", "build", "load_dashboard", 
 Category = Literal["subscription_media", "marketplace", "ride_hailing", "saas", "mobile_game"]
 
 #: Days of the settled month the numbers are read from (after the warm-up).
-WINDOW_DAYS = 30
+WINDOW_DAYS = 90
+#: Bass p of every product before the adoption scale (per year; q is the preset's).
+BASS_P = 0.02
+#: The unknown that scales every product's Bass p and q (not a scenario path).
+ADOPTION = "products[*].bass (p and q times)"
 #: Tolerances: relative for counts, shares and rates; NPS in points.
 NPS_TOLERANCE = 2.0
 
@@ -344,12 +348,12 @@ def _start(d: Dashboard, t: Mapping[str, float], paths: Mapping[str, str]) -> _S
     e = _logit(sat) - pre.experience["quality_weight"] * 1.0
     e += pre.experience["price_weight"] * beta * ours.price / ref
     values[paths["experience"]] = e
-    # adoption: customers / (market - customers) ~ adoption hazard / lapse hazard
+    # adoption: (s p_sum + s q F)(1 - F) w = lapses F, F = all products' customers / market
     total = sum(p.customers for p in d.products)
     f = total / d.market_size
     lapse = r * 0.5 * 365
-    p_year = f / (1 - f) * lapse - pre.bass_q * f
-    values[paths["bass_p"]] = min(4.0, max(2e-4, p_year / len(d.products)))
+    hazard = (BASS_P * len(d.products) + pre.bass_q * f) * (1 - f) * max(pre.winback, 0.1)
+    values[paths["adoption"]] = min(50.0, max(0.02, lapse * f / hazard))
     for p in d.products:
         if not p.ours:
             q = 1.0 + math.log(p.customers / ours.customers)
@@ -373,7 +377,7 @@ def _start(d: Dashboard, t: Mapping[str, float], paths: Mapping[str, str]) -> _S
 
 # bounds of the unknowns (the schema's ranges, narrowed to what a market can have)
 _BOUNDS: dict[str, tuple[float, float]] = {
-    "bass_p": (1e-4, 8.0),
+    "adoption": (0.01, 100.0),
     "quality": (-5.0, 7.0),
     "visit": (-9.0, 5.0),
     "churn": (1e-4, 0.95),
@@ -416,7 +420,7 @@ def _skeleton(d: Dashboard, start: _Start, t: Mapping[str, float]) -> dict[str, 
         if p.cost_per_active_user:
             prod["cost_per_active_user"] = p.cost_per_active_user
         prod["quality"] = 1.0
-        prod["bass"] = {"p": 0.0 if not p.ours else 0.01, "q": pre.bass_q}
+        prod["bass"] = {"p": BASS_P, "q": pre.bass_q}
         prod["network_effect"] = pre.network_effect
         prod["initial_share"] = round(p.customers / d.market_size, 6)
         if p.fee is not None:
@@ -497,7 +501,7 @@ def _unknowns(d: Dashboard, targets: Sequence[_Target]) -> dict[str, str]:
     """Name -> scenario path of each unknown, one per target."""
     i_ours = next(i for i, p in enumerate(d.products) if p.ours)
     paths = {
-        "bass_p": f"products[{i_ours}].bass.p",
+        "adoption": ADOPTION,
         "visit": "behaviour.visit.base",
         "churn": "behaviour.churn.base_monthly",
         "need": "segments[0].traits.need.mean",
@@ -513,6 +517,17 @@ def _unknowns(d: Dashboard, targets: Sequence[_Target]) -> dict[str, str]:
     if "conversion_rate" in keys:
         paths["churn_multiplier"] = f"products[{i_ours}].subscription.churn_multiplier"
     return paths
+
+
+def _expand(base: Scenario, values: Mapping[str, float]) -> dict[str, float]:
+    """Scenario paths and values: the adoption scale becomes every product's Bass p and q."""
+    out = {k: v for k, v in values.items() if k != ADOPTION}
+    if ADOPTION in values:
+        s = values[ADOPTION]
+        for i, p in enumerate(base.products):
+            out[f"products[{i}].bass.p"] = float(f"{BASS_P * s:.4g}")
+            out[f"products[{i}].bass.q"] = float(f"{float(p.bass.q) * s:.4g}")
+    return out
 
 
 def _parameters(paths: Mapping[str, str], start: Mapping[str, float]) -> list[FitParameter]:
@@ -544,24 +559,29 @@ class _Solver:
     history: list[dict[str, float]] = field(default_factory=list)
 
     def values(self, u: np.ndarray) -> dict[str, float]:
+        """Return the unknowns' values at ``u`` (the adoption scale by its own name)."""
         return {p.path: p.value(x) for p, x in zip(self.params, u, strict=True)}
 
     def evaluate(self, us: Sequence[np.ndarray]) -> list[tuple[np.ndarray, dict[str, float]]]:
-        """Errors (in tolerances) and mean KPIs of each point, all runs together."""
-        tasks = [(self.base, self.values(u), s) for u in us for s in self.seeds]
+        """Errors (in tolerances) and mean KPIs of each point of the cube, all runs together."""
+        return self.measure([self.values(u) for u in us])
+
+    def measure(self, points: Sequence[dict[str, float]]) -> list[tuple[np.ndarray, dict]]:
+        """Errors (in tolerances) and mean KPIs of each set of values, all runs together."""
+        tasks = [(self.base, _expand(self.base, v), s) for v in points for s in self.seeds]
         flat = map_runs(self.executor, _kpi_task, tasks)
         self.runs += len(tasks)
         n = len(self.seeds)
         out = []
-        for i, u in enumerate(us):
+        for i, values in enumerate(points):
             reps = flat[i * n : (i + 1) * n]
             kpis = {k: float(np.mean([r.get(k, 0.0) for r in reps])) for k in reps[0]}
             err = np.array([t.error(kpis.get(t.key, 0.0), self.tol) for t in self.targets])
             out.append((err, kpis))
-            self.history.append({**self.values(u), "worst": float(np.max(np.abs(err)))})
+            self.history.append({**values, "worst": float(np.max(np.abs(err)))})
         return out
 
-    def jacobian(self, u: np.ndarray, e: np.ndarray, h: float = 0.03) -> np.ndarray:
+    def jacobian(self, u: np.ndarray, e: np.ndarray, h: float = 0.05) -> np.ndarray:
         pts = []
         steps = []
         for j in range(u.size):
@@ -740,15 +760,17 @@ def build(
     paths = _unknowns(d, targets)
     start = _start(d, tvals, paths)
     skeleton = _skeleton(d, start, tvals)
-    base = _scenario(skeleton, start.values)
+    base = _scenario(skeleton, {k: v for k, v in start.values.items() if k != ADOPTION})
     params = _parameters(paths, start.values)
     root = np.random.SeedSequence(d.seed)
     seeds = [root] if replications == 1 else list(root.spawn(replications))
     with as_executor(executor, runs=len(params) * len(seeds)) as ex:
         solver = _Solver(base, params, targets, seeds, ex, tolerance, progress)
         u, err, kpis, ok = solver.solve(budget)
-    values = solver.values(u)
-    scenario = with_values(base, values)
+        # the written scenario's values: 4 significant digits, measured again as written
+        values = {k: float(f"{x:.4g}") for k, x in solver.values(u).items()}
+        ((err, kpis),) = solver.measure([values])
+    scenario = with_values(base, _expand(base, values))
     names = list(paths)
     rows = []
     for t, e, name in zip(targets, err, names, strict=True):
@@ -785,7 +807,7 @@ def _scenario(data: dict[str, Any], values: Mapping[str, float]) -> Scenario:
 
 def _scalar(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.6g}" if math.isfinite(v) else str(v)
+        return repr(v)  # the shortest text that reads back as the same number
     text = yaml.safe_dump(v, default_flow_style=True, allow_unicode=True).strip()
     return text.removesuffix("\n...").removesuffix("...").strip()
 
