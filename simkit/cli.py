@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import SimkitError
+from .errors import ScenarioWarning, SimkitError
 
 __all__ = ["build_parser", "main"]
 
@@ -525,6 +526,14 @@ def _progress_line(line: str) -> None:
 COMMANDS["calibrate"] = cmd_calibrate
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a scenario's advice as one line; other warnings as Python prints them."""
+    if issubclass(category, ScenarioWarning):
+        print(f"simkit: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``simkit`` command line.
 
@@ -542,7 +551,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", ScenarioWarning)
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
     except SimkitError as exc:
         print(f"simkit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
