@@ -52,6 +52,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from ..errors import ScenarioError, SimkitError
 from ..scenario.presets import KPI_LABELS, PRESETS, Preset
 from ..scenario.schema import (
+    Name,
     Scenario,
     Strict,
     _custom,
@@ -81,7 +82,7 @@ NPS_TOLERANCE = 2.0
 class DashboardProduct(Strict):
     """A product on the dashboard: ours or a rival."""
 
-    name: str = Field(description="Product name, e.g. 'Streamly'.")
+    name: Name = Field(description="Product name, e.g. 'Streamly'.")
     ours: bool = Field(False, description="True for our product (exactly one).")
     customers: float = Field(gt=0, description="Customers today [people].")
     price: float = Field(0.0, ge=0, description="Price per transaction [currency].")
@@ -106,7 +107,7 @@ class Dashboard(Strict):
     (``docs/scenarios.md``) and copied into it.
     """
 
-    name: str = Field(description="Scenario name (a short identifier).")
+    name: Name = Field(description="Scenario name (a short identifier).")
     description: str = Field("", description="One line on what is modelled.")
     category: Category = Field(description="Kind of product: " + ", ".join(PRESETS) + ".")
     market_size: float = Field(gt=0, description="People who could use such a product [people].")
@@ -212,21 +213,47 @@ def settled_kpis(result) -> dict[str, float]:
     Means over the run's days: customers of each product, DAU/MAU, monthly churn, NPS,
     renewal and conversion rates; transactions per active user and the paid share as
     ratios of sums (transactions / DAU, subscribers / customers).
+
+    ``noise:<number>`` is the simulation's standard error of each, from the simulated
+    counts behind it (``result.scale`` people per simulated user): relative (Poisson:
+    one over the root of the count of customers, visits, leavers, transactions,
+    subscribers, conversions; binomial for the renewal rate), and in points for NPS
+    (a survey of every simulated customer, 30% of them passives).
     """
     m = result.metrics
+    per = 1.0 / float(result.scale) if result.scale else 1.0  # simulated users per person
     out: dict[str, float] = {}
+
+    def rel(count: float) -> float:
+        return 1.0 / math.sqrt(count) if count > 0 else math.inf
+
     for c in m.columns:
         if c.startswith("customers:"):
             out[c] = float(m[c].mean())
+            out[f"noise:{c}"] = rel(out[c] * per)
     dau = float(m["dau"].sum())
     out["dau_mau"] = float(m["stickiness"].mean())
+    out["noise:dau_mau"] = rel(dau * per)
     out["monthly_churn"] = float(m["churn_rate"].mean())
-    out["transactions_per_active_user"] = float(m["transactions"].sum()) / dau if dau else 0.0
+    out["noise:monthly_churn"] = rel(float(m["churned"].sum()) * per)
+    tx = float(m["transactions"].sum())
+    out["transactions_per_active_user"] = tx / dau if dau else 0.0
+    out["noise:transactions_per_active_user"] = rel(tx * per)
+    customers = float(m["customers"].mean()) * per
     out["nps"] = float(m["nps"].mean())
+    spread = max(0.7 - (out["nps"] / 100) ** 2, 0.0)
+    out["noise:nps"] = 100 * math.sqrt(spread / customers) if customers > 0 else math.inf
     cust = float(m["customers"].sum())
+    subscribers = float(m["subscribers"].mean()) * per
     out["paid_share"] = float(m["subscribers"].sum()) / cust if cust else 0.0
-    out["renewal_rate"] = float(m["renewal_rate"].mean())
+    out["noise:paid_share"] = rel(subscribers)
+    out["renewal_rate"] = r = float(m["renewal_rate"].mean())
+    ours = next(p for p in result.scenario.products if p.ours)
+    period = ours.subscription.period_days if ours.subscription is not None else 30
+    due = subscribers * len(m) / period
+    out["noise:renewal_rate"] = math.sqrt(r * (1 - r) / due) / r if due > 0 and r > 0 else math.inf
     out["conversion_rate"] = float(m["conversion_rate"].mean())
+    out["noise:conversion_rate"] = rel(float(m["subscription_conversions"].sum()) * per)
     return out
 
 
@@ -519,6 +546,26 @@ def _unknowns(d: Dashboard, targets: Sequence[_Target]) -> dict[str, str]:
     return paths
 
 
+# the unknown each dashboard number is paired with (the table's solved_by)
+_PAIRS = {
+    "dau_mau": "visit",
+    "monthly_churn": "churn",
+    "transactions_per_active_user": "need",
+    "nps": "experience",
+    "paid_share": "conversion",
+    "renewal_rate": "renewal",
+    "conversion_rate": "churn_multiplier",
+}
+
+
+def _unknown_of(key: str, d: Dashboard) -> str:
+    """Return the unknown that mainly moves the number ``key`` (all are solved together)."""
+    if key.startswith("customers:"):
+        name = key.split(":", 1)[1]
+        return "adoption" if name == d.ours.name else f"quality:{name}"
+    return _PAIRS[key]
+
+
 def _expand(base: Scenario, values: Mapping[str, float]) -> dict[str, float]:
     """Scenario paths and values: the adoption scale becomes every product's Bass p and q."""
     out = {k: v for k, v in values.items() if k != ADOPTION}
@@ -576,6 +623,9 @@ class _Solver:
         for i, values in enumerate(points):
             reps = flat[i * n : (i + 1) * n]
             kpis = {k: float(np.mean([r.get(k, 0.0) for r in reps])) for k in reps[0]}
+            for k in kpis:  # the mean of n runs is sqrt(n) times less noisy
+                if k.startswith("noise:"):
+                    kpis[k] /= math.sqrt(n)
             err = np.array([t.error(kpis.get(t.key, 0.0), self.tol) for t in self.targets])
             out.append((err, kpis))
             self.history.append({**values, "worst": float(np.max(np.abs(err)))})
@@ -646,7 +696,8 @@ class Built:
         ``simulated`` (the settled month on the build's seed), ``error`` (relative, or
         points for NPS), ``within`` (tolerance met), ``source`` ("from your numbers" or
         "assumed"), ``solved_by`` (the scenario path that was solved for it) and
-        ``value`` (the solved value).
+        ``value`` (the solved value), ``noise`` (the simulation's standard error of
+        ``simulated``: relative, or points for NPS; see :meth:`noisy`).
     converged : bool
         Whether every number is within its tolerance.
     simulations : int
@@ -666,21 +717,47 @@ class Built:
             f"{self.scenario.name}: settled market after {self.scenario.warmup_days} days of "
             f"warm-up, first {WINDOW_DAYS} days without outputs, {self.scenario.market.users:,} "
             f"simulated users, seed {self.scenario.seed}",
-            f"{'number':34} {'yours':>14} {'simulated':>14} {'off':>8}  source",
+            f"{'number':30} {'yours':>12} {'simulated':>12} {'off':>8} {'noise':>8}  source",
         ]
         for r in self.table.itertuples():
-            off = f"{r.error:+.1f} pt" if r.key == "nps" else f"{r.error:+.1%}"
+            nps = r.key == "nps"
+            off = f"{r.error:+.1f} pt" if nps else f"{r.error:+.1%}"
+            noise = f"±{r.noise:.1f} pt" if nps else f"±{r.noise:.1%}"
             mark = "" if r.within else "  <- outside tolerance"
             lines.append(
-                f"{r.number:34} {_fmt(r.key, r.yours):>14} {_fmt(r.key, r.simulated):>14} "
-                f"{off:>8}  {r.source}{mark}"
+                f"{r.number:30} {_fmt(r.key, r.yours):>12} {_fmt(r.key, r.simulated):>12} "
+                f"{off:>8} {noise:>8}  {r.source}{mark}"
             )
         tol = f"within {self.tolerance:.0%} each (NPS within {NPS_TOLERANCE:g} points)"
         lines.append(
             f"{'all numbers ' + tol if self.converged else 'NOT all numbers ' + tol}; "
             f"{self.simulations} simulations"
         )
+        lines += self.noisy()
         return "\n".join(lines)
+
+    def noisy(self) -> list[str]:
+        """Return a line for each number the simulation cannot measure to its tolerance.
+
+        The noise column is the standard error of a simulated number from the simulated
+        counts behind it (:func:`settled_kpis`); where it exceeds the tolerance, another
+        seed would show a different number, and more simulated users would narrow it.
+        """
+        out = []
+        users = self.scenario.market.users
+        for r in self.table.itertuples():
+            limit = NPS_TOLERANCE if r.key == "nps" else self.tolerance
+            if not r.noise <= limit:
+                need = users * (r.noise / limit) ** 2 if math.isfinite(r.noise) else math.inf
+                more = f"about {need:,.0f} simulated users" if math.isfinite(need) else "more users"
+                lines = (
+                    f"note: the simulation measures {r.number} only to ±"
+                    + (f"{r.noise:.1f} points" if r.key == "nps" else f"{r.noise:.0%}")
+                    + f" at {users:,} simulated users (another seed may differ by that much); "
+                    f"{more} would measure it to the tolerance"
+                )
+                out.append(lines)
+        return out
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         """Return (and write, with ``path``) the scenario as commented YAML.
@@ -771,7 +848,7 @@ def build(
         values = {k: float(f"{x:.4g}") for k, x in solver.values(u).items()}
         ((err, kpis),) = solver.measure([values])
     scenario = with_values(base, _expand(base, values))
-    names = list(paths)
+    names = [_unknown_of(t.key, d) for t in targets]
     rows = []
     for t, e, name in zip(targets, err, names, strict=True):
         x = kpis.get(t.key, 0.0)
@@ -782,6 +859,7 @@ def build(
                 "yours": t.value,
                 "simulated": x,
                 "error": (x - t.value) if t.absolute is not None else x / t.value - 1,
+                "noise": kpis.get(f"noise:{t.key}", math.nan),
                 "within": bool(abs(e) <= 1.0),
                 "source": "from your numbers"
                 if t.source == "yours"
@@ -859,6 +937,13 @@ def _commented_yaml(b: Built) -> str:
             comments[f"products[{i}].subscription.fee"] = yours
     for r in b.table.itertuples():
         src = yours if r.source == "from your numbers" else assumed
+        if r.solved_by == ADOPTION:
+            for i in range(len(d.products)):
+                comments[f"products[{i}].bass"] = (
+                    f"solved: {r.number} {_fmt(r.key, r.yours)} ({src}), simulated "
+                    f"{_fmt(r.key, r.simulated)}: every product's p and q times {r.value:.4g}"
+                )
+            continue
         comments[r.solved_by] = (
             f"solved: {r.number} {_fmt(r.key, r.yours)} ({src}), simulated "
             f"{_fmt(r.key, r.simulated)}"
