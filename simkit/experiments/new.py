@@ -8,10 +8,9 @@ and the category's typical value (press Enter to assume it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
-
-import yaml
 
 from ..errors import SimkitError
 from ..scenario.presets import KPI_LABELS, PRESETS
@@ -80,8 +79,9 @@ def example_kpis(category: str) -> str:
 
 
 def _number(text: str, kind: type) -> Any:
-    value = yaml.safe_load(text)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """Read a typed number: ``5000000``, ``5,000,000``, ``5e6``, ``0.3`` (not nan or inf)."""
+    value = float(text.replace(",", "").replace("_", ""))
+    if not math.isfinite(value):
         raise ValueError(text)
     return kind(value)
 
