@@ -124,6 +124,10 @@ def streamly():
 def test_freemium_from_ten_numbers_marks_what_was_assumed(streamly):
     built = streamly
     assert built.converged, built.format()
+    # the scenario runs, and its paid share, DAU/MAU and churn are what was entered
+    k = settled_kpis(simkit.run(built.scenario, days=90, without_outputs="all"))
+    for key in ("paid_share", "dau_mau", "monthly_churn"):
+        assert k[key] == pytest.approx(STREAMLY[key], rel=0.05), key
     t = built.table.set_index("key")
     assert t.loc["paid_share", "source"] == "from your numbers"
     # each number is paired with the level that mainly moves it
