@@ -245,7 +245,12 @@ def settled_kpis(result) -> dict[str, float]:
     ours = next(p for p in result.scenario.products if p.ours)
     period = ours.subscription.period_days if ours.subscription is not None else 30
     due = subscribers * len(m) / period
-    out["noise:renewal_rate"] = math.sqrt(r * (1 - r) / due) / r if due > 0 and r > 0 else math.inf
+    # a share shrunk towards 1/2 by half an event (Agresti and Coull 1998): no cancellations
+    # seen among few renewals is no proof of a renewal rate of 100%
+    shrunk = (r * due + 0.5) / (due + 1)
+    out["noise:renewal_rate"] = (
+        math.sqrt(shrunk * (1 - shrunk) / due) / r if due > 0 and r > 0 else math.inf
+    )
     out["conversion_rate"] = float(m["conversion_rate"].mean())
     out["noise:conversion_rate"] = rel(float(m["subscription_conversions"].sum()) * per)
     return out

@@ -102,8 +102,14 @@ def ask_dashboard(
     assumed); an answer that is not a number is asked again.
     """
 
-    def get(question: str, kind: type = str, default: Any = None, required: bool = True) -> Any:
-        hint = f" [{default}]" if default is not None else ("" if required else " [assume]")
+    def get(
+        question: str,
+        kind: type = str,
+        default: Any = None,
+        required: bool = True,
+        empty: str = "assume",
+    ) -> Any:
+        hint = f" [{default}]" if default is not None else ("" if required else f" [{empty}]")
         while True:
             text = ask(f"{question}{hint}: ").strip()
             if not text:
@@ -133,17 +139,17 @@ def ask_dashboard(
     ours: dict[str, Any] = {"name": get("our product's name", default="Ours"), "ours": True}
     ours["customers"] = get("our customers today", float)
     ours["price"] = get("our price per transaction", float, default=0.0)
-    fee = get("our paid plan's fee per period (Enter: no plan)", float, required=False)
+    fee = get("our paid plan's fee per period", float, required=False, empty="no plan")
     if fee is not None:
         ours["fee"] = fee
     products = [ours]
     while True:
-        rival = get("a rival's name (Enter: no more rivals)", required=False)
+        rival = get("a rival's name", required=False, empty="no more rivals")
         if rival is None:
             break
         r: dict[str, Any] = {"name": rival, "customers": get(f"{rival}'s customers", float)}
         r["price"] = get(f"{rival}'s price per transaction", float, default=0.0)
-        rfee = get(f"{rival}'s plan fee (Enter: no plan)", float, required=False)
+        rfee = get(f"{rival}'s plan fee", float, required=False, empty="no plan")
         if rfee is not None:
             r["fee"] = rfee
         products.append(r)
