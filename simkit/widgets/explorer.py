@@ -97,7 +97,9 @@ __all__ = [
     "app",
     "derived_controls",
     "explore",
+    "ObservedChart",
     "money_metrics",
+    "observed_metrics",
     "pin_table",
 ]
 
@@ -318,6 +320,13 @@ class Explorer(W.VBox):
         button; :attr:`pin_table` sets its money against the plan shown).
     kr_html, status : ipywidgets.HTML
         The key-result table and the status line.
+    view : ipywidgets.ToggleButtons
+        What the figures show: ``"true"``, the simulated market as it is (the figures
+        above), or ``"observed"``: also what the team sees of the plan's first run
+        (:attr:`observed_image`, drawn by :class:`ObservedChart`; its numbers are
+        :attr:`observed_data`). Switching draws from the last update: nothing is run again.
+    observed_image : ipywidgets.Image
+        The figure of what the team sees (hidden while :attr:`view` is ``"true"``).
     last_result : ExplorerResult or None
         What the last successful update computed.
     error : str or None
@@ -391,6 +400,9 @@ class Explorer(W.VBox):
         self.images = self._display.images
         self.status = self._display.status
         self.kr_html = self._display.kr_html
+        self.view = self._display.view
+        self.observed_image = self._display.observed_image
+        self.view.observe(self._on_view, names="value")
         children = [W.HTML(_STYLE)]
         if header:
             children.append(W.HTML(_header_html(sc, bool(self._ours))))
@@ -719,7 +731,7 @@ class Explorer(W.VBox):
             kr_table=pd.DataFrame(krs),
             curves=curves,
         )
-        self._render(res, krs)
+        self._render(res, krs, final=False)
         if p is None:
             self._busy(f"simulating this plan: {len(runs)} of {st.runs} runs done…")
             st.said = time.perf_counter()
@@ -728,8 +740,37 @@ class Explorer(W.VBox):
             st.first = time.perf_counter() - st.t0
         st.next_frame = time.perf_counter() + self.FRAME_SECONDS
 
-    def _render(self, res: ExplorerResult, krs: list[dict]) -> None:
-        self._display.draw(res, krs)
+    def _render(self, res: ExplorerResult, krs: list[dict], final: bool = True) -> None:
+        self._display.draw(res, krs, final)
+
+    def _on_view(self, _change) -> None:
+        """Show or hide what the team sees (:attr:`view`).
+
+        It is drawn now from the last update, unless a run is under way (its finished
+        figures draw it).
+        """
+        self._display.show_view()
+        if self._updating.acquire(blocking=False):
+            try:
+                if self.last_result is not None:
+                    self._display.draw_observed(self.last_result)
+            finally:
+                self._updating.release()
+
+    @property
+    def observed_data(self) -> pd.DataFrame:
+        """What the team sees of the last update, as drawn when :attr:`view` is ``"observed"``.
+
+        The rows of ``RunResult.observed`` (:func:`simkit.model.observe.observe`) of the
+        plan's first run for the metrics drawn (:func:`observed_metrics`): ``metric,
+        period_start, period_end, known_day, value, se``.
+        """
+        res = self.last_result
+        if res is None:
+            return pd.DataFrame()
+        run = res.runs[0]
+        obs = run.observed
+        return obs[obs["metric"].isin(observed_metrics(run.scenario, run.metrics.columns))]
 
     def _busy(self, text: str) -> None:
         self.add_class("simkit-busy")
@@ -1000,9 +1041,31 @@ class _Display:
         self.unpin_button.add_class("simkit-unpin")
         self.pin_html = W.HTML()
         self.pin_html.add_class("simkit-pinned")
+        self.view = W.ToggleButtons(
+            options=[("true state", "true"), ("what the team sees", "observed")],
+            value="true",
+            description="show",
+            tooltips=[
+                "the simulated market as it is, every day",
+                "the numbers as the company gets them: monthly closes, quarterly surveys, "
+                "panels, each when it is known, over the true daily curve",
+            ],
+            style={"description_width": "40px", "button_width": "150px"},
+        )
+        self.view.add_class("simkit-view")
+        self.observed_chart = ObservedChart()
+        self.observed_image = W.Image(
+            format="png",
+            layout=W.Layout(
+                width=f"{ObservedChart.size[0] * DPI:.0f}px", max_width="100%", display="none"
+            ),
+        )
+        self.observed_image.add_class("simkit-observed")
         self.widget = W.VBox(
             [
                 self.status,
+                self.view,
+                self.observed_image,
                 self.images["leading"],
                 W.HBox([self.images["retention"], self.images["market_share"]]),
                 self.images["money"],
@@ -1013,11 +1076,25 @@ class _Display:
             layout=W.Layout(flex="1 1 auto", min_width="0"),
         )
 
-    def draw(self, res: ExplorerResult, krs: list[dict]) -> None:
-        """Draw ``res``'s figures and its key results (rows ``krs``)."""
+    def draw(self, res: ExplorerResult, krs: list[dict], final: bool = True) -> None:
+        """Draw ``res``'s figures and its key results (rows ``krs``).
+
+        What the team sees is drawn for ``final`` results (not the frames of a run under way).
+        """
         for name, chart in self.charts.items():
             self.images[name].value = chart.render(res)
         self.kr_html.value = _kr_html(krs, len(res.runs))
+        if final:
+            self.draw_observed(res)
+
+    def show_view(self) -> None:
+        """Show the figure of what the team sees, or hide it, as :attr:`view` says."""
+        self.observed_image.layout.display = "" if self.view.value == "observed" else "none"
+
+    def draw_observed(self, res: ExplorerResult) -> None:
+        """Draw what the team sees of ``res`` when it is shown (else nothing: no cost)."""
+        if self.view.value == "observed":
+            self.observed_image.value = self.observed_chart.render(res.runs[0])
 
 
 def _done_html(res: ExplorerResult, runs: int, users: int) -> str:
@@ -2253,6 +2330,67 @@ class MoneyChart(_Chart):
                 ys += self.set_curve((m, "pinned"), c.days, c.pinned.money[0][:, j])
             self.set_marks(ax, c)
             self.fit(ax, ys, (c.days[0], c.days[-1]))
+
+
+def observed_metrics(sc: Scenario, columns) -> list[str]:
+    """Return the metrics drawn as the team sees them (:attr:`Explorer.view`).
+
+    They are the trailing ones a team reads late or from a sample: our market share (our
+    customers, for a lone product), revenue, MRR (with a paid plan, see
+    :func:`money_metrics`) and NPS, those the run has.
+    """
+    share = "market_share" if len(sc.products) > 1 else "customers"
+    mrr = ["mrr"] if "mrr" in money_metrics(sc) else []
+    return [m for m in (share, "revenue", *mrr, "nps") if m in columns]
+
+
+class ObservedChart:
+    """What the team sees of one run, as a dashboard shows it, over the true daily curves.
+
+    Each metric of :func:`observed_metrics` is drawn by :func:`simkit.plots.plot_observed`:
+    a monthly total as a bar, a survey or panel number as a point with its 95% interval, a
+    dotted line to the day it is known.
+
+    Drawn anew for each run (:attr:`draws` counts them); the PNG of the last run is kept
+    while the run is the same.
+    """
+
+    size = (8.6, 4.8)
+    margins = dict(left=0.07, right=0.985, bottom=0.08, top=0.87, wspace=0.2, hspace=0.45)
+
+    def __init__(self):
+        self.fig = Figure(figsize=self.size, dpi=DPI)
+        self.canvas = FigureCanvasAgg(self.fig)
+        self.draws = 0
+        self._drawn: tuple[RunResult | None, bytes] = (None, b"")
+
+    def render(self, run: RunResult) -> bytes:
+        """Return the PNG of what the team sees of ``run``."""
+        if self._drawn[0] is run:
+            return self._drawn[1]
+        metrics = observed_metrics(run.scenario, run.metrics.columns)
+        self.fig.clear()
+        self.fig.subplots_adjust(**self.margins)
+        axes = self.fig.subplots(2, 2).ravel()
+        for ax, m in zip(axes, metrics, strict=False):
+            plots.plot_observed(run, m, ax=ax)
+            ax.tick_params(labelsize=7.5)
+            ax.title.set_fontsize(9)
+        for ax in axes[len(metrics) :]:
+            ax.set_visible(False)
+        self.fig.suptitle(
+            "What the team sees of this plan (its first run): each number as it is reported, "
+            "and when, over the true daily curve (grey)",
+            fontsize=10,
+            x=0.01,
+            y=0.995,
+            ha="left",
+        )
+        self.canvas.draw()
+        png = _png(self.canvas)
+        self._drawn = (run, png)
+        self.draws += 1
+        return png
 
 
 def pin_table(pinned: list[RunResult], runs: list[RunResult], money: list[str], paired: bool):

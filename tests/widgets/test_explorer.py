@@ -606,3 +606,51 @@ def test_a_pinned_plan_is_compared_side_by_side(explorer, monkeypatch):
         explorer.unpin()
         explorer.set(runs=1, seed=3)
         explorer.reset()
+
+
+# --- what the team sees (the observed / true switch) -----------------------------------------
+
+
+def test_the_switch_shows_what_the_team_sees_of_the_plan(explorer):
+    res = explorer.last_result
+    assert explorer.view.value == "true"
+    assert explorer.observed_image.layout.display == "none"
+    chart = explorer._display.observed_chart
+    draws = chart.draws
+    try:
+        explorer.view.value = "observed"
+        assert explorer.last_result is res  # drawn from the last update: nothing re-run
+        assert explorer.observed_image.layout.display == ""
+        assert bytes(explorer.observed_image.value).startswith(b"\x89PNG")
+        assert chart.draws == draws + 1
+        obs = explorer.observed_data
+        run = res.runs[0]
+        assert set(obs["metric"]) == {"market_share", "revenue", "nps"}  # no paid plan: no MRR
+        # the monthly close: each report is the month's revenue, known 8 days after it ends
+        rev = obs[obs["metric"] == "revenue"]
+        daily = run.metrics["revenue"].to_numpy()
+        for r in rev.itertuples():
+            assert r.value == pytest.approx(daily[r.period_start : r.period_end + 1].sum())
+        assert (rev["known_day"] == rev["period_end"] + 8).all()
+        assert rev["period_start"].iloc[1] == 31  # calendar months from 1 January
+        # ... drawn as bars of the month's revenue per day
+        (ax,) = [a for a in chart.fig.axes if a.get_title().startswith("revenue")]
+        heights = [p.get_height() for p in ax.patches]
+        width = (rev["period_end"] - rev["period_start"] + 1).to_numpy()
+        np.testing.assert_allclose(heights, rev["value"].to_numpy() / width)
+        # the NPS survey: points with their interval, the survey's own numbers
+        (ax,) = [a for a in chart.fig.axes if a.get_title().startswith("NPS")]
+        nps = obs[obs["metric"] == "nps"]
+        (points,) = [ln for ln in ax.lines if ln.get_marker() == "o"]
+        np.testing.assert_array_equal(points.get_ydata(), nps["value"].to_numpy())
+        assert (nps["se"] > 0).all()
+        # a new plan is drawn again; switching back hides it and stops drawing it
+        before = bytes(explorer.observed_image.value)
+        explorer.set({"outputs[0].frequency_uplift": 0.9})
+        assert chart.draws == draws + 2
+        assert bytes(explorer.observed_image.value) != before
+    finally:
+        explorer.view.value = "true"
+    assert explorer.observed_image.layout.display == "none"
+    explorer.set({"outputs[0].frequency_uplift": 0.15})
+    assert chart.draws == draws + 2
