@@ -2582,15 +2582,31 @@ _STYLE = """<style>
 class App(W.VBox):
     """The standalone explorer (``make app``).
 
-    A dropdown of the bundled scenarios above the explorer of the one chosen; :attr:`explorer`
-    is the explorer shown.
+    A dropdown of the bundled scenarios above the explorer of the one chosen.
+
+    Attributes
+    ----------
+    explorer : Explorer
+        The explorer shown.
+    explorers : dict of str to Explorer
+        The explorers built so far, by scenario: switching back to a scenario shows its
+        explorer as it was left, without running it again. At most one per bundled
+        scenario; :meth:`clear` closes all but the one shown. An explorer left while a
+        run of it is under way is closed (the run stops) and built anew when chosen again.
     """
 
-    def __init__(self, scenario: str | None = None, users: int | None = None, **kw):
+    def __init__(
+        self,
+        scenario: str | None = None,
+        users: int | None = None,
+        prepare: bool = False,
+        **kw,
+    ):
         names = list(bundled_scenarios())
         self.users = users
         self.options = kw
         self.explorer: Explorer | None = None
+        self.explorers: dict[str, Explorer] = {}
         self.choice = W.Dropdown(
             options=names,
             value=scenario or names[0],
@@ -2603,24 +2619,57 @@ class App(W.VBox):
         super().__init__([self.choice, self.holder])
         self.choice.observe(lambda ch: self.show(ch["new"]), names="value")
         self.show(self.choice.value)
+        if prepare:
+            self.prepare()
 
-    def show(self, name: str) -> Explorer:
-        """Build and show the explorer of scenario ``name``."""
+    def prepare(self, names=None) -> None:
+        """Build the explorers of ``names`` (default: every bundled scenario) ahead.
+
+        Each runs its first update now, so that choosing it later shows it at once. Worth it
+        where nobody waits meanwhile: a pre-heated kernel of the app (Voila runs the notebook
+        before a visitor comes). Each explorer holds its runs and figures (~50 MB at 5,000
+        users).
+        """
+        for name in self.choice.options if names is None else names:
+            if name not in self.explorers:
+                self.explorers[name] = self._build(name)
+
+    def _build(self, name: str) -> Explorer:
         sc = load_scenario(name)
         n = sc.market.users if self.users is None else min(int(self.users), sc.market.users)
-        self.holder.children = [W.HTML(f"<i>loading {html.escape(name)}…</i>")]
-        if self.explorer is not None:
-            self.explorer.close()  # (stops a run of the last scenario under way)
-        self.explorer = Explorer(sc, users=n, **self.options)
-        self.holder.children = [self.explorer]
-        return self.explorer
+        return Explorer(sc, users=n, **self.options)
+
+    def show(self, name: str) -> Explorer:
+        """Show the explorer of scenario ``name`` (built now unless it is in :attr:`explorers`)."""
+        old = self.explorer
+        if old is not None and not old.wait(0):  # a run under way: it stops
+            self._forget(old)
+        ex = self.explorers.get(name)
+        if ex is None:
+            self.holder.children = [W.HTML(f"<i>loading {html.escape(name)}…</i>")]
+            ex = self.explorers[name] = self._build(name)
+        if old is not None and ex.view.value != old.view.value:
+            ex.view.value = old.view.value  # (what the figures show stays as chosen)
+        self.explorer = ex
+        self.holder.children = [ex]
+        return ex
+
+    def clear(self) -> None:
+        """Close and forget every explorer but the one shown."""
+        for ex in list(self.explorers.values()):
+            if ex is not self.explorer:
+                self._forget(ex)
+
+    def _forget(self, ex: Explorer) -> None:
+        self.explorers = {k: v for k, v in self.explorers.items() if v is not ex}
+        ex.close()
 
 
-def app(scenario: str | None = None, users: int | None = None, **kw) -> App:
+def app(scenario: str | None = None, users: int | None = None, prepare: bool = False, **kw) -> App:
     """Return the standalone explorer (:class:`App`).
 
     It shows a dropdown of the bundled scenarios above the explorer of the one chosen.
-    ``users`` caps the simulated users of each scenario; other keywords go to
-    :class:`Explorer`.
+    ``users`` caps the simulated users of each scenario; ``prepare`` builds the explorers of
+    every scenario ahead (:meth:`App.prepare`); other keywords go to :class:`Explorer`.
     """
-    return App(scenario, users=users, **kw)
+    return App(scenario, users=users, prepare=prepare, **kw)

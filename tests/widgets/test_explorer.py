@@ -369,14 +369,47 @@ def test_a_failure_on_the_worker_thread_is_shown():
 
 
 def test_app_switches_scenarios():
-    app = widgets.app("bass_diffusion", users=300, days=60)
+    app = widgets.app("bass_diffusion", users=300, days=60, background=False)
     assert app.explorer.scenario.name == "bass_diffusion"
     old = app.explorer
+    first = old.last_result
+    old.view.value = "observed"
     app.choice.value = "ridehailing_duopoly"
     assert app.explorer.scenario.name == "ridehailing_duopoly"
-    assert old._changes.closed and old.comm is None  # closed: a run of it under way would stop
     assert app.explorer.controls["users"].value == 300
     assert app.holder.children == (app.explorer,)
+    assert app.explorer.view.value == "observed"  # what the figures show stays as chosen
+    assert set(app.explorers) == {"bass_diffusion", "ridehailing_duopoly"}
+    # back to the first: the same explorer, as it was left, nothing run again
+    app.choice.value = "bass_diffusion"
+    assert app.explorer is old and old.last_result is first
+    assert app.holder.children == (old,)
+    ride = app.explorers["ridehailing_duopoly"]
+    app.clear()  # all but the one shown are closed and forgotten
+    assert app.explorers == {"bass_diffusion": old}
+    assert ride._changes.closed and ride.comm is None
+    assert old.comm is not None
+
+
+def test_an_app_prepares_every_scenario_ahead():
+    names = ["bass_diffusion", "ridehailing_duopoly"]
+    app = widgets.App("bass_diffusion", users=200, days=30, background=False)
+    app.prepare(names)
+    assert list(app.explorers) == names
+    ride = app.explorers["ridehailing_duopoly"]
+    assert ride.last_result is not None  # its first update ran ahead
+    app.choice.value = "ridehailing_duopoly"
+    assert app.explorer is ride and app.explorer.last_result is ride.last_result
+
+
+def test_leaving_an_explorer_with_a_run_under_way_closes_it():
+    app = widgets.app("bass_diffusion", users=300, days=60, background=False)
+    old = app.explorer
+    with old._changes._cond:  # as if a change made in the page were being answered
+        old._changes.worker = object()
+    app.choice.value = "ridehailing_duopoly"
+    assert old._changes.closed and old.comm is None  # (its run stops)
+    assert "bass_diffusion" not in app.explorers
 
 
 # --- drawing: cached layers, sticky limits, the PNG writer -----------------------------------
