@@ -235,6 +235,11 @@ class ExplorerResult:
         Figures drawn during the run (before the finished ones).
     curves : object
         The same data as arrays (internal layout, for the figures).
+    pin_table : DataFrame or None
+        The pinned plan against this one (see :attr:`Explorer.pin_table`).
+    frame : bool
+        Whether this is a frame drawn while the update's runs are under way (the runs so
+        far), not its result.
     """
 
     scenario: Scenario
@@ -251,6 +256,7 @@ class ExplorerResult:
     baseline_cached: int = 0
     curves: object = field(default=None, repr=False, compare=False)
     pin_table: pd.DataFrame | None = None
+    frame: bool = False
 
 
 @dataclass
@@ -730,8 +736,9 @@ class Explorer(W.VBox):
             baseline=baseline or runs,
             kr_table=pd.DataFrame(krs),
             curves=curves,
+            frame=True,
         )
-        self._render(res, krs, final=False)
+        self._render(res, krs)
         if p is None:
             self._busy(f"simulating this plan: {len(runs)} of {st.runs} runs done…")
             st.said = time.perf_counter()
@@ -740,8 +747,8 @@ class Explorer(W.VBox):
             st.first = time.perf_counter() - st.t0
         st.next_frame = time.perf_counter() + self.FRAME_SECONDS
 
-    def _render(self, res: ExplorerResult, krs: list[dict], final: bool = True) -> None:
-        self._display.draw(res, krs, final)
+    def _render(self, res: ExplorerResult, krs: list[dict]) -> None:
+        self._display.draw(res, krs)
 
     def _on_view(self, _change) -> None:
         """Show or hide what the team sees (:attr:`view`).
@@ -1076,15 +1083,15 @@ class _Display:
             layout=W.Layout(flex="1 1 auto", min_width="0"),
         )
 
-    def draw(self, res: ExplorerResult, krs: list[dict], final: bool = True) -> None:
+    def draw(self, res: ExplorerResult, krs: list[dict]) -> None:
         """Draw ``res``'s figures and its key results (rows ``krs``).
 
-        What the team sees is drawn for ``final`` results (not the frames of a run under way).
+        What the team sees is drawn for an update's result, not for its frames.
         """
         for name, chart in self.charts.items():
             self.images[name].value = chart.render(res)
         self.kr_html.value = _kr_html(krs, len(res.runs))
-        if final:
+        if not res.frame:
             self.draw_observed(res)
 
     def show_view(self) -> None:
