@@ -18,7 +18,12 @@
   seeds (common random numbers), so every difference is the plan's doing;
 * *pin this plan* (:meth:`Explorer.pin`): the plan shown stays on the money and share
   figures, dashed, and a table sets its money at the horizon against each next plan's
-  (paired run by run on the same seeds, as :func:`simkit.compare`).
+  (paired run by run on the same seeds, as :func:`simkit.compare`);
+* a switch between the *true state* and *what the team sees* (:attr:`Explorer.view`,
+  docs/model.md §3): market share, revenue, MRR and NPS of the plan's first run as a
+  dashboard shows them -- monthly bars, panel and survey points with their intervals,
+  each on the day it is known -- over the true daily curves
+  (``RunResult.observed`` drawn by :func:`simkit.plots.plot_observed`).
 
 The explorer holds no model logic. On every change it rebuilds the scenario from the
 control values (:func:`simkit.scenario.with_values`; a slider over a distribution

@@ -277,6 +277,22 @@ def test_the_time_to_a_usable_page_is_measured(page):
     assert seconds < 30, f"the first page took {seconds:.1f} s to be usable"
 
 
+def test_the_switch_shows_what_the_team_sees(page):
+    """The observed / true switch: the figure of what the team sees appears (monthly bars,
+    survey and panel points over the true curves) and goes again."""
+    image = page.locator(".simkit-observed").first
+    assert not image.is_visible()
+    page.locator(".simkit-view button", has_text="what the team sees").click()
+    image.wait_for(state="visible")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.simkit-observed');"
+        " return i.complete && i.naturalWidth > 0; }"
+    )
+    image.screenshot(path=ARTIFACTS / "observed.png")
+    page.locator(".simkit-view button", has_text="true state").click()
+    image.wait_for(state="hidden")
+
+
 def test_a_long_run_is_drawn_as_it_goes(page):
     """bass_diffusion at its own size (20,000 users, ten years: ~3 s a run): after a slider
     moves, the page shows the figures of the days simulated so far while the status line
