@@ -31,8 +31,9 @@ __all__ = ["AppKernelManager", "busy_message"]
 
 def busy_message(limit: int) -> str:
     """Return what a visitor reads when ``limit`` kernels are already running."""
+    visitors = f"{limit} visitor{'' if limit == 1 else 's'}"
     return (
-        f"The simkit explorer has {limit} visitors at the moment, as many as this server "
+        f"The simkit explorer has {visitors} at the moment, as many as this server "
         "takes at once. Please try again in a few minutes: a kernel stops when its page is "
         "closed or has been idle for a while."
     )
