@@ -749,7 +749,11 @@ class Built:
             limit = NPS_TOLERANCE if r.key == "nps" else self.tolerance
             if not r.noise <= limit:
                 need = users * (r.noise / limit) ** 2 if math.isfinite(r.noise) else math.inf
-                more = f"about {need:,.0f} simulated users" if math.isfinite(need) else "more users"
+                more = (
+                    f"about {float(f'{need:.2g}'):,.0f} simulated users"
+                    if math.isfinite(need)
+                    else "more users"
+                )
                 lines = (
                     f"note: the simulation measures {r.number} only to ±"
                     + (f"{r.noise:.1f} points" if r.key == "nps" else f"{r.noise:.0%}")
@@ -783,7 +787,7 @@ def _fmt(key: str, x: float) -> str:
     if key == "nps":
         return f"{x:+.1f}"
     if key == "transactions_per_active_user":
-        return f"{x:.3g}"
+        return f"{x:#.3g}"
     return f"{x:.1%}" if x >= 0.001 else f"{x:.3%}"
 
 

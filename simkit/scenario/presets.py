@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["KPI_LABELS", "PRESETS", "Preset", "Typical", "preset"]
+__all__ = ["KPI_LABELS", "PRESETS", "Preset", "Typical", "preset", "presets_markdown"]
 
 
 @dataclass(frozen=True)
@@ -290,3 +290,24 @@ def preset(name: str) -> Preset:
         The name is not a preset.
     """
     return PRESETS[name]
+
+
+def presets_markdown() -> str:
+    """Return the table of the presets' typical numbers (in ``docs/build.md``, checked by a test)."""
+    keys = [
+        "dau_mau",
+        "monthly_churn",
+        "transactions_per_active_user",
+        "nps",
+        "paid_share",
+        "renewal_rate",
+    ]
+    head = "| preset | " + " | ".join(KPI_LABELS[k][0] for k in keys) + " |"
+    lines = [head, "|---" * (len(keys) + 1) + "|"]
+    for p in PRESETS.values():
+        cells = []
+        for k in keys:
+            t = p.kpis[k]
+            cells.append(f"{t.value:g} ({t.low:g} to {t.high:g})")
+        lines.append(f"| `{p.name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

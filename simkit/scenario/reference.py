@@ -560,11 +560,7 @@ def _example_errors() -> list[str]:
                 }
             ]
         ),
-        lambda d: d.update(
-            okrs=[
-                {"name": "Grow", "key_results": []}
-            ]
-        ),
+        lambda d: d.update(okrs=[{"name": "Grow", "key_results": []}]),
     ]
     lines = []
     for change in mistakes:

@@ -86,6 +86,7 @@ def test_round_trip_reproduces_a_bundled_scenarios_settled_market(name, tmp_path
     dash = dashboard_of(name, USERS)
     built = build(dash, executor="inline")
     assert built.converged, built.format()
+    assert built.simulations <= 40  # docs/build.md: "a few dozen simulations at most"
     # independent of the solver's own bookkeeping: write the YAML, load it, run it
     path = tmp_path / "built.yaml"
     built.to_yaml(path)
@@ -115,11 +116,20 @@ STREAMLY = {
 }
 
 
-def test_freemium_from_ten_numbers_marks_what_was_assumed():
-    built = build(STREAMLY, executor="inline")
+@pytest.fixture(scope="module")
+def streamly():
+    return build(STREAMLY, executor="inline")
+
+
+def test_freemium_from_ten_numbers_marks_what_was_assumed(streamly):
+    built = streamly
     assert built.converged, built.format()
     t = built.table.set_index("key")
     assert t.loc["paid_share", "source"] == "from your numbers"
+    # each number is paired with the level that mainly moves it
+    assert t.loc["dau_mau", "solved_by"] == "behaviour.visit.base"
+    assert t.loc["paid_share", "solved_by"] == "products[0].subscription.conversion"
+    assert t.loc["customers:Tunely", "solved_by"] == "products[1].quality"
     # left out: transactions per active user and the renewal rate come from the preset
     pre = PRESETS["subscription_media"].kpis
     for key in ("transactions_per_active_user", "renewal_rate"):
@@ -167,3 +177,17 @@ def test_a_kpi_file_loads_and_bad_files_name_the_file(tmp_path):
     bad.write_text("name: x\ncategory: saas\nmarket_size: -3\nproducts: []\n")
     with pytest.raises(ScenarioError, match=r"bad\.yaml: market_size"):
         load_dashboard(bad)
+
+
+def test_docs_show_the_build_as_it_prints_and_the_presets_as_they_are(streamly):
+    from pathlib import Path
+
+    from simkit.scenario.presets import presets_markdown
+
+    docs = (Path(__file__).parents[2] / "docs" / "build.md").read_text()
+    assert presets_markdown() in docs
+    excerpt = docs.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    printed = streamly.format().splitlines()
+    for line in excerpt:
+        if line != "...":
+            assert line in printed, line
