@@ -10,21 +10,15 @@ that the scenario's **settled market** -- its first 30 days after the warm-up, w
 outputs: the month the dashboard describes -- shows those numbers ("your DAU/MAU 22%,
 simulated 21.6%"). ``docs/build.md`` explains the method; ``docs/model.md`` §2 the rules.
 
-What is solved, and against which number (one unknown per number):
+What is solved, and against which number (one unknown per number; ``docs/build.md``):
 
-=================================  =============================================
-unknown (scenario path)            dashboard number
-=================================  =============================================
-``products[ours].bass.p``          our customers (all products' adoption rate)
-``products[k].quality`` (rivals)   rival *k*'s customers
-``behaviour.visit.base``           DAU/MAU
-``behaviour.churn.base_monthly``   monthly churn
-``segments[0].traits.need.mean``   transactions per active user
-``behaviour.experience.base``      NPS
-``products[ours].subscription.conversion``   paid share (with a plan)
-``...subscription.renewal.base``   renewal rate (with a plan)
-``...subscription.churn_multiplier``         conversion rate (when given)
-=================================  =============================================
+- our customers: a scale on every product's Bass *p* and *q* (how readily people adopt);
+- a rival's customers: ``products[k].quality``;
+- DAU/MAU: ``behaviour.visit.base``; monthly churn: ``behaviour.churn.base_monthly``;
+- transactions per active user: ``segments[0].traits.need.mean``;
+- NPS: ``behaviour.experience.base``;
+- with a plan, the paid share: its ``conversion``; the renewal rate: its ``renewal.base``;
+  the conversion rate (when given): its ``churn_multiplier``.
 
 The unknowns live on the unit cube of :class:`~simkit.experiments.calibrate.FitParameter`
 (log scale for positive ones) and every candidate is simulated on the same seeds (common

@@ -2492,8 +2492,12 @@ def read_scenario_data(path: str | Path | Traversable, source: str | None = None
         raise ScenarioError(source, "", "invalid YAML: nested too deeply") from None
 
 
-def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+def parse_scenario(data: Any, source: str = "<scenario>", *, advise: bool = True) -> Scenario:
     """Validate already-parsed YAML data (a dict) into a :class:`Scenario`.
+
+    With ``advise`` (the default), valid but unusual choices are warned about
+    (:class:`~simkit.errors.ScenarioWarning`, e.g. an objective with one key result); a
+    scenario derived from one already read (:func:`with_values`) is not warned about again.
 
     Raises
     ------
@@ -2520,7 +2524,8 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
         raise _format_errors(exc, source, data) from None
     except RecursionError:
         raise ScenarioError(source, "", "the scenario is nested too deeply") from None
-    _advise(scenario, source)
+    if advise:
+        _advise(scenario, source)
     return scenario
 
 
@@ -2729,6 +2734,6 @@ def with_values(scenario: Scenario, values: dict[str, Any]) -> Scenario:
     known = not any(str(p).startswith("okrs") for p in values)
     token = _LEVER_RANGES_KNOWN.set(known)
     try:
-        return parse_scenario(data, f"<{scenario.name} with {changes}>")
+        return parse_scenario(data, f"<{scenario.name} with {changes}>", advise=False)
     finally:
         _LEVER_RANGES_KNOWN.reset(token)

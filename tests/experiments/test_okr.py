@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from itertools import product
 
 import numpy as np
@@ -258,6 +259,10 @@ def test_an_objective_outside_two_to_five_is_accepted_with_a_warning(data, chang
     assert len(sc.okrs[i].key_results) == count
     assert str(w).startswith(f"plan.yaml: okrs[{i}].key_results: {count} key result")
     assert "2 to 5" in str(w) and "\n" not in str(w)
+    # a scenario derived from it (e.g. one run of an ensemble) is not warned about again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with_values(sc, {"seed": sc.seed + 1})
 
 
 def test_okr_targets_can_be_changed_by_path(tiny):
