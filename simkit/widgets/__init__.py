@@ -2,7 +2,8 @@
 
 :func:`explore` opens it in a notebook; :func:`app` is the page ``make app`` serves;
 :func:`build_form` is the guided form that builds a scenario from your dashboard's numbers.
-Implemented in :mod:`simkit.widgets.explorer`.
+Implemented in :mod:`simkit.widgets.explorer`; :mod:`simkit.widgets.serve` caps the
+kernels the served app runs at once.
 """
 
 from .build_form import BuildForm, build_form
