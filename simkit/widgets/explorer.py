@@ -66,6 +66,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ipywidgets as W
 import numpy as np
@@ -2607,6 +2608,8 @@ class App(W.VBox):
         run of it is under way is closed (the run stops) and built anew when chosen again.
     """
 
+    FORM = "your product, from your numbers ..."
+
     def __init__(
         self,
         scenario: str | None = None,
@@ -2615,12 +2618,15 @@ class App(W.VBox):
         **kw,
     ):
         names = list(bundled_scenarios())
+        self.bundled = names
         self.users = users
         self.options = kw
         self.explorer: Explorer | None = None
         self.explorers: dict[str, Explorer] = {}
+        self.built: dict[str, Scenario] = {}
+        self.form: Any = None
         self.choice = W.Dropdown(
-            options=names,
+            options=[*names, self.FORM],
             value=scenario or names[0],
             description="scenario",
             style={"description_width": "70px"},
@@ -2642,17 +2648,52 @@ class App(W.VBox):
         before a visitor comes). Each explorer holds its runs and figures (~50 MB at 5,000
         users).
         """
-        for name in self.choice.options if names is None else names:
+        for name in self.bundled if names is None else names:
             if name not in self.explorers:
                 self.explorers[name] = self._build(name)
 
     def _build(self, name: str) -> Explorer:
-        sc = load_scenario(name)
+        sc = self.built[name] if name in self.built else load_scenario(name)
         n = sc.market.users if self.users is None else min(int(self.users), sc.market.users)
         return Explorer(sc, users=n, **self.options)
 
-    def show(self, name: str) -> Explorer:
-        """Show the explorer of scenario ``name`` (built now unless it is in :attr:`explorers`)."""
+    def show_form(self) -> Any:
+        """Show the guided form (:func:`~simkit.widgets.build_form.build_form`).
+
+        A scenario built there joins the dropdown under its name and its explorer is shown.
+        """
+        if self.form is None:
+            import tempfile
+
+            from .build_form import BuildForm
+
+            users = 3000 if self.users is None else min(int(self.users), 3000)
+            out = Path(tempfile.mkdtemp(prefix="simkit-built-"))
+            self.form = BuildForm(out_dir=out, users=users, on_built=self._add_built)
+        self.holder.children = [self.form.widget]
+        return self.form
+
+    def _add_built(self, built: Any) -> None:
+        name = built.scenario.name
+        self.built[name] = built.scenario
+        ex = self.explorers.pop(name, None)
+        if ex is not None and ex is not self.explorer:
+            ex.close()
+        if name not in self.choice.options:
+            self.choice.options = [*self.bundled, *self.built, self.FORM]
+        if self.choice.value == name:
+            self.show(name)
+        else:
+            self.choice.value = name  # shows it
+
+    def show(self, name: str) -> Explorer | None:
+        """Show the explorer of scenario ``name`` (built now unless it is in :attr:`explorers`).
+
+        :attr:`FORM` shows the guided form instead (and returns None).
+        """
+        if name == self.FORM:
+            self.show_form()
+            return None
         old = self.explorer
         if old is not None and not old.wait(0):  # a run under way: it stops
             self._forget(old)

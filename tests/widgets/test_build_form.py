@@ -93,3 +93,26 @@ def test_build_writes_the_scenario_and_opens_the_explorer(tmp_path):
     assert simkit.load_scenario(path).name == "tunes"
     assert "DAU/MAU" in form.table.value and "built tunes.yaml" in form.status.value
     assert form.explorer is not None and form.explorer_box.children == (form.explorer,)
+
+
+@pytest.mark.filterwarnings("ignore::simkit.errors.ScenarioWarning")
+def test_the_app_offers_the_form_and_shows_what_it_built(monkeypatch):
+    from simkit.widgets.explorer import App
+
+    app = App("bass_diffusion", users=600)
+    app.choice.value = App.FORM
+    form = app.form
+    assert app.holder.children == (form.widget,)
+    fill(form)
+    form.users = 600
+    built = form.build()
+    assert built is not None
+    # the new scenario joins the dropdown and its explorer shows its curves
+    assert app.choice.value == "tunes" and "tunes" in app.choice.options
+    assert app.explorer is not None and app.explorer.scenario.name == "tunes"
+    assert app.holder.children == (app.explorer,)
+    # switching away and back shows the same explorer
+    ex = app.explorer
+    app.choice.value = "bass_diffusion"
+    app.choice.value = "tunes"
+    assert app.explorer is ex
