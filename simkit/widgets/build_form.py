@@ -50,7 +50,7 @@ METRICS = {
     "churn_rate": "monthly churn",
     "revenue": "revenue per day",
 }
-_WIDE = W.Layout(width="330px")
+_WIDE = W.Layout(width="420px")
 _STYLE = {"description_width": "190px"}
 
 
@@ -186,6 +186,7 @@ class BuildForm:
             value=first,
             description="category",
             style=_STYLE,
+            layout=_WIDE,
         )
         self.name = _text("scenario name", "my_product")
         self.currency = _text("currency", "USD")
@@ -251,6 +252,26 @@ class BuildForm:
             ]
         )
         self.widget.add_class("simkit-build-form")
+        # names a page (and the browser test) can find the fields by
+        self.build_button.add_class("simkit-build-button")
+        self.status.add_class("simkit-build-status")
+        self.table.add_class("simkit-build-table")
+        fields = {
+            "name": self.name,
+            "start": self.start,
+            "market-size": self.market_size,
+            "ours-name": self.ours[0],
+            "ours-customers": self.ours[1],
+            "ours-price": self.ours[2],
+            "ours-fee": self.ours[3],
+        }
+        for i, row in enumerate(self.rivals):
+            for key, box in zip(("name", "customers", "price", "fee"), row, strict=True):
+                fields[f"rival{i}-{key}"] = box
+        for key, box in self.numbers.items():
+            fields[key.replace("_", "-")] = box
+        for key, box in fields.items():
+            box.add_class(f"simkit-f-{key}")
 
     # -- the form ---------------------------------------------------------------------
 

@@ -345,3 +345,40 @@ def test_a_long_run_is_drawn_as_it_goes(page):
     drawn_while_running = [text for kind, text in log if kind == "figure" and "day" in text]
     assert drawn_while_running, f"no figure while the run was under way: {log}"
     assert "drawn as it ran" in _status(page)
+
+
+def test_the_form_builds_a_scenario_and_the_explorer_shows_it(page):
+    """Issue 21: fill the guided form in the app, build, and the explorer shows the new
+    scenario's curves (screenshots build-form.png and built-explorer.png)."""
+    from simkit.widgets.explorer import App
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.select_option(".simkit-scenario-choice select", App.FORM)
+    page.wait_for_selector(".simkit-build-form")
+    for css, value in (
+        ("name", "tunes"),
+        ("market-size", "5,000,000"),
+        ("ours-name", "Tunes"),
+        ("ours-customers", "1200000"),
+        ("ours-fee", "9.99"),
+        ("rival0-name", "Zen"),
+        ("rival0-customers", "700000"),
+        ("rival0-fee", "7.99"),
+        ("dau-mau", "0.25"),
+        ("monthly-churn", "0.05"),
+        ("paid-share", "0.1"),
+    ):
+        page.fill(f".simkit-f-{css} input", value)
+        page.press(f".simkit-f-{css} input", "Tab")  # the widget syncs on change
+    page.screenshot(path=ARTIFACTS / "build-form.png", full_page=True)
+    page.locator(".simkit-build-button").click()
+    page.wait_for_function(
+        "() => { const c = document.querySelector('.simkit-scenario-choice select');"
+        " const e = document.querySelector('.simkit-explorer');"
+        " return c && c.value === 'tunes' && e && e.innerText.includes('tunes')"
+        " && document.querySelector('.simkit-status .simkit-done'); }",
+        timeout=300_000,
+    )
+    page.wait_for_selector(".simkit-market-share")
+    assert _image_src(page, "market-share").startswith(("blob:", "data:image/png"))
+    page.screenshot(path=ARTIFACTS / "built-explorer.png", full_page=True)
