@@ -59,7 +59,15 @@ from ..scenario.schema import (
 from .calibrate import FitParameter
 from .executors import as_executor, map_runs
 
-__all__ = ["Built", "Dashboard", "DashboardProduct", "build", "load_dashboard", "settled_kpis"]
+__all__ = [
+    "Built",
+    "Dashboard",
+    "DashboardProduct",
+    "baseline_drift",
+    "build",
+    "load_dashboard",
+    "settled_kpis",
+]
 
 Category = Literal["subscription_media", "marketplace", "ride_hailing", "saas", "mobile_game"]
 
@@ -214,8 +222,12 @@ def settled_kpis(result) -> dict[str, float]:
     subscribers, conversions; binomial for the renewal rate), and in points for NPS
     (a survey of every simulated customer, 30% of them passives).
     """
-    m = result.metrics
-    per = 1.0 / float(result.scale) if result.scale else 1.0  # simulated users per person
+    return _kpis(result.metrics, result.scale, result.scenario)
+
+
+def _kpis(m: pd.DataFrame, scale: float, scenario: Scenario) -> dict[str, float]:
+    """:func:`settled_kpis` of the days ``m`` of a run (``scale`` people per simulated user)."""
+    per = 1.0 / float(scale) if scale else 1.0  # simulated users per person
     out: dict[str, float] = {}
 
     def rel(count: float) -> float:
@@ -242,7 +254,7 @@ def settled_kpis(result) -> dict[str, float]:
     out["paid_share"] = float(m["subscribers"].sum()) / cust if cust else 0.0
     out["noise:paid_share"] = rel(subscribers)
     out["renewal_rate"] = r = float(m["renewal_rate"].mean())
-    ours = next(p for p in result.scenario.products if p.ours)
+    ours = next(p for p in scenario.products if p.ours)
     period = ours.subscription.period_days if ours.subscription is not None else 30
     due = subscribers * len(m) / period
     # a share shrunk towards 1/2 by half an event (Agresti and Coull 1998): no cancellations
@@ -270,6 +282,31 @@ def _kpi_task(args) -> dict[str, float]:
         journeys=0,
     )
     return settled_kpis(res)
+
+
+def baseline_drift(scenario: Scenario, seed=None) -> dict[str, float]:
+    """Return how each number moves without outputs over the scenario's days.
+
+    The change from the first :data:`WINDOW_DAYS` days to the last ones of a run without
+    outputs (relative; NPS in points), keyed as :func:`settled_kpis`; empty when the
+    horizon is shorter than two windows. A market whose customers differ in how prone
+    they are to leave keeps sorting itself for years (the most prone leave first), so its
+    churn falls and its customers rise slowly even when nothing ships.
+    """
+    from .run import run
+
+    if scenario.days < 2 * WINDOW_DAYS:
+        return {}
+    res = run(scenario, seed=seed, without_outputs="all", journeys=0)
+    first = _kpis(res.metrics.iloc[:WINDOW_DAYS], res.scale, scenario)
+    last = _kpis(res.metrics.iloc[-WINDOW_DAYS:], res.scale, scenario)
+    out = {}
+    for k, a in first.items():
+        if k.startswith("noise:"):
+            continue
+        z = last[k]
+        out[k] = z - a if k == "nps" else (z / a - 1 if a else math.nan)
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -696,7 +733,8 @@ class Built:
         points for NPS), ``within`` (tolerance met), ``source`` ("from your numbers" or
         "assumed"), ``solved_by`` (the scenario path that was solved for it) and
         ``value`` (the solved value), ``noise`` (the simulation's standard error of
-        ``simulated``: relative, or points for NPS; see :meth:`noisy`).
+        ``simulated``: relative, or points for NPS; see :meth:`noisy`) and ``drift`` (how
+        the number moves without outputs over the scenario's days; see :meth:`drifting`).
     converged : bool
         Whether every number is within its tolerance.
     simulations : int
@@ -716,16 +754,20 @@ class Built:
             f"{self.scenario.name}: settled market after {self.scenario.warmup_days} days of "
             f"warm-up, first {WINDOW_DAYS} days without outputs, {self.scenario.market.users:,} "
             f"simulated users, seed {self.scenario.seed}",
-            f"{'number':30} {'yours':>12} {'simulated':>12} {'off':>8} {'noise':>8}  source",
+            f"{'number':30} {'yours':>12} {'simulated':>12} {'off':>8} {'noise':>8} "
+            f"{'drift':>8}  source",
         ]
         for r in self.table.itertuples():
             nps = r.key == "nps"
             off = f"{r.error:+.1f} pt" if nps else f"{r.error:+.1%}"
             noise = f"±{r.noise:.1f} pt" if nps else f"±{r.noise:.1%}"
+            drift = (
+                "" if r.drift != r.drift else (f"{r.drift:+.1f} pt" if nps else f"{r.drift:+.1%}")
+            )
             mark = "" if r.within else "  <- outside tolerance"
             lines.append(
                 f"{r.number:30} {_fmt(r.key, r.yours):>12} {_fmt(r.key, r.simulated):>12} "
-                f"{off:>8} {noise:>8}  {r.source}{mark}"
+                f"{off:>8} {noise:>8} {drift:>8}  {r.source}{mark}"
             )
         tol = f"within {self.tolerance:.0%} each (NPS within {NPS_TOLERANCE:g} points)"
         lines.append(
@@ -733,7 +775,35 @@ class Built:
             f"{self.simulations} simulations"
         )
         lines += self.noisy()
+        lines += self.drifting()
         return "\n".join(lines)
+
+    def drifting(self) -> list[str]:
+        """Return a line naming the numbers that move without outputs beyond tolerance and noise.
+
+        ``drift`` is the change from the first 90 days of the plan's horizon to the last 90
+        in a run without outputs (:func:`baseline_drift`): the baseline every plan is
+        compared with on the same seeds.
+        """
+        moving = []
+        for r in self.table.itertuples():
+            limit = NPS_TOLERANCE if r.key == "nps" else self.tolerance
+            # beyond the tolerance, and beyond what noise moves a difference of two windows
+            if abs(r.drift) > max(limit, 2 * math.sqrt(2) * r.noise):  # (nan compares False)
+                moving.append(
+                    f"{r.number} {r.drift:+.1f} points"
+                    if r.key == "nps"
+                    else f"{r.number} {r.drift:+.0%}"
+                )
+        if not moving:
+            return []
+        return [
+            f"note: without any output the market keeps moving over the {self.scenario.days} "
+            f"days ({', '.join(moving)}; a market whose customers differ in how prone they are "
+            "to leave keeps sorting itself for years, the most prone leaving first): judge a "
+            "plan against its baseline on the same seeds (simkit.compare, the explorer), not "
+            "against these numbers"
+        ]
 
     def noisy(self) -> list[str]:
         """Return a line for each number the simulation cannot measure to its tolerance.
@@ -851,6 +921,7 @@ def build(
         values = {k: float(f"{x:.4g}") for k, x in solver.values(u).items()}
         ((err, kpis),) = solver.measure([values])
     scenario = with_values(base, _expand(base, values))
+    drift = baseline_drift(scenario, seeds[0])
     names = [_unknown_of(t.key, d) for t in targets]
     rows = []
     for t, e, name in zip(targets, err, names, strict=True):
@@ -863,6 +934,7 @@ def build(
                 "simulated": x,
                 "error": (x - t.value) if t.absolute is not None else x / t.value - 1,
                 "noise": kpis.get(f"noise:{t.key}", math.nan),
+                "drift": drift.get(t.key, math.nan),
                 "within": bool(abs(e) <= 1.0),
                 "source": "from your numbers"
                 if t.source == "yours"

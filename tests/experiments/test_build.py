@@ -130,6 +130,11 @@ def test_freemium_from_ten_numbers_marks_what_was_assumed(streamly):
         assert k[key] == pytest.approx(STREAMLY[key], rel=0.05), key
     t = built.table.set_index("key")
     assert t.loc["paid_share", "source"] == "from your numbers"
+    # the drift column: the baseline's last 90 days against its first 90, recomputed here
+    base = simkit.run(built.scenario, without_outputs="all").metrics["customers:Streamly"]
+    assert t.loc["customers:Streamly", "drift"] == pytest.approx(
+        base.iloc[-90:].mean() / base.iloc[:90].mean() - 1
+    )
     # each number is paired with the level that mainly moves it
     assert t.loc["dau_mau", "solved_by"] == "behaviour.visit.base"
     assert t.loc["paid_share", "solved_by"] == "products[0].subscription.conversion"
