@@ -246,21 +246,30 @@ def survival_at_ages(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the share of cohort members still with us at each age, and the members seen.
 
-    A member (``RunResult.lifetimes``: first day with us, first day gone or -1) counts at
-    age *a* (days, any real number) when the run saw all of their days of age below *a*
-    (``cohort_day + a <= days``); they are still with us when they had not left before
+    A member (``RunResult.lifetimes``: first day with us, first day gone or -1) is seen
+    at age *a* (days, any real number) when the run saw all of their days of age below
+    *a* (``cohort_day + a <= days``); they are still with us when they had not left before
     it (``left_day - cohort_day >= a``). For the end of period *k* of *L* days, *a* =
     *L* (*k* + 1): a decision on day 365 after joining falls in year 0 (ages [0, 365.25)).
+
+    Later ages are seen for fewer (earlier) cohorts, so the share is the product-limit
+    (Kaplan-Meier) estimate: the product over ages up to *a* of the share still there
+    among the members seen at that age who were there at the age before -- each period's
+    retention measured on one set of members, whatever the mix of cohorts.
     """
+    ages = np.asarray(ages, float)
     cd = lifetimes["cohort_day"].to_numpy(np.int64)
     ld = lifetimes["left_day"].to_numpy(np.int64)
     life = np.where(ld < 0, np.iinfo(np.int64).max // 2, ld - cd)
     seen = cd[None, :] + ages[:, None] <= days
-    alive = seen & (life[None, :] >= ages[:, None])
-    n = seen.sum(axis=1).astype(float)
+    alive = life[None, :] >= ages[:, None]
+    before = np.vstack([np.ones((1, cd.size), bool), alive[:-1]])
+    at_risk = (seen & before).sum(axis=1).astype(float)
+    kept = (seen & alive).sum(axis=1).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(n > 0, alive.sum(axis=1) / n, np.nan)
-    return share, n
+        rate = np.where(at_risk > 0, kept / at_risk, np.nan)
+    share = np.cumprod(rate)
+    return share, seen.sum(axis=1).astype(float)
 
 
 def simulate_curves(
@@ -978,18 +987,23 @@ def _bootstrap_cov(
     return np.zeros((d, d))
 
 
-def _information(problem: _Problem, J: np.ndarray, m_hat: np.ndarray) -> np.ndarray:
-    r"""Return the Fisher information of the fitted parameters in the observed data.
+def _information(
+    problem: _Problem, J: np.ndarray, m_hat: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Return the Fisher information of the fitted parameters, and the fit's response to *m*.
 
     Linearised at the fit: with :math:`J = \partial m / \partial \theta`, each binomial
     term of :func:`deviance` with probability *p* and *a* trials adds
     :math:`a\,(\partial p)^\top (\partial p) / (p (1 - p))`. For exact survival *p* is
     the period's retention rate :math:`m_k / m_{k-1}` and *a* the customers at risk, so the
     information is that of Fader & Hardie's likelihood; otherwise *p* is :math:`m_k` and
-    *a* the users observed in period *k*.
+    *a* the users observed in period *k*. The second matrix, ``B`` (parameters x curve
+    cells), gives how the fit moves when the simulated curve moves by :math:`\delta m`
+    (simulation noise): :math:`\delta\theta = I^{-1} B\,\delta m`.
     """
     F, d = problem.fit_periods, len(problem.params)
     info = np.zeros((d, d))
+    B = np.zeros((d, len(problem.curves) * F))
     for i, c in enumerate(problem.curves):
         m = np.clip(m_hat[i * F : (i + 1) * F], _EPS, 1 - _EPS)
         Jc = J[i * F : (i + 1) * F]
@@ -997,19 +1011,23 @@ def _information(problem: _Problem, J: np.ndarray, m_hat: np.ndarray) -> np.ndar
         n = problem.weights.reindex(problem.tables[c].index).to_numpy(float)
         if problem.exact(c):
             prev = np.concatenate([[1.0], m[:-1]])
-            dprev = np.vstack([np.zeros((1, d)), Jc[:-1]])
             p = np.clip(m / prev, _EPS, 1 - _EPS)
-            dp = (Jc * prev[:, None] - m[:, None] * dprev) / prev[:, None] ** 2
+            # dp/dm: rate k moves with m_k (1 / m_{k-1}) and with m_{k-1} (-m_k / m_{k-1}^2)
+            Dm = np.diag(1.0 / prev)
+            Dm[np.arange(1, F), np.arange(F - 1)] = -m[1:] / prev[1:] ** 2
             yy = np.column_stack([np.ones(len(y)), y])[:, :-1]
             ok = np.isfinite(yy) & np.isfinite(y)
             trials = np.where(ok, n[:, None] * yy, 0.0).sum(axis=0)
         else:
-            p, dp = m, Jc
+            p, Dm = m, np.eye(F)
             trials = np.where(np.isfinite(y), n[:, None], 0.0).sum(axis=0)
+        dp = Dm @ Jc
         good = np.isfinite(dp).all(axis=1) & (trials > 0)
-        w = trials[good] / (p[good] * (1 - p[good]))
-        info += dp[good].T @ (w[:, None] * dp[good])
-    return info
+        w = np.where(good, trials / (p * (1 - p)), 0.0)
+        dp = np.where(good[:, None], dp, 0.0)
+        info += dp.T @ (w[:, None] * dp)
+        B[:, i * F : (i + 1) * F] = dp.T @ (w[:, None] * Dm)
+    return info, B
 
 
 #: Fewest cohorts for the bootstrap over cohorts; with fewer, the data's part of the
@@ -1031,9 +1049,9 @@ def _uncertainty(
     The data's part comes from the likelihood (the inverse of :func:`_information`) or,
     with ``bootstrap`` resamples and at least :data:`MIN_BOOTSTRAP_COHORTS` cohorts, from
     a bootstrap over cohorts (which also sees cohorts differ more than binomially); the
-    simulation's part from the spread of the curves over seeds, through the weighted
-    least-squares map ``A = (J' W J)^-1 J' W`` with the binomial weights. The data part
-    is inf when the information is singular.
+    simulation's part from the spread of the curves over seeds, through the fit's
+    response to its simulated curve (:func:`_information`). The data part is inf when
+    the information is singular.
     """
     F, curves, d = problem.fit_periods, problem.curves, len(problem.params)
     m_hat = _stacked(best["sim"], curves, F)
@@ -1044,10 +1062,10 @@ def _uncertainty(
     good = np.isfinite(y_bar) & np.isfinite(m_hat) & np.isfinite(J).all(axis=1)
     Jg, wg = J[good], W[good]
     M = Jg.T @ (wg[:, None] * Jg)
-    info = _information(problem, J, m_hat)
+    info, B = _information(problem, J, m_hat)
     if np.linalg.cond(M) > 1e12 or np.linalg.cond(info) > 1e12:
         return np.full(d, np.inf), np.zeros(d)
-    A = np.linalg.solve(M, Jg.T * wg)
+    A = np.linalg.solve(info, B)[:, good]  # the fit's response to the simulated curve
     if bootstrap and len(problem.weights) >= MIN_BOOTSTRAP_COHORTS:
         rng = np.random.default_rng(root.spawn(1)[0])
         cov_data = _bootstrap_cov(problem, J, m_hat, good, rng, bootstrap)
