@@ -710,9 +710,11 @@ class _Solver:
         ((e, kpis),) = self.evaluate([u])
         J = self.jacobian(u, e)
         mu = 1e-3
-        while self.runs < budget * len(self.loss.seeds):
+        spent = 1 + u.size  # candidates asked for (a point seen before is not run again,
+        while spent < budget:  # so the budget counts candidates, not simulations)
             if np.max(np.abs(e)) <= 0.5:
                 return u, e, kpis, True
+            spent += 1
             A = J.T @ J
             step = np.linalg.solve(A + mu * np.diag(np.diag(A) + 1e-9), J.T @ e)
             v = np.clip(u - step, 0.0, 1.0)
@@ -734,6 +736,7 @@ class _Solver:
                 mu *= 4
                 if mu > 10:  # lost: measure the Jacobian afresh where we are
                     J = self.jacobian(u, e)
+                    spent += u.size
                     mu = 1e-3
         return u, e, kpis, bool(np.max(np.abs(e)) <= 1.0)
 

@@ -200,3 +200,15 @@ def test_docs_show_the_build_as_it_prints_and_the_presets_as_they_are(streamly):
     for line in excerpt:
         if line != "...":
             assert line in printed, line
+
+
+def test_a_market_too_small_to_measure_ends_within_the_budget_and_says_so():
+    """At 200 simulated users the solve cannot meet every number: it stops after its budget
+    of candidates (points seen before are not run again, so it counts candidates), and the
+    table marks what is outside the tolerance and why."""
+    built = build({**STREAMLY, "users": 200, "paid_share": 0.05}, executor="inline", budget=20)
+    assert built.simulations <= 20 + 2  # the budget, and the written values measured again
+    out = built.format()
+    if not built.converged:
+        assert "<- outside tolerance" in out and "NOT all numbers" in out
+    assert "note: the simulation measures paid share only to" in out
