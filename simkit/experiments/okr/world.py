@@ -1,0 +1,326 @@
+"""P(met) about the world, not about the simulation; and what drives it (docs/okr.md).
+
+A run's result is ``x_r = m(u_r) + e_r``: ``u_r`` are the run's uncertain parameters in
+probability space (``u = F(value)``, each uniform on [0, 1]), ``m(u)`` the result the
+plan would give in a market of real size with those parameters, and ``e_r`` the
+simulation's noise: which few thousand agents stand for millions of people, what each
+did on each day (and, for KRs judged on a survey or a panel, its sampling error). The
+noise shrinks as more users are simulated; ``m`` does not. A probability shown to
+leadership is about ``m``:
+
+    P(met) = P_u( m(u) + c e meets the target ),
+
+by the law of total variance ``Var(x) = Var(m(u)) + E[Var(e | u)]`` split into
+
+- **simulation noise** ``s2_noise``: the pooled variance within *replicates*, a few
+  parameter draws run with several seeds each (each with its own population);
+- **parameters**: ``m`` is estimated by a polynomial chaos expansion (PCE: orthonormal
+  shifted Legendre polynomials of the ``u``, total degree <= 3, fitted by least squares;
+  Sudret 2008) on every run; its variance is the parameters' share;
+- **unexplained**: what the fit leaves beyond the noise, ``s2_resid - s2_noise``
+  (``s2_resid`` the residual variance, corrected for the terms fitted), kept in the
+  world's result: ``c = sqrt(max(0, 1 - s2_noise / s2_resid))`` scales each residual.
+
+P(met) is the share of ``draws`` fresh parameter draws ``u`` (each with the scaled residual
+of a run drawn at random) whose ``m(u) + c e`` meets the target. Its 95% interval is a
+bootstrap (Efron 1979) over runs and replicate groups, refitting everything, so it holds
+the uncertainty of the fit and of the noise estimate, not only that of the draws.
+
+**What drives it** comes from the same expansion, at no extra run: with orthonormal
+polynomials the variance of ``m`` is the sum of its squared coefficients, and the Sobol
+indices are sums over terms (Sudret 2008): ``S1_i`` over the terms in parameter i alone,
+``ST_i`` over the terms that involve i. Both are shares of ``Var(x)``, like the noise
+share, so the bars of one KR add up: parameters (with interactions) + noise +
+unexplained = 1; every index is a sum of squares, in [0, 1] by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+import pandas as pd
+from numpy.polynomial import legendre
+
+from ...scenario.schema import Scenario, uncertain_parameters
+from ..ensemble import EnsembleResult
+from .keyresults import KR
+
+__all__ = ["Chaos", "fit_chaos", "probability_coordinates", "world_probabilities"]
+
+MAX_DEGREE = 3
+_U_EPS = 1e-9
+
+
+def probability_coordinates(ensemble: EnsembleResult, params: Sequence[str]) -> np.ndarray:
+    """Return each run's uncertain parameters in probability space, ``u = F(value)``.
+
+    One row per run (in run order), one column per path of ``params`` (uncertain
+    parameters of the ensemble's scenario).
+    """
+    dists = uncertain_parameters(ensemble.scenario)
+    values = ensemble.parameters
+    cols = []
+    for p in params:
+        cdf = dists[p]._frozen().cdf(values[p].to_numpy(dtype=float))
+        cols.append(np.clip(np.asarray(cdf, dtype=float), _U_EPS, 1 - _U_EPS))
+    return np.column_stack(cols) if cols else np.zeros((ensemble.runs, 0))
+
+
+def uncertain_paths(sc: Scenario) -> list[str]:
+    """The scenario's uncertain parameters, sorted (the columns of the coordinates)."""
+    return sorted(uncertain_parameters(sc))
+
+
+def _multi_indices(d: int, degree: int) -> np.ndarray:
+    """All exponents ``alpha`` (one per parameter) with total degree <= ``degree``."""
+    rows = [a for a in product(range(degree + 1), repeat=d) if sum(a) <= degree]
+    rows.sort(key=lambda a: (sum(a), tuple(-x for x in a)))
+    return np.array(rows, dtype=int).reshape(len(rows), d)
+
+
+def _basis(u: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """Orthonormal shifted Legendre polynomials of ``u`` (runs x params) per exponent row."""
+    n, d = u.shape
+    top = int(alphas.max(initial=0))
+    # per parameter, P_k(2u - 1) sqrt(2k + 1) for k = 0..top: orthonormal on U(0, 1)
+    scale = np.sqrt(2 * np.arange(top + 1) + 1)
+    polys = [legendre.legvander(2 * u[:, j] - 1, top) * scale for j in range(d)]
+    out = np.ones((n, len(alphas)))
+    for j in range(d):
+        out *= polys[j][:, alphas[:, j]]
+    return out
+
+
+def _degree_for(n: int, d: int) -> int:
+    """The largest total degree <= 3 whose terms are at most a fifth of the runs."""
+    for p in range(MAX_DEGREE, 0, -1):
+        if d and len(_multi_indices(d, p)) * 5 <= n:
+            return p
+    return 0
+
+
+@dataclass(frozen=True)
+class Chaos:
+    """A polynomial chaos expansion of a KR result over the uncertain parameters.
+
+    ``alphas`` are the exponents of its terms (the first is the constant), ``coef`` their
+    coefficients, ``resid_var`` the residual variance corrected for the terms fitted.
+    """
+
+    alphas: np.ndarray
+    coef: np.ndarray
+    resid_var: float
+
+    def __call__(self, u: np.ndarray) -> np.ndarray:
+        """The expansion at ``u`` (rows of probability coordinates)."""
+        return _basis(u, self.alphas) @ self.coef
+
+    @property
+    def variance(self) -> float:
+        """Var(m(u)): the sum of the squared coefficients but the constant's."""
+        return float(np.sum(self.coef[1:] ** 2))
+
+    def sobol(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per parameter, the variance of its terms alone and of all terms involving it."""
+        sq = self.coef**2
+        alone = np.array(
+            [
+                sq[(self.alphas[:, j] > 0) & (self.alphas.sum(axis=1) == self.alphas[:, j])].sum()
+                for j in range(self.alphas.shape[1])
+            ]
+        )
+        total = np.array([sq[self.alphas[:, j] > 0].sum() for j in range(self.alphas.shape[1])])
+        return alone, total
+
+
+def fit_chaos(u: np.ndarray, x: np.ndarray, degree: int | None = None) -> Chaos:
+    """Fit a PCE of ``x`` on ``u`` by least squares (degree: :func:`_degree_for` by default)."""
+    n, d = u.shape
+    degree = _degree_for(n, d) if degree is None else degree
+    alphas = _multi_indices(d, degree)
+    basis = _basis(u, alphas)
+    coef, *_ = np.linalg.lstsq(basis, x, rcond=None)
+    resid = x - basis @ coef
+    dof = max(1, n - len(alphas))
+    return Chaos(alphas, coef, float(resid @ resid / dof))
+
+
+def _noise_variance(x: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
+    """Pooled within-group variance of ``x`` and its degrees of freedom."""
+    ss, dof = 0.0, 0
+    for g in np.unique(groups):
+        v = x[groups == g]
+        if len(v) > 1:
+            ss += float(((v - v.mean()) ** 2).sum())
+            dof += len(v) - 1
+    return (ss / dof if dof else math.nan), dof
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """One KR's data: the runs' coordinates and results, and the replicates'."""
+
+    u: np.ndarray
+    x: np.ndarray
+    rep_u: np.ndarray
+    rep_x: np.ndarray
+    rep_group: np.ndarray
+
+
+def _met(kr: KR, x: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        ok = x >= kr.target if kr.direction == "at_least" else x <= kr.target
+    return ok & np.isfinite(x)
+
+
+def _estimate(kr: KR, s: _Sample, draws_u: np.ndarray, pick: np.ndarray) -> dict:
+    """P(met) and the variance shares of one KR from one (re)sample of its data."""
+    u = np.vstack([s.u, s.rep_u])
+    x = np.concatenate([s.x, s.rep_x])
+    ok = np.isfinite(x)
+    chaos = fit_chaos(u[ok], x[ok])
+    resid_var = max(chaos.resid_var, 0.0)
+    noise, _ = _noise_variance(s.rep_x, s.rep_group)
+    noise = 0.0 if not math.isfinite(noise) else noise
+    if u.shape[1] == 0:  # no uncertain parameter: every difference between runs is noise
+        noise = resid_var
+    c = math.sqrt(max(0.0, 1.0 - noise / resid_var)) if resid_var > 0 else 0.0
+    resid = (x[ok] - chaos(u[ok]))[pick % ok.sum()]
+    world = chaos(draws_u) + c * resid
+    total = chaos.variance + max(resid_var, noise)
+    alone, involving = chaos.sobol()
+    share = (lambda v: v / total) if total > 0 else (lambda v: v * 0.0)
+    return {
+        "p": float(_met(kr, world).mean()),
+        "noise": share(noise),
+        "unexplained": share(max(0.0, resid_var - noise)),
+        "parameters": share(chaos.variance),
+        "S1": share(alone),
+        "ST": share(involving),
+    }
+
+
+def _resample(s: _Sample, rng: np.random.Generator) -> _Sample:
+    """A bootstrap resample: runs with replacement, replicate groups with replacement."""
+    i = rng.integers(0, len(s.x), len(s.x))
+    groups = np.unique(s.rep_group)
+    chosen = rng.choice(groups, size=len(groups), replace=True) if len(groups) else groups
+    idx = [np.flatnonzero(s.rep_group == g) for g in chosen]
+    j = np.concatenate(idx) if idx else np.zeros(0, dtype=int)
+    new_group = np.concatenate([np.full(len(k), n) for n, k in enumerate(idx)]) if idx else j
+    return _Sample(s.u[i], s.x[i], s.rep_u[j], s.rep_x[j], new_group)
+
+
+def world_probabilities(
+    krs: Sequence[KR],
+    u: np.ndarray,
+    results: pd.DataFrame,
+    rep_u: np.ndarray,
+    rep_results: pd.DataFrame,
+    rep_group: np.ndarray,
+    params: Sequence[str],
+    rng: np.random.Generator,
+    draws: int = 4000,
+    bootstrap: int = 200,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """P(met) of each KR about the world, and what drives it (module docstring).
+
+    Parameters
+    ----------
+    krs : sequence of KR
+    u, rep_u : numpy.ndarray
+        Probability coordinates of the runs and of the replicate runs (runs x params).
+    results, rep_results : pandas.DataFrame
+        Their :func:`~simkit.experiments.okr.keyresults.outcomes` (run, kr, value, met).
+    rep_group : numpy.ndarray
+        The parameter draw of each replicate run (runs of a group share their parameters).
+    params : sequence of str
+        The parameter paths (columns of ``u``).
+    rng : numpy.random.Generator
+        For the fresh draws and the bootstrap.
+    draws, bootstrap : int
+        Fresh parameter draws, and bootstrap resamples.
+
+    Returns
+    -------
+    (probabilities, drivers) : tuple of pandas.DataFrame
+        ``probabilities``: per KR, p_met with its bootstrap 95% interval (lo, hi),
+        half_width, runs (the runs and replicates used), p_runs (the share of the runs
+        that met it, simulation noise included) and the variance shares noise_share,
+        parameter_share and unexplained_share. ``drivers``: per KR and parameter, S1 and
+        ST with their 95% intervals (S1_lo, S1_hi, ST_lo, ST_hi), shares of Var(x).
+    """
+    d = u.shape[1]
+    draws_u = rng.random((draws, d))
+    pick = rng.integers(0, 2**31 - 1, draws)
+    boot_rngs = rng.spawn(bootstrap)
+    rows, drivers = [], []
+    for kr in krs:
+        x = results.loc[results["kr"] == kr.id, "value"].to_numpy(dtype=float)
+        rx = rep_results.loc[rep_results["kr"] == kr.id, "value"].to_numpy(dtype=float)
+        sample = _Sample(u, x, rep_u, rx, rep_group)
+        point = _estimate(kr, sample, draws_u, pick)
+        boots = [
+            _estimate(
+                kr, _resample(sample, r), draws_u[(ix := r.integers(0, draws, draws))], pick[ix]
+            )
+            for r in boot_rngs
+        ]
+        rows.append(_probability_row(kr, point, boots, x, rx))
+        drivers += _driver_rows(kr, params, point, boots)
+    return pd.DataFrame(rows), pd.DataFrame(drivers, columns=DRIVER_COLUMNS)
+
+
+DRIVER_COLUMNS = ["kr", "parameter", "S1", "S1_lo", "S1_hi", "ST", "ST_lo", "ST_hi"]
+
+
+def _interval(values: list[float]) -> tuple[float, float]:
+    lo, hi = np.percentile(np.asarray(values, dtype=float), [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def _around(x: float, iv: tuple[float, float]) -> tuple[float, float]:
+    """A percentile interval widened, if need be, to hold the estimate itself."""
+    return min(iv[0], x), max(iv[1], x)
+
+
+def _probability_row(kr: KR, point: dict, boots: list[dict], x, rx) -> dict:
+    """One KR's P(met) row: the estimate, its percentile interval and the shares."""
+    lo, hi = _around(point["p"], _interval([b["p"] for b in boots]))
+    every = np.concatenate([x, rx])
+    return {
+        "kr": kr.id,
+        "p_met": point["p"],
+        "lo": lo,
+        "hi": hi,
+        "half_width": (hi - lo) / 2,
+        "runs": len(every),
+        "p_runs": float(_met(kr, every).mean()) if len(every) else math.nan,
+        "noise_share": point["noise"],
+        "parameter_share": point["parameters"],
+        "unexplained_share": point["unexplained"],
+    }
+
+
+def _driver_rows(kr: KR, params: Sequence[str], point: dict, boots: list[dict]) -> list[dict]:
+    out = []
+    for j, p in enumerate(params):
+        s1 = _around(float(point["S1"][j]), _interval([b["S1"][j] for b in boots]))
+        st = _around(float(point["ST"][j]), _interval([b["ST"][j] for b in boots]))
+        out.append(
+            {
+                "kr": kr.id,
+                "parameter": p,
+                "S1": float(point["S1"][j]),
+                "S1_lo": s1[0],
+                "S1_hi": s1[1],
+                "ST": float(point["ST"][j]),
+                "ST_lo": st[0],
+                "ST_hi": st[1],
+            }
+        )
+    return out
