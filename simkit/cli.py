@@ -170,7 +170,7 @@ def _add_okr_parser(sub) -> None:
     o = sub.add_parser("okr", help="stress-test the OKRs of a scenario over an ensemble")
     o.add_argument("scenario", metavar="FILE|NAME")
     o.add_argument(
-        "--runs", type=_positive_int, default=200, help="most runs for P(met) (default 200)"
+        "--runs", type=_positive_int, default=120, help="most runs for P(met) (default 120)"
     )
     o.add_argument(
         "--precision",

@@ -42,9 +42,9 @@ class Budget:
     """
 
     precision: float = 0.05
-    runs: int = 200
-    first: int = 64
-    populations: int = 8
+    runs: int = 120
+    first: int = 48
+    populations: int = 4
     replicates: int = 3
 
 
@@ -172,7 +172,7 @@ class WorldRuns:
         return np.vstack(self.u), np.concatenate(self.group)
 
     def next_round(self, widest: float) -> int:
-        """Runs the widest interval needs to reach the precision (0: done or spent)."""
+        """Return the runs the widest interval needs to reach the precision (0: done or spent)."""
         b = self.budget
         left = b.runs - self.runs
         if widest <= b.precision or left < self.populations:

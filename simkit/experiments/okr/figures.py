@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from .keyresults import KR, _pct, kr_unit
-from .levers import WhatItTakes
 from .memo import NEGLIGIBLE
 from .stress import StressTest
 from .warning import AUC_THRESHOLD
@@ -167,7 +166,7 @@ def plot_what_it_takes(st_or_result, kr: str, ax=None, target_probability: float
 def plot_early_warning(
     st: StressTest, kr: str, ax=None, top: int = 4, threshold: float = AUC_THRESHOLD
 ):
-    """The discrimination (max(AUC, 1 - AUC)) by week of the best leading indicators.
+    """Plot the discrimination (max(AUC, 1 - AUC)) by week of the best leading indicators.
 
     The KR's own metric is drawn dashed, with the threshold.
     """
@@ -215,8 +214,11 @@ def plot_early_warning(
 
 
 def plot_drivers(st: StressTest, kr: str, ax=None):
-    """Each uncertain parameter's share of the result's variance (Sobol S1 and ST, 95%
-    intervals), the simulation's noise as its own bar, negligible parameters in grey."""
+    """Plot each uncertain parameter's share of the result's variance.
+
+    The bars are Sobol ST with 95% intervals (S1 marked), the simulation's noise as its
+    own bar, negligible parameters in grey.
+    """
     ax = _new_ax(ax)
     k = st.kr(kr)
     g = st.drivers[st.drivers["kr"] == kr].sort_values("ST") if st.drivers is not None else None
@@ -261,8 +263,10 @@ def plot_drivers(st: StressTest, kr: str, ax=None):
 
 
 def plot_why_missed(st: StressTest, kr: str, ax=None):
-    """The runs on the two parameters of PRIM's box (or the two first), missed in red,
-    the box drawn, its density and coverage in the title."""
+    """Plot the runs on the two parameters of PRIM's box (or the first two).
+
+    The missed runs are red, the box is drawn, its density and coverage are in the title.
+    """
     ax = _new_ax(ax)
     k = st.kr(kr)
     params = st.drivers[st.drivers["kr"] == kr].sort_values("ST", ascending=False)
@@ -326,8 +330,11 @@ def _grid(krs: list[KR], draw, fig=None):
 
 
 def plot_stress_test(st: StressTest, kind: str = "distributions", fig=None):
-    """One panel per KR: ``kind`` "distributions", "what_it_takes", "why_missed",
-    "drivers" or "early_warning"."""
+    """Draw one panel per KR of one kind of figure.
+
+    ``kind`` is "distributions", "what_it_takes", "why_missed", "drivers" or
+    "early_warning".
+    """
     draw = {
         "distributions": plot_kr_distribution,
         "what_it_takes": plot_what_it_takes,

@@ -39,8 +39,15 @@ from ..ensemble import branch_seed
 from ..ensemble import ensemble as run_ensemble
 from ..executors import as_executor
 from ..run import as_seed_sequence
-from .keyresults import KR, _check_horizon, _fmt, _select, aggregate, key_results, outcomes
-from .keyresults import wilson_interval
+from .keyresults import (
+    KR,
+    _check_horizon,
+    _select,
+    aggregate,
+    key_results,
+    outcomes,
+    wilson_interval,
+)
 from .names import parameter_name, resolve_path
 
 __all__ = ["WhatItTakes", "WhatItTakesOptions", "what_it_takes", "plan_terms"]
@@ -76,8 +83,8 @@ class WhatItTakesOptions:
     """
 
     lever: Lever | dict | tuple | None = None
-    runs: int = 40
-    iterations: int = 4
+    runs: int = 12
+    iterations: int = 3
     target_probability: float = TARGET_PROBABILITY
     bootstrap: int = 1000
 
@@ -143,7 +150,7 @@ def _as_lever(lever, sc: Scenario) -> Lever:
 
 
 def _without_controls(sc: Scenario) -> Scenario:
-    """The scenario without the explorer's sliders, which do not bound a lever's range."""
+    """Return the scenario without the explorer's sliders, which do not bound a lever's range."""
     if not sc.controls:
         return sc
     data = sc.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -204,7 +211,7 @@ def _lever_groups(chosen: list[KR], override: Lever | None, named: bool) -> dict
 
 
 def _indicator(sc: Scenario, path: str) -> tuple[str, str] | None:
-    """The leading indicator an output's effect at ``path`` drives, and how it is read."""
+    """Return the leading indicator an output's effect at ``path`` drives, and how it is read."""
     import re
 
     m = re.match(r"^outputs\[(\d+)\]\.(\w+)$", path)
@@ -395,7 +402,7 @@ WIT_CURVE_COLUMNS = ["kr", "lever", "value", "p_met", "lo", "hi", "runs"]
 
 
 def _plan_range(sc: Scenario, path: str) -> tuple[float, float]:
-    """The plan's own assumption for a number: 5% and 95% of an uncertain one, else its value."""
+    """Return the plan's own assumption for a number: 5% and 95% of an uncertain one, else its value."""
     dists = uncertain_parameters(sc)
     if path in dists:
         lo, hi = (float(v) for v in dists[path].ppf(np.array([0.05, 0.95])))
@@ -407,7 +414,7 @@ def _plan_range(sc: Scenario, path: str) -> tuple[float, float]:
 
 
 def plan_terms(row: dict, lever: _LeverRuns, sc: Scenario) -> dict:
-    """The answer in the plan's terms: the driven indicator at the answer and the plan's ends.
+    """Return the answer in the plan's terms: the driven indicator at the answer and the plan's ends.
 
     Adds ``indicator`` (the metric), ``indicator_reading`` ("change" or "level"),
     ``needed`` (its value with the lever at the answer), ``plan_low`` and ``plan_high``
@@ -439,7 +446,7 @@ def plan_terms(row: dict, lever: _LeverRuns, sc: Scenario) -> dict:
 
 
 def lever_plan(sc: Scenario, krs: list[KR], wit: WhatItTakesOptions, lever) -> int:
-    """The most runs a what-it-takes search may make (for the progress bar)."""
+    """Return the most runs a what-it-takes search may make (for the progress bar)."""
     groups = _lever_groups(krs, lever, named=False)
     per_kr = wit.iterations + 2 + 2
     return sum(len(m) * per_kr * wit.runs for m in groups.values())
@@ -449,7 +456,7 @@ def what_it_takes(
     scenario: Scenario | str | Path,
     lever=None,
     krs=None,
-    runs: int = 40,
+    runs: int = 12,
     seed=None,
     users: int | None = None,
     days: int | None = None,
@@ -457,7 +464,7 @@ def what_it_takes(
     executor=None,
     sampler: str = "lhs",
     target_probability: float = TARGET_PROBABILITY,
-    iterations: int = 4,
+    iterations: int = 3,
     bootstrap: int = 1000,
     variant: str | None = None,
     without_outputs=None,
@@ -560,7 +567,7 @@ class _NoBar:
 
 
 def _bar(progress, total: int):
-    """The progress bar of a search: the caller's, a new one, or none."""
+    """Return the progress bar of a search: the caller's, a new one, or none."""
     if hasattr(progress, "update"):
         return progress
     if not progress:

@@ -22,7 +22,7 @@ _OUTPUT = re.compile(r"^outputs\[(\d+)\]\.(.+)$")
 
 
 def parameter_name(sc: Scenario, path: str) -> str:
-    """A parameter's name for people: "scheduled rides: visit uplift", not a path.
+    """Return a parameter's name for people: "scheduled rides: visit uplift", not a path.
 
     An output's number is named by the output (:func:`simkit.analysis.indicators.output_label`)
     and the field in words (or the label of the explorer's control on it); other paths

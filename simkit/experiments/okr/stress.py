@@ -155,7 +155,10 @@ def _world(
     own = np.flatnonzero(group < 0)
     rep = np.flatnonzero(group >= 0)
     run_ids = ens.experiments["run"].to_numpy()
-    pick = lambda idx: outcome[outcome["run"].isin(run_ids[idx])]
+
+    def pick(idx: np.ndarray) -> pd.DataFrame:
+        return outcome[outcome["run"].isin(run_ids[idx])]
+
     world, drivers = world_probabilities(
         krs,
         u[own],
@@ -214,7 +217,7 @@ class _Progress:
 
 def stress_test(
     scenario: Scenario | str | Path,
-    runs: int = 200,
+    runs: int = 120,
     seed=None,
     users: int | None = None,
     days: int | None = None,
@@ -307,7 +310,7 @@ def stress_test(
 
 
 def _checked(scenario, users, days, ensemble, what_it_takes, precision):
-    """The scenario, its KRs and the lever options, all checked before any run."""
+    """Return the scenario, its KRs and the lever options, all checked before any run."""
     sc = load_scenario(scenario)
     if users is not None:
         from ...scenario.schema import with_values

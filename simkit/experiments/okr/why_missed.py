@@ -86,7 +86,7 @@ def why_missed(
     min_coverage: float = 0.5,
     min_misses: int = 5,
 ) -> pd.DataFrame:
-    """The conditions under which each KR is mostly missed (module docstring).
+    """Find the conditions under which each KR is mostly missed (module docstring).
 
     Parameters
     ----------
@@ -155,7 +155,7 @@ def _box_rows(
     base: dict,
     names: Callable[[str], str],
 ) -> list[dict]:
-    """The rows of one KR's box; density and coverage recounted from the runs."""
+    """Return the rows of one KR's box; density and coverage recounted from the runs."""
     inside = np.ones(len(x), dtype=bool)
     limits = {}
     for c in x.columns:

@@ -71,7 +71,7 @@ def probability_coordinates(ensemble: EnsembleResult, params: Sequence[str]) -> 
 
 
 def uncertain_paths(sc: Scenario) -> list[str]:
-    """The scenario's uncertain parameters, sorted (the columns of the coordinates)."""
+    """Return the scenario's uncertain parameters, sorted (the columns of the coordinates)."""
     return sorted(uncertain_parameters(sc))
 
 
@@ -96,7 +96,7 @@ def _basis(u: np.ndarray, alphas: np.ndarray) -> np.ndarray:
 
 
 def _degree_for(n: int, d: int) -> int:
-    """The largest total degree <= 3 whose terms are at most a fifth of the runs."""
+    """Return the largest total degree <= 3 whose terms are at most a fifth of the runs."""
     for p in range(MAX_DEGREE, 0, -1):
         if d and len(_multi_indices(d, p)) * 5 <= n:
             return p
@@ -116,7 +116,7 @@ class Chaos:
     resid_var: float
 
     def __call__(self, u: np.ndarray) -> np.ndarray:
-        """The expansion at ``u`` (rows of probability coordinates)."""
+        """Evaluate the expansion at ``u`` (rows of probability coordinates)."""
         return _basis(u, self.alphas) @ self.coef
 
     @property
@@ -205,7 +205,7 @@ def _estimate(kr: KR, s: _Sample, draws_u: np.ndarray, pick: np.ndarray) -> dict
 
 
 def _resample(s: _Sample, rng: np.random.Generator) -> _Sample:
-    """A bootstrap resample: runs with replacement, replicate groups with replacement."""
+    """Draw a bootstrap resample: runs with replacement, replicate groups with replacement."""
     i = rng.integers(0, len(s.x), len(s.x))
     groups = np.unique(s.rep_group)
     chosen = rng.choice(groups, size=len(groups), replace=True) if len(groups) else groups
@@ -284,7 +284,7 @@ def _interval(values: list[float]) -> tuple[float, float]:
 
 
 def _around(x: float, iv: tuple[float, float]) -> tuple[float, float]:
-    """A percentile interval widened, if need be, to hold the estimate itself."""
+    """Widen a percentile interval, if need be, to hold the estimate itself."""
     return min(iv[0], x), max(iv[1], x)
 
 
