@@ -154,6 +154,7 @@ def _noise_variance(x: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
     ss, dof = 0.0, 0
     for g in np.unique(groups):
         v = x[groups == g]
+        v = v[np.isfinite(v)]
         if len(v) > 1:
             ss += float(((v - v.mean()) ** 2).sum())
             dof += len(v) - 1
@@ -182,6 +183,16 @@ def _estimate(kr: KR, s: _Sample, draws_u: np.ndarray, pick: np.ndarray) -> dict
     u = np.vstack([s.u, s.rep_u])
     x = np.concatenate([s.x, s.rep_x])
     ok = np.isfinite(x)
+    if ok.sum() < 2:  # no result to fit (e.g. a baseline of 0 in every run): never met
+        zeros = np.zeros(u.shape[1])
+        return {
+            "p": 0.0,
+            "noise": 0.0,
+            "unexplained": 0.0,
+            "parameters": 0.0,
+            "S1": zeros,
+            "ST": zeros,
+        }
     chaos = fit_chaos(u[ok], x[ok])
     resid_var = max(chaos.resid_var, 0.0)
     noise, _ = _noise_variance(s.rep_x, s.rep_group)
