@@ -336,15 +336,16 @@ def test_auc_is_the_mann_whitney_probability():
 
 
 def _synthetic(f, n=400, reps=4, per_group=6, noise=0.0, d=2, seed=0):
-    """Runs with results f(u) + noise, and replicate groups (the same u, fresh noise)."""
+    """Runs with results f(u) + noise, then replicate groups (the same u, fresh noise).
+
+    Returns u, the results, each run's replicate group (-1: its own draw) and cluster.
+    """
     rng = np.random.default_rng(seed)
-    u = rng.random((n, d))
-    ru = np.repeat(rng.random((reps, d)), per_group, axis=0)
-    group = np.repeat(np.arange(reps), per_group)
-    x = f(u) + noise * rng.standard_normal(n)
-    rx = f(ru) + noise * rng.standard_normal(len(ru))
-    frame = lambda v: pd.DataFrame({"run": np.arange(len(v)), "kr": "1.1", "value": v})  # noqa: E731
-    return u, frame(x), ru, frame(rx), group
+    u = np.vstack([rng.random((n, d)), np.repeat(rng.random((reps, d)), per_group, axis=0)])
+    group = np.concatenate([np.full(n, -1), np.repeat(np.arange(reps), per_group)])
+    x = f(u) + noise * rng.standard_normal(len(u))
+    results = pd.DataFrame({"run": np.arange(len(u)), "kr": "1.1", "value": x})
+    return u, results, group, np.arange(len(u)) % 8
 
 
 def _kr(target, direction="at_least"):
@@ -354,10 +355,10 @@ def _kr(target, direction="at_least"):
 def test_world_probability_takes_the_noise_out():
     # m(u) = u1: P(u1 >= 0.7) = 0.3 exactly; the runs carry noise of sd 0.25, so the share
     # of runs above 0.7 is far from 0.3 (about 0.35), the world's P(met) is not
-    u, x, ru, rx, g = _synthetic(lambda u: u[:, 0], noise=0.25, reps=8, per_group=8)
+    data = _synthetic(lambda u: u[:, 0], noise=0.25, reps=8, per_group=8)
     kr = _kr(0.7)
     prob, drivers = okr.world_probabilities(
-        [kr], u, x, ru, rx, g, ["a", "b"], np.random.default_rng(1), bootstrap=200
+        [kr], *data, ["a", "b"], np.random.default_rng(1), bootstrap=200
     )
     r = prob.iloc[0]
     assert r["lo"] <= 0.3 <= r["hi"] and r["half_width"] < 0.08
@@ -365,30 +366,26 @@ def test_world_probability_takes_the_noise_out():
     # the noise share: 0.25^2 / (1/12 + 0.25^2) = 0.43
     assert r["noise_share"] == pytest.approx(0.0625 / (1 / 12 + 0.0625), abs=0.12)
     # without noise, the share of runs and the world agree, and no noise is found
-    u, x, ru, rx, g = _synthetic(lambda u: u[:, 0])
-    prob, _ = okr.world_probabilities([kr], u, x, ru, rx, g, ["a", "b"], np.random.default_rng(1))
+    data = _synthetic(lambda u: u[:, 0])
+    prob, _ = okr.world_probabilities([kr], *data, ["a", "b"], np.random.default_rng(1))
     assert prob["p_met"].iloc[0] == pytest.approx(0.3, abs=0.03)
     assert prob["noise_share"].iloc[0] == pytest.approx(0.0, abs=1e-9)
     at_most = okr.world_probabilities(
-        [_kr(0.7, "at_most")], u, x, ru, rx, g, ["a", "b"], np.random.default_rng(1)
+        [_kr(0.7, "at_most")], *data, ["a", "b"], np.random.default_rng(1)
     )[0]
     assert at_most["p_met"].iloc[0] == pytest.approx(0.7, abs=0.03)
 
 
 def test_sobol_indices_of_the_expansion_match_closed_forms():
     # x = 2 u1 + u2: Var = 4/12 + 1/12, S1 = ST = 0.8 and 0.2 (no interaction)
-    u, x, ru, rx, g = _synthetic(lambda u: 2 * u[:, 0] + u[:, 1])
-    _, d = okr.world_probabilities(
-        [_kr(1.5)], u, x, ru, rx, g, ["a", "b"], np.random.default_rng(2)
-    )
+    data = _synthetic(lambda u: 2 * u[:, 0] + u[:, 1])
+    _, d = okr.world_probabilities([_kr(1.5)], *data, ["a", "b"], np.random.default_rng(2))
     d = d.set_index("parameter")
     assert d.loc["a", "S1"] == pytest.approx(0.8, abs=1e-6)
     assert d.loc["b", "ST"] == pytest.approx(0.2, abs=1e-6)
     # x = (u1 - 1/2)(u2 - 1/2): no main effect, all interaction (S1 = 0, ST = 1)
-    u, x, ru, rx, g = _synthetic(lambda u: (u[:, 0] - 0.5) * (u[:, 1] - 0.5))
-    _, d = okr.world_probabilities(
-        [_kr(0.0)], u, x, ru, rx, g, ["a", "b"], np.random.default_rng(2)
-    )
+    data = _synthetic(lambda u: (u[:, 0] - 0.5) * (u[:, 1] - 0.5))
+    _, d = okr.world_probabilities([_kr(0.0)], *data, ["a", "b"], np.random.default_rng(2))
     assert d["S1"].max() < 1e-6 and d["ST"].min() == pytest.approx(1.0, abs=1e-6)
     for col in ("S1", "S1_lo", "S1_hi", "ST", "ST_lo", "ST_hi"):
         assert ((d[col] >= 0) & (d[col] <= 1 + 1e-9)).all()

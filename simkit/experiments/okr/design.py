@@ -44,8 +44,8 @@ class Budget:
     precision: float = 0.05
     runs: int = 120
     first: int = 48
-    populations: int = 4
-    replicates: int = 3
+    populations: int = 8
+    replicates: int = 2
 
 
 def _u_design(n: int, d: int, sampler: str, rng: np.random.Generator) -> np.ndarray:
@@ -114,6 +114,7 @@ class WorldRuns:
     parts: list[EnsembleResult] = field(default_factory=list)
     u: list[np.ndarray] = field(default_factory=list)
     group: list[np.ndarray] = field(default_factory=list)
+    population: list[np.ndarray] = field(default_factory=list)
     rounds: int = 0
     populations: int = 0
     replicates: int = 0
@@ -146,6 +147,7 @@ class WorldRuns:
             self.parts.append(self._run(rows, pop, tick))
             self.u.append(rows)
             self.group.append(groups)
+            self.population.append(np.full(len(rows), pop))
         self.rounds += 1
 
     def _run(self, rows: np.ndarray, pop: int, tick) -> EnsembleResult:
@@ -167,9 +169,9 @@ class WorldRuns:
         """All runs as one ensemble (runs in the order made)."""
         return concat_ensembles(self.parts, self.sampler)
 
-    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
-        """``u`` (runs x params) and ``group`` of every run, in run order."""
-        return np.vstack(self.u), np.concatenate(self.group)
+    def coordinates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``u`` (runs x params), ``group`` and ``population`` of every run, in order."""
+        return np.vstack(self.u), np.concatenate(self.group), np.concatenate(self.population)
 
     def next_round(self, widest: float) -> int:
         """Return the runs the widest interval needs to reach the precision (0: done or spent)."""

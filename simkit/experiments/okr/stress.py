@@ -148,27 +148,13 @@ def _world(
     params = [p for p in uncertain_paths(sc) if p in ens.parameters.columns]
     outcome = kr_outcomes(ens, krs, observed)
     if runs is not None:
-        u, group = runs.coordinates()
+        u, group, cluster = runs.coordinates()
     else:
         u, group = probability_coordinates(ens, params), np.full(ens.runs, -1)
+        cluster = np.arange(ens.runs)
     rng = np.random.default_rng(branch_seed(ens.seed, "world"))
-    own = np.flatnonzero(group < 0)
-    rep = np.flatnonzero(group >= 0)
-    run_ids = ens.experiments["run"].to_numpy()
-
-    def pick(idx: np.ndarray) -> pd.DataFrame:
-        return outcome[outcome["run"].isin(run_ids[idx])]
-
     world, drivers = world_probabilities(
-        krs,
-        u[own],
-        pick(own),
-        u[rep],
-        pick(rep),
-        group[rep],
-        params,
-        rng,
-        bootstrap=bootstrap,
+        krs, u, outcome, group, cluster, params, rng, bootstrap=bootstrap
     )
     shares = run_shares(outcome, krs).drop(columns=["p_met", "lo", "hi", "runs", "met"])
     table = shares.merge(world, on="kr")

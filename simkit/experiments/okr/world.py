@@ -10,21 +10,23 @@ leadership is about ``m``:
 
     P(met) = P_u( m(u) + c e meets the target ),
 
-by the law of total variance ``Var(x) = Var(m(u)) + E[Var(e | u)]`` split into
+estimated as the share of ``draws`` fresh parameter draws ``u`` whose ``m(u)`` meets
+the target. The variance of the runs' results splits (law of total variance,
+``Var(x) = Var(m(u)) + E[Var(e | u)]``) into
 
 - **simulation noise** ``s2_noise``: the pooled variance within *replicates*, a few
-  parameter draws run with several seeds each (each with its own population);
+  parameter draws run once in every simulated population, with different seeds;
 - **parameters**: ``m`` is estimated by a polynomial chaos expansion (PCE: orthonormal
-  shifted Legendre polynomials of the ``u``, total degree <= 3, fitted by least squares;
-  Sudret 2008) on every run; its variance is the parameters' share;
+  shifted Legendre polynomials of the ``u``, total degree <= 3, fitted by least squares
+  on every run; Sudret 2008); its variance is the parameters' share;
 - **unexplained**: what the fit leaves beyond the noise, ``s2_resid - s2_noise``
-  (``s2_resid`` the residual variance, corrected for the terms fitted), kept in the
-  world's result: ``c = sqrt(max(0, 1 - s2_noise / s2_resid))`` scales each residual.
+  (``s2_resid``, the residual variance corrected for the terms fitted): variation the
+  expansion misses, shown so that a large share is seen (P(met) is then too sharp).
 
-P(met) is the share of ``draws`` fresh parameter draws ``u`` (each with the scaled residual
-of a run drawn at random) whose ``m(u) + c e`` meets the target. Its 95% interval is a
-bootstrap (Efron 1979) over runs and replicate groups, refitting everything, so it holds
-the uncertainty of the fit and of the noise estimate, not only that of the draws.
+The 95% interval of P(met) is a bootstrap (Efron 1979) that resamples whole simulated
+populations (each with all its runs: they share its offset) and refits everything, so it
+holds the uncertainty of the fit and of the populations drawn, not only that of the
+draws.
 
 **What drives it** comes from the same expansion, at no extra run: with orthonormal
 polynomials the variance of ``m`` is the sum of its squared coefficients, and the Sobol
@@ -163,13 +165,16 @@ def _noise_variance(x: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
 
 @dataclass(frozen=True)
 class _Sample:
-    """One KR's data: the runs' coordinates and results, and the replicates'."""
+    """One KR's data: every run's coordinates, result, replicate group and cluster.
+
+    ``group`` is the replicate draw a run repeats (-1: a draw of its own); ``cluster``
+    what the bootstrap resamples (the run's population: its runs share its offset).
+    """
 
     u: np.ndarray
     x: np.ndarray
-    rep_u: np.ndarray
-    rep_x: np.ndarray
-    rep_group: np.ndarray
+    group: np.ndarray
+    cluster: np.ndarray
 
 
 def _met(kr: KR, x: np.ndarray) -> np.ndarray:
@@ -178,35 +183,34 @@ def _met(kr: KR, x: np.ndarray) -> np.ndarray:
     return ok & np.isfinite(x)
 
 
-def _estimate(kr: KR, s: _Sample, draws_u: np.ndarray, pick: np.ndarray) -> dict:
+def _estimate(kr: KR, s: _Sample, draws_u: np.ndarray) -> dict:
     """P(met) and the variance shares of one KR from one (re)sample of its data."""
-    u = np.vstack([s.u, s.rep_u])
-    x = np.concatenate([s.x, s.rep_x])
-    ok = np.isfinite(x)
+    ok = np.isfinite(s.x)
+    d = s.u.shape[1]
     if ok.sum() < 2:  # no result to fit (e.g. a baseline of 0 in every run): never met
-        zeros = np.zeros(u.shape[1])
         return {
             "p": 0.0,
             "noise": 0.0,
             "unexplained": 0.0,
             "parameters": 0.0,
-            "S1": zeros,
-            "ST": zeros,
+            "S1": np.zeros(d),
+            "ST": np.zeros(d),
         }
-    chaos = fit_chaos(u[ok], x[ok])
+    chaos = fit_chaos(s.u[ok], s.x[ok])
     resid_var = max(chaos.resid_var, 0.0)
-    noise, _ = _noise_variance(s.rep_x, s.rep_group)
+    reps = s.group >= 0
+    noise, _ = _noise_variance(s.x[reps], s.group[reps])
     noise = 0.0 if not math.isfinite(noise) else noise
-    if u.shape[1] == 0:  # no uncertain parameter: every difference between runs is noise
+    if d == 0:  # no uncertain parameter: every difference between runs is noise
         noise = resid_var
-    c = math.sqrt(max(0.0, 1.0 - noise / resid_var)) if resid_var > 0 else 0.0
-    resid = (x[ok] - chaos(u[ok]))[pick % ok.sum()]
-    world = chaos(draws_u) + c * resid
     total = chaos.variance + max(resid_var, noise)
     alone, involving = chaos.sobol()
-    share = (lambda v: v / total) if total > 0 else (lambda v: v * 0.0)
+
+    def share(v):
+        return v / total if total > 0 else v * 0.0
+
     return {
-        "p": float(_met(kr, world).mean()),
+        "p": float(_met(kr, chaos(draws_u)).mean()),
         "noise": share(noise),
         "unexplained": share(max(0.0, resid_var - noise)),
         "parameters": share(chaos.variance),
@@ -216,23 +220,24 @@ def _estimate(kr: KR, s: _Sample, draws_u: np.ndarray, pick: np.ndarray) -> dict
 
 
 def _resample(s: _Sample, rng: np.random.Generator) -> _Sample:
-    """Draw a bootstrap resample: runs with replacement, replicate groups with replacement."""
-    i = rng.integers(0, len(s.x), len(s.x))
-    groups = np.unique(s.rep_group)
-    chosen = rng.choice(groups, size=len(groups), replace=True) if len(groups) else groups
-    idx = [np.flatnonzero(s.rep_group == g) for g in chosen]
-    j = np.concatenate(idx) if idx else np.zeros(0, dtype=int)
-    new_group = np.concatenate([np.full(len(k), n) for n, k in enumerate(idx)]) if idx else j
-    return _Sample(s.u[i], s.x[i], s.rep_u[j], s.rep_x[j], new_group)
+    """Draw a bootstrap resample: clusters (populations) with replacement, all their runs.
+
+    With fewer than 4 clusters, runs are resampled one by one.
+    """
+    clusters = np.unique(s.cluster)
+    cluster = s.cluster if len(clusters) >= 4 else np.arange(len(s.x))
+    clusters = np.unique(cluster)
+    chosen = rng.choice(clusters, size=len(clusters), replace=True)
+    idx = np.concatenate([np.flatnonzero(cluster == c) for c in chosen])
+    return _Sample(s.u[idx], s.x[idx], s.group[idx], s.cluster[idx])
 
 
 def world_probabilities(
     krs: Sequence[KR],
     u: np.ndarray,
     results: pd.DataFrame,
-    rep_u: np.ndarray,
-    rep_results: pd.DataFrame,
-    rep_group: np.ndarray,
+    group: np.ndarray,
+    cluster: np.ndarray,
     params: Sequence[str],
     rng: np.random.Generator,
     draws: int = 4000,
@@ -243,12 +248,16 @@ def world_probabilities(
     Parameters
     ----------
     krs : sequence of KR
-    u, rep_u : numpy.ndarray
-        Probability coordinates of the runs and of the replicate runs (runs x params).
-    results, rep_results : pandas.DataFrame
-        Their :func:`~simkit.experiments.okr.keyresults.outcomes` (run, kr, value, met).
-    rep_group : numpy.ndarray
-        The parameter draw of each replicate run (runs of a group share their parameters).
+    u : numpy.ndarray
+        Probability coordinates of the runs (runs x params), in run order.
+    results : pandas.DataFrame
+        The runs' :func:`~simkit.experiments.okr.keyresults.outcomes` (run, kr, value),
+        in run order per KR.
+    group : numpy.ndarray
+        Per run, the replicate draw it repeats (runs of a group share their parameters),
+        or -1.
+    cluster : numpy.ndarray
+        Per run, its population (resampled as a whole by the bootstrap).
     params : sequence of str
         The parameter paths (columns of ``u``).
     rng : numpy.random.Generator
@@ -260,28 +269,23 @@ def world_probabilities(
     -------
     (probabilities, drivers) : tuple of pandas.DataFrame
         ``probabilities``: per KR, p_met with its bootstrap 95% interval (lo, hi),
-        half_width, runs (the runs and replicates used), p_runs (the share of the runs
-        that met it, simulation noise included) and the variance shares noise_share,
-        parameter_share and unexplained_share. ``drivers``: per KR and parameter, S1 and
-        ST with their 95% intervals (S1_lo, S1_hi, ST_lo, ST_hi), shares of Var(x).
+        half_width, runs, p_runs (the share of the runs that met it, simulation noise
+        included) and the variance shares noise_share, parameter_share and
+        unexplained_share. ``drivers``: per KR and parameter, S1 and ST with their 95%
+        intervals (S1_lo, S1_hi, ST_lo, ST_hi), shares of Var(x).
     """
-    d = u.shape[1]
-    draws_u = rng.random((draws, d))
-    pick = rng.integers(0, 2**31 - 1, draws)
+    draws_u = rng.random((draws, u.shape[1]))
     boot_rngs = rng.spawn(bootstrap)
     rows, drivers = [], []
     for kr in krs:
         x = results.loc[results["kr"] == kr.id, "value"].to_numpy(dtype=float)
-        rx = rep_results.loc[rep_results["kr"] == kr.id, "value"].to_numpy(dtype=float)
-        sample = _Sample(u, x, rep_u, rx, rep_group)
-        point = _estimate(kr, sample, draws_u, pick)
+        sample = _Sample(u, x, np.asarray(group), np.asarray(cluster))
+        point = _estimate(kr, sample, draws_u)
         boots = [
-            _estimate(
-                kr, _resample(sample, r), draws_u[(ix := r.integers(0, draws, draws))], pick[ix]
-            )
+            _estimate(kr, _resample(sample, r), draws_u[r.integers(0, draws, draws)])
             for r in boot_rngs
         ]
-        rows.append(_probability_row(kr, point, boots, x, rx))
+        rows.append(_probability_row(kr, point, boots, x))
         drivers += _driver_rows(kr, params, point, boots)
     return pd.DataFrame(rows), pd.DataFrame(drivers, columns=DRIVER_COLUMNS)
 
@@ -299,10 +303,10 @@ def _around(x: float, iv: tuple[float, float]) -> tuple[float, float]:
     return min(iv[0], x), max(iv[1], x)
 
 
-def _probability_row(kr: KR, point: dict, boots: list[dict], x, rx) -> dict:
+def _probability_row(kr: KR, point: dict, boots: list[dict], x: np.ndarray) -> dict:
     """One KR's P(met) row: the estimate, its percentile interval and the shares."""
     lo, hi = _around(point["p"], _interval([b["p"] for b in boots]))
-    every = np.concatenate([x, rx])
+    every = x
     return {
         "kr": kr.id,
         "p_met": point["p"],
