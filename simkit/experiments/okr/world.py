@@ -26,7 +26,8 @@ the target. The variance of the runs' results splits (law of total variance,
 The 95% interval of P(met) is a bootstrap (Efron 1979) that resamples whole simulated
 populations (each with all its runs: they share its offset) and refits everything, so it
 holds the uncertainty of the fit and of the populations drawn, not only that of the
-draws.
+draws; with few populations it is widened where need be to Student's t
+(:func:`_small_sample`).
 
 **What drives it** comes from the same expansion, at no extra run: with orthonormal
 polynomials the variance of ``m`` is the sum of its squared coefficients, and the Sobol
@@ -285,7 +286,8 @@ def world_probabilities(
             _estimate(kr, _resample(sample, r), draws_u[r.integers(0, draws, draws)])
             for r in boot_rngs
         ]
-        rows.append(_probability_row(kr, point, boots, x))
+        k = len(np.unique(cluster)) if len(np.unique(cluster)) >= 4 else len(x)
+        rows.append(_probability_row(kr, point, boots, x, k))
         drivers += _driver_rows(kr, params, point, boots)
     return pd.DataFrame(rows), pd.DataFrame(drivers, columns=DRIVER_COLUMNS)
 
@@ -303,9 +305,29 @@ def _around(x: float, iv: tuple[float, float]) -> tuple[float, float]:
     return min(iv[0], x), max(iv[1], x)
 
 
-def _probability_row(kr: KR, point: dict, boots: list[dict], x: np.ndarray) -> dict:
-    """One KR's P(met) row: the estimate, its percentile interval and the shares."""
+def _small_sample(p: float, boots: list[dict], clusters: int) -> tuple[float, float]:
+    """Return the interval ``p -+ t se`` for few resampled clusters.
+
+    ``se`` is the bootstrap's standard error, scaled by sqrt(k / (k - 1)) (with k
+    clusters a bootstrap's spread is too narrow by about that), and ``t`` Student's
+    97.5% quantile with k - 1 degrees of freedom.
+    """
+    from scipy.stats import t as student
+
+    se = float(np.std([b["p"] for b in boots], ddof=1)) if len(boots) > 1 else 0.0
+    q = float(student.ppf(0.975, max(1, clusters - 1))) * math.sqrt(clusters / max(1, clusters - 1))
+    return max(0.0, p - q * se), min(1.0, p + q * se)
+
+
+def _probability_row(kr: KR, point: dict, boots: list[dict], x: np.ndarray, clusters: int) -> dict:
+    """One KR's P(met) row: the estimate, its interval and the shares.
+
+    The interval is the bootstrap's percentile interval, widened where need be to the
+    small-sample one (:func:`_small_sample`) and to hold the estimate.
+    """
     lo, hi = _around(point["p"], _interval([b["p"] for b in boots]))
+    t_lo, t_hi = _small_sample(point["p"], boots, clusters)
+    lo, hi = min(lo, t_lo), max(hi, t_hi)
     every = x
     return {
         "kr": kr.id,
