@@ -220,6 +220,7 @@ def stress_test(
     what_it_takes: bool | WhatItTakesOptions = True,
     early_warning: bool = True,
     why_missed: bool = True,
+    sensitivity: bool | None = True,
     observed: bool = True,
     budget: Budget | None = None,
 ) -> StressTest:
@@ -238,9 +239,9 @@ def stress_test(
         As in :func:`simkit.ensemble` (``sampler``: how parameter draws are spread).
     executor : optional
         Where runs are computed (:mod:`simkit.experiments.executors`).
-    out : str, Path, None or False
-        Directory for the tables, memo and figures; None: ``results/<scenario>-okr``;
-        False: nothing is written.
+    out : str or Path, optional
+        Directory for the tables, memo and figures (``simkit okr`` writes to
+        :func:`default_out`); None or False: nothing is written.
     progress : bool or dict
         One progress bar with the time left (a dict: extra ``tqdm`` options).
     ensemble : EnsembleResult, optional
@@ -250,6 +251,9 @@ def stress_test(
         Search each KR's lever (:func:`simkit.experiments.okr.levers.what_it_takes`).
     early_warning, why_missed : bool
         Score the leading indicators; find PRIM's boxes.
+    sensitivity : bool or None
+        The drivers (Sobol indices of the expansion, no extra run); None or False leaves
+        them out.
     observed : bool
         Judge each KR on the company's reports (its ``judged_by``; default) or on the
         true metrics.
@@ -267,7 +271,7 @@ def stress_test(
     sc, krs, wit, lever = _checked(scenario, users, days, ensemble, what_it_takes, precision)
     plan = Budget() if budget is None else budget
     plan = dataclasses.replace(plan, runs=int(runs), precision=float(precision))
-    target = default_out(sc) if out is None else (None if out is False else Path(out))
+    target = None if out is None or out is False else Path(out)
     common = {
         "days": days,
         "variant": variant,
@@ -287,6 +291,8 @@ def stress_test(
                 sc, krs, ensemble, plan, seed, sampler, ex, common, observed, bar
             )
             _analyses(result, wit, lever, early_warning, why_missed, observed, ex, common, bar)
+            if not sensitivity:
+                result.drivers = None
     finally:
         bar.close()
     result.options.update({"seconds": time.perf_counter() - start, "out": target})
