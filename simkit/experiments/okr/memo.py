@@ -121,11 +121,8 @@ def _what_it_takes_line(st: StressTest, w) -> str:
         need = _indicator_text(w["indicator"], w["indicator_reading"], w["needed"])
         lo = _indicator_text(w["indicator"], w["indicator_reading"], w["plan_low"])
         hi_t = _indicator_text(w["indicator"], w["indicator_reading"], w["plan_high"])
-        by = st.scenario.start_date
-        return (
-            f"{text}: {need} by the deadline{'' if by else ''}; the plan assumes {plan} "
-            f"({lo} .. {hi_t})"
-        )
+        assumed = lo if lo == hi_t else f"{lo} .. {hi_t}"
+        return f"{text}: {need} by the deadline; the plan assumes {plan} ({assumed})"
     return f"{text}; the plan assumes {plan}"
 
 
