@@ -18,10 +18,13 @@ EXTRAS      := $(shell sed -n '/^\[project\.optional-dependencies\]/,/^\[/s/^\([
 DEMO        ?= ridehailing_duopoly
 APP_PORT    ?= 8866
 APP_USERS   ?= 5000
-# The app's kernels: one kept executed ahead of the next visitor (pre-heated), and a
-# kernel idle for 10 minutes (its page closed) shut down. tests/widgets/test_browser.py
+# The app's kernels: one kept executed ahead of the next visitor (pre-heated), at most 4
+# running at once (simkit.widgets.serve: a visitor beyond gets a 'busy, try again' page),
+# and a kernel idle for 10 minutes (its page closed) shut down. tests/widgets/test_browser.py
 # serves the app with the same options.
 APP_VOILA   := --preheat_kernel=True --pool_size=1 \
+               --VoilaConfiguration.multi_kernel_manager_class=simkit.widgets.serve.AppKernelManager \
+               --AppKernelManager.max_kernels=4 \
                --MappingKernelManager.cull_idle_timeout=600 \
                --MappingKernelManager.cull_interval=60
 CHROMIUM    ?= /usr/bin/chromium

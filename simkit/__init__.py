@@ -14,6 +14,7 @@ from .analysis.plans import compare_plans as compare
 from .data import example_data
 from .errors import ScenarioError, SimkitError
 from .experiments import executors, okr
+from .experiments.build import Built, Dashboard, build
 from .experiments.cache import RunCache
 from .experiments.calibrate import calibrate
 from .experiments.ensemble import EnsembleResult, ensemble, load_ensemble
@@ -26,6 +27,8 @@ from .scenario.schema import canonical_path, get_value, uncertain_parameters, wi
 __version__ = "0.1.0"
 
 __all__ = [
+    "Built",
+    "Dashboard",
     "EnsembleResult",
     "MarketModel",
     "PlanComparison",
@@ -35,6 +38,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "SimkitError",
+    "build",
     "bundled_scenarios",
     "calibrate",
     "canonical_path",

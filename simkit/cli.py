@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import SimkitError
+from .errors import ScenarioWarning, SimkitError
 
 __all__ = ["build_parser", "main"]
 
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_parser(sub)
     _add_okr_parser(sub)
     _add_calibrate_parser(sub)
+    _add_new_parser(sub)
     return p
 
 
@@ -543,6 +545,74 @@ def _progress_line(line: str) -> None:
 COMMANDS["calibrate"] = cmd_calibrate
 
 
+def _add_new_parser(sub) -> None:
+    n = sub.add_parser(
+        "new", help="a scenario from your dashboard's numbers (a KPI file, or asked on a terminal)"
+    )
+    n.add_argument("kpis", nargs="?", metavar="KPIS.yaml", help="the numbers (see --example)")
+    n.add_argument(
+        "--example",
+        metavar="CATEGORY",
+        default=None,
+        help="print a commented KPI file for a category and exit",
+    )
+    n.add_argument("--out", type=Path, default=None, help="scenario file (default NAME.yaml)")
+    n.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    n.add_argument("--users", type=_positive_int, default=None, help="simulated users")
+    n.add_argument("--executor", type=_executor_spec, default=None, help=EXECUTOR_HELP)
+    n.add_argument(
+        "--ask", action="store_true", help="ask for the numbers even if stdin is not a terminal"
+    )
+
+
+def cmd_new(args) -> int:
+    from .experiments.build import build, load_dashboard
+    from .experiments.new import ask_dashboard, example_kpis
+    from .scenario.schema import file_stem
+
+    if args.example is not None:
+        print(example_kpis(args.example), end="")
+        return 0
+    if args.kpis is not None:
+        dashboard = load_dashboard(Path(args.kpis))
+    elif args.ask or sys.stdin.isatty():
+        try:
+            dashboard = load_dashboard(ask_dashboard())
+        except EOFError:
+            raise SimkitError("new: the answers ended before the last question") from None
+    else:
+        raise SimkitError(
+            "new: give a KPI file (simkit new KPIS.yaml; simkit new --example "
+            "subscription_media prints one) or run it on a terminal to be asked"
+        )
+    out = args.out or Path(f"{file_stem(dashboard.name)}.yaml")
+    if out.exists() and not args.force:
+        raise SimkitError(f"--out: {out} exists (give --force to overwrite it)")
+    progress = (lambda line: print(line, file=sys.stderr)) if sys.stderr.isatty() else None
+    built = build(dashboard, users=args.users, executor=args.executor, progress=progress)
+    print(built.format())
+    built.to_yaml(out)
+    print(f"wrote {out}: try `simkit run {out}` or open it in the explorer")
+    if not built.converged:
+        print(
+            "simkit: warning: some numbers are outside their tolerance (marked above): "
+            "check them, or give more --users",
+            file=sys.stderr,
+        )
+    return 0
+
+
+COMMANDS["new"] = cmd_new
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a scenario's advice as one line; other warnings as Python prints them."""
+    if issubclass(category, ScenarioWarning):
+        print(f"simkit: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``simkit`` command line.
 
@@ -560,7 +630,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", ScenarioWarning)
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
     except SimkitError as exc:
         print(f"simkit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DataError", "ScenarioError", "SimkitError"]
+__all__ = ["DataError", "ScenarioError", "ScenarioWarning", "SimkitError"]
 
 
 class SimkitError(Exception):
@@ -54,3 +54,16 @@ class DataError(ScenarioError):
     period 3``) and ``message`` what was expected; printed as one line like a
     :class:`ScenarioError`.
     """
+
+
+class ScenarioWarning(UserWarning):
+    """Advice about a scenario that is valid but unusual (e.g. an objective with one key result).
+
+    The command line prints it as one line, ``simkit: warning: source: path: message``.
+    """
+
+    def __init__(self, source: str, path: str, message: str) -> None:
+        self.source = source
+        self.path = path
+        self.message = message
+        super().__init__(f"{source}: {path}: {message}" if path else f"{source}: {message}")

@@ -31,6 +31,7 @@ import numbers
 import os
 import re
 import types
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 from importlib import resources
@@ -60,12 +61,11 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from ..errors import ScenarioError
+from ..errors import ScenarioError, ScenarioWarning
 from .distributions import DIST_KINDS, Dist, DistTypes
 
 __all__ = [
@@ -1456,7 +1456,7 @@ class KeyResult(Strict):
 
 
 class Objective(Strict):
-    """An objective: a qualitative goal with 2 to 5 measurable key results.
+    """An objective: a qualitative goal with measurable key results (usually 2 to 5).
 
     It is met when all of its key results are met.
     """
@@ -1465,19 +1465,10 @@ class Objective(Strict):
         description="The objective in words, e.g. 'Become the everyday ride'; unique."
     )
     key_results: list[KeyResult] = Field(
-        min_length=MIN_KEY_RESULTS,
-        max_length=MAX_KEY_RESULTS,
-        description="Its 2 to 5 key results.",
+        min_length=1,
+        description="Its key results: 2 to 5 is the usual advice (another number is "
+        "accepted with a warning).",
     )
-
-    @field_validator("key_results", mode="before")
-    @classmethod
-    def _two_to_five(cls, v: Any) -> Any:
-        if isinstance(v, list) and not MIN_KEY_RESULTS <= len(v) <= MAX_KEY_RESULTS:
-            raise _custom(
-                f"an objective has {MIN_KEY_RESULTS} to {MAX_KEY_RESULTS} key results, got {len(v)}"
-            )
-        return v
 
 
 class Control(Strict):
@@ -2501,8 +2492,12 @@ def read_scenario_data(path: str | Path | Traversable, source: str | None = None
         raise ScenarioError(source, "", "invalid YAML: nested too deeply") from None
 
 
-def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+def parse_scenario(data: Any, source: str = "<scenario>", *, advise: bool = True) -> Scenario:
     """Validate already-parsed YAML data (a dict) into a :class:`Scenario`.
+
+    With ``advise`` (the default), valid but unusual choices are warned about
+    (:class:`~simkit.errors.ScenarioWarning`, e.g. an objective with one key result); a
+    scenario derived from one already read (:func:`with_values`) is not warned about again.
 
     Raises
     ------
@@ -2524,11 +2519,31 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
             f"market: .., ...), got {_describe(data)}",
         )
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise _format_errors(exc, source, data) from None
     except RecursionError:
         raise ScenarioError(source, "", "the scenario is nested too deeply") from None
+    if advise:
+        _advise(scenario, source)
+    return scenario
+
+
+def _advise(scenario: Scenario, source: str) -> None:
+    """Warn (:class:`~simkit.errors.ScenarioWarning`) about valid but unusual choices."""
+    for i, o in enumerate(scenario.okrs):
+        n = len(o.key_results)
+        if not MIN_KEY_RESULTS <= n <= MAX_KEY_RESULTS:
+            warnings.warn(
+                ScenarioWarning(
+                    source,
+                    f"okrs[{i}].key_results",
+                    f"{n} key result{'s' if n != 1 else ''}: the usual advice is "
+                    f"{MIN_KEY_RESULTS} to {MAX_KEY_RESULTS} per objective (one number rarely "
+                    "says whether a goal is met; many dilute it)",
+                ),
+                stacklevel=3,
+            )
 
 
 def load_scenario(path_or_name: str | Path | Traversable | Scenario) -> Scenario:
@@ -2719,6 +2734,6 @@ def with_values(scenario: Scenario, values: dict[str, Any]) -> Scenario:
     known = not any(str(p).startswith("okrs") for p in values)
     token = _LEVER_RANGES_KNOWN.set(known)
     try:
-        return parse_scenario(data, f"<{scenario.name} with {changes}>")
+        return parse_scenario(data, f"<{scenario.name} with {changes}>", advise=False)
     finally:
         _LEVER_RANGES_KNOWN.reset(token)

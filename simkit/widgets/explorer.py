@@ -18,7 +18,12 @@
   seeds (common random numbers), so every difference is the plan's doing;
 * *pin this plan* (:meth:`Explorer.pin`): the plan shown stays on the money and share
   figures, dashed, and a table sets its money at the horizon against each next plan's
-  (paired run by run on the same seeds, as :func:`simkit.compare`).
+  (paired run by run on the same seeds, as :func:`simkit.compare`);
+* a switch between the *true state* and *what the team sees* (:attr:`Explorer.view`,
+  docs/model.md §3): market share, revenue, MRR and NPS of the plan's first run as a
+  dashboard shows them -- monthly bars, panel and survey points with their intervals,
+  each on the day it is known -- over the true daily curves
+  (``RunResult.observed`` drawn by :func:`simkit.plots.plot_observed`).
 
 The explorer holds no model logic. On every change it rebuilds the scenario from the
 control values (:func:`simkit.scenario.with_values`; a slider over a distribution
@@ -61,6 +66,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ipywidgets as W
 import numpy as np
@@ -97,7 +103,9 @@ __all__ = [
     "app",
     "derived_controls",
     "explore",
+    "ObservedChart",
     "money_metrics",
+    "observed_metrics",
     "pin_table",
 ]
 
@@ -233,6 +241,11 @@ class ExplorerResult:
         Figures drawn during the run (before the finished ones).
     curves : object
         The same data as arrays (internal layout, for the figures).
+    pin_table : DataFrame or None
+        The pinned plan against this one (see :attr:`Explorer.pin_table`).
+    frame : bool
+        Whether this is a frame drawn while the update's runs are under way (the runs so
+        far), not its result.
     """
 
     scenario: Scenario
@@ -249,6 +262,7 @@ class ExplorerResult:
     baseline_cached: int = 0
     curves: object = field(default=None, repr=False, compare=False)
     pin_table: pd.DataFrame | None = None
+    frame: bool = False
 
 
 @dataclass
@@ -318,6 +332,13 @@ class Explorer(W.VBox):
         button; :attr:`pin_table` sets its money against the plan shown).
     kr_html, status : ipywidgets.HTML
         The key-result table and the status line.
+    view : ipywidgets.ToggleButtons
+        What the figures show: ``"true"``, the simulated market as it is (the figures
+        above), or ``"observed"``: also what the team sees of the plan's first run
+        (:attr:`observed_image`, drawn by :class:`ObservedChart`; its numbers are
+        :attr:`observed_data`). Switching draws from the last update: nothing is run again.
+    observed_image : ipywidgets.Image
+        The figure of what the team sees (hidden while :attr:`view` is ``"true"``).
     last_result : ExplorerResult or None
         What the last successful update computed.
     error : str or None
@@ -391,6 +412,9 @@ class Explorer(W.VBox):
         self.images = self._display.images
         self.status = self._display.status
         self.kr_html = self._display.kr_html
+        self.view = self._display.view
+        self.observed_image = self._display.observed_image
+        self.view.observe(self._on_view, names="value")
         children = [W.HTML(_STYLE)]
         if header:
             children.append(W.HTML(_header_html(sc, bool(self._ours))))
@@ -718,6 +742,7 @@ class Explorer(W.VBox):
             baseline=baseline or runs,
             kr_table=pd.DataFrame(krs),
             curves=curves,
+            frame=True,
         )
         self._render(res, krs)
         if p is None:
@@ -730,6 +755,35 @@ class Explorer(W.VBox):
 
     def _render(self, res: ExplorerResult, krs: list[dict]) -> None:
         self._display.draw(res, krs)
+
+    def _on_view(self, _change) -> None:
+        """Show or hide what the team sees (:attr:`view`).
+
+        It is drawn now from the last update, unless a run is under way (its finished
+        figures draw it).
+        """
+        self._display.show_view()
+        if self._updating.acquire(blocking=False):
+            try:
+                if self.last_result is not None:
+                    self._display.draw_observed(self.last_result)
+            finally:
+                self._updating.release()
+
+    @property
+    def observed_data(self) -> pd.DataFrame:
+        """What the team sees of the last update, as drawn when :attr:`view` is ``"observed"``.
+
+        The rows of ``RunResult.observed`` (:func:`simkit.model.observe.observe`) of the
+        plan's first run for the metrics drawn (:func:`observed_metrics`): ``metric,
+        period_start, period_end, known_day, value, se``.
+        """
+        res = self.last_result
+        if res is None:
+            return pd.DataFrame()
+        run = res.runs[0]
+        obs = run.observed
+        return obs[obs["metric"].isin(observed_metrics(run.scenario, run.metrics.columns))]
 
     def _busy(self, text: str) -> None:
         self.add_class("simkit-busy")
@@ -1000,9 +1054,31 @@ class _Display:
         self.unpin_button.add_class("simkit-unpin")
         self.pin_html = W.HTML()
         self.pin_html.add_class("simkit-pinned")
+        self.view = W.ToggleButtons(
+            options=[("true state", "true"), ("what the team sees", "observed")],
+            value="true",
+            description="show",
+            tooltips=[
+                "the simulated market as it is, every day",
+                "the numbers as the company gets them: monthly closes, quarterly surveys, "
+                "panels, each when it is known, over the true daily curve",
+            ],
+            style={"description_width": "40px", "button_width": "150px"},
+        )
+        self.view.add_class("simkit-view")
+        self.observed_chart = ObservedChart()
+        self.observed_image = W.Image(
+            format="png",
+            layout=W.Layout(
+                width=f"{ObservedChart.size[0] * DPI:.0f}px", max_width="100%", display="none"
+            ),
+        )
+        self.observed_image.add_class("simkit-observed")
         self.widget = W.VBox(
             [
                 self.status,
+                self.view,
+                self.observed_image,
                 self.images["leading"],
                 W.HBox([self.images["retention"], self.images["market_share"]]),
                 self.images["money"],
@@ -1014,10 +1090,24 @@ class _Display:
         )
 
     def draw(self, res: ExplorerResult, krs: list[dict]) -> None:
-        """Draw ``res``'s figures and its key results (rows ``krs``)."""
+        """Draw ``res``'s figures and its key results (rows ``krs``).
+
+        What the team sees is drawn for an update's result, not for its frames.
+        """
         for name, chart in self.charts.items():
             self.images[name].value = chart.render(res)
         self.kr_html.value = _kr_html(krs, len(res.runs))
+        if not res.frame:
+            self.draw_observed(res)
+
+    def show_view(self) -> None:
+        """Show the figure of what the team sees, or hide it, as :attr:`view` says."""
+        self.observed_image.layout.display = "" if self.view.value == "observed" else "none"
+
+    def draw_observed(self, res: ExplorerResult) -> None:
+        """Draw what the team sees of ``res`` when it is shown (else nothing: no cost)."""
+        if self.view.value == "observed":
+            self.observed_image.value = self.observed_chart.render(res.runs[0])
 
 
 def _done_html(res: ExplorerResult, runs: int, users: int) -> str:
@@ -2255,6 +2345,67 @@ class MoneyChart(_Chart):
             self.fit(ax, ys, (c.days[0], c.days[-1]))
 
 
+def observed_metrics(sc: Scenario, columns) -> list[str]:
+    """Return the metrics drawn as the team sees them (:attr:`Explorer.view`).
+
+    They are the trailing ones a team reads late or from a sample: our market share (our
+    customers, for a lone product), revenue, MRR (with a paid plan, see
+    :func:`money_metrics`) and NPS, those the run has.
+    """
+    share = "market_share" if len(sc.products) > 1 else "customers"
+    mrr = ["mrr"] if "mrr" in money_metrics(sc) else []
+    return [m for m in (share, "revenue", *mrr, "nps") if m in columns]
+
+
+class ObservedChart:
+    """What the team sees of one run, as a dashboard shows it, over the true daily curves.
+
+    Each metric of :func:`observed_metrics` is drawn by :func:`simkit.plots.plot_observed`:
+    a monthly total as a bar, a survey or panel number as a point with its 95% interval, a
+    dotted line to the day it is known.
+
+    Drawn anew for each run (:attr:`draws` counts them); the PNG of the last run is kept
+    while the run is the same.
+    """
+
+    size = (8.6, 4.8)
+    margins = dict(left=0.07, right=0.985, bottom=0.08, top=0.87, wspace=0.2, hspace=0.45)
+
+    def __init__(self):
+        self.fig = Figure(figsize=self.size, dpi=DPI)
+        self.canvas = FigureCanvasAgg(self.fig)
+        self.draws = 0
+        self._drawn: tuple[RunResult | None, bytes] = (None, b"")
+
+    def render(self, run: RunResult) -> bytes:
+        """Return the PNG of what the team sees of ``run``."""
+        if self._drawn[0] is run:
+            return self._drawn[1]
+        metrics = observed_metrics(run.scenario, run.metrics.columns)
+        self.fig.clear()
+        self.fig.subplots_adjust(**self.margins)
+        axes = self.fig.subplots(2, 2).ravel()
+        for ax, m in zip(axes, metrics, strict=False):
+            plots.plot_observed(run, m, ax=ax)
+            ax.tick_params(labelsize=7.5)
+            ax.title.set_fontsize(9)
+        for ax in axes[len(metrics) :]:
+            ax.set_visible(False)
+        self.fig.suptitle(
+            "What the team sees of this plan (its first run): each number as it is reported, "
+            "and when, over the true daily curve (grey)",
+            fontsize=10,
+            x=0.01,
+            y=0.995,
+            ha="left",
+        )
+        self.canvas.draw()
+        png = _png(self.canvas)
+        self._drawn = (run, png)
+        self.draws += 1
+        return png
+
+
 def pin_table(pinned: list[RunResult], runs: list[RunResult], money: list[str], paired: bool):
     """Return the money measures of a pinned plan against another, at the horizon.
 
@@ -2444,17 +2595,38 @@ _STYLE = """<style>
 class App(W.VBox):
     """The standalone explorer (``make app``).
 
-    A dropdown of the bundled scenarios above the explorer of the one chosen; :attr:`explorer`
-    is the explorer shown.
+    A dropdown of the bundled scenarios above the explorer of the one chosen.
+
+    Attributes
+    ----------
+    explorer : Explorer
+        The explorer shown.
+    explorers : dict of str to Explorer
+        The explorers built so far, by scenario: switching back to a scenario shows its
+        explorer as it was left, without running it again. At most one per bundled
+        scenario; :meth:`clear` closes all but the one shown. An explorer left while a
+        run of it is under way is closed (the run stops) and built anew when chosen again.
     """
 
-    def __init__(self, scenario: str | None = None, users: int | None = None, **kw):
+    FORM = "your product, from your numbers ..."
+
+    def __init__(
+        self,
+        scenario: str | None = None,
+        users: int | None = None,
+        prepare: bool = False,
+        **kw,
+    ):
         names = list(bundled_scenarios())
+        self.bundled = names
         self.users = users
         self.options = kw
         self.explorer: Explorer | None = None
+        self.explorers: dict[str, Explorer] = {}
+        self.built: dict[str, Scenario] = {}
+        self.form: Any = None
         self.choice = W.Dropdown(
-            options=names,
+            options=[*names, self.FORM],
             value=scenario or names[0],
             description="scenario",
             style={"description_width": "70px"},
@@ -2465,24 +2637,92 @@ class App(W.VBox):
         super().__init__([self.choice, self.holder])
         self.choice.observe(lambda ch: self.show(ch["new"]), names="value")
         self.show(self.choice.value)
+        if prepare:
+            self.prepare()
 
-    def show(self, name: str) -> Explorer:
-        """Build and show the explorer of scenario ``name``."""
-        sc = load_scenario(name)
+    def prepare(self, names=None) -> None:
+        """Build the explorers of ``names`` (default: every bundled scenario) ahead.
+
+        Each runs its first update now, so that choosing it later shows it at once. Worth it
+        where nobody waits meanwhile: a pre-heated kernel of the app (Voila runs the notebook
+        before a visitor comes). Each explorer holds its runs and figures (~50 MB at 5,000
+        users).
+        """
+        for name in self.bundled if names is None else names:
+            if name not in self.explorers:
+                self.explorers[name] = self._build(name)
+
+    def _build(self, name: str) -> Explorer:
+        sc = self.built[name] if name in self.built else load_scenario(name)
         n = sc.market.users if self.users is None else min(int(self.users), sc.market.users)
-        self.holder.children = [W.HTML(f"<i>loading {html.escape(name)}…</i>")]
-        if self.explorer is not None:
-            self.explorer.close()  # (stops a run of the last scenario under way)
-        self.explorer = Explorer(sc, users=n, **self.options)
-        self.holder.children = [self.explorer]
-        return self.explorer
+        return Explorer(sc, users=n, **self.options)
+
+    def show_form(self) -> Any:
+        """Show the guided form (:func:`~simkit.widgets.build_form.build_form`).
+
+        A scenario built there joins the dropdown under its name and its explorer is shown.
+        """
+        if self.form is None:
+            import tempfile
+
+            from .build_form import BuildForm
+
+            users = 3000 if self.users is None else min(int(self.users), 3000)
+            out = Path(tempfile.mkdtemp(prefix="simkit-built-"))
+            self.form = BuildForm(out_dir=out, users=users, on_built=self._add_built)
+        self.holder.children = [self.form.widget]
+        return self.form
+
+    def _add_built(self, built: Any) -> None:
+        name = built.scenario.name
+        self.built[name] = built.scenario
+        ex = self.explorers.pop(name, None)
+        if ex is not None and ex is not self.explorer:
+            ex.close()
+        if name not in self.choice.options:
+            self.choice.options = [*self.bundled, *self.built, self.FORM]
+        if self.choice.value == name:
+            self.show(name)
+        else:
+            self.choice.value = name  # shows it
+
+    def show(self, name: str) -> Explorer | None:
+        """Show the explorer of scenario ``name`` (built now unless it is in :attr:`explorers`).
+
+        :attr:`FORM` shows the guided form instead (and returns None).
+        """
+        if name == self.FORM:
+            self.show_form()
+            return None
+        old = self.explorer
+        if old is not None and not old.wait(0):  # a run under way: it stops
+            self._forget(old)
+        ex = self.explorers.get(name)
+        if ex is None:
+            self.holder.children = [W.HTML(f"<i>loading {html.escape(name)}…</i>")]
+            ex = self.explorers[name] = self._build(name)
+        if old is not None and ex.view.value != old.view.value:
+            ex.view.value = old.view.value  # (what the figures show stays as chosen)
+        self.explorer = ex
+        self.holder.children = [ex]
+        return ex
+
+    def clear(self) -> None:
+        """Close and forget every explorer but the one shown."""
+        for ex in list(self.explorers.values()):
+            if ex is not self.explorer:
+                self._forget(ex)
+
+    def _forget(self, ex: Explorer) -> None:
+        self.explorers = {k: v for k, v in self.explorers.items() if v is not ex}
+        ex.close()
 
 
-def app(scenario: str | None = None, users: int | None = None, **kw) -> App:
+def app(scenario: str | None = None, users: int | None = None, prepare: bool = False, **kw) -> App:
     """Return the standalone explorer (:class:`App`).
 
     It shows a dropdown of the bundled scenarios above the explorer of the one chosen.
-    ``users`` caps the simulated users of each scenario; other keywords go to
-    :class:`Explorer`.
+    ``users`` caps the simulated users of each scenario; ``prepare`` builds the explorers of
+    every scenario ahead (:meth:`App.prepare`); other keywords go to :class:`Explorer`.
     """
-    return App(scenario, users=users, **kw)
+    return App(scenario, users=users, prepare=prepare, **kw)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from itertools import product
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import yaml
 import simkit
 import simkit.cli
 from simkit import ScenarioError, SimkitError
+from simkit.errors import ScenarioWarning
 from simkit.experiments import okr
 from simkit.scenario.schema import bundled_scenarios, metric_names, parse_scenario, with_values
 
@@ -173,14 +175,9 @@ MALFORMED = [
     ),
     (lambda d: kr(d).update(deadline=-3), "okrs[0].key_results[1].deadline", "expected a day >= 0"),
     (
-        lambda d: d["okrs"][1]["key_results"].pop(),
+        lambda d: d["okrs"][1].update(key_results=[]),
         "okrs[1].key_results",
-        "an objective has 2 to 5 key results, got 1",
-    ),
-    (
-        lambda d: d["okrs"][0]["key_results"].append(kr(d)),
-        "okrs[0].key_results",
-        "an objective has 2 to 5 key results, got 6",
+        "at least 1",
     ),
     (
         lambda d: kr(d, 0, 2).update(baseline_day=69),
@@ -248,6 +245,30 @@ def test_malformed_okrs_are_one_line_errors(data, change, path, phrase):
     assert err.path == path, str(err)
     assert phrase in err.message, str(err)
     assert str(err).startswith(f"plan.yaml: {path}: ") and "\n" not in str(err)
+
+
+@pytest.mark.parametrize(
+    "change,count",
+    [
+        (lambda d: d["okrs"][1]["key_results"].pop(), 1),
+        (lambda d: d["okrs"][0]["key_results"].append(copy.deepcopy(kr(d))), 6),
+    ],
+)
+def test_an_objective_outside_two_to_five_is_accepted_with_a_warning(data, change, count, capsys):
+    changed = _with(data, change)
+    if count == 6:  # key results have unique names
+        changed["okrs"][0]["key_results"][-1]["name"] = "one more"
+    with pytest.warns(ScenarioWarning) as record:
+        sc = parse_scenario(changed, "plan.yaml")
+    (w,) = [r.message for r in record if isinstance(r.message, ScenarioWarning)]
+    i = 1 if count == 1 else 0
+    assert len(sc.okrs[i].key_results) == count
+    assert str(w).startswith(f"plan.yaml: okrs[{i}].key_results: {count} key result")
+    assert "2 to 5" in str(w) and "\n" not in str(w)
+    # a scenario derived from it (e.g. one run of an ensemble) is not warned about again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with_values(sc, {"seed": sc.seed + 1})
 
 
 def test_okr_targets_can_be_changed_by_path(tiny):

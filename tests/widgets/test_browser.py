@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,18 @@ def _app_voila_options() -> list[str]:
 
 
 APP_VOILA = _app_voila_options()
-TIMINGS: dict[str, float] = {}
+TIMINGS: dict[str, dict] = {}
+
+
+def _record(name: str, seconds: float) -> None:
+    """Keep a time with the machine's load when it was measured (timings.json)."""
+    TIMINGS[name] = {
+        "seconds": round(seconds, 3),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "timings.json").write_text(json.dumps(TIMINGS, indent=1))
 
 
 def _free_port() -> int:
@@ -75,15 +87,39 @@ def _wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float
     raise RuntimeError(f"voila did not listen on port {port}:\n{log.read_text()[-3000:]}")
 
 
-def _wait_pool_filled(log: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
-    """Wait until Voila has a kernel executed ahead of the next visitor (pre-heated)."""
-    deadline = time.monotonic() + timeout
+def _kernel_state(url: str, kernel: str) -> str:
+    """The execution state of a kernel (Jupyter Server's REST API, which Voila serves)."""
+    with urllib.request.urlopen(f"{url}api/kernels/{kernel}", timeout=5) as r:
+        return json.load(r)["execution_state"]
+
+
+def _wait_preheated(url: str, log: Path, proc: subprocess.Popen, timeout: float = 240) -> float:
+    """Wait until Voila's pre-heated kernel has run the notebook; return the seconds it took.
+
+    Voila logs "Kernel pool ... is filled" as soon as the kernel has *started*; the
+    notebook (imports, the first simulation and figures) runs after that. A visitor who
+    comes then waits for all of it, so the test waits until the kernel has been busy and
+    then idle for a second: what a visitor finds once the app has been up for a while.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    kernel, busy, idle_since = None, False, None
     while time.monotonic() < deadline:
-        if "is filled with" in log.read_text(errors="replace"):
-            return
         if proc.poll() is not None:
             raise RuntimeError(f"voila exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+        if kernel is None:
+            m = re.search(r"Kernel started: ([0-9a-f-]{36})", log.read_text(errors="replace"))
+            kernel = m.group(1) if m else None
+        if kernel is not None:
+            state = _kernel_state(url, kernel)
+            busy = busy or state == "busy"
+            if busy and state == "idle":
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= 1.0:
+                    return idle_since - start
+            else:
+                idle_since = None
+        time.sleep(0.1)
     raise RuntimeError(f"no pre-heated kernel after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
@@ -117,7 +153,7 @@ def voila(tmp_path_factory):
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_listening(port, proc, log)
-        _wait_pool_filled(log, proc)
+        _record("pre-heated kernel ran the notebook", _wait_preheated(url, log, proc))
         yield url
     finally:
         proc.terminate()
@@ -146,7 +182,7 @@ def page(voila, tmp_path_factory):
             start = time.perf_counter()
             page.goto(voila)
             page.wait_for_selector(".simkit-status .simkit-done")
-            TIMINGS["first page usable (s)"] = time.perf_counter() - start
+            _record("first page usable", time.perf_counter() - start)
             yield page
         finally:
             context.close()
@@ -231,15 +267,30 @@ def _drag(page, css: str, to: float) -> None:
 
 
 def test_the_time_to_a_usable_page_is_measured(page):
-    """The first visitor's page (served from the pre-heated kernel) until it is usable:
-    figures drawn, status done. Kept in test-artifacts/browser/timings.json with the
-    scenario switch's time. The issue's targets (5 s, 1 s) are not met yet: on a loaded
-    2-CPU machine both pages took 10-14 s, most of it in the browser (the pre-heated
-    HTML itself comes back in ~0.1 s); this bound only catches a regression."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    seconds = TIMINGS["first page usable (s)"]
-    (ARTIFACTS / "timings.json").write_text(json.dumps(TIMINGS, indent=1))
-    assert seconds < 60, f"the first page took {seconds:.1f} s to be usable"
+    """The first visitor's page (served from the pre-heated kernel, once it has run the
+    notebook) until it is usable: figures drawn, status done. Kept in
+    test-artifacts/browser/timings.json with the scenario switch's time and the load
+    average. The issue's target is 5 s (measured 1.6-1.9 s at loads of 5-11 on 2 CPUs);
+    timings on a shared machine are noisy, so this bound only catches a gross regression
+    (a visitor waiting for the notebook to run: 10-30 s)."""
+    seconds = TIMINGS["first page usable"]["seconds"]
+    assert seconds < 30, f"the first page took {seconds:.1f} s to be usable"
+
+
+def test_the_switch_shows_what_the_team_sees(page):
+    """The observed / true switch: the figure of what the team sees appears (monthly bars,
+    survey and panel points over the true curves) and goes again."""
+    image = page.locator(".simkit-observed").first
+    assert not image.is_visible()
+    page.locator(".simkit-view button", has_text="what the team sees").click()
+    image.wait_for(state="visible")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.simkit-observed');"
+        " return i.complete && i.naturalWidth > 0; }"
+    )
+    image.screenshot(path=ARTIFACTS / "observed.png")
+    page.locator(".simkit-view button", has_text="true state").click()
+    image.wait_for(state="hidden")
 
 
 def test_a_long_run_is_drawn_as_it_goes(page):
@@ -254,9 +305,11 @@ def test_a_long_run_is_drawn_as_it_goes(page):
         " document.querySelector('.simkit-explorer').innerText.includes('Bass')"
         " && document.querySelector('.simkit-status .simkit-done')"
     )
-    # measured and kept with the screenshots (the issue's target, 1 s, is not met yet)
-    TIMINGS["scenario switch redrawn (s)"] = time.perf_counter() - start
-    (ARTIFACTS / "timings.json").write_text(json.dumps(TIMINGS, indent=1))
+    # measured and kept with the screenshots (the issue's target: 1 s); a loose bound for
+    # a gross regression (runs split over threads on a busy machine took 10-40 s)
+    _record("scenario switch redrawn", time.perf_counter() - start)
+    switch = TIMINGS["scenario switch redrawn"]["seconds"]
+    assert switch < 15, f"switching to bass_diffusion took {switch:.1f} s"
     before = _status(page)
     page.select_option(".simkit-c-users select", "20,000")
     page.wait_for_function(
@@ -292,3 +345,40 @@ def test_a_long_run_is_drawn_as_it_goes(page):
     drawn_while_running = [text for kind, text in log if kind == "figure" and "day" in text]
     assert drawn_while_running, f"no figure while the run was under way: {log}"
     assert "drawn as it ran" in _status(page)
+
+
+def test_the_form_builds_a_scenario_and_the_explorer_shows_it(page):
+    """Issue 21: fill the guided form in the app, build, and the explorer shows the new
+    scenario's curves (screenshots build-form.png and built-explorer.png)."""
+    from simkit.widgets.explorer import App
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.select_option(".simkit-scenario-choice select", App.FORM)
+    page.wait_for_selector(".simkit-build-form")
+    for css, value in (
+        ("name", "tunes"),
+        ("market-size", "5,000,000"),
+        ("ours-name", "Tunes"),
+        ("ours-customers", "1200000"),
+        ("ours-fee", "9.99"),
+        ("rival0-name", "Zen"),
+        ("rival0-customers", "700000"),
+        ("rival0-fee", "7.99"),
+        ("dau-mau", "0.25"),
+        ("monthly-churn", "0.05"),
+        ("paid-share", "0.1"),
+    ):
+        page.fill(f".simkit-f-{css} input", value)
+        page.press(f".simkit-f-{css} input", "Tab")  # the widget syncs on change
+    page.screenshot(path=ARTIFACTS / "build-form.png", full_page=True)
+    page.locator(".simkit-build-button").click()
+    page.wait_for_function(
+        "() => { const c = document.querySelector('.simkit-scenario-choice select');"
+        " const e = document.querySelector('.simkit-explorer');"
+        " return c && c.value === 'tunes' && e && e.innerText.includes('tunes')"
+        " && document.querySelector('.simkit-status .simkit-done'); }",
+        timeout=300_000,
+    )
+    page.wait_for_selector(".simkit-market-share")
+    assert _image_src(page, "market-share").startswith(("blob:", "data:image/png"))
+    page.screenshot(path=ARTIFACTS / "built-explorer.png", full_page=True)

@@ -369,14 +369,47 @@ def test_a_failure_on_the_worker_thread_is_shown():
 
 
 def test_app_switches_scenarios():
-    app = widgets.app("bass_diffusion", users=300, days=60)
+    app = widgets.app("bass_diffusion", users=300, days=60, background=False)
     assert app.explorer.scenario.name == "bass_diffusion"
     old = app.explorer
+    first = old.last_result
+    old.view.value = "observed"
     app.choice.value = "ridehailing_duopoly"
     assert app.explorer.scenario.name == "ridehailing_duopoly"
-    assert old._changes.closed and old.comm is None  # closed: a run of it under way would stop
     assert app.explorer.controls["users"].value == 300
     assert app.holder.children == (app.explorer,)
+    assert app.explorer.view.value == "observed"  # what the figures show stays as chosen
+    assert set(app.explorers) == {"bass_diffusion", "ridehailing_duopoly"}
+    # back to the first: the same explorer, as it was left, nothing run again
+    app.choice.value = "bass_diffusion"
+    assert app.explorer is old and old.last_result is first
+    assert app.holder.children == (old,)
+    ride = app.explorers["ridehailing_duopoly"]
+    app.clear()  # all but the one shown are closed and forgotten
+    assert app.explorers == {"bass_diffusion": old}
+    assert ride._changes.closed and ride.comm is None
+    assert old.comm is not None
+
+
+def test_an_app_prepares_every_scenario_ahead():
+    names = ["bass_diffusion", "ridehailing_duopoly"]
+    app = widgets.App("bass_diffusion", users=200, days=30, background=False)
+    app.prepare(names)
+    assert list(app.explorers) == names
+    ride = app.explorers["ridehailing_duopoly"]
+    assert ride.last_result is not None  # its first update ran ahead
+    app.choice.value = "ridehailing_duopoly"
+    assert app.explorer is ride and app.explorer.last_result is ride.last_result
+
+
+def test_leaving_an_explorer_with_a_run_under_way_closes_it():
+    app = widgets.app("bass_diffusion", users=300, days=60, background=False)
+    old = app.explorer
+    with old._changes._cond:  # as if a change made in the page were being answered
+        old._changes.worker = object()
+    app.choice.value = "ridehailing_duopoly"
+    assert old._changes.closed and old.comm is None  # (its run stops)
+    assert "bass_diffusion" not in app.explorers
 
 
 # --- drawing: cached layers, sticky limits, the PNG writer -----------------------------------
@@ -606,3 +639,51 @@ def test_a_pinned_plan_is_compared_side_by_side(explorer, monkeypatch):
         explorer.unpin()
         explorer.set(runs=1, seed=3)
         explorer.reset()
+
+
+# --- what the team sees (the observed / true switch) -----------------------------------------
+
+
+def test_the_switch_shows_what_the_team_sees_of_the_plan(explorer):
+    res = explorer.last_result
+    assert explorer.view.value == "true"
+    assert explorer.observed_image.layout.display == "none"
+    chart = explorer._display.observed_chart
+    draws = chart.draws
+    try:
+        explorer.view.value = "observed"
+        assert explorer.last_result is res  # drawn from the last update: nothing re-run
+        assert explorer.observed_image.layout.display == ""
+        assert bytes(explorer.observed_image.value).startswith(b"\x89PNG")
+        assert chart.draws == draws + 1
+        obs = explorer.observed_data
+        run = res.runs[0]
+        assert set(obs["metric"]) == {"market_share", "revenue", "nps"}  # no paid plan: no MRR
+        # the monthly close: each report is the month's revenue, known 8 days after it ends
+        rev = obs[obs["metric"] == "revenue"]
+        daily = run.metrics["revenue"].to_numpy()
+        for r in rev.itertuples():
+            assert r.value == pytest.approx(daily[r.period_start : r.period_end + 1].sum())
+        assert (rev["known_day"] == rev["period_end"] + 8).all()
+        assert rev["period_start"].iloc[1] == 31  # calendar months from 1 January
+        # ... drawn as bars of the month's revenue per day
+        (ax,) = [a for a in chart.fig.axes if a.get_title().startswith("revenue")]
+        heights = [p.get_height() for p in ax.patches]
+        width = (rev["period_end"] - rev["period_start"] + 1).to_numpy()
+        np.testing.assert_allclose(heights, rev["value"].to_numpy() / width)
+        # the NPS survey: points with their interval, the survey's own numbers
+        (ax,) = [a for a in chart.fig.axes if a.get_title().startswith("NPS")]
+        nps = obs[obs["metric"] == "nps"]
+        (points,) = [ln for ln in ax.lines if ln.get_marker() == "o"]
+        np.testing.assert_array_equal(points.get_ydata(), nps["value"].to_numpy())
+        assert (nps["se"] > 0).all()
+        # a new plan is drawn again; switching back hides it and stops drawing it
+        before = bytes(explorer.observed_image.value)
+        explorer.set({"outputs[0].frequency_uplift": 0.9})
+        assert chart.draws == draws + 2
+        assert bytes(explorer.observed_image.value) != before
+    finally:
+        explorer.view.value = "true"
+    assert explorer.observed_image.layout.display == "none"
+    explorer.set({"outputs[0].frequency_uplift": 0.15})
+    assert chart.draws == draws + 2
