@@ -654,7 +654,9 @@ def test_what_it_takes_is_monotone_and_its_answer_works(tiny):
     assert row["p_met"] >= 0.8  # by construction, on these runs
     # in the plan's terms: visits per user and week, more at the answer than at the plan's
     assert row["indicator"] == "visits_per_user_week" and row["indicator_reading"] == "change"
-    assert row["plan_low_value"] == pytest.approx(0.05) and row["plan_high_value"] == 0.95
+    assert row["plan_low_value"] == pytest.approx(0.05) and row["plan_high_value"] == pytest.approx(
+        0.95
+    )
     assert row["needed"] > row["plan_low"]
     assert row["lo"] <= row["value"] + 2.0 / 2**4 and row["lo"] < row["hi"]
     # a lever that cannot reach the target says so
