@@ -412,6 +412,21 @@ def test_sobol_indices_of_the_expansion_match_closed_forms():
         assert ((d[col] >= 0) & (d[col] <= 1 + 1e-9)).all()
 
 
+def test_what_one_must_believe_matches_a_closed_form():
+    from simkit.experiments.okr.world import fit_chaos, must_believe
+
+    # m = u1 + u2 / 4 >= 0.9: P(met | u1) = P(u2 >= 4 (0.9 - u1)) reaches 80% at
+    # 4 (0.9 - u1) = 0.2, u1 = 0.85; u2 alone cannot make it 80% likely
+    rng = np.random.default_rng(5)
+    u = rng.random((300, 2))
+    chaos = fit_chaos(u, u[:, 0] + u[:, 1] / 4)
+    (c1, v1), (c2, v2) = must_believe(_kr(0.9), chaos, rng.random((4000, 2)), grid=201)
+    assert c1 == ">=" and v1 == pytest.approx(0.85, abs=0.01)
+    assert c2 == "" and math.isnan(v2)
+    (c1, v1), _ = must_believe(_kr(0.4, "at_most"), chaos, rng.random((4000, 2)), grid=201)
+    assert c1 == "<=" and v1 == pytest.approx(0.4 - 0.25 * 0.8, abs=0.01)
+
+
 def test_prim_finds_a_planted_box():
     rng = np.random.default_rng(4)
     params = pd.DataFrame({"rival": rng.random(300), "other": rng.random(300)})
@@ -603,6 +618,9 @@ def test_memo_and_figures(stress, tmp_path):
     r = table.loc["1.4"]
     assert f"KR 1.4 +40%: P(met) {100 * r['p_met']:.0f}% [{100 * r['lo']:.0f}%, " in text
     assert "## Why missed" in text and "## What drives it" in text
+    b = stress.beliefs.set_index("kr").loc["1.4"]
+    assert b["parameter"] == UPLIFT and b["condition"] == ">="
+    assert f"KR 1.4: boost: visit uplift >= {b['value']:.4g}" in text
     written = {p.name for p in stress.save(tmp_path)}
     assert {
         "key_results.csv",

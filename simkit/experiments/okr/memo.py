@@ -29,6 +29,8 @@ def format_stress_test(st: StressTest) -> str:
     lines = _probability_lines(st)
     if st.what_it_takes is not None and len(st.what_it_takes):
         lines += _what_it_takes_lines(st)
+    if st.beliefs is not None and len(st.beliefs):
+        lines += _belief_lines(st)
     if st.why_missed is not None and len(st.why_missed):
         lines += _why_missed_lines(st)
     if st.drivers is not None and len(st.drivers):
@@ -124,6 +126,17 @@ def _what_it_takes_line(st: StressTest, w) -> str:
         assumed = lo if lo == hi_t else f"{lo} .. {hi_t}"
         return f"{text}: {need} by the deadline; the plan assumes {plan} ({assumed})"
     return f"{text}; the plan assumes {plan}"
+
+
+def _belief_lines(st: StressTest) -> list[str]:
+    """Per KR: what one must believe of an uncertain parameter for P(met) >= 80%."""
+    lines = ["", "## What one must believe (for P(met) >= 80%, the other parameters as planned)"]
+    for _, b in st.beliefs.iterrows():
+        lines.append(
+            f"- KR {b['kr']}: {b['name']} {b['condition']} {_fmt(b['value'])} (the plan "
+            f"assumes {_fmt(b['plan_low'])}..{_fmt(b['plan_high'])})"
+        )
+    return lines
 
 
 def _why_missed_lines(st: StressTest) -> list[str]:

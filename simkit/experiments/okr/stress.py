@@ -69,6 +69,9 @@ class StressTest:
         (:mod:`simkit.experiments.okr.world`).
     why_missed : pandas.DataFrame or None
         PRIM's boxes (:func:`simkit.experiments.okr.why_missed.why_missed`).
+    beliefs : pandas.DataFrame or None
+        Per KR and uncertain parameter: what one must believe of it for P(met) >= 80%
+        (condition, value), beside the plan's 5% and 95% quantiles (plan_low, plan_high).
     what_it_takes, what_it_takes_curve : pandas.DataFrame or None
     early_warning, early_warning_curves, warning_comparison : pandas.DataFrame or None
     options : dict
@@ -83,6 +86,7 @@ class StressTest:
     objectives: pd.DataFrame
     drivers: pd.DataFrame | None = None
     why_missed: pd.DataFrame | None = None
+    beliefs: pd.DataFrame | None = None
     what_it_takes: pd.DataFrame | None = None
     what_it_takes_curve: pd.DataFrame | None = None
     early_warning: pd.DataFrame | None = None
@@ -114,6 +118,7 @@ class StressTest:
             "outcomes": self.outcomes,
             "drivers": self.drivers,
             "why_missed": self.why_missed,
+            "beliefs": self.beliefs,
             "what_it_takes": self.what_it_takes,
             "what_it_takes_curve": self.what_it_takes_curve,
             "early_warning": self.early_warning,
@@ -143,8 +148,8 @@ def _world(
     ens: EnsembleResult,
     observed: bool,
     bootstrap: int,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Outcomes of every run, P(met) about the world per KR, and the drivers."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Outcomes of every run, P(met) about the world per KR, the drivers and beliefs."""
     params = [p for p in uncertain_paths(sc) if p in ens.parameters.columns]
     outcome = kr_outcomes(ens, krs, observed)
     if runs is not None:
@@ -157,17 +162,40 @@ def _world(
         krs, u, outcome, group, cluster, params, rng, bootstrap=bootstrap
     )
     shares = run_shares(outcome, krs).drop(columns=["p_met", "lo", "hi", "runs", "met"])
-    table = shares.merge(world, on="kr")
+    table = shares.merge(world.drop(columns="belief"), on="kr")
     table["precision_reached"] = table["half_width"] <= 0.5  # refined by the caller
     drivers["name"] = [parameter_name(sc, p) for p in drivers["parameter"]]
-    return outcome, table, drivers
+    return outcome, table, drivers, _beliefs(sc, params, world)
+
+
+BELIEF_COLUMNS = ["kr", "parameter", "name", "condition", "value", "plan_low", "plan_high"]
+
+
+def _beliefs(sc: Scenario, params: list[str], world: pd.DataFrame) -> pd.DataFrame:
+    """Per KR and parameter: what one must believe of it for P(met) >= 80%, as values.
+
+    The condition (">=" or "<=") and the value (:func:`~.world.must_believe`, through the
+    parameter's quantile function), beside the plan's 5% and 95% quantiles.
+    """
+    from ...scenario.schema import uncertain_parameters
+
+    dists = uncertain_parameters(sc)
+    rows = []
+    for _, r in world.iterrows():
+        for path, (cond, u) in zip(params, r["belief"], strict=True):
+            if not cond:
+                continue
+            lo, hi = (float(v) for v in dists[path].ppf(np.array([0.05, 0.95])))
+            value = float(dists[path].ppf(np.clip(u, 1e-9, 1 - 1e-9)))
+            rows.append([r["kr"], path, parameter_name(sc, path), cond, value, lo, hi])
+    return pd.DataFrame(rows, columns=BELIEF_COLUMNS)
 
 
 def _precise(sc, krs, runs: WorldRuns, observed: bool, progress) -> pd.DataFrame:
     """Add rounds of runs until every P(met) is within the precision or the budget is spent."""
     runs.add(min(runs.budget.first, runs.budget.runs), progress.update)
     while True:
-        _, table, _ = _world(sc, krs, runs, runs.ensemble(), observed, bootstrap=100)
+        _, table, _, _ = _world(sc, krs, runs, runs.ensemble(), observed, bootstrap=100)
         more = runs.next_round(float(table["half_width"].max()))
         if not more:
             return table
@@ -347,7 +375,7 @@ def _probabilities(sc, krs, ensemble, plan, seed, sampler, ex, common, observed,
         )
         _precise(sc, krs, runs, observed, bar)
         ensemble = runs.ensemble()
-    outcome, table, drivers = _world(sc, krs, runs, ensemble, observed, bootstrap=400)
+    outcome, table, drivers, beliefs = _world(sc, krs, runs, ensemble, observed, bootstrap=400)
     table["precision_reached"] = table["half_width"] <= plan.precision
     return StressTest(
         scenario=sc,
@@ -357,6 +385,7 @@ def _probabilities(sc, krs, ensemble, plan, seed, sampler, ex, common, observed,
         key_results=table,
         objectives=objective_probabilities(outcome, krs),
         drivers=drivers,
+        beliefs=beliefs,
         options={
             "runs": ensemble.runs,
             "budget": plan.runs,

@@ -52,7 +52,13 @@ from ...scenario.schema import Scenario, uncertain_parameters
 from ..ensemble import EnsembleResult
 from .keyresults import KR
 
-__all__ = ["Chaos", "fit_chaos", "probability_coordinates", "world_probabilities"]
+__all__ = [
+    "Chaos",
+    "fit_chaos",
+    "must_believe",
+    "probability_coordinates",
+    "world_probabilities",
+]
 
 MAX_DEGREE = 3
 _U_EPS = 1e-9
@@ -184,7 +190,7 @@ def _met(kr: KR, x: np.ndarray) -> np.ndarray:
     return ok & np.isfinite(x)
 
 
-def _estimate(kr: KR, s: _Sample, draws_u: np.ndarray) -> dict:
+def _estimate(kr: KR, s: _Sample, draws_u: np.ndarray, belief: bool = False) -> dict:
     """P(met) and the variance shares of one KR from one (re)sample of its data."""
     ok = np.isfinite(s.x)
     d = s.u.shape[1]
@@ -212,12 +218,42 @@ def _estimate(kr: KR, s: _Sample, draws_u: np.ndarray) -> dict:
 
     return {
         "p": float(_met(kr, chaos(draws_u)).mean()),
+        "belief": must_believe(kr, chaos, draws_u[:400]) if belief else [],
         "noise": share(noise),
         "unexplained": share(max(0.0, resid_var - noise)),
         "parameters": share(chaos.variance),
         "S1": share(alone),
         "ST": share(involving),
     }
+
+
+def must_believe(
+    kr: KR, chaos: Chaos, others: np.ndarray, p_star: float = 0.8, grid: int = 41
+) -> list[tuple[str, float]]:
+    """Per parameter, what one must believe of it for P(met) >= ``p_star``.
+
+    P(met | u_j) is the share of ``others`` (draws of every parameter) whose expansion,
+    with parameter j set to u_j, meets the target, on a grid of u_j in [0, 1]. If it
+    rises with u_j the belief is ``(">=", u)``, u the smallest grid value reaching
+    ``p_star``; if it falls, ``("<=", u)``, the largest; ``("", nan)`` when no value does
+    (or every value does: nothing to believe).
+    """
+    out = []
+    levels = np.linspace(0.0, 1.0, grid)
+    for j in range(others.shape[1]):
+        p = []
+        for v in levels:
+            u = others.copy()
+            u[:, j] = v
+            p.append(_met(kr, chaos(u)).mean())
+        reach = np.asarray(p) >= p_star - 1e-12
+        if reach.all() or not reach.any():
+            out.append(("", math.nan))
+        elif p[-1] >= p[0]:
+            out.append((">=", float(levels[reach.argmax()])))
+        else:
+            out.append(("<=", float(levels[len(levels) - 1 - reach[::-1].argmax()])))
+    return out
 
 
 def _resample(s: _Sample, rng: np.random.Generator) -> _Sample:
@@ -281,13 +317,13 @@ def world_probabilities(
     for kr in krs:
         x = results.loc[results["kr"] == kr.id, "value"].to_numpy(dtype=float)
         sample = _Sample(u, x, np.asarray(group), np.asarray(cluster))
-        point = _estimate(kr, sample, draws_u)
+        point = _estimate(kr, sample, draws_u, belief=True)
         boots = [
             _estimate(kr, _resample(sample, r), draws_u[r.integers(0, draws, draws)])
             for r in boot_rngs
         ]
         k = len(np.unique(cluster)) if len(np.unique(cluster)) >= 4 else len(x)
-        rows.append(_probability_row(kr, point, boots, x, k))
+        rows.append({**_probability_row(kr, point, boots, x, k), "belief": point["belief"]})
         drivers += _driver_rows(kr, params, point, boots)
     return pd.DataFrame(rows), pd.DataFrame(drivers, columns=DRIVER_COLUMNS)
 
