@@ -481,6 +481,19 @@ def _add_calibrate_parser(sub) -> None:
     )
     c.add_argument("--seed", type=_seed, default=None, help="random seed (default: scenario's)")
     c.add_argument("--users", type=_positive_int, default=None, help="simulated users")
+    horizon = c.add_mutually_exclusive_group()
+    horizon.add_argument(
+        "--days",
+        type=_positive_int,
+        default=None,
+        help="days simulated (default: enough for the data's periods and a spread of cohorts)",
+    )
+    horizon.add_argument(
+        "--years",
+        type=_positive_int,
+        default=None,
+        help="years simulated (365 days each), e.g. 25 for a yearly contract over decades",
+    )
     c.add_argument(
         "--budget",
         type=_positive_int,
@@ -524,6 +537,7 @@ def cmd_calibrate(args) -> int:
         bounds=bounds or None,
         seed=args.seed,
         users=args.users,
+        days=args.days if args.years is None else 365 * args.years,
         budget=args.budget,
         replications=args.replications,
         executor=args.executor,

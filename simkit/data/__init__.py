@@ -9,10 +9,17 @@ they are found from any working directory.
 ``subscriptions_monthly.csv``  a monthly survival table (wide form: cohort, size, month k)
 ``cohorts_weekly.csv``         a weekly activity-retention table (long form)
 ``events.csv``                 the event log (user_id, timestamp, amount) it was made from
+``contract_renewals.yaml``     customers on yearly contracts who decide only at renewal,
+                               with a beta-distributed churn probability (sBG)
+``fader_hardie_2007_*.csv``    published yearly renewals of two segments (regular,
+                               highend), 1,000 customers each over 12 years
 =============================  ===========================================================
 
-The data are synthetic (``python -m simkit.data.make_examples`` rewrites them) and do not
-come from simkit's own model.
+The first four data files are synthetic (``python -m simkit.data.make_examples`` rewrites
+them) and do not come from simkit's own model. The ``fader_hardie_2007_*`` tables are the
+customers still renewing at the start of each year, from P. S. Fader and B. G. S. Hardie
+(2007), "How to project customer retention", Journal of Interactive Marketing 21(1),
+76-90, Table 1.
 
 >>> import simkit
 >>> path = simkit.example_data("subscriptions_monthly.csv")

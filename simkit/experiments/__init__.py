@@ -7,7 +7,11 @@
 - :mod:`simkit.experiments.ensemble` -- many runs under uncertainty, streamed to disk;
 - :mod:`simkit.experiments.okr` -- the OKR stress test;
 - :mod:`simkit.experiments.calibrate` -- fitting a population to a user's own data;
-- :mod:`simkit.experiments.customer_data` -- reading that data (cohort tables, event logs).
+- :mod:`simkit.experiments.fitting` -- the generic fit behind it: a simulated loss on
+  common random numbers, minimised on the unit cube;
+- :mod:`simkit.experiments.customer_data` -- reading that data (cohort tables, event logs);
+- :mod:`simkit.experiments.repeat_buyers` -- the textbook models for repeat buyers without
+  contracts (BG/NBD, Pareto/NBD), by their closed-form likelihoods.
 """
 
 # The submodules are imported by name (``simkit.experiments.run``); the public functions

@@ -20,9 +20,9 @@ What is solved, and against which number (one unknown per number; ``docs/build.m
 - with a plan, the paid share: its ``conversion``; the renewal rate: its ``renewal.base``;
   the conversion rate (when given): its ``churn_multiplier``.
 
-The unknowns live on the unit cube of :class:`~simkit.experiments.calibrate.FitParameter`
+The unknowns live on the unit cube of :class:`~simkit.experiments.fitting.FitParameter`
 (log scale for positive ones) and every candidate is simulated on the same seeds (common
-random numbers), as in calibration. Because there are as many numbers as unknowns the
+random numbers) by calibration's :class:`~simkit.experiments.fitting.SimulatedLoss`. Because there are as many numbers as unknowns the
 solve is a root-finding problem: Gauss-Newton with Levenberg-Marquardt damping on the
 errors in units of their tolerances, with a Jacobian from forward differences updated by
 Broyden's rule after each step -- each unknown mostly moves its own number, but not only
@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,8 +56,8 @@ from ..scenario.schema import (
     read_scenario_data,
     with_values,
 )
-from .calibrate import FitParameter
-from .executors import as_executor, map_runs
+from .executors import as_executor
+from .fitting import FitParameter, SimulatedLoss
 
 __all__ = [
     "Built",
@@ -627,45 +627,71 @@ def _parameters(paths: Mapping[str, str], start: Mapping[str, float]) -> list[Fi
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Solver:
-    """Gauss-Newton / Levenberg-Marquardt on the targets' errors, on common random numbers."""
+def _combine(reps: list[dict[str, float]]) -> dict[str, float]:
+    """Return the mean numbers of a candidate's replications (n runs: noise / sqrt(n))."""
+    n = len(reps)
+    kpis = {k: float(np.mean([r.get(k, 0.0) for r in reps])) for k in reps[0]}
+    for k in kpis:
+        if k.startswith("noise:"):
+            kpis[k] /= math.sqrt(n)
+    return kpis
 
-    base: Scenario
-    params: list[FitParameter]
-    targets: list[_Target]
-    seeds: list[np.random.SeedSequence]
-    executor: Any
-    tol: float
-    progress: Callable[[str], None] | None = None
-    runs: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
+
+class _Solver:
+    """Gauss-Newton / Levenberg-Marquardt on the targets' errors.
+
+    Candidates are points of the unit cube simulated by calibration's
+    :class:`~simkit.experiments.fitting.SimulatedLoss` (common random numbers, its cache
+    and history); the loss it keeps is the sum of the squared errors in tolerances.
+    """
+
+    def __init__(self, base, params, targets, seeds, executor, tol, progress=None) -> None:
+        self.base = base
+        self.params: list[FitParameter] = params
+        self.targets: list[_Target] = targets
+        self.tol = tol
+        self.progress = progress
+        self.loss = SimulatedLoss(
+            run=_kpi_task,
+            task=lambda u, seed: (base, _expand(base, self.values(u)), seed),
+            combine=_combine,
+            loss=lambda kpis: float(np.sum(self.errors(kpis) ** 2)),
+            executor=executor,
+            seeds=seeds,
+            values_of=self.values,
+            loss_name="sum of squared errors in tolerances",
+        )
+
+    @property
+    def runs(self) -> int:
+        """Simulations made so far."""
+        return self.loss.runs_made
 
     def values(self, u: np.ndarray) -> dict[str, float]:
-        """Return the unknowns' values at ``u`` (the adoption scale by its own name)."""
-        return {p.path: p.value(x) for p, x in zip(self.params, u, strict=True)}
+        """Return the unknowns' values at ``u``, to 12 significant digits.
+
+        (So that the point of a value written with fewer digits gives it back exactly.)
+        """
+        return {p.path: float(f"{p.value(x):.12g}") for p, x in zip(self.params, u, strict=True)}
+
+    def errors(self, kpis: Mapping[str, float]) -> np.ndarray:
+        """Return each target's error in units of its tolerance."""
+        return np.array([t.error(kpis.get(t.key, 0.0), self.tol) for t in self.targets])
 
     def evaluate(self, us: Sequence[np.ndarray]) -> list[tuple[np.ndarray, dict[str, float]]]:
-        """Errors (in tolerances) and mean KPIs of each point of the cube, all runs together."""
-        return self.measure([self.values(u) for u in us])
-
-    def measure(self, points: Sequence[dict[str, float]]) -> list[tuple[np.ndarray, dict]]:
-        """Errors (in tolerances) and mean KPIs of each set of values, all runs together."""
-        tasks = [(self.base, _expand(self.base, v), s) for v in points for s in self.seeds]
-        flat = map_runs(self.executor, _kpi_task, tasks)
-        self.runs += len(tasks)
-        n = len(self.seeds)
+        """Errors (in tolerances) and mean numbers of each point, new points run together."""
+        self.loss.evaluate(list(us))
         out = []
-        for i, values in enumerate(points):
-            reps = flat[i * n : (i + 1) * n]
-            kpis = {k: float(np.mean([r.get(k, 0.0) for r in reps])) for k in reps[0]}
-            for k in kpis:  # the mean of n runs is sqrt(n) times less noisy
-                if k.startswith("noise:"):
-                    kpis[k] /= math.sqrt(n)
-            err = np.array([t.error(kpis.get(t.key, 0.0), self.tol) for t in self.targets])
-            out.append((err, kpis))
-            self.history.append({**values, "worst": float(np.max(np.abs(err)))})
+        for u in us:
+            kpis = self.loss.cache[self.loss.key(u)]["sim"]
+            out.append((self.errors(kpis), kpis))
         return out
+
+    def measure(self, values: Mapping[str, float]) -> tuple[np.ndarray, dict[str, float]]:
+        """Errors and numbers of the unknowns' ``values`` (e.g. as written, rounded)."""
+        u = np.array([p.unit(values[p.path]) for p in self.params])
+        ((err, kpis),) = self.evaluate([u])
+        return err, kpis
 
     def jacobian(self, u: np.ndarray, e: np.ndarray, h: float = 0.05) -> np.ndarray:
         pts = []
@@ -684,7 +710,7 @@ class _Solver:
         ((e, kpis),) = self.evaluate([u])
         J = self.jacobian(u, e)
         mu = 1e-3
-        while self.runs < budget * len(self.seeds):
+        while self.runs < budget * len(self.loss.seeds):
             if np.max(np.abs(e)) <= 0.5:
                 return u, e, kpis, True
             A = J.T @ J
@@ -919,7 +945,7 @@ def build(
         u, err, kpis, ok = solver.solve(budget)
         # the written scenario's values: 4 significant digits, measured again as written
         values = {k: float(f"{x:.4g}") for k, x in solver.values(u).items()}
-        ((err, kpis),) = solver.measure([values])
+        err, kpis = solver.measure(values)
     scenario = with_values(base, _expand(base, values))
     drift = baseline_drift(scenario, seeds[0])
     names = [_unknown_of(t.key, d) for t in targets]

@@ -10,18 +10,21 @@ The fit
 -------
 Observed data (:mod:`simkit.experiments.customer_data`) give, per cohort *c* of size :math:`n_c` and
 period *k* since adoption, a share :math:`y_{ck}` (activity retention *R* or survival
-*S*). simkit measures its own curves the same way: cohorts by adoption week from a
-run's cohort tables (``RunResult.retention``, ``.survival``; ``daily_retention`` for
-daily data), pooled over cohorts with their sizes as weights, :math:`m_k(\theta)`.
-Survival at the end of a period that is not a whole number of weeks (months, years)
-is interpolated between the week ends, log-linearly. The loss weighs each cohort by
-its size,
+*S*). simkit measures its own curves the same way, pooled over its cohorts,
+:math:`m_k(\theta)`: survival from each simulated member's lifetime
+(``RunResult.lifetimes``) at the exact age where period *k* ends (:func:`survival_at_ages`;
+a month is 365.25 / 12 days), activity from the weekly cohort tables. The loss is the
+binomial **deviance** per user at risk (:func:`deviance`): for survival counts the exact
+likelihood of the period-to-period renewals (Fader & Hardie 2007, eq. 5), each of the
+:math:`n_c y_{c,k-1}` customers renewing with probability :math:`m_k / m_{k-1}`; for
+activity a binomial pseudo-likelihood per cell,
 
-.. math:: L(\theta) = \frac{\sum_c \sum_{k < F} n_c\,(y_{ck} - m_k(\theta))^2}
-                          {\sum_c \sum_{k < F} n_c},
+.. math:: D(\theta) = 2 \sum_{c,\,k < F} \Bigl[x \log\frac{x}{a p} + (a - x)
+          \log\frac{a - x}{a (1 - p)}\Bigr] \Big/ \sum a,
 
-over the first *F* = ``periods - holdout`` periods. It is minimised by simulation
-with **common random numbers**: every candidate :math:`\theta` is run with the same
+over the first *F* = ``periods - holdout`` periods (*a* trials, *x* successes, *p* the
+model's probability). It is minimised by simulation with **common random numbers**
+(:mod:`simkit.experiments.fitting`): every candidate :math:`\theta` is run with the same
 ``replications`` seeds (population and dynamics), so differences in the loss are the
 parameters' doing, not noise. The optimiser is Nelder-Mead on the parameters mapped to
 the unit cube (log scale for positive parameters) from a wide initial simplex -- robust
@@ -32,12 +35,12 @@ to the small steps a simulated loss has -- or differential evolution
 Uncertainty
 -----------
 Linearised around the fit: the Jacobian :math:`J = \partial m / \partial \theta` by
-central differences (common random numbers again) gives the weighted least-squares map
-:math:`A = (J^\top W J)^{-1} J^\top W`. Two sources of error go through it:
-*the data* -- a bootstrap over cohorts (resample cohorts with replacement, re-pool,
-:math:`\theta^b = \hat\theta + A^b (\bar y^b - m(\hat\theta))`), and *the simulation* --
-the spread of :math:`m(\hat\theta)` over further seeds, :math:`A\,\Sigma_m A^\top`. The
-reported sd is the square root of their sum.
+central differences (common random numbers again). Two sources of error: *the data* --
+the inverse Fisher information of the likelihood or, with at least
+:data:`MIN_BOOTSTRAP_COHORTS` cohorts, a bootstrap over cohorts through the binomially
+weighted least-squares map :math:`A = (J^\top W J)^{-1} J^\top W` -- and *the
+simulation* -- the spread of :math:`m(\hat\theta)` over further seeds,
+:math:`A\,\Sigma_m A^\top`. The reported sd is the square root of their sum.
 
 Holdout and reference models
 ----------------------------
@@ -93,14 +96,16 @@ from scipy import optimize
 from scipy.special import betaln, expit
 
 from ..errors import ScenarioError, SimkitError
-from ..scenario.schema import Scenario, get_value, load_scenario, with_values
+from ..scenario.schema import MAX_DAYS, Scenario, get_value, load_scenario, with_values
 from .customer_data import ObservedCohorts, read_data
-from .executors import as_executor, map_runs
+from .executors import as_executor
+from .fitting import FitParameter, SimulatedLoss, jacobian_points, optimise
 
 __all__ = [
     "calibrate",
     "Calibration",
-    "FitParameter",
+    "deviance",
+    "survival_at_ages",
     "fit_geometric",
     "fit_sbg",
     "plot_fit",
@@ -121,39 +126,6 @@ DAILY_HORIZON = 91  # days of RunResult.daily_retention
 # ---------------------------------------------------------------------------------------
 # Parameters: paths, bounds and the unit-cube map the optimiser works in
 # ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class FitParameter:
-    """A scenario parameter to fit, with its bounds.
-
-    ``log``: the optimiser moves on a log scale (positive bounds), else linearly.
-    """
-
-    path: str
-    start: float
-    low: float
-    high: float
-    log: bool
-
-    def value(self, u: float) -> float:
-        """Return the parameter's value at ``u`` in the unit interval (clipped to [0, 1]).
-
-        0 is ``low`` and 1 is ``high``; in between the map is linear, or log-linear when
-        ``log``.
-        """
-        u = min(max(float(u), 0.0), 1.0)
-        if self.log:
-            return float(
-                math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
-            )
-        return float(self.low + u * (self.high - self.low))
-
-    def unit(self, x: float) -> float:
-        """Return the position of ``x`` in the unit interval (the inverse of :meth:`value`)."""
-        if self.log:
-            return (math.log(x) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
-        return (x - self.low) / (self.high - self.low)
 
 
 def _valid(sc: Scenario, path: str, x: float) -> bool:
@@ -269,17 +241,35 @@ def _pool(table: pd.DataFrame, sizes: pd.Series) -> tuple[np.ndarray, np.ndarray
     return mean, wsum
 
 
-def _interp_survival(weekly: np.ndarray, ages: np.ndarray) -> np.ndarray:
-    """Interpolate survival at ``ages`` (days) from survival at the end of each week.
+def survival_at_ages(
+    lifetimes: pd.DataFrame, ages: np.ndarray, days: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the share of cohort members still with us at each age, and the members seen.
 
-    The survival is given at the end of weeks 0, 1, ... (age 7(j+1)) and interpolated
-    log-linearly between week ends (S = 1 at age 0).
+    A member (``RunResult.lifetimes``: first day with us, first day gone or -1) is seen
+    at age *a* (days, any real number) when the run saw all of their days of age below
+    *a* (``cohort_day + a <= days``); they are still with us when they had not left before
+    it (``left_day - cohort_day >= a``). For the end of period *k* of *L* days, *a* =
+    *L* (*k* + 1): a decision on day 365 after joining falls in year 0 (ages [0, 365.25)).
+
+    Later ages are seen for fewer (earlier) cohorts, so the share is the product-limit
+    (Kaplan-Meier) estimate: the product over ages up to *a* of the share still there
+    among the members seen at that age who were there at the age before -- each period's
+    retention measured on one set of members, whatever the mix of cohorts.
     """
-    xs = np.concatenate([[0.0], 7.0 * (np.arange(weekly.size) + 1)])
-    ys = np.log(np.clip(np.concatenate([[1.0], weekly]), 1e-12, None))
-    if ages.max() > xs[-1] + 1e-9 or not np.isfinite(ys).all():
-        return np.full(ages.size, np.nan)
-    return np.exp(np.interp(ages, xs, ys))
+    ages = np.asarray(ages, float)
+    cd = lifetimes["cohort_day"].to_numpy(np.int64)
+    ld = lifetimes["left_day"].to_numpy(np.int64)
+    life = np.where(ld < 0, np.iinfo(np.int64).max // 2, ld - cd)
+    seen = cd[None, :] + ages[:, None] <= days
+    alive = life[None, :] >= ages[:, None]
+    before = np.vstack([np.ones((1, cd.size), bool), alive[:-1]])
+    at_risk = (seen & before).sum(axis=1).astype(float)
+    kept = (seen & alive).sum(axis=1).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(at_risk > 0, kept / at_risk, np.nan)
+    share = np.cumprod(rate)
+    return share, seen.sum(axis=1).astype(float)
 
 
 def simulate_curves(
@@ -316,21 +306,15 @@ def simulate_curves(
     L = {"day": 1.0, "week": 7.0, "month": 365.25 / 12, "year": 365.25}[unit]
     out = {}
     for c in curves:
-        if unit == "week":
-            table = res.retention if c == "retention" else res.survival
-            m, w = _pool(table, sizes)
+        if unit == "week" and c == "retention":
+            m, w = _pool(res.retention, sizes)
             m, w = _pad(m, periods), _pad(w, periods)
         elif c == "retention":  # daily
             m, w = _pool(res.daily_retention, sizes)
             m, w = _pad(m, periods), _pad(w, periods)
-        else:  # survival at the ends of days, months or years
-            sw, ww = _pool(res.survival, sizes)
-            ok = np.isfinite(sw)
-            last = int(np.flatnonzero(ok)[-1]) + 1 if ok.any() else 0
-            ages = L * (np.arange(periods) + 1)
-            m = _interp_survival(sw[:last], ages)
-            wk = np.minimum(np.ceil(ages / 7).astype(int) - 1, max(last - 1, 0))
-            w = np.where(np.isfinite(m), ww[wk] if last else 0.0, 0.0)
+        else:  # survival at the ends of periods, from the members' lifetimes
+            assert res.lifetimes is not None
+            m, w = survival_at_ages(res.lifetimes, L * (np.arange(periods) + 1), len(res.metrics))
         out[c] = (m, w)
     return out
 
@@ -341,6 +325,55 @@ def _pad(x: np.ndarray, n: int) -> np.ndarray:
 
 def _sim_task(args):
     return simulate_curves(*args[:5], **args[5])
+
+
+# ---------------------------------------------------------------------------------------
+# The likelihood of the observed cohorts given a model's curve
+# ---------------------------------------------------------------------------------------
+
+_EPS = 1e-9
+
+
+def _xlogy_ratio(x: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """``x log(x / mu)``, 0 where x is 0 (the saturated model's part of a deviance)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(x > 0, x * np.log(np.where(x > 0, x, 1.0) / mu), 0.0)
+
+
+def deviance(
+    curve: str, y: np.ndarray, n: np.ndarray, m: np.ndarray, exact: bool
+) -> tuple[float, float]:
+    """Return the binomial deviance of cohort shares ``y`` given a model curve ``m``, and its trials.
+
+    ``y`` is cohort x period (NaN where not observed), ``n`` the cohort sizes and ``m`` the
+    model's share by period. With ``exact`` (survival with known sizes) the period-to-period
+    survivals are binomial: of the :math:`n y_{k-1}` customers at the start of period *k*,
+    :math:`n y_k` renew, each with the model's retention rate :math:`m_k / m_{k-1}`
+    (:math:`y_{-1} = m_{-1} = 1`): the likelihood of Fader & Hardie (2007, eq. 5), exact for
+    a cohort table of counts. Otherwise every cell is binomial, :math:`n y_k` of :math:`n`
+    with probability :math:`m_k` (a pseudo-likelihood: activity may come back). The
+    deviance is twice the log-likelihood ratio of the saturated model (every cell its own
+    rate) over the model: 0 for a perfect fit, and its minimum is the maximum likelihood.
+    """
+    m = np.clip(np.asarray(m, float), _EPS, 1 - _EPS)
+    if exact:
+        yy = np.column_stack([np.ones(len(y)), y])
+        at_risk = n[:, None] * yy[:, :-1]
+        renewed = n[:, None] * yy[:, 1:]
+        mm = np.concatenate([[1.0], m])
+        rate = np.clip(mm[1:] / np.clip(mm[:-1], _EPS, None), _EPS, 1 - _EPS)
+        mu = at_risk * rate[None, :]
+        ok = np.isfinite(at_risk) & np.isfinite(renewed) & (at_risk > 0)
+    else:
+        at_risk = np.broadcast_to(n[:, None], y.shape).astype(float)
+        renewed = at_risk * y
+        mu = at_risk * m[None, :]
+        ok = np.isfinite(renewed)
+    if not ok.any():
+        return 0.0, 0.0
+    a, x, e = at_risk[ok], np.clip(renewed[ok], 0.0, at_risk[ok]), mu[ok]
+    d = 2.0 * (_xlogy_ratio(x, e) + _xlogy_ratio(a - x, a - e)).sum()
+    return float(d), float(a.sum())
 
 
 # ---------------------------------------------------------------------------------------
@@ -374,39 +407,10 @@ def reference_curve(
     return out
 
 
-def _neg_loglik(
-    survival_fn,
-    curve: str,
-    y: np.ndarray,
-    n: np.ndarray,
-    F: int,
-    r0: float,
-    level: float,
-    exact: bool,
-) -> float:
-    """Negative log-likelihood of the shares ``y`` (cohort x period) in the fit periods.
-
-    ``exact`` (survival counts): each cohort's period-to-period survivals are binomial
-    with the model's conditional retention rate (Fader & Hardie 2007). Otherwise a
-    binomial pseudo-likelihood per cell, weighted by cohort size.
-    """
-    eps = 1e-12
+def _neg_loglik(survival_fn, curve, y, n, F, r0, level, exact) -> float:
+    """Half the :func:`deviance` of the first ``F`` periods under a reference model."""
     pred = reference_curve(curve, survival_fn, F, r0, level)
-    if exact:
-        S = np.concatenate([[1.0], pred])  # S(0) = 1 at adoption
-        r = np.clip(S[1:] / np.clip(S[:-1], eps, None), eps, 1 - eps)
-        yy = np.column_stack([np.ones(len(y)), y[:, :F]])
-        at_risk = n[:, None] * yy[:, :-1]
-        surv = n[:, None] * yy[:, 1:]
-        ok = np.isfinite(at_risk) & np.isfinite(surv)
-        ll = np.where(ok, surv * np.log(r) + (at_risk - surv) * np.log1p(-r), 0.0).sum()
-        return -float(ll)
-    first = 0 if curve == "survival" else 1  # retention's period 0 is r0 itself
-    p = np.clip(pred[first:F], eps, 1 - eps)
-    obs = y[:, first:F]
-    ok = np.isfinite(obs)
-    ll = np.where(ok, n[:, None] * (obs * np.log(p) + (1 - obs) * np.log1p(-p)), 0.0).sum()
-    return -float(ll)
+    return 0.5 * deviance(curve, y[:, :F], n, pred, exact)[0]
 
 
 def _ml(nll, starts) -> optimize.OptimizeResult:
@@ -443,7 +447,7 @@ def fit_geometric(
     return {
         "churn": float(expit(best.x[0])),
         "level": float(expit(best.x[1])) if ret else 1.0,
-        "loglik": -float(best.fun),
+        "deviance": 2 * float(best.fun),
     }
 
 
@@ -470,7 +474,7 @@ def fit_sbg(
         "level": float(expit(best.x[2])) if ret else 1.0,
         "mean_churn": a / (a + b),
         "polarization": 1 / (a + b + 1),
-        "loglik": -float(best.fun),
+        "deviance": 2 * float(best.fun),
     }
 
 
@@ -505,7 +509,7 @@ class Calibration:
     history : pandas.DataFrame
         Every evaluated candidate with its loss.
     loss : float
-        Loss at the fit (weighted mean squared error of shares).
+        Loss at the fit (binomial deviance per user at risk, :func:`deviance`).
     simulations : int
         simkit runs made, the uncertainty runs included.
     """
@@ -546,6 +550,29 @@ class Calibration:
         if e.empty:
             return float("nan")
         return float(np.sqrt(np.average(e["rmse_pp"] ** 2, weights=e["cells"])))
+
+    def mape(self, model: str, part: str = "holdout", curve: str | None = None) -> float:
+        """Mean absolute percentage error (%) of ``model``'s pooled curve on ``part``.
+
+        Over the periods of ``part``, :math:`|y_k - m_k| / y_k` of the observed pooled
+        curve *y* (periods where it is 0 left out), averaged over the fitted curves.
+        """
+        e = self.errors[(self.errors["model"] == model) & (self.errors["part"] == part)]
+        if curve is not None:
+            e = e[e["curve"] == curve]
+        return float(e["pooled_mape_pct"].mean()) if not e.empty else float("nan")
+
+    def verdict(self) -> str:
+        """One sentence: which model projects the holdout best (pooled MAPE), with the numbers."""
+        scores = {m: self.mape(m) for m in MODELS}
+        ranked = sorted((v, m) for m, v in scores.items() if np.isfinite(v))
+        if not ranked:
+            return "holdout: no model could be scored"
+        best = ranked[0][1]
+        others = ", ".join(f"{MODEL_LABELS[m]} {v:.2f}%" for v, m in ranked[1:])
+        return f"holdout winner (pooled MAPE): {MODEL_LABELS[best]} {scores[best]:.2f}%" + (
+            f"; then {others}" if others else ""
+        )
 
     def to_yaml(self, path: str | Path) -> Path:
         """Write the calibrated scenario (it loads again with ``simkit.load_scenario``)."""
@@ -598,11 +625,19 @@ class Calibration:
             )
         out.append("")
         parts = ["fit", "holdout"] if self.holdout else ["fit"]
-        out.append(f"{'RMSE, percentage points':<32}" + "".join(f"{p:>10}" for p in parts))
+        out.append(
+            f"{'error':<32}"
+            + "".join(f"{p + ' RMSE pp':>18}" for p in parts)
+            + "".join(f"{p + ' MAPE %':>18}" for p in parts)
+        )
         for m in MODELS:
             out.append(
-                f"{MODEL_LABELS[m]:<32}" + "".join(f"{self.error(m, p):>10.2f}" for p in parts)
+                f"{MODEL_LABELS[m]:<32}"
+                + "".join(f"{self.error(m, p):>18.2f}" for p in parts)
+                + "".join(f"{self.mape(m, p):>18.2f}" for p in parts)
             )
+        if self.holdout:
+            out.append(self.verdict())
         for c in self.fit_curves:
             line = self.heterogeneity(c)
             if line:
@@ -617,13 +652,16 @@ class Calibration:
         """
         rr = self.retention_rates
         r = rr[(rr["curve"] == curve) & (rr["period"] >= (2 if curve == "retention" else 1))]
-        r = r.dropna(subset=["observed"])
+        users = self.curves.set_index(["curve", "period"])["users"]
+        w = users.reindex(list(zip([curve] * len(r), r["period"], strict=True))).to_numpy()
+        # a rate is known where it is finite (a period after one with nobody active has
+        # none) and users were seen
+        known = np.isfinite(r["observed"].to_numpy(float)) & np.isfinite(w) & (w > 0)
+        r, w = r[known], w[known]
         if len(r) < 3:
             return ""
         ref = self.reference[curve]
         # least-squares trend of the observed rate over tenure, weighted by users
-        users = self.curves.set_index(["curve", "period"])["users"]
-        w = users.reindex(list(zip([curve] * len(r), r["period"], strict=True))).to_numpy()
         slope = np.polyfit(r["period"], r["observed"], 1, w=np.sqrt(w))[0]
         first, last = r["period"].iloc[0], r["period"].iloc[-1]
         a, b = first * slope, last * slope
@@ -723,6 +761,10 @@ class _Problem:
         """Scenario values of a point ``u`` of the unit cube."""
         return {p.path: p.value(x) for p, x in zip(self.params, u, strict=True)}
 
+    def exact(self, curve: str) -> bool:
+        """Whether ``curve`` has the exact likelihood: survival counts (cohort sizes known)."""
+        return curve == "survival" and bool(self.observed.sizes.notna().all())
+
 
 def _fit_paths(sc: Scenario, fit, bounds, start) -> list[FitParameter]:
     """Return the parameters to fit, each checked against ``sc`` with its bounds and start."""
@@ -786,8 +828,9 @@ def _prepare(
     """Load the scenario and the data, check the arguments and size the simulated market.
 
     The market runs every period plus a spread of cohorts: ``days`` (unless given)
-    covers the oldest age observed, at least eight more weeks of cohorts and two weeks of
-    margin, in whole weeks.
+    covers the oldest age observed, eight weeks to half a year more of cohorts (a quarter
+    of that age) and two weeks of margin, in whole weeks, at most
+    :data:`~simkit.scenario.schema.MAX_DAYS`.
     """
     sc = load_scenario(scenario)
     obs = read_data(data, unit=unit, curve=curve_hint(curves))
@@ -796,9 +839,20 @@ def _prepare(
     P, F = _fit_periods(obs, periods, holdout)
     _measurable(curves, obs.unit, P, obs.unit_days)
     sim_kw = dict(sim_kw)
+    age = int(math.ceil(P * obs.unit_days))
     if sim_kw["days"] is None:
-        age = int(math.ceil(P * obs.unit_days))
-        sim_kw["days"] = int(7 * math.ceil((age + max(56, age // 4) + 14) / 7))
+        spread = min(max(56, age // 4), 182)  # weeks of cohorts to pool, at most half a year
+        sim_kw["days"] = min(int(7 * math.ceil((age + spread + 14) / 7)), MAX_DAYS)
+    days = sim_kw["days"]
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise SimkitError(
+            f"days: expected a whole number from 1 to {MAX_DAYS:,} (40 years), got {days!r}"
+        )
+    if sim_kw["days"] <= age:
+        raise SimkitError(
+            f"days: {sim_kw['days']} simulated days cannot follow a cohort for {P} "
+            f"{obs.unit}s ({age} days); give more days (at most {MAX_DAYS:,}) or fewer periods"
+        )
     return _Problem(
         scenario=sc,
         observed=obs,
@@ -828,185 +882,60 @@ def _average(reps: list[dict], curves: list[str]) -> dict:
     return avg
 
 
-class _Objective:
-    """The loss of points of the unit cube, simulated on common random numbers.
+class _CohortLoss:
+    """The calibration's side of a :class:`~simkit.experiments.fitting.SimulatedLoss`.
 
-    Every point runs the same ``seeds``; its curves, replications and loss are kept
-    (``cache``, keyed by the point rounded to 1e-10) and listed in ``history``. Runs go
-    through :func:`~simkit.experiments.executors.map_runs` on ``executor``.
+    ``task(u, seed)``: one run of the scenario at the point ``u`` (simulate_curves'
+    arguments); ``combine``: the replications' curves averaged; ``loss``: the deviance
+    per user at risk of the observed cohorts given the simulated curves.
     """
 
-    def __init__(self, problem: _Problem, executor, seeds, progress=None):
+    def __init__(self, problem: _Problem):
         self.problem = problem
-        self.executor = executor
-        self.seeds = seeds
-        self.progress = progress
-        self.cache: dict[tuple, dict] = {}
-        self.history: list[dict] = []
-        self.runs_made = 0
+        self.options = {"curves": problem.curves, **problem.sim_kw}
 
-    @staticmethod
-    def key(u) -> tuple:
-        return tuple(round(float(min(max(x, 0.0), 1.0)), 10) for x in u)
-
-    def simulate(self, us, seeds) -> list[list[dict]]:
-        """Per point, the curves of one run per seed."""
+    def task(self, u, seed) -> tuple:
         pb = self.problem
-        options = {"curves": pb.curves, **pb.sim_kw}
-        unit = pb.observed.unit
-        tasks = [
-            (pb.scenario, pb.values_of(u), s, unit, pb.periods, options) for u in us for s in seeds
-        ]
-        flat = map_runs(self.executor, _sim_task, tasks)
-        self.runs_made += len(tasks)
-        n = len(seeds)
-        return [flat[i * n : (i + 1) * n] for i in range(len(us))]
+        return (pb.scenario, pb.values_of(u), seed, pb.observed.unit, pb.periods, self.options)
+
+    def combine(self, reps: list[dict]) -> dict:
+        return _average(reps, self.problem.curves)
 
     def loss(self, sim: dict) -> float:
-        """Return the size-weighted mean squared error over the cohorts' cells in the fit periods.
+        """Return the deviance per trial of the observed cohorts given the simulated curves.
 
-        It is inf when a fitted period has no simulated cohort.
+        :func:`deviance` of each fitted curve over the fit periods, summed and divided by
+        the trials (users at risk); inf when a fitted period has no simulated value.
         """
         pb = self.problem
         F = pb.fit_periods
-        num = den = 0.0
+        dev = trials = 0.0
         for c in pb.curves:
             y = pb.tables[c].to_numpy(float)[:, :F]
             n = pb.weights.reindex(pb.tables[c].index).to_numpy(float)
             m = sim[c][0][:F]
-            ok = np.isfinite(y)
-            if not np.isfinite(m[ok.any(axis=0)]).all():
+            if not np.isfinite(m[np.isfinite(y).any(axis=0)]).all():
                 return float("inf")
-            num += np.where(ok, n[:, None] * (y - m[None, :]) ** 2, 0.0).sum()
-            den += (ok * n[:, None]).sum()
-        return float(num / den)
-
-    def evaluate(self, us) -> list[float]:
-        """Losses of the points ``us``; new points are simulated together."""
-        todo = [u for u in dict.fromkeys(self.key(u) for u in us) if u not in self.cache]
-        if todo:
-            for u, reps in zip(todo, self.simulate(todo, self.seeds), strict=True):
-                sim = _average(reps, self.problem.curves)
-                self.cache[u] = {"sim": sim, "reps": reps, "loss": self.loss(sim)}
-                self.history.append({**self.problem.values_of(u), "loss": self.cache[u]["loss"]})
-            if self.progress:
-                best = min(h["loss"] for h in self.history)
-                self.progress(
-                    f"{len(self.history)} candidates, {self.runs_made} simulations, "
-                    f"best RMSE {100 * math.sqrt(best):.2f} pp"
-                )
-        return [self.cache[self.key(u)]["loss"] for u in us]
-
-    def __call__(self, u) -> float:
-        return self.evaluate([u])[0]
-
-    def best(self) -> tuple[np.ndarray, dict]:
-        """Return the best point seen and its entry (Nelder-Mead's answer may be a step behind)."""
-        k = min(self.cache, key=lambda k: self.cache[k]["loss"])
-        return np.array(k), self.cache[k]
+            d, t = deviance(c, y, n, m, pb.exact(c))
+            dev += d
+            trials += t
+        return float(dev / trials)
 
 
-# ---------------------------------------------------------------------------------------
-# calibrate(), step 3: the optimiser
-# ---------------------------------------------------------------------------------------
-
-
-def _nelder_mead(objective: _Objective, u0: np.ndarray, budget: int, l0: float) -> bool:
-    """Minimise by Nelder-Mead in the unit cube, from a wide initial simplex.
-
-    The simplex has steps of 0.2, its points evaluated together. Returns whether it
-    converged within ``budget`` evaluations.
-    """
-    step = 0.2
-    simplex = [u0]
-    for i in range(u0.size):
-        v = u0.copy()
-        v[i] = v[i] + step if v[i] + step <= 1 else v[i] - step
-        simplex.append(v)
-    objective.evaluate(simplex)
-    res = optimize.minimize(
-        objective,
-        u0,
-        method="Nelder-Mead",
-        bounds=[(0.0, 1.0)] * u0.size,
-        options={
-            "initial_simplex": np.array(simplex),
-            "maxfev": budget,
-            "xatol": 0.02,
-            "fatol": 2e-3 * l0,
-        },
+def _objective(problem: _Problem, executor, seeds, progress=None) -> SimulatedLoss:
+    """Return the calibration's simulated loss on the unit cube of ``problem.params``."""
+    side = _CohortLoss(problem)
+    return SimulatedLoss(
+        run=_sim_task,
+        task=side.task,
+        combine=side.combine,
+        loss=side.loss,
+        executor=executor,
+        seeds=seeds,
+        values_of=problem.values_of,
+        progress=progress,
+        loss_name="deviance per user at risk",
     )
-    return bool(res.success)
-
-
-def _differential_evolution(
-    objective: _Objective, u0: np.ndarray, budget: int, seed: np.random.SeedSequence
-) -> bool:
-    """Minimise by differential evolution in the unit cube (each generation evaluated together).
-
-    Returns whether it converged within about ``budget`` evaluations.
-    """
-
-    def mapper(func, xs):
-        xs = list(xs)
-        objective.evaluate(xs)
-        return [func(x) for x in xs]
-
-    d = u0.size
-    pop = max(3, int(math.ceil(8 / d)))
-    maxiter = max(1, budget // (pop * d) - 1)
-    res = optimize.differential_evolution(
-        objective,
-        [(0.0, 1.0)] * d,
-        x0=u0,
-        popsize=pop,
-        maxiter=maxiter,
-        tol=1e-3,
-        polish=False,
-        updating="deferred",
-        workers=mapper,
-        seed=np.random.default_rng(seed),
-        init="sobol",
-    )
-    return bool(res.success)
-
-
-def _optimise(
-    objective: _Objective, method: str, budget: int, root: np.random.SeedSequence
-) -> bool:
-    """Evaluate the start, then search; returns whether the optimiser converged.
-
-    A start whose loss is not finite means the simulated market has no cohorts old
-    enough for the data's periods: a one-line error.
-    """
-    pb = objective.problem
-    u0 = np.array([p.unit(p.start) for p in pb.params])
-    l0 = objective(u0)
-    if not np.isfinite(l0):
-        raise SimkitError(
-            f"{pb.scenario.name}: the simulated market has no cohorts old enough for "
-            f"{pb.periods} {pb.observed.unit}s; give more days (days=) or a scenario with "
-            "ongoing adoption"
-        )
-    if method == "nelder-mead":
-        return _nelder_mead(objective, u0, budget, l0)
-    return _differential_evolution(objective, u0, budget, root.spawn(1)[0])
-
-
-def _jacobian_points(problem: _Problem, u_hat: np.ndarray, h: float = 0.03):
-    """Return points a step ``h`` above and below ``u_hat`` in each coordinate.
-
-    The points are kept in the cube; each pair's distance is returned in the parameter's own
-    units.
-    """
-    pts, dx = [], []
-    for i, p in enumerate(problem.params):
-        up, dn = u_hat.copy(), u_hat.copy()
-        up[i] = min(1.0, up[i] + h)
-        dn[i] = max(0.0, dn[i] - h)
-        pts += [up, dn]
-        dx.append(p.value(up[i]) - p.value(dn[i]))
-    return pts, dx
 
 
 # ---------------------------------------------------------------------------------------
@@ -1029,7 +958,7 @@ def _bootstrap_cov(
     """Return the covariance of the parameters over bootstrap resamples of the cohorts.
 
     This is the data's part of the uncertainty: each resample's pooled curves give a
-    weighted least-squares step from the fit.
+    weighted least-squares step from the fit (binomial weights: users over m (1 - m)).
     """
     F, w_obs, d = problem.fit_periods, problem.weights, len(problem.params)
     cohorts = np.arange(len(w_obs))
@@ -1043,7 +972,9 @@ def _bootstrap_cov(
             mb, wsb = _pool(problem.tables[c].iloc[:, :F], wb)
             yb.append(mb)
             Wb.append(wsb)
-        yb, Wb = np.concatenate(yb), np.concatenate(Wb)
+        yb = np.concatenate(yb)
+        mc = np.clip(m_hat, _EPS, 1 - _EPS)
+        Wb = np.concatenate(Wb) / (mc * (1 - mc))  # binomial weights
         okb = good & np.isfinite(yb) & (Wb > 0)
         Jg = J[okb]
         M = Jg.T @ (Wb[okb, None] * Jg)
@@ -1054,6 +985,54 @@ def _bootstrap_cov(
     if len(draws) > 2:
         return np.atleast_2d(np.cov(np.array(draws).T))
     return np.zeros((d, d))
+
+
+def _information(
+    problem: _Problem, J: np.ndarray, m_hat: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Return the Fisher information of the fitted parameters, and the fit's response to *m*.
+
+    Linearised at the fit: with :math:`J = \partial m / \partial \theta`, each binomial
+    term of :func:`deviance` with probability *p* and *a* trials adds
+    :math:`a\,(\partial p)^\top (\partial p) / (p (1 - p))`. For exact survival *p* is
+    the period's retention rate :math:`m_k / m_{k-1}` and *a* the customers at risk, so the
+    information is that of Fader & Hardie's likelihood; otherwise *p* is :math:`m_k` and
+    *a* the users observed in period *k*. The second matrix, ``B`` (parameters x curve
+    cells), gives how the fit moves when the simulated curve moves by :math:`\delta m`
+    (simulation noise): :math:`\delta\theta = I^{-1} B\,\delta m`.
+    """
+    F, d = problem.fit_periods, len(problem.params)
+    info = np.zeros((d, d))
+    B = np.zeros((d, len(problem.curves) * F))
+    for i, c in enumerate(problem.curves):
+        m = np.clip(m_hat[i * F : (i + 1) * F], _EPS, 1 - _EPS)
+        Jc = J[i * F : (i + 1) * F]
+        y = problem.tables[c].to_numpy(float)[:, :F]
+        n = problem.weights.reindex(problem.tables[c].index).to_numpy(float)
+        if problem.exact(c):
+            prev = np.concatenate([[1.0], m[:-1]])
+            p = np.clip(m / prev, _EPS, 1 - _EPS)
+            # dp/dm: rate k moves with m_k (1 / m_{k-1}) and with m_{k-1} (-m_k / m_{k-1}^2)
+            Dm = np.diag(1.0 / prev)
+            Dm[np.arange(1, F), np.arange(F - 1)] = -m[1:] / prev[1:] ** 2
+            yy = np.column_stack([np.ones(len(y)), y])[:, :-1]
+            ok = np.isfinite(yy) & np.isfinite(y)
+            trials = np.where(ok, n[:, None] * yy, 0.0).sum(axis=0)
+        else:
+            p, Dm = m, np.eye(F)
+            trials = np.where(np.isfinite(y), n[:, None], 0.0).sum(axis=0)
+        dp = Dm @ Jc
+        good = np.isfinite(dp).all(axis=1) & (trials > 0)
+        w = np.where(good, trials / (p * (1 - p)), 0.0)
+        dp = np.where(good[:, None], dp, 0.0)
+        info += dp.T @ (w[:, None] * dp)
+        B[:, i * F : (i + 1) * F] = dp.T @ (w[:, None] * Dm)
+    return info, B
+
+
+#: Fewest cohorts for the bootstrap over cohorts; with fewer, the data's part of the
+#: uncertainty is the likelihood's (the inverse Fisher information).
+MIN_BOOTSTRAP_COHORTS = 8
 
 
 def _uncertainty(
@@ -1067,23 +1046,31 @@ def _uncertainty(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the sd of each fitted parameter from the data and from the simulation.
 
-    The data's part comes from a bootstrap over cohorts, the simulation's from the spread
-    of the curves over seeds, through the weighted least-squares map
-    ``A = (J' W J)^-1 J' W``; the data part is inf when ``J' W J`` is singular.
+    The data's part comes from the likelihood (the inverse of :func:`_information`) or,
+    with ``bootstrap`` resamples and at least :data:`MIN_BOOTSTRAP_COHORTS` cohorts, from
+    a bootstrap over cohorts (which also sees cohorts differ more than binomially); the
+    simulation's part from the spread of the curves over seeds, through the fit's
+    response to its simulated curve (:func:`_information`). The data part is inf when
+    the information is singular.
     """
     F, curves, d = problem.fit_periods, problem.curves, len(problem.params)
     m_hat = _stacked(best["sim"], curves, F)
     pooled = {c: _pool(problem.tables[c].iloc[:, :F], problem.weights) for c in curves}
     y_bar = np.concatenate([pooled[c][0] for c in curves])
-    W = np.concatenate([pooled[c][1] for c in curves])
+    mc = np.clip(m_hat, _EPS, 1 - _EPS)
+    W = np.concatenate([pooled[c][1] for c in curves]) / (mc * (1 - mc))
     good = np.isfinite(y_bar) & np.isfinite(m_hat) & np.isfinite(J).all(axis=1)
     Jg, wg = J[good], W[good]
     M = Jg.T @ (wg[:, None] * Jg)
-    if np.linalg.cond(M) > 1e12:
+    info, B = _information(problem, J, m_hat)
+    if np.linalg.cond(M) > 1e12 or np.linalg.cond(info) > 1e12:
         return np.full(d, np.inf), np.zeros(d)
-    A = np.linalg.solve(M, Jg.T * wg)
-    rng = np.random.default_rng(root.spawn(1)[0])
-    cov_data = _bootstrap_cov(problem, J, m_hat, good, rng, bootstrap)
+    A = np.linalg.solve(info, B)[:, good]  # the fit's response to the simulated curve
+    if bootstrap and len(problem.weights) >= MIN_BOOTSTRAP_COHORTS:
+        rng = np.random.default_rng(root.spawn(1)[0])
+        cov_data = _bootstrap_cov(problem, J, m_hat, good, rng, bootstrap)
+    else:
+        cov_data = np.linalg.inv(info)
     cov_sim = np.zeros((d, d))
     singles = [_stacked(r, curves, F) for r in best["reps"]]
     singles += [_stacked(r, curves, F) for r in reps_extra]
@@ -1163,6 +1150,7 @@ def _error_rows(c, y, n, by_model, obs_pool, obs_w, F, P) -> list[dict]:
             ks = np.arange(P)[cols]
             pe = obs_pool[ks] - curve[ks]
             okk = np.isfinite(pe) & (obs_w[ks] > 0)
+            okm = okk & (obs_pool[ks] > 0)
             rows.append(
                 {
                     "model": mname,
@@ -1176,9 +1164,17 @@ def _error_rows(c, y, n, by_model, obs_pool, obs_w, F, P) -> list[dict]:
                     * float(np.sqrt(np.average(pe[okk] ** 2, weights=obs_w[ks][okk])))
                     if okk.any()
                     else np.nan,
+                    "pooled_mape_pct": 100 * float(np.mean(np.abs(pe[okm]) / obs_pool[ks][okm]))
+                    if okm.any()
+                    else np.nan,
                 }
             )
     return rows
+
+
+def _ratio(a: float, b: float) -> float:
+    """Return ``a / b``, NaN when ``b`` is 0."""
+    return float(a / b) if b > 0 else float("nan")
 
 
 def _rate_rows(c, y, n, by_model, F, P) -> list[dict]:
@@ -1191,13 +1187,14 @@ def _rate_rows(c, y, n, by_model, F, P) -> list[dict]:
         if not both.any():
             continue
         nb = n[both]
-        row = {
-            "curve": c,
-            "period": kk,
-            "observed": float(np.sum(nb * y[both, kk]) / np.sum(nb * y[both, kk - 1])),
-        }
-        for mname, pr in preds.items():
-            row[mname] = float(np.sum(nb * pr[both, kk]) / np.sum(nb * pr[both, kk - 1]))
+        with np.errstate(invalid="ignore", divide="ignore"):  # nobody in period k - 1: NaN
+            row = {
+                "curve": c,
+                "period": kk,
+                "observed": _ratio(np.sum(nb * y[both, kk]), np.sum(nb * y[both, kk - 1])),
+            }
+            for mname, pr in preds.items():
+                row[mname] = _ratio(np.sum(nb * pr[both, kk]), np.sum(nb * pr[both, kk - 1]))
         row["in_fit"] = kk < F
         rows.append(row)
     return rows
@@ -1352,11 +1349,20 @@ def calibrate(
     crn = root.spawn(replications)
     extra_seeds = root.spawn(uncertainty_seeds) if uncertainty_seeds else []
     ex = as_executor(executor, runs=replications * (len(params) + 1))
-    objective = _Objective(problem, ex, crn, progress)
+    objective = _objective(problem, ex, crn, progress)
+
+    def too_short() -> SimkitError:
+        return SimkitError(
+            f"{sc.name}: the simulated market has no cohorts old enough for "
+            f"{problem.periods} {problem.observed.unit}s; give more days (days=, --days, "
+            "--years) or a scenario with ongoing adoption"
+        )
+
     with ex:
-        converged = _optimise(objective, method, budget, root)
+        u0 = np.array([p.unit(p.start) for p in params])
+        converged = optimise(objective, u0, method, budget, root, too_short)
         u_hat, best = objective.best()
-        pts, dx = _jacobian_points(problem, u_hat)
+        pts, dx = jacobian_points(params, u_hat)
         objective.evaluate(pts)
         reps_extra = objective.simulate([u_hat], extra_seeds)[0] if extra_seeds else []
     F = problem.fit_periods
@@ -1376,7 +1382,6 @@ def calibrate(
     check = _holdout_check(problem, best["sim"])
     hist = pd.DataFrame(objective.history)
     hist.insert(0, "candidate", range(len(hist)))
-    hist["rmse_pp"] = 100 * np.sqrt(hist["loss"])
     return Calibration(
         scenario=with_values(sc, dict(zip(problem.paths, theta.tolist(), strict=True))),
         observed=problem.observed,

@@ -255,9 +255,10 @@ class ObservedCohorts:
         curves = ", ".join(self.curves)
         size = f", {int(self.sizes.sum()):,} users" if self.sizes.notna().all() else ""
         ev = f" ({self.events:,} events)" if self.events else ""
+        notes = "".join(f"; {n}" for n in self.notes)
         return (
             f"{self.source}: {self.kind}{ev}, {self.cohorts} cohorts{size}, "
-            f"{self.periods} {self.unit}s observed; curves: {curves}"
+            f"{self.periods} {self.unit}s observed; curves: {curves}{notes}"
         )
 
 
@@ -357,6 +358,14 @@ def _parse_dates(
         return None
     if bad.any():
         i = bad.idxmax()
+        year = re.match(r"^\s*([+-]?\d{1,6})[-/]\d{1,2}", str(values[i]))
+        if year and not _FIRST_YEAR <= int(year.group(1)) <= _LAST_YEAR:
+            raise DataError(
+                source,
+                _line(df, i),
+                f"{col} {_shown(values[i])} is outside the years {_FIRST_YEAR} to "
+                f"{_LAST_YEAR} (a stray timestamp? expected a date like 2025-03-01)",
+            )
         raise DataError(
             source,
             _line(df, i),
@@ -364,6 +373,50 @@ def _parse_dates(
             "(expected e.g. 2025-03-01 or 2025-03-01 14:05)",
         )
     return parsed.dt.tz_localize(None)
+
+
+# the years a timestamp can have (pandas' nanosecond timestamps)
+_FIRST_YEAR, _LAST_YEAR = pd.Timestamp.min.year + 1, pd.Timestamp.max.year - 1
+#: Longest span of an event log, in days (40 years, what a scenario can simulate).
+MAX_LOG_DAYS = 14_610
+#: A gap between event days this long (days), with fewer than this share of the events on
+#: one side of it, marks those events as stray timestamps.
+STRAY_GAP_DAYS, STRAY_SHARE = 5 * 365, 0.01
+
+
+def _check_span(day: pd.Series, df: pd.DataFrame, source: str, col: str) -> None:
+    """Raise a one-line error for stray timestamps: a log over 40 years, or a few far-off events.
+
+    The error names the line of the event furthest from the log's median day, or the first
+    event beyond a gap of :data:`STRAY_GAP_DAYS` days that fewer than :data:`STRAY_SHARE`
+    of the events are on the far side of.
+    """
+    days = day.to_numpy("datetime64[D]").astype(np.int64)
+    med = int(np.median(days))
+    span = int(days.max() - days.min())
+    where = None
+    if span > MAX_LOG_DAYS:
+        where = int(np.argmax(np.abs(days - med)))
+        why = f"the log spans {span / 365.25:.0f} years (at most 40)"
+    else:
+        u = np.unique(days)
+        gaps = np.diff(u)
+        if gaps.size and gaps.max() > STRAY_GAP_DAYS:
+            g = int(np.argmax(gaps))
+            before = float(np.mean(days <= u[g]))
+            if min(before, 1 - before) < STRAY_SHARE:
+                side = days <= u[g] if before < 0.5 else days > u[g]
+                where = int(np.flatnonzero(side)[0])
+                why = f"{gaps[g] / 365.25:.0f} years from the other events"
+    if where is None:
+        return
+    i = df.index[where]
+    raise DataError(
+        source,
+        _line(df, i),
+        f"{col} {_shown(df[col][i])} is far from the log's other events ({why}; median "
+        f"{pd.Timestamp(med, unit='D'):%Y-%m-%d}): a stray timestamp? Fix or drop the line",
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -739,14 +792,35 @@ def _to_shares(table: pd.DataFrame, kind: str, sizes, source, col, where):
 
 
 def _finish(curves, sizes, order, unit, source, dates, labels) -> ObservedCohorts:
-    for name, df in curves.items():
+    notes = []
+    for name, df in list(curves.items()):
         df.index.name = "cohort"
         df.columns.name = "period"
         if name == "survival":
             _check_survival(df, source)
+            if _counts_from_acquisition(df, unit):
+                df = df.iloc[:, 1:].copy()
+                df.columns = pd.Index(np.arange(df.shape[1]), name="period")
+                curves[name] = df
+                notes.append(
+                    f"survival: {unit} 0 is every cohort whole (the customers acquired), "
+                    f"so {unit} k of the table is read as the end of {unit} k - 1"
+                )
     sizes = sizes.reindex(order).rename("size")
     sizes.index.name = "cohort"
-    return ObservedCohorts(curves=curves, sizes=sizes, unit=unit, source=source)
+    return ObservedCohorts(curves=curves, sizes=sizes, unit=unit, source=source, notes=notes)
+
+
+def _counts_from_acquisition(df: pd.DataFrame, unit: str) -> bool:
+    """Whether a contract table starts with the customers acquired (period 0 all 1).
+
+    Contract tables by month or year (Fader & Hardie 2007) list the customers at the start
+    of each period, so period 0 is the whole cohort: a survival of 1 for every cohort.
+    """
+    if unit not in ("month", "year") or df.shape[1] < 3 or 0 not in df.columns:
+        return False
+    first = df[0].to_numpy(float)
+    return bool(np.isfinite(first).all() and np.all(np.abs(first - 1.0) < 1e-12))
 
 
 def _check_survival(df: pd.DataFrame, source: str) -> None:
@@ -843,6 +917,7 @@ def _events(df: pd.DataFrame, source: str) -> tuple[pd.Series, pd.Series]:
             source, _line(df, miss.idxmax()), f"empty {time_col} (every event needs a date)"
         )
     t = _parse_dates(df[time_col], source, time_col, df)
+    _check_span(t, df, source, time_col)
     amount_col = _find(cols, _AMOUNT_NAMES)
     if amount_col is not None:
         _numbers(df, amount_col, source, "an amount of money")
@@ -943,11 +1018,14 @@ def read_data(
         return data
     df, source = _read_csv(data, "cohort table or event log")
     cols = list(df.columns)
-    if (
-        _find(cols, _USER_NAMES) is not None
-        and _find(cols, _TIME_NAMES) is not None
-        and _find(cols, _COHORT_NAMES) is None
-    ):
+    user, time = _find(cols, _USER_NAMES), _find(cols, _TIME_NAMES)
+    cohort = _find(cols, _COHORT_NAMES) or next((c for c in cols if "cohort" in _norm(c)), None)
+    period = _find(cols, _PERIOD_NAMES) or next(
+        (c for c in cols if _unit_from_name(c) or _WIDE_COLUMN.match(str(c))), None
+    )
+    # a user id or a timestamp without the columns of a cohort table: an event log (whose
+    # missing column, if any, read_event_log names)
+    if cohort is None and (user is not None or (time is not None and period is None)):
         return read_event_log(df, unit=unit or "week", source=source)
     return read_cohort_table(df, unit=unit, values=values, curve=curve, source=source)
 

@@ -68,6 +68,11 @@ class RunResult:
         satisfaction, features, subscribed); None unless ``run(journeys=N)``.
     users : int
         Simulated users; ``scale`` is what each stands for.
+    lifetimes : pandas.DataFrame or None
+        One row per simulated member of a cohort (first became our customer on day 0 or
+        later): ``cohort_day`` (that day) and ``left_day`` (the first day they left us, -1
+        if they had not by the last day); survival at any age, in any period unit
+        (:func:`simkit.experiments.calibrate.simulate_curves`).
 
     The property :attr:`observed` gives what a team sees of the metrics.
     """
@@ -88,6 +93,7 @@ class RunResult:
     variant: str | None = None
     engine: str = "compiled"
     journeys: pd.DataFrame | None = None
+    lifetimes: pd.DataFrame | None = None
     _observed: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -307,6 +313,7 @@ def run(
             survival=cohorts.survival,
             daily_retention=cohorts.daily_retention,
             cohort_sizes=cohorts.sizes,
+            lifetimes=cohorts.lifetimes,
             segments=rec.segments_frame(days),
             scenario=resolved,
             seed=seed if seed is not None else sc.seed,

@@ -221,8 +221,11 @@ class UserAgent(mesa.Agent):
                 self.member,
                 T.loyalty_churn_reduction[k],
             )
+            base = R.churn_base_today(
+                m.churn_base, m.churn_period, m.renewal_churn, m.day - self.joined_day
+            )
             hazard = R.churn_hazard(
-                m.churn_base,
+                base,
                 self.churn_proneness,
                 c.habit_k,
                 self.habit,

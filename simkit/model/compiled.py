@@ -123,6 +123,7 @@ poisson_scalar = _jit(rules.poisson_scalar)
 experience = _jit(rules.experience)
 ema = _jit(rules.ema)
 churn_hazard = _jit(rules.churn_hazard)
+churn_base_today = _jit(rules.churn_base_today)
 churn_multiplier = _jit(rules.churn_multiplier)
 renewal_probability = _jit(rules.renewal_probability)
 conversion_probability = _jit(rules.conversion_probability)
@@ -407,7 +408,9 @@ APPEAL, FREQ_UPLIFT, ADOPTION_RATE, SAT_BOOST, TX_UPLIFT, PAID = range(6)
     P_TOTAL,
     WINBACK,
     CHURN_BOUND,
-) = range(18)
+    CHURN_PERIOD,
+    RENEWAL_CHURN,
+) = range(20)
 # The day's results out[i] (counts and sums for the recorder).
 (
     NEW_ADOPTERS,
@@ -1020,8 +1023,11 @@ def _users(
     out[LOYALTY_COSTS] += loyalty_costs
     out[DAU] += dau
 
-    # 4. habit; 5. churn: who of this morning's customers leaves
+    # 4. habit; 5. churn: who of this morning's customers leaves (any day, or on the last
+    # day of their contract periods)
     u_churn = U[CHURN]
+    period = int(B[CHURN_PERIOD])
+    renewal = period > 0
     n_lea = 0
     for r in range(lo, lo + n_cus):
         i = np.uint64(cus[r])
@@ -1036,12 +1042,13 @@ def _users(
         # The hazard is at most base x proneness x multipliers x CHURN_BOUND (habit and
         # satisfaction in [0, 1]; the bound has a margin for rounding): most days a
         # customer's number is above it and the exp is not needed -- same decision.
-        a = B[CHURN_BASE] * churn_proneness[i] * mult
+        base = B[CHURN_BASE]
+        if renewal:
+            base = churn_base_today(base, period, B[RENEWAL_CHURN], d - joined_day[i])
+        a = base * churn_proneness[i] * mult
         if uc >= a * B[CHURN_BOUND] and 0.0 <= h <= 1.0 and 0.0 <= s <= 1.0:
             continue
-        hazard = churn_hazard(
-            B[CHURN_BASE], churn_proneness[i], B[C_HABIT_K], h, B[C_SAT_K], s, mult
-        )
+        hazard = churn_hazard(base, churn_proneness[i], B[C_HABIT_K], h, B[C_SAT_K], s, mult)
         lea[lo + n_lea] = i
         n_lea += uc < hazard
     # the leavers switch to a competitor or lapse (logit against an outside option)
@@ -1268,6 +1275,8 @@ class CompiledMarketModel(MarketBase):
                 0.0,
                 0.0,
                 churn_bound(c.habit_k, c.satisfaction_k),
+                float(self.churn_period),
+                self.renewal_churn,
             ],
             dtype=np.float64,
         )
@@ -1323,7 +1332,7 @@ class CompiledMarketModel(MarketBase):
         SDAU = np.zeros((days, S), np.int64)
         FUS = np.zeros((days, F), np.int64)
         rec = self.recorder
-        with _kernel(days_serial, days_parallel) as run:
+        with _kernel(days_serial, days_parallel, self.N >= MIN_PARALLEL_USERS) as run:
             run(
                 d0,
                 days,
@@ -1510,14 +1519,20 @@ def interactive_thread(target, name: str) -> threading.Thread:
     return thread
 
 
+#: Fewest users for which a day runs on several threads: below, waking the threads
+#: twice a day costs more than it saves (on a busy machine, ten times the day's work for
+#: a few thousand users). The numbers are the same either way (see CHUNKS).
+MIN_PARALLEL_USERS = 10_000
+
+
 @contextmanager
-def _kernel(serial, parallel):
+def _kernel(serial, parallel, worth_it: bool = True):
     """Yield the kernel to call: ``parallel`` or ``serial``.
 
-    It is ``parallel`` when this thread may use several threads (:func:`threads`) and no
-    other thread is in a parallel kernel, else ``serial``.
+    It is ``parallel`` when the work is ``worth_it``, this thread may use several threads
+    (:func:`threads`) and no other thread is in a parallel kernel, else ``serial``.
     """
-    if _use_threads() > 1 and _PARALLEL.acquire(blocking=False):
+    if worth_it and _use_threads() > 1 and _PARALLEL.acquire(blocking=False):
         try:
             yield parallel
         finally:

@@ -35,6 +35,7 @@ import mesa
 import numpy as np
 
 from ..errors import SimkitError
+from ..scenario.distributions import Beta
 from ..scenario.schema import Scenario, uncertain_parameters
 from . import rules, streams
 from .metrics import NEVER, Journeys, Recorder
@@ -209,6 +210,15 @@ class MarketBase(mesa.Model):
         self._acquired_today = 0  # our customers acquired today (see migrate_customers)
         b = scenario.behaviour
         self.churn_base = self.rules.daily_from_monthly(b.churn.base_monthly)
+        # decisions at renewal: the period (0 = daily decisions) and the probability of
+        # not renewing at proneness 1 (default: base_monthly compounded over the period)
+        c = b.churn
+        self.churn_period = c.period_days if c.decision == "renewal" else 0
+        self.renewal_churn = (
+            c.renewal_churn
+            if c.renewal_churn is not None
+            else 1.0 - (1.0 - c.base_monthly) ** (c.period_days / self.rules.DAYS_PER_MONTH)
+        )
         if population is None:
             self.users = self._init_users()
             self.adjacency, self.degree = self._init_network()
@@ -507,7 +517,19 @@ class MarketBase(mesa.Model):
 
 
 def _draw(spec, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Per-user draws of a trait (a constant or a distribution)."""
+    """Per-user draws of a trait (a constant or a distribution).
+
+    A beta trait given by its shapes ``a`` and ``b`` (the churn probability of contracts,
+    fitted by :mod:`simkit.experiments.calibrate`) is drawn by its quantile function from
+    one stratified uniform per user (user *i* gets the *i*-th of *n* equal slices of
+    (0, 1) in a random order, at a random point in it): with the same seed each user's
+    value moves smoothly with the shapes (numpy's beta sampler rejects a varying number
+    of draws), and the users' values follow the distribution closely even in a small
+    market. Other distributions use numpy's samplers.
+    """
     if isinstance(spec, int | float):
         return np.full(n, float(spec))
+    if isinstance(spec, Beta) and spec.a is not None:
+        u = (rng.permutation(n) + rng.random(n)) / max(n, 1)
+        return np.asarray(spec.ppf(u), dtype=float)
     return spec.sample(rng, n)

@@ -121,12 +121,13 @@ RATE_FACTS = ("nps", "satisfaction", "habit", "renewals_due", "renewals_done")
 
 @dataclass
 class CohortTables:
-    """Cohort activity retention ``R``, survival ``S`` and cohort sizes."""
+    """Cohort activity retention ``R``, survival ``S``, cohort sizes and members' lifetimes."""
 
     retention: pd.DataFrame
     survival: pd.DataFrame
     daily_retention: pd.DataFrame
     sizes: pd.Series
+    lifetimes: pd.DataFrame | None = None
 
 
 class Recorder:
@@ -390,7 +391,16 @@ class Recorder:
         last = int(np.max(np.flatnonzero(np.isfinite(R[keep]).any(axis=0)), initial=0)) + 1
         R_df, S_df = R_df.iloc[:, :last], S_df.iloc[:, :last]
         D_df = pd.DataFrame(D[keep], index=idx, columns=pd.Index(np.arange(h), name="day"))
-        return CohortTables(R_df, S_df, D_df, pd.Series(sizes[keep], index=idx, name="size"))
+        # each cohort member's first day with us and first day gone (-1: not by days - 1)
+        inside = cd <= days - 1
+        lifetimes = pd.DataFrame(
+            {
+                "cohort_day": cd[inside].astype(np.int32),
+                "left_day": np.where(left[inside] <= days - 1, left[inside], -1).astype(np.int32),
+            }
+        )
+        sizes_s = pd.Series(sizes[keep], index=idx, name="size")
+        return CohortTables(R_df, S_df, D_df, sizes_s, lifetimes)
 
 
 class Journeys:

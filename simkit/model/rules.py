@@ -41,8 +41,11 @@ One tick is one day. The daily order of events (the engine follows it exactly):
 5. **Churn and switching.** A customer leaves with hazard
    :math:`c \cdot \rho \cdot e^{-k_h \text{habit}} \cdot e^{k_s (0.5 - \text{sat})}
    \cdot \text{multipliers}` (:math:`\rho` churn proneness; loyalty programmes and
-   subscriptions multiply). A leaver switches to a competitor or lapses, by logit over
-   the competitors' utilities against an outside option.
+   subscriptions multiply). With decisions at renewal (``churn.decision: renewal``) the
+   base *c* is the probability of not renewing, on the last day of each contract period
+   since joining, and 0 on other days (:func:`churn_base_today`). A leaver switches to a
+   competitor or lapses, by logit over the competitors' utilities against an outside
+   option.
 6. **Subscriptions.** What a plan period is worth to user *i* beyond its fee is the
    surplus :math:`S_i = \beta_i(\text{savings} + \text{extras} - \text{fee})/\text{ref} +
    \sum_{f \text{ paid-only}} a_f\,\text{appeal}_f`. A visiting customer of a product
@@ -73,6 +76,7 @@ __all__ = [
     "adoption_hazard",
     "adoption_multiplier",
     "choice_probabilities",
+    "churn_base_today",
     "churn_hazard",
     "churn_multiplier",
     "combined_effect",
@@ -420,6 +424,24 @@ def churn_hazard(
         * multiplier
         * _exp(-habit_k * habit + satisfaction_k * (0.5 - satisfaction))
     )
+
+
+def churn_base_today(daily_base, period_days, renewal_churn, age):
+    r"""Return the base of a customer's churn hazard today, at ``age`` days since joining.
+
+    With daily decisions (``period_days`` 0) it is the daily base every day. With
+    decisions at renewal (``period_days`` > 0) it is ``renewal_churn`` on the last day of
+    each period (ages ``period_days``, ``2 period_days``, ...) and 0 on other days, so
+    a customer of proneness :math:`\rho` (habit and satisfaction factors aside) survives
+    each period with probability :math:`1 - \min(1, \rho\,c)`: with
+    :math:`\rho \sim \text{Beta}(a, b)` and :math:`c = 1`, the shifted-beta-geometric
+    model (Fader & Hardie 2007). Scalars.
+    """
+    if period_days <= 0:
+        return daily_base
+    if age > 0 and age % period_days == 0:
+        return renewal_churn
+    return 0.0
 
 
 def churn_multiplier(subscribed, plan_multiplier, member, loyalty_reduction):

@@ -16,8 +16,10 @@ the variable itself, not of its logarithm) and may be clipped to ``[low, high]``
 =============  ==========================  ===========================================
 normal         mean, sd                    symmetric; clip with low/high
 lognormal      mean > 0, sd                positive, right-skewed (e.g. spend, need)
-gamma          mean > 0, sd > 0            positive (e.g. churn proneness)
-beta           mean in (0, 1), sd          in (0, 1) (e.g. affinities); sd^2 < mean(1-mean)
+gamma          mean > 0, sd > 0            positive (e.g. churn proneness); sd > mean
+                                           puts mass near 0 (near-immune customers)
+beta           mean in (0, 1), sd;         in (0, 1) (affinities, churn probabilities);
+               or shapes a > 0, b > 0      a < 1 puts mass near 0
 uniform        low, high
 triangular     low, mode, high
 =============  ==========================  ===========================================
@@ -145,21 +147,40 @@ class Gamma(_DistBase):
 
 
 class Beta(_DistBase):
+    """Beta distribution, by its mean and sd or by its shapes ``a`` and ``b``.
+
+    The shapes are the textbook parameters: mean a / (a + b); ``a < 1`` puts mass near 0
+    (e.g. near-immune customers when it is a churn probability, as in the
+    shifted-beta-geometric model).
+    """
+
     dist: Literal["beta"]
-    mean_: float = Field(alias="mean", gt=0, lt=1, description="Mean, in (0, 1).")
-    sd: float = Field(gt=0, description="Standard deviation; sd^2 < mean * (1 - mean).")
+    mean_: float | None = Field(None, alias="mean", gt=0, lt=1, description="Mean, in (0, 1).")
+    sd: float | None = Field(
+        None, gt=0, description="Standard deviation; sd^2 < mean * (1 - mean)."
+    )
+    a: float | None = Field(None, gt=0, description="First shape parameter (alpha), > 0.")
+    b: float | None = Field(None, gt=0, description="Second shape parameter (beta), > 0.")
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
     def _feasible(self) -> Self:
-        if self.sd**2 >= self.mean_ * (1 - self.mean_):
-            raise ValueError(
-                f"sd {self.sd} is too large for a beta distribution with mean {self.mean_} "
-                f"(need sd < {np.sqrt(self.mean_ * (1 - self.mean_)):.3g})"
-            )
+        moments = (self.mean_ is not None, self.sd is not None)
+        shapes = (self.a is not None, self.b is not None)
+        if not (all(moments) and not any(shapes)) and not (all(shapes) and not any(moments)):
+            raise ValueError("a beta distribution needs either mean and sd, or a and b")
+        if self.mean_ is not None and self.sd is not None:
+            if self.sd**2 >= self.mean_ * (1 - self.mean_):
+                raise ValueError(
+                    f"sd {self.sd} is too large for a beta distribution with mean "
+                    f"{self.mean_} (need sd < {np.sqrt(self.mean_ * (1 - self.mean_)):.3g})"
+                )
         return self
 
     def _ab(self) -> tuple[float, float]:
+        if self.a is not None and self.b is not None:
+            return self.a, self.b
+        assert self.mean_ is not None and self.sd is not None
         m, v = self.mean_, self.sd**2
         c = m * (1 - m) / v - 1
         return m * c, (1 - m) * c

@@ -81,6 +81,7 @@ __all__ = [
     "dist_mean",
     "metric_names",
     "OUTPUT_KINDS",
+    "MAX_DAYS",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -277,6 +278,13 @@ def _validate_dist(v: dict[str, Any]) -> Dist:
     cls = _DIST_CLASSES[kind]
     allowed = [f.alias or name for name, f in cls.model_fields.items()]
     needed = [f.alias or n for n, f in cls.model_fields.items() if f.is_required() and n != "dist"]
+    if kind == "beta":  # by its mean and sd, or by its shapes
+        needed = ["a", "b"] if {"a", "b"} & set(v) else ["mean", "sd"]
+        if {"a", "b"} & set(v) and {"mean", "sd"} & set(v):
+            key = "mean" if "mean" in v else "sd"
+            raise _custom(
+                f"a beta distribution has mean and sd, or a and b, not both (drop '{key}')", key
+            )
     for key, val in v.items():
         if key not in allowed:
             raise _custom(
@@ -293,6 +301,7 @@ def _validate_dist(v: dict[str, Any]) -> Dist:
             raise _custom(
                 f"missing required key '{key}' (a {kind} distribution needs "
                 + ", ".join(needed)
+                + (", or a and b" if kind == "beta" and key in ("mean", "sd") else "")
                 + ")",
                 key,
             )
@@ -313,6 +322,8 @@ def dist_mean(v: Mapping[str, Any]) -> float:
     """Mean of a (valid) distribution mapping, without building a scipy distribution."""
     if "mean" in v:  # normal, lognormal, gamma, beta: given by their mean
         return float(v["mean"])
+    if v["dist"] == "beta":  # by its shapes
+        return float(v["a"]) / (float(v["a"]) + float(v["b"]))
     if v["dist"] == "triangular":
         return (float(v["low"]) + float(v["mode"]) + float(v["high"])) / 3
     return (float(v["low"]) + float(v["high"])) / 2  # uniform
@@ -470,6 +481,8 @@ else:
 NAME_MAX = 64  # characters of a name (scenario, product, segment, feature, output id, variant)
 TEXT_MAX = 200  # characters of a label or an objective's or key result's name
 DESCRIPTION_MAX = 1000  # characters of a scenario's description
+#: Most days a scenario simulates: 40 years (yearly contracts followed for decades).
+MAX_DAYS = 14_610
 _NAME_RE = re.compile(r"\w(?:[\w .-]*[\w.-])?")  # letters, digits, '_', '-', '.', inner spaces
 _ID_RE = re.compile(r"\w[\w-]*")  # letters, digits, '_', '-': usable in paths and metric names
 
@@ -1233,10 +1246,33 @@ class ExperienceRules(Strict):
 class ChurnRules(Strict):
     """When a customer leaves, and where they go.
 
-    The daily hazard comes from base_monthly times churn_proneness *
-    exp(-habit_k * habit) * exp(satisfaction_k * (0.5 - satisfaction)) * multipliers;
-    a leaver switches to a competitor or lapses (logit against the outside option).
+    With ``decision: daily`` (the default) a customer may leave any day, with the daily
+    hazard base_monthly (as a daily rate) times churn_proneness * exp(-habit_k * habit) *
+    exp(satisfaction_k * (0.5 - satisfaction)) * multipliers. With ``decision: renewal``
+    (contracts, yearly or monthly plans) a customer decides only at the end of each
+    period of ``period_days`` since joining, and leaves then with probability
+    renewal_churn times the same factors (capped at 1): with habit_k and satisfaction_k 0
+    and churn_proneness drawn from Beta(a, b), this is the shifted-beta-geometric model.
+    A leaver switches to a competitor or lapses (logit against the outside option).
     """
+
+    decision: Literal["daily", "renewal"] = Field(
+        "daily",
+        description="When customers decide to leave: any day (daily, a hazard) or only at "
+        "the end of each contract period since they joined (renewal).",
+    )
+    period_days: int = Field(
+        30,
+        ge=1,
+        le=366,
+        description="Length of a contract period with decision: renewal, e.g. 30 or 365 [days].",
+    )
+    renewal_churn: Prob | None = Field(
+        None,
+        description="Probability of not renewing at the end of a period (decision: renewal) "
+        "at churn proneness 1, habit 0 and satisfaction 0.5; default base_monthly "
+        "compounded over period_days [probability/period].",
+    )
 
     base_monthly: Prob = Field(
         0.05,
@@ -1565,7 +1601,10 @@ class Scenario(Strict):
     name: Name = Field(description="Short identifier, used in file names and titles.")
     description: Description = Field("", description="One line shown by `simkit list`.")
     days: int = Field(
-        ge=1, le=3650, description="Days simulated, day 0 to days - 1 (one tick = one day) [days]."
+        ge=1,
+        le=MAX_DAYS,
+        description="Days simulated, day 0 to days - 1 (one tick = one day); up to 40 years "
+        "[days].",
     )
     seed: int = Field(0, ge=0, description="Default random seed of a run.")
     start_date: dt.date | None = Field(

@@ -311,6 +311,7 @@ def test_runs_on_two_threads_at_once_give_the_same_numbers(monkeypatch):
     from simkit.model import compiled as fast
 
     monkeypatch.setattr(fast, "_threads", 2)
+    monkeypatch.setattr(fast, "MIN_PARALLEL_USERS", 0)  # (a small market, on threads)
     sc = simkit.load_scenario("ridehailing_duopoly")
     cache = simkit.RunCache(launch_bytes=0)  # (shared by the threads: their warm-up)
     kw = dict(seed=8, users=3000, days=150, warmup_days=30, journeys=0, cache=cache)
@@ -318,8 +319,8 @@ def test_runs_on_two_threads_at_once_give_the_same_numbers(monkeypatch):
     kernels = []
     pick = fast._kernel
 
-    def spy(serial, parallel):
-        cm = pick(serial, parallel)
+    def spy(serial, parallel, worth_it=True):
+        cm = pick(serial, parallel, worth_it)
         run = cm.__enter__()
         kernels.append((threading.current_thread().name, run is parallel))
         return _Entered(cm, run)
@@ -350,11 +351,18 @@ def test_runs_on_two_threads_at_once_give_the_same_numbers(monkeypatch):
         t, blocked = in_thread()
         t.join()
     assert kernels and not any(par for _, par in kernels)
+    # a market too small to be worth the threads: the serial one
+    kernels.clear()
+    monkeypatch.setattr(fast, "MIN_PARALLEL_USERS", 10**9)
+    t, small = in_thread()
+    t.join()
+    assert kernels and not any(par for _, par in kernels)
+    monkeypatch.setattr(fast, "MIN_PARALLEL_USERS", 0)
     # two runs at once
     t, together = in_thread()
     here = simkit.run(sc, **kw)
     t.join()
-    for result in (free, plain, blocked, together, {"result": here}):
+    for result in (free, plain, blocked, small, together, {"result": here}):
         pd.testing.assert_frame_equal(result["result"].metrics, alone.metrics, check_exact=True)
         pd.testing.assert_frame_equal(result["result"].retention, alone.retention, check_exact=True)
 

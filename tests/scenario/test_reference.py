@@ -110,7 +110,7 @@ def test_every_scenario_field_has_a_description():
 
 def test_numbers_are_formatted_for_people(markdown):
     assert "50,000,000" in markdown  # market.users
-    assert "3,650" in markdown  # days
+    assert "14,610" in markdown  # days
     assert not re.search(r"\d[eE][+-]\d", markdown), "a number in scientific notation"
 
 

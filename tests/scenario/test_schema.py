@@ -502,7 +502,7 @@ CASES = [
         "distribution for a whole number",
         changed("days", {"dist": "normal", "mean": 100, "sd": 5}),
         "days",
-        "expected a whole number from 1 to 3,650, got a mapping",
+        "expected a whole number from 1 to 14,610, got a mapping",
     ),
     # price changes that cannot mean what they say (docs/model.md §2, Outputs)
     (
