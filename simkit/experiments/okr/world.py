@@ -42,7 +42,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import product
 
 import numpy as np
 import pandas as pd
@@ -85,8 +84,20 @@ def uncertain_paths(sc: Scenario) -> list[str]:
 
 
 def _multi_indices(d: int, degree: int) -> np.ndarray:
-    """All exponents ``alpha`` (one per parameter) with total degree <= ``degree``."""
-    rows = [a for a in product(range(degree + 1), repeat=d) if sum(a) <= degree]
+    """All exponents ``alpha`` (one per parameter) with total degree <= ``degree``.
+
+    Enumerated directly (C(d + degree, degree) of them), constant first, then by degree.
+    """
+    rows: list[tuple[int, ...]] = []
+
+    def extend(prefix: tuple[int, ...], left: int) -> None:
+        if len(prefix) == d:
+            rows.append(prefix)
+            return
+        for a in range(left + 1):
+            extend((*prefix, a), left - a)
+
+    extend((), degree)
     rows.sort(key=lambda a: (sum(a), tuple(-x for x in a)))
     return np.array(rows, dtype=int).reshape(len(rows), d)
 
