@@ -6,7 +6,7 @@
     simkit run FILE|NAME [--seed N] [--users N] [--days N] [--out DIR] [--format csv|parquet]
     simkit report FILE|NAME [--runs N] [--executor SPEC] [--out DIR]   vs the counterfactual
     simkit compare FILE|NAME [--variant V ...] [--runs N] [--out DIR]   plans compared on money
-    simkit okr FILE|NAME [--runs N] [--executor SPEC] [--out DIR]      OKR stress test
+    simkit okr FILE|NAME [--precision P] [--runs N] [--out DIR]        OKR stress test
     simkit calibrate FILE|NAME DATA.csv --fit PATH [--fit PATH ...] [--holdout K] [--out DIR]
 
 Bad input prints one line on stderr and exits with status 2.
@@ -156,10 +156,31 @@ def _executor_spec(text: str) -> str:
     return text
 
 
+def _precision(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value > 1:
+        value /= 100  # given in points: 5 -> 0.05
+    if not 0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"expected a half-width in (0, 0.5), got {text!r}")
+    return value
+
+
 def _add_okr_parser(sub) -> None:
     o = sub.add_parser("okr", help="stress-test the OKRs of a scenario over an ensemble")
     o.add_argument("scenario", metavar="FILE|NAME")
-    o.add_argument("--runs", type=_positive_int, default=200, help="runs (default 200)")
+    o.add_argument(
+        "--runs", type=_positive_int, default=120, help="most runs for P(met) (default 120)"
+    )
+    o.add_argument(
+        "--precision",
+        type=_precision,
+        default=0.05,
+        help="stop adding runs when every P(met) is within +- this (0.05 or 5 points; "
+        "default 0.05)",
+    )
     o.add_argument("--seed", type=_seed, default=None, help="random seed (default: scenario's)")
     o.add_argument("--users", type=_positive_int, default=None, help="simulated users")
     o.add_argument(
@@ -173,7 +194,7 @@ def _add_okr_parser(sub) -> None:
         "--out",
         type=Path,
         default=None,
-        help="directory for tables, figures and the runs (an interrupted run resumes there)",
+        help="directory for the memo, tables, figures and runs (default results/<scenario>-okr)",
     )
     o.add_argument("--variant", default=None, help="ship only this variant's outputs")
     o.add_argument(
@@ -183,17 +204,12 @@ def _add_okr_parser(sub) -> None:
         help="sampling of uncertain parameters (default lhs)",
     )
     o.add_argument(
-        "--sensitivity",
-        choices=["sobol", "morris", "none"],
-        default="sobol",
-        help="sensitivity analysis (default sobol)",
-    )
-    o.add_argument(
         "--lever",
         nargs=3,
-        metavar=("PATH", "LEAST", "MOST"),
+        metavar=("NAME", "LEAST", "MOST"),
         default=None,
-        help="search this parameter for every key result (default: their levers)",
+        help="search this number (a path, or <output id or label>.<field>) for every key "
+        "result (default: their levers)",
     )
     o.add_argument("--no-what-it-takes", action="store_true", help="skip the lever search")
     o.add_argument(
@@ -201,11 +217,13 @@ def _add_okr_parser(sub) -> None:
         action="store_true",
         help="judge and warn on the true metrics, not on what the team observes",
     )
-    o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def cmd_okr(args) -> int:
     from .experiments.okr import WhatItTakesOptions, stress_test
+    from .experiments.okr.stress import default_out
+    from .scenario.schema import load_scenario
 
     lever = None
     if args.lever is not None:
@@ -216,24 +234,24 @@ def cmd_okr(args) -> int:
             raise SimkitError(
                 f"--lever: LEAST and MOST must be numbers, got {least!r} {most!r}"
             ) from None
+    out = args.out if args.out is not None else default_out(load_scenario(args.scenario))
     result = stress_test(
         args.scenario,
         runs=args.runs,
+        precision=args.precision,
         seed=args.seed,
         users=args.users,
         days=args.days,
         executor=args.executor,
         sampler=args.sampler,
         variant=args.variant,
-        out=args.out,
+        out=out,
         progress=not args.no_progress,
         what_it_takes=False if args.no_what_it_takes else WhatItTakesOptions(lever=lever),
-        sensitivity=None if args.sensitivity == "none" else args.sensitivity,
         observed=not args.true_metrics,
     )
     print(result.format())
-    if args.out is not None:
-        print(f"wrote tables, figures and runs to {args.out}")
+    print(f"\nwrote the memo, tables and figures to {out} ({result.options['seconds']:.0f} s)")
     return 0
 
 

@@ -163,7 +163,20 @@ for r in st.warning_comparison.itertuples():
             assert lw == warned["first_week"].min() and r.leading == warned.iloc[0]["indicator"]
 print("claims checked:", len(said["text"]), "sentences")
 """
-CHECKS = {"02_leading_vs_trailing.ipynb": CHECK_02}
+CHECK_03 = """
+kr = st.key_results.set_index("kr")
+gap = (kr["p_met"] - kr["p_runs"]).abs()
+k, p_runs, p_met = said["widest_gap"]
+assert k == gap.idxmax() and p_runs == round(kr.loc[k, "p_runs"], 2)
+assert p_met == round(kr.loc[k, "p_met"], 2)
+k, share = said["noisiest"]
+assert k == kr["noise_share"].idxmax() and share == round(kr["noise_share"].max(), 2)
+for k, name in said["top_driver"].items():
+    g = st.drivers[st.drivers["kr"] == k]
+    assert name == g.loc[g["ST"].idxmax(), "name"] and g["ST_lo"].max() >= 0.01
+print("claims checked")
+"""
+CHECKS = {"02_leading_vs_trailing.ipynb": CHECK_02, "03_okr_stress_test.ipynb": CHECK_03}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

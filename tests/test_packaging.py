@@ -46,7 +46,6 @@ EXTRA_ONLY = (
     "voila",
     "dask",
     "distributed",
-    "ema_workbench",
 )
 TEST_EXTRAS = {
     "dev",
