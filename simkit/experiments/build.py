@@ -44,7 +44,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..errors import ScenarioError, SimkitError
-from ..scenario.presets import KPI_LABELS, PRESETS, Preset
+from ..scenario.presets import KPI_LABELS, OUR_NUMBERS, PLAN_NUMBERS, PRESETS, Preset
 from ..scenario.schema import (
     Name,
     Scenario,
@@ -163,7 +163,7 @@ class Dashboard(Strict):
                 "market_size",
             )
         plan = self.ours.fee is not None
-        for key in ("paid_share", "renewal_rate", "conversion_rate"):
+        for key in PLAN_NUMBERS:
             if getattr(self, key) is not None and not plan:
                 raise _custom(f"{key} needs a paid plan: give our product a fee", key)
         return self
@@ -335,9 +335,9 @@ def _targets(d: Dashboard) -> list[_Target]:
         _Target(f"customers:{p.name}", f"customers of {p.name}", p.customers, "yours")
         for p in d.products
     ]
-    keys = ["dau_mau", "monthly_churn", "transactions_per_active_user", "nps"]
+    keys = list(OUR_NUMBERS)
     if d.ours.fee is not None:
-        keys += ["paid_share", "renewal_rate"]
+        keys += PLAN_NUMBERS[:2]
         if d.conversion_rate is not None:
             keys.append("conversion_rate")
     for k in keys:
@@ -816,7 +816,7 @@ class Built:
         """
         moving = []
         for r in self.table.itertuples():
-            limit = NPS_TOLERANCE if r.key == "nps" else self.tolerance
+            limit = self._limit(r.key)
             # beyond the tolerance, and beyond what noise moves a difference of two windows
             if abs(r.drift) > max(limit, 2 * math.sqrt(2) * r.noise):  # (nan compares False)
                 moving.append(
@@ -834,6 +834,10 @@ class Built:
             "against these numbers"
         ]
 
+    def _limit(self, key: str) -> float:
+        """Return a number's tolerance on the scale of its error (NPS: points)."""
+        return NPS_TOLERANCE if key == "nps" else self.tolerance
+
     def noisy(self) -> list[str]:
         """Return a line for each number the simulation cannot measure to its tolerance.
 
@@ -844,7 +848,7 @@ class Built:
         out = []
         users = self.scenario.market.users
         for r in self.table.itertuples():
-            limit = NPS_TOLERANCE if r.key == "nps" else self.tolerance
+            limit = self._limit(r.key)
             if not r.noise <= limit:
                 need = users * (r.noise / limit) ** 2 if math.isfinite(r.noise) else math.inf
                 more = (
@@ -1041,17 +1045,16 @@ def _commented_yaml(b: Built) -> str:
             comments[f"products[{i}].subscription.fee"] = yours
     for r in b.table.itertuples():
         src = yours if r.source == "from your numbers" else assumed
-        if r.solved_by == ADOPTION:
+        text = f"solved: {r.number} {_fmt(r.key, r.yours)} ({src}), simulated " + _fmt(
+            r.key, r.simulated
+        )
+        if r.solved_by == ADOPTION:  # not a path: it scales every product's Bass p and q
             for i in range(len(d.products)):
                 comments[f"products[{i}].bass"] = (
-                    f"solved: {r.number} {_fmt(r.key, r.yours)} ({src}), simulated "
-                    f"{_fmt(r.key, r.simulated)}: every product's p and q times {r.value:.4g}"
+                    f"{text}: every product's p and q times {r.value:.4g}"
                 )
-            continue
-        comments[r.solved_by] = (
-            f"solved: {r.number} {_fmt(r.key, r.yours)} ({src}), simulated "
-            f"{_fmt(r.key, r.simulated)}"
-        )
+        else:
+            comments[r.solved_by] = text
     for key in ("visit", "experience", "churn"):
         for k in getattr(d.preset, key):
             comments.setdefault(f"behaviour.{key}.{k}", assumed)

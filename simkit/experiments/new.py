@@ -13,22 +13,20 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import SimkitError
-from ..scenario.presets import KPI_LABELS, PRESETS
+from ..scenario.presets import KPI_LABELS, OUR_NUMBERS, PLAN_NUMBERS, PRESETS
 
-__all__ = ["ask_dashboard", "example_kpis"]
+__all__ = ["ask_dashboard", "example_kpis", "read_number"]
 
-# (key, question, kind): our numbers asked after the products, in this order
-_OUR_NUMBERS = (
-    ("dau_mau", "DAU/MAU (e.g. 0.22)", float),
-    ("monthly_churn", "monthly churn (share of customers, e.g. 0.03)", float),
-    ("transactions_per_active_user", "transactions per active user per day", float),
-    ("nps", "NPS (-100 to 100)", float),
-)
-_PLAN_NUMBERS = (
-    ("paid_share", "share of our customers on the paid plan (e.g. 0.05)", float),
-    ("renewal_rate", "renewal rate of the plan (e.g. 0.95)", float),
-    ("conversion_rate", "free-to-paid conversions per visit (leave empty if unknown)", float),
-)
+# the question asked for each of our numbers (presets.OUR_NUMBERS, PLAN_NUMBERS: the order)
+_QUESTIONS = {
+    "dau_mau": "DAU/MAU (e.g. 0.22)",
+    "monthly_churn": "monthly churn (share of customers, e.g. 0.03)",
+    "transactions_per_active_user": "transactions per active user per day",
+    "nps": "NPS (-100 to 100)",
+    "paid_share": "share of our customers on the paid plan (e.g. 0.05)",
+    "renewal_rate": "renewal rate of the plan (e.g. 0.95)",
+    "conversion_rate": "free-to-paid conversions per visit (leave empty if unknown)",
+}
 
 
 def example_kpis(category: str) -> str:
@@ -64,13 +62,9 @@ def example_kpis(category: str) -> str:
         "    customers: 1000000",
         "    price: 0",
     ]
-    for key in ("dau_mau", "monthly_churn", "transactions_per_active_user", "nps"):
+    for key in (*OUR_NUMBERS, *(PLAN_NUMBERS[:2] if plan else ())):
         t = k[key]
         lines.append(f"{key}: {t.value:g}    # typical {t.low:g} to {t.high:g} ({t.source})")
-    if plan:
-        for key in ("paid_share", "renewal_rate"):
-            t = k[key]
-            lines.append(f"{key}: {t.value:g}    # typical {t.low:g} to {t.high:g} ({t.source})")
     lines += [
         "# outputs: [...]   the plan, written as in a scenario (docs/scenarios.md)",
         "# okrs: [...]      objectives and key results, as in a scenario",
@@ -78,12 +72,18 @@ def example_kpis(category: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _number(text: str, kind: type) -> Any:
-    """Read a typed number: ``5000000``, ``5,000,000``, ``5e6``, ``0.3`` (not nan or inf)."""
-    value = float(text.replace(",", "").replace("_", ""))
+def read_number(text: str) -> float:
+    """Read a typed number: ``5000000``, ``5,000,000``, ``5e6``, ``0.3`` (not nan or inf).
+
+    Raises
+    ------
+    ValueError
+        ``text`` is not such a number.
+    """
+    value = float(text.strip().replace(",", "").replace("_", ""))
     if not math.isfinite(value):
         raise ValueError(text)
-    return kind(value)
+    return value
 
 
 def ask_dashboard(
@@ -122,7 +122,7 @@ def ask_dashboard(
             if kind is str:
                 return text
             try:
-                return _number(text, kind)
+                return kind(read_number(text))
             except ValueError:
                 say(f"  expected a number, got {text!r}")
 
@@ -154,11 +154,10 @@ def ask_dashboard(
             r["fee"] = rfee
         products.append(r)
     data["products"] = products
-    numbers = list(_OUR_NUMBERS) + (list(_PLAN_NUMBERS) if fee is not None else [])
-    for key, question, kind in numbers:
+    for key in (*OUR_NUMBERS, *(PLAN_NUMBERS if fee is not None else ())):
         typical = pre.kpis.get(key)
         note = f" (typical {typical.low:g}-{typical.high:g})" if typical else ""
-        value = get(f"{question}{note}", kind, required=False)
+        value = get(f"{_QUESTIONS[key]}{note}", float, required=False)
         if value is not None:
             data[key] = value
         elif typical is not None:

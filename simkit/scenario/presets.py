@@ -24,7 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["KPI_LABELS", "PRESETS", "Preset", "Typical", "preset", "presets_markdown"]
+__all__ = [
+    "KPI_LABELS",
+    "OUR_NUMBERS",
+    "PLAN_NUMBERS",
+    "PRESETS",
+    "Preset",
+    "Typical",
+    "preset",
+    "presets_markdown",
+]
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,12 @@ KPI_LABELS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "conversion_rate": ("conversion rate", "conversions per visit of a free customer"),
     }
 )
+
+
+#: Our numbers on a dashboard, in the order they are asked and shown (each has a typical value).
+OUR_NUMBERS = ("dau_mau", "monthly_churn", "transactions_per_active_user", "nps")
+#: Our numbers with a paid plan (the conversion rate has no typical value: given or not solved).
+PLAN_NUMBERS = ("paid_share", "renewal_rate", "conversion_rate")
 
 
 @dataclass(frozen=True)
@@ -294,14 +309,7 @@ def preset(name: str) -> Preset:
 
 def presets_markdown() -> str:
     """Return the table of the presets' typical numbers (in ``docs/build.md``, checked by a test)."""
-    keys = [
-        "dau_mau",
-        "monthly_churn",
-        "transactions_per_active_user",
-        "nps",
-        "paid_share",
-        "renewal_rate",
-    ]
+    keys = [*OUR_NUMBERS, *PLAN_NUMBERS[:2]]
     head = "| preset | " + " | ".join(KPI_LABELS[k][0] for k in keys) + " |"
     lines = [head, "|---" * (len(keys) + 1) + "|"]
     for p in PRESETS.values():

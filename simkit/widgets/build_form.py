@@ -17,12 +17,12 @@ from typing import Any
 import ipywidgets as W
 
 from ..errors import SimkitError
-from ..scenario.presets import KPI_LABELS, PRESETS
+from ..experiments.new import read_number
+from ..scenario.presets import KPI_LABELS, OUR_NUMBERS, PLAN_NUMBERS, PRESETS
 from ..scenario.schema import file_stem
 
 __all__ = ["BuildForm", "build_form"]
 
-# our numbers, in the order of the form (empty: assumed from the category)
 NUMBERS = (
     "dau_mau",
     "monthly_churn",
@@ -62,11 +62,10 @@ def _text(description: str, value: str = "", placeholder: str = "") -> W.Text:
 
 def _number(text: str, what: str) -> float | None:
     """Return a typed number, or None for an empty field (one line naming it if not a number)."""
-    t = text.strip().replace(",", "").replace("_", "")
-    if not t:
+    if not text.strip():
         return None
     try:
-        return float(t)
+        return read_number(text)
     except ValueError:
         raise SimkitError(f"{what}: expected a number, got {text.strip()!r}") from None
 
@@ -207,7 +206,7 @@ class BuildForm:
             ]
             for i in range(RIVALS)
         ]
-        self.numbers = {k: _text(KPI_LABELS[k][0]) for k in NUMBERS}
+        self.numbers = {k: _text(KPI_LABELS[k][0]) for k in (*OUR_NUMBERS, *PLAN_NUMBERS)}
         self.outputs: list[_OutputRow] = []
         self.plan_box = W.VBox([])
         add_output = W.Button(description="add to the plan", icon="plus")
