@@ -121,13 +121,19 @@ RATE_FACTS = ("nps", "satisfaction", "habit", "renewals_due", "renewals_done")
 
 @dataclass
 class CohortTables:
-    """Cohort activity retention ``R``, survival ``S``, cohort sizes and members' lifetimes."""
+    """Cohort activity retention ``R``, survival ``S``, cohort sizes and members' lifetimes.
+
+    Also the members' repeat visits and transactions by cohort and calendar week, and
+    (when kept) each member's visits day by day.
+    """
 
     retention: pd.DataFrame
     survival: pd.DataFrame
     daily_retention: pd.DataFrame
     sizes: pd.Series
     lifetimes: pd.DataFrame | None = None
+    repeat_transactions: pd.DataFrame | None = None
+    visit_log: pd.DataFrame | None = None
 
 
 class Recorder:
@@ -169,6 +175,16 @@ class Recorder:
         self.visit_weeks = np.zeros((weeks, weeks), dtype=np.int64)
         self.daily_horizon = daily_horizon
         self.visit_days = np.zeros((weeks, daily_horizon), dtype=np.int64)
+        # cohort members' repeat visits [0] and their transactions [1] by (cohort week,
+        # calendar week); and, when kept, each user's transactions + 1 on the days they
+        # visited us (0: no visit) from day 0 on (see keep_visit_log)
+        self.repeat = np.zeros((2, weeks, weeks))
+        self.visit_log: np.ndarray | None = None
+
+    def keep_visit_log(self, users: int) -> None:
+        """Keep each user's visits to our product day by day from day 0 on (2 bytes a day)."""
+        if self.visit_log is None or self.visit_log.shape[0] != users:
+            self.visit_log = np.zeros((users, self.days), dtype=np.int16)
 
     @property
     def nbytes(self) -> int:
@@ -182,7 +198,10 @@ class Recorder:
             self.segment_dau,
             self.visit_weeks,
             self.visit_days,
+            self.repeat,
         ]
+        if self.visit_log is not None:
+            arrays.append(self.visit_log)
         return sum(a.nbytes for a in arrays)
 
     # ---- engine side -------------------------------------------------------------------
@@ -232,12 +251,20 @@ class Recorder:
         self.segment_customers[rows] = segment_customers
         self.segment_dau[rows] = segment_dau
 
-    def add_visits(self, day: int, cohort_day: np.ndarray, first_in_week: np.ndarray) -> None:
+    def add_visits(
+        self,
+        day: int,
+        cohort_day: np.ndarray,
+        first_in_week: np.ndarray,
+        users: np.ndarray,
+        transactions: np.ndarray,
+    ) -> None:
         """Count today's visits of cohort members for the retention tables.
 
         ``cohort_day``: the visitors' cohort (first adoption) days (>= 0 only);
         ``first_in_week``: whether each visit is the user's first in its week since
-        adoption (so each user counts once per week).
+        adoption (so each user counts once per week); ``users`` and ``transactions``: who
+        visited and their transactions today (repeat visits and the visit log).
         """
         since = day - cohort_day
         c = cohort_day // 7
@@ -245,6 +272,11 @@ class Recorder:
         np.add.at(self.visit_weeks, (c[first_in_week], w[first_in_week]), 1)
         near = since < self.daily_horizon
         np.add.at(self.visit_days, (c[near], since[near]), 1)
+        again = since > 0
+        np.add.at(self.repeat[0], (c[again], day // 7), 1)
+        np.add.at(self.repeat[1], (c[again], day // 7), transactions[again])
+        if self.visit_log is not None:
+            self.visit_log[users, day] = np.minimum(transactions + 1, 32767)
 
     # ---- results ----------------------------------------------------------------------
     def truncate(self, days: int) -> None:
@@ -400,7 +432,29 @@ class Recorder:
             }
         )
         sizes_s = pd.Series(sizes[keep], index=idx, name="size")
-        return CohortTables(R_df, S_df, D_df, sizes_s, lifetimes)
+        # repeat visits and transactions by cohort and complete calendar week
+        full = days // 7
+        cw, ww = np.meshgrid(np.flatnonzero(keep), np.arange(full), indexing="ij")
+        repeat = pd.DataFrame(
+            {
+                "cohort": cw.ravel(),
+                "week": ww.ravel(),
+                "visits": self.repeat[0][:weeks][keep, :full].ravel().astype(np.int64),
+                "transactions": self.repeat[1][:weeks][keep, :full].ravel().astype(np.int64),
+            }
+        )
+        visit_log = None
+        if self.visit_log is not None:  # rows of the members (as in lifetimes), days
+            who = np.flatnonzero(member)[inside]
+            m, day = np.nonzero(self.visit_log[who, :days])
+            visit_log = pd.DataFrame(
+                {
+                    "member": m.astype(np.int64),
+                    "day": day.astype(np.int64),
+                    "transactions": self.visit_log[who[m], day].astype(np.int64) - 1,
+                }
+            )
+        return CohortTables(R_df, S_df, D_df, sizes_s, lifetimes, repeat, visit_log)
 
 
 class Journeys:
