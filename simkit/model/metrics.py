@@ -432,15 +432,17 @@ class Recorder:
             }
         )
         sizes_s = pd.Series(sizes[keep], index=idx, name="size")
-        # repeat visits and transactions by cohort and complete calendar week
+        # repeat visits and transactions by cohort and complete calendar week (from the
+        # cohort's own week on)
         full = days // 7
         cw, ww = np.meshgrid(np.flatnonzero(keep), np.arange(full), indexing="ij")
+        later = (ww >= cw).ravel()  # (a cohort's repeat purchases start in its own week)
         repeat = pd.DataFrame(
             {
-                "cohort": cw.ravel(),
-                "week": ww.ravel(),
-                "visits": self.repeat[0][:weeks][keep, :full].ravel().astype(np.int64),
-                "transactions": self.repeat[1][:weeks][keep, :full].ravel().astype(np.int64),
+                "cohort": cw.ravel()[later],
+                "week": ww.ravel()[later],
+                "visits": self.repeat[0][:weeks][keep, :full].ravel()[later].astype(np.int64),
+                "transactions": self.repeat[1][:weeks][keep, :full].ravel()[later].astype(np.int64),
             }
         )
         visit_log = None
