@@ -75,10 +75,11 @@ class RunResult:
         (:func:`simkit.experiments.calibrate.simulate_curves`).
     repeat_transactions : pandas.DataFrame or None
         The cohort members' repeat purchases: one row per cohort week (``cohort``, as in
-        ``cohort_sizes``) and complete calendar week since day 0 from its own on (``week``), with
-        ``visits`` (days a member visited us after their first day: repeat purchase
-        occasions, as a transaction log counts them, one a day) and ``transactions``
-        (those visits' transactions). Cumulative: ``groupby("cohort").cumsum()``.
+        ``cohort_sizes``) and complete calendar week since day 0, from the cohort's own
+        week on (``week``), with ``visits`` (days a member visited us after their first
+        day: repeat purchase occasions, as a transaction log counts them, one a day) and
+        ``transactions`` (those visits' transactions). Cumulative:
+        ``groupby("cohort").cumsum()``.
     visit_log : pandas.DataFrame or None
         With ``run(..., visit_log=True)``: one row per day a cohort member visited us
         (their first day included), ``member`` (the row of ``lifetimes``), ``day`` and
