@@ -500,8 +500,10 @@ def churn_bound(habit_k: float, satisfaction_k: float) -> float:
     return math.exp(max(0.0, -habit_k) + 0.5 * abs(satisfaction_k)) * (1.0 + 1e-6)
 
 
-#: ``Results.visit_log`` of a run that keeps none (an empty, never written array).
+#: ``Results.visit_log`` of a run that keeps none, and ``Results.repeat`` of warm-up days
+#: (empty, never written: no cohort visits before day 0).
 _NO_LOG = np.zeros((0, 0), np.int16)
+_NO_REPEAT = np.zeros((2, 0, 0), np.int32)
 
 
 # ---- the kernel's arguments ---------------------------------------------------------------
@@ -795,8 +797,8 @@ def _days(d0, days, record_from, dims, users, draws, products, B, network, resul
                     visit_days[cd // 7, since] += 1
                 i = who_buf[q]
                 if since > 0:  # a repeat visit (the first day is the first purchase)
-                    repeat[0, cd // 7, d // 7] += 1
-                    repeat[1, cd // 7, d // 7] += tx_today[i]
+                    repeat[0, cd // 7, d // 7] += np.int32(1)
+                    repeat[1, cd // 7, d // 7] += np.int32(tx_today[i])
                 if logged:
                     visit_log[i, d] = np.int16(min(tx_today[i] + 1.0, 32767.0))
         out[START_OURS] = counts[ours]
@@ -1394,7 +1396,7 @@ class CompiledMarketModel(MarketBase):
                     FUS,
                     rec.visit_weeks,
                     rec.visit_days,
-                    rec.repeat,
+                    rec.repeat_counts() if d0 >= 0 else _NO_REPEAT,
                     rec.visit_log if rec.visit_log is not None else _NO_LOG,
                 ),
                 self._work,

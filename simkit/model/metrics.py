@@ -176,10 +176,21 @@ class Recorder:
         self.daily_horizon = daily_horizon
         self.visit_days = np.zeros((weeks, daily_horizon), dtype=np.int64)
         # cohort members' repeat visits [0] and their transactions [1] by (cohort week,
-        # calendar week); and, when kept, each user's transactions + 1 on the days they
-        # visited us (0: no visit) from day 0 on (see keep_visit_log)
-        self.repeat = np.zeros((2, weeks, weeks))
+        # calendar week), from day 0 on (see repeat_counts); and, when kept, each user's
+        # transactions + 1 on the days they visited us (0: no visit) (see keep_visit_log)
+        self._repeat: np.ndarray | None = None
         self.visit_log: np.ndarray | None = None
+
+    def repeat_counts(self) -> np.ndarray:
+        """Return the repeat visits and transactions by cohort and calendar week [2, W, W].
+
+        Made on the first day that needs it (day 0): a warm-up, and the snapshots taken at
+        its end, do without (the array grows with the square of the weeks).
+        """
+        if self._repeat is None:
+            weeks = self.days // 7 + 1
+            self._repeat = np.zeros((2, weeks, weeks), dtype=np.int32)
+        return self._repeat
 
     def keep_visit_log(self, users: int) -> None:
         """Keep each user's visits to our product day by day from day 0 on (2 bytes a day)."""
@@ -198,10 +209,8 @@ class Recorder:
             self.segment_dau,
             self.visit_weeks,
             self.visit_days,
-            self.repeat,
         ]
-        if self.visit_log is not None:
-            arrays.append(self.visit_log)
+        arrays += [a for a in (self._repeat, self.visit_log) if a is not None]
         return sum(a.nbytes for a in arrays)
 
     # ---- engine side -------------------------------------------------------------------
@@ -273,8 +282,9 @@ class Recorder:
         near = since < self.daily_horizon
         np.add.at(self.visit_days, (c[near], since[near]), 1)
         again = since > 0
-        np.add.at(self.repeat[0], (c[again], day // 7), 1)
-        np.add.at(self.repeat[1], (c[again], day // 7), transactions[again])
+        repeat = self.repeat_counts()
+        np.add.at(repeat[0], (c[again], day // 7), 1)
+        np.add.at(repeat[1], (c[again], day // 7), transactions[again].astype(np.int32))
         if self.visit_log is not None:
             self.visit_log[users, day] = np.minimum(transactions + 1, 32767)
 
@@ -437,12 +447,13 @@ class Recorder:
         full = days // 7
         cw, ww = np.meshgrid(np.flatnonzero(keep), np.arange(full), indexing="ij")
         later = (ww >= cw).ravel()  # (a cohort's repeat purchases start in its own week)
+        counts = self.repeat_counts()[:, :weeks][:, keep, :full]
         repeat = pd.DataFrame(
             {
                 "cohort": cw.ravel()[later],
                 "week": ww.ravel()[later],
-                "visits": self.repeat[0][:weeks][keep, :full].ravel()[later].astype(np.int64),
-                "transactions": self.repeat[1][:weeks][keep, :full].ravel()[later].astype(np.int64),
+                "visits": counts[0].ravel()[later].astype(np.int64),
+                "transactions": counts[1].ravel()[later].astype(np.int64),
             }
         )
         visit_log = None
