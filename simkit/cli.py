@@ -438,7 +438,23 @@ def _add_calibrate_parser(sub) -> None:
         type=int,
         default=0,
         metavar="K",
-        help="project the last K periods instead of fitting them (default 0)",
+        help="project the last K periods instead of fitting them (default 0); for repeat "
+        "buyers (churn decision: visit), the last K weeks of the event log",
+    )
+    c.add_argument(
+        "--repeat-buyers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fit an event log of repeat buyers on frequency and recency, checked against "
+        "BG/NBD and Pareto/NBD (default: when the scenario's churn decision is visit or a "
+        "segment draws a frequency trait)",
+    )
+    c.add_argument(
+        "--calibration-end",
+        default=None,
+        metavar="DATE",
+        help="repeat buyers (a scenario whose churn decision is visit): the last day "
+        "fitted, instead of --holdout WEEKS before the log's end",
     )
     c.add_argument(
         "--periods",
@@ -526,11 +542,23 @@ def cmd_calibrate(args) -> int:
             raise SimkitError(
                 f"--bounds {path}: LOW and HIGH must be numbers, got {lo!r} {hi!r}"
             ) from None
-    data = read_data(args.data, unit=args.unit, values=args.values, curve=args.curve)
+    from .experiments.repeat_calibrate import is_repeat_scenario
+    from .scenario.schema import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    repeat = is_repeat_scenario(scenario) if args.repeat_buyers is None else args.repeat_buyers
+    if repeat:  # repeat buyers: the event log itself, held out in calendar weeks
+        if args.values is not None:
+            raise SimkitError("--values: not used for repeat buyers (an event log)")
+        data = args.data
+    else:
+        data = read_data(args.data, unit=args.unit, values=args.values, curve=args.curve)
     cal = calibrate(
-        args.scenario,
+        scenario,
         data,
         args.fit,
+        calibration_end=args.calibration_end,
+        repeat=repeat,
         periods=args.periods,
         holdout=args.holdout,
         curves=[args.curve] if args.curve else None,

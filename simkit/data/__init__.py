@@ -15,13 +15,21 @@ they are found from any working directory.
                                drop out after a purchase (BG/NBD; CDNOW's estimates)
 ``fader_hardie_2007_*.csv``    published yearly renewals of two segments (regular,
                                highend), 1,000 customers each over 12 years
+``cdnow_sample.csv``           a published transaction log: 2,357 CDNOW customers' purchases
+                               (customer_id, date, quantity, amount), 1997-01 to 1998-06
 =============================  ===========================================================
 
 The first four data files are synthetic (``python -m simkit.data.make_examples`` rewrites
 them) and do not come from simkit's own model. The ``fader_hardie_2007_*`` tables are the
 customers still renewing at the start of each year, from P. S. Fader and B. G. S. Hardie
 (2007), "How to project customer retention", Journal of Interactive Marketing 21(1),
-76-90, Table 1.
+76-90, Table 1. ``cdnow_sample.csv`` is the CDNOW sample of P. S. Fader, B. G. S. Hardie
+and K. L. Lee (2005), "'Counting your customers' the easy way: an alternative to the
+Pareto/NBD model", Marketing Science 24(2), 275-284 -- one customer in ten of those whose
+first purchase at CDNOW was in the first quarter of 1997, and all their purchases to the
+end of June 1998 -- from ``lifetimes/datasets/CDNOW_sample.txt`` of the ``lifetimes``
+package 0.11.3 (MIT licence, (c) 2015 Cameron Davidson-Pilon), written as CSV with a
+header (the sample's customer number as ``customer_id``, dates as ISO dates).
 
 >>> import simkit
 >>> path = simkit.example_data("subscriptions_monthly.csv")

@@ -111,6 +111,7 @@ from ..scenario.schema import MAX_DAYS, Scenario, get_value, load_scenario, with
 from .customer_data import ObservedCohorts, read_data
 from .executors import as_executor
 from .fitting import FitParameter, SimulatedLoss, jacobian_points, optimise
+from .repeat_calibrate import RepeatCalibration, calibrate_repeat, is_repeat_scenario
 
 __all__ = [
     "calibrate",
@@ -1383,8 +1384,20 @@ def calibrate(
     unit: str | None = None,
     progress=None,
     profile: bool = True,
-) -> Calibration:
+    calibration_end=None,
+    repeat: bool | None = None,
+) -> Calibration | RepeatCalibration:
     """Fit scenario parameters to observed cohort curves; check on held-out periods.
+
+    A scenario of **repeat buyers** -- its churn decision is ``visit`` (customers drop out
+    only right after a purchase: BG/NBD's story) or it draws a ``frequency`` trait
+    (:func:`~simkit.experiments.repeat_calibrate.is_repeat_scenario`; ``repeat=`` decides
+    otherwise) -- is fitted to an event log by
+    :func:`simkit.experiments.repeat_calibrate.calibrate_repeat` instead: on the
+    customers' frequency and recency at the end of the calibration, with ``holdout``
+    weeks (or the days after ``calibration_end``) projected in calendar time next to
+    BG/NBD and Pareto/NBD; it returns a
+    :class:`~simkit.experiments.repeat_calibrate.RepeatCalibration`.
 
     Parameters
     ----------
@@ -1432,11 +1445,46 @@ def calibrate(
         95% intervals from the likelihood along each parameter's profile (default; up to
         ``2 * PROFILE_STEPS`` more simulated candidates a parameter), or False for the
         linearised value +- 1.96 sd (module docstring, *Uncertainty*).
+    calibration_end : date-like, optional
+        Repeat buyers only: the calibration's last day (instead of ``holdout`` weeks).
+    repeat : bool, optional
+        Whether to fit as repeat buyers (default: when the scenario is of repeat buyers).
 
     Returns
     -------
-    Calibration
+    Calibration or RepeatCalibration
     """
+    sc = load_scenario(scenario)
+    if is_repeat_scenario(sc) if repeat is None else repeat:
+        return _calibrate_repeat(
+            sc,
+            data,
+            fit,
+            periods=periods,
+            curves=curves,
+            unit=unit,
+            without_outputs=without_outputs,
+            holdout=holdout,
+            calibration_end=calibration_end,
+            bounds=bounds,
+            start=start,
+            seed=seed,
+            users=users,
+            days=days,
+            warmup_days=warmup_days,
+            replications=replications,
+            budget=budget,
+            method=method,
+            uncertainty_seeds=uncertainty_seeds,
+            executor=executor,
+            progress=progress,
+        )
+    if calibration_end is not None:
+        raise SimkitError(
+            "calibration_end: only for a scenario of repeat buyers (churn decision: visit); "
+            "a cohort table is held out by holdout= periods"
+        )
+    scenario = sc
     t0 = time.perf_counter()
     problem = _prepare(
         scenario,
@@ -1534,6 +1582,25 @@ def calibrate(
             "seed": sc.seed if seed is None else seed,
         },
     )
+
+
+def _calibrate_repeat(sc, data, fit, *, periods, curves, unit, without_outputs, **kw):
+    """Calibrate a scenario of repeat buyers (:func:`calibrate`'s first branch)."""
+    for name, v in (("periods", periods), ("curves", curves), ("unit", unit)):
+        if v is not None:
+            raise SimkitError(
+                f"{name}: not used for repeat buyers (churn decision: visit), whose event "
+                "log is summarised by frequency and recency and held out in calendar weeks "
+                "(holdout=, --holdout WEEKS)"
+            )
+    if without_outputs != "all":
+        raise SimkitError("without_outputs: repeat buyers are calibrated without the plan")
+    if isinstance(data, ObservedCohorts):
+        raise SimkitError(
+            f"{data.source}: {sc.name} is a market of repeat buyers (churn decision: visit); "
+            "give the event log itself (a file or a frame), not cohort curves read from it"
+        )
+    return calibrate_repeat(sc, data, fit, **kw)
 
 
 # ---------------------------------------------------------------------------------------

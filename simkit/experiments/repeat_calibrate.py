@@ -50,8 +50,8 @@ from the multinomial's Fisher information :math:`N \sum_c \nabla p_c \nabla p_c^
 p_c` (the data's part) and the spread of the cell probabilities over the seeds (the
 simulation's part).
 
-The holdout: simkit's members' repeat purchases per calendar week, scaled to the data's
-*N* customers, next to BG/NBD's and Pareto/NBD's expected ones
+The holdout: simkit's members' repeat purchases per calendar week at the fit (over the
+fit's replications and the uncertainty seeds' runs), scaled to the data's *N* customers, next to BG/NBD's and Pareto/NBD's expected ones
 (:func:`simkit.experiments.repeat_buyers.reference_tracking`), with the MAPE and RMSE of
 the weekly and the cumulative curve and the error of the last week's cumulative total
 (:func:`simkit.experiments.repeat_buyers.holdout_errors`).
@@ -288,9 +288,9 @@ class SimkitVisits:
             without_outputs="all",
             journeys=0,
             warmup_days=self.warmup_days,
-            visit_log=True,  # type: ignore[call-arg]  # (simkit.run's visit log)
+            visit_log=True,
         )
-        return res.visit_log, res.lifetimes, len(res.metrics)  # type: ignore[attr-defined]
+        return res.visit_log, res.lifetimes, len(res.metrics)
 
 
 def _history_task(args) -> dict:
@@ -330,6 +330,7 @@ class _Fit:
     converged: bool
     cells: RepeatCells
     observed_cells: np.ndarray
+    extra_reps: list = field(default_factory=list)
 
 
 def fit_visit_log(
@@ -402,7 +403,9 @@ def fit_visit_log(
         [(_shares(sims[2 * i]) - _shares(sims[2 * i + 1])) / dx[i] for i in range(len(params))]
     )
     sd_data, sd_sim = _uncertainty(J, best, reps_extra, observed.sum(), replications)
-    return _Fit(params, theta, sd_data, sd_sim, best, objective, converged, cells, observed)
+    return _Fit(
+        params, theta, sd_data, sd_sim, best, objective, converged, cells, observed, reps_extra
+    )
 
 
 def _uncertainty(J, best, reps_extra, N, replications) -> tuple[np.ndarray, np.ndarray]:
@@ -429,14 +432,21 @@ def _uncertainty(J, best, reps_extra, N, replications) -> tuple[np.ndarray, np.n
 
 
 def is_repeat_scenario(scenario: Scenario) -> bool:
-    """Whether a scenario's customers are repeat buyers: its churn decision is ``visit``.
+    """Whether a scenario's customers are repeat buyers, to fit to an event log of purchases.
 
-    :func:`simkit.calibrate` then fits it to an event log by :func:`calibrate_repeat`.
+    True when its churn decision is ``visit`` (drop-out only right after a purchase:
+    BG/NBD's story) or a segment draws a ``frequency`` trait from a distribution (each
+    customer's own purchase rate: with daily decisions and a gamma churn proneness, the
+    Pareto/NBD's story). :func:`simkit.calibrate` then fits it by
+    :func:`calibrate_repeat` (``repeat=`` / ``--repeat-buyers`` and
+    ``--no-repeat-buyers`` decide otherwise).
     """
     try:
-        return get_value(scenario, "behaviour.churn.decision") == "visit"
+        if get_value(scenario, "behaviour.churn.decision") == "visit":
+            return True
     except KeyError:
-        return False
+        pass
+    return any(not isinstance(seg.traits.frequency, int | float) for seg in scenario.segments)
 
 
 def calibrate_repeat(
@@ -544,14 +554,14 @@ def calibrate_repeat(
         progress=progress,
     )
     fits, curve = reference_tracking(log)
-    sim = f.best["sim"]
+    sim = _combine(f.best["reps"] + f.extra_reps)  # the projection: every run at the fit
     scale = log.first_day.size / max(sim["members"], 1)
     curve.insert(5, "simkit", sim["weekly"] * scale)
     curve.insert(6, "simkit_cum", np.cumsum(sim["weekly"] * scale))
     table = holdout_errors(curve, MODELS)
     hist = pd.DataFrame(f.objective.history)
     hist.insert(0, "candidate", range(len(hist)))
-    sim_share = _shares(sim)
+    sim_share = _shares(f.best["sim"])
     histogram = pd.DataFrame(
         {
             "cell": f.cells.labels(),
@@ -697,7 +707,7 @@ class RepeatCalibration:
             f"Calibrated {self.scenario.name} to {log.describe()}",
             f"fitted on the frequency-recency histogram at the end of week {log.fit_weeks} "
             f"({len(self.histogram)} cells, multinomial deviance per customer "
-            f"{self.loss:.4g}); {self.settings.get('members', 0):,} simulated members; "
+            f"{self.loss:.4g}); {self.settings.get('members', 0):,} simulated members projected; "
             f"{self.evaluations} candidates, {self.simulations} simulations, "
             f"{self.seconds:.0f} s"
             + ("" if self.converged else " (budget used up before convergence)"),
