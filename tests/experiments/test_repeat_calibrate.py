@@ -293,3 +293,76 @@ def test_simkit_calibrate_recovers_bgnbd_and_projects_its_holdout(true, seed):
         assert bgnbd_expected(t, (r, alpha, v[A], v[B])) == pytest.approx(want, rel=0.1)
     for col in ("cumulative_mape_pct", "weekly_mape_pct"):
         assert cal.errors.loc["simkit", col] <= cal.errors.loc["bgnbd", col] + 2, cal.format()
+
+
+def test_which_scenarios_are_repeat_buyers():
+    import simkit
+    from simkit.experiments.repeat_calibrate import is_repeat_scenario
+
+    assert is_repeat_scenario(simkit.load_scenario(simkit.example_data("repeat_buyers.yaml")))
+    sub = simkit.load_scenario(simkit.example_data("subscription_app.yaml"))
+    assert not is_repeat_scenario(sub)
+    # a frequency trait (each customer's own rate) with daily decisions: Pareto/NBD-like
+    sc = simkit.scenario.parse_scenario(
+        {
+            **sub.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "segments": [
+                {
+                    "name": "everyone",
+                    "share": 1.0,
+                    "traits": {"frequency": {"dist": "gamma", "mean": 1.0, "sd": 1.5}},
+                }
+            ],
+        },
+        "<test>",
+    )
+    assert is_repeat_scenario(sc)
+
+
+def test_cli_calibrates_repeat_buyers_against_bgnbd_and_pareto_nbd(tmp_path, capsys):
+    """simkit calibrate on the CDNOW log with repeat_buyers.yaml: the report sets simkit
+    next to BG/NBD and Pareto/NBD on the holdout weeks (not sBG and constant churn), names
+    the winner and writes the files; a cohort-table option is one line."""
+    import simkit
+    from simkit.cli import main
+
+    args = [
+        "calibrate",
+        str(simkit.example_data("repeat_buyers.yaml")),
+        str(simkit.example_data("cdnow_sample.csv")),
+        "--fit",
+        "segments[0].traits.churn_proneness.b",
+        "--holdout",
+        "39",
+        "--budget",
+        "3",
+        "--replications",
+        "1",
+        "--users",
+        "3000",
+        "--executor",
+        "inline",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "calibration weeks 1-39 (to 1997-09-30), holdout weeks 40-78" in out
+    for label in ("simkit (calibrated)", "BG/NBD", "Pareto/NBD", "holdout winner"):
+        assert label in out
+    assert "shifted-beta" not in out and "constant churn" not in out
+    errors = pd.read_csv(tmp_path / "errors.csv", index_col="model")
+    assert list(errors.index) == ["simkit", "bgnbd", "pareto_nbd"]
+    assert (errors["final_observed"] == 4339).all()
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert len(curves) == 78 and curves["in_fit"].sum() == 39
+    # the winner named is the smallest MAPE in the table it sits under
+    best = errors["cumulative_mape_pct"].idxmin()
+    names = {"simkit": "simkit (calibrated)", "bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD"}
+    assert f"holdout winner (cumulative repeat purchases, MAPE): {names[best]}" in out
+    for name in ("calibrated.yaml", "fit.png", "histogram.csv", "parameters.csv"):
+        assert (tmp_path / name).exists()
+    # options of cohort tables are refused in one line
+    code = main([*args[:7], "--curve", "survival", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "curves: not used for repeat buyers" in err, err
