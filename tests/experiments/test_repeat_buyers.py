@@ -216,3 +216,46 @@ def test_cdnow_calendar_time_holdout(cdnow_holdout):
     assert table.loc["bgnbd", "weekly_mape_pct"] == pytest.approx(mape)
     rmse = np.sqrt(np.mean((hold["pareto_nbd_cum"] - hold["observed_cum"]) ** 2))
     assert table.loc["pareto_nbd", "cumulative_rmse"] == pytest.approx(rmse)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, "give either calibration_end or holdout_weeks"),
+        ({"holdout_weeks": 2.5}, "holdout: expected a whole number of weeks, got 2.5"),
+        ({"holdout_weeks": 80}, "calibration end 1996-12-17: expected a day after the first"),
+        ({"calibration_end": "1998-07-01"}, "and before the log's end (1998-06-30)"),
+    ],
+)
+def test_read_repeat_log_errors_are_one_line(kwargs, expected):
+    from simkit.errors import DataError
+    from simkit.experiments.repeat_buyers import read_repeat_log
+
+    with pytest.raises(DataError, match=expected.replace("(", r"\(").replace(")", r"\)")) as e:
+        read_repeat_log(CDNOW_LOG, **kwargs)
+    assert "\n" not in str(e.value) and "cdnow_sample.csv" in str(e.value)
+
+
+def test_repeat_calibration_refuses_what_it_cannot_use(tmp_path):
+    """A scenario of repeat buyers needs the event log itself and a holdout; a cohort
+    table is named as such (one line, the file named)."""
+    import simkit
+    from simkit.errors import SimkitError
+    from simkit.experiments.customer_data import read_data
+
+    sc = simkit.example_data("repeat_buyers.yaml")
+    fit = ["segments[0].traits.churn_proneness.a"]
+    with pytest.raises(SimkitError, match="holdout: give the weeks to project"):
+        simkit.calibrate(sc, CDNOW_LOG, fit)
+    with pytest.raises(SimkitError, match="give the event log itself"):
+        simkit.calibrate(sc, read_data(CDNOW_LOG), fit, holdout=39)
+    with pytest.raises(SimkitError, match="periods: not used for repeat buyers"):
+        simkit.calibrate(sc, CDNOW_LOG, fit, holdout=39, periods=10)
+    table = simkit.example_data("cohorts_weekly.csv")
+    with pytest.raises(SimkitError, match="missing column 'user_id'") as e:
+        simkit.calibrate(sc, table, fit, holdout=4)
+    assert "cohorts_weekly.csv" in str(e.value)
+    with pytest.raises(SimkitError, match="calibration_end: only for a scenario of repeat"):
+        simkit.calibrate(
+            simkit.example_data("subscription_app.yaml"), table, fit, calibration_end="2025-01-01"
+        )
