@@ -33,6 +33,7 @@ purchases) and the cumulative repeat purchases at week 78 against the observed 4
 
     python benchmarks/calibrate.py [--table weekly|monthly|both|regular|highend|contracts|cdnow]
                                    [--workers 2] [--budget 40] [--users N] [--json out.json]
+                                   [--seed N]
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def pareto_scenario():
     return parse_scenario(data, "repeat_buyers.yaml (Pareto/NBD-like)")
 
 
-def bench_cdnow(workers: int, budget: int, users: int | None) -> dict:
+def bench_cdnow(workers: int, budget: int, users: int | None, seed: int | None = None) -> dict:
     """Calibrate both repeat-buyer settings to the CDNOW log; print them next to BG/NBD and
     Pareto/NBD on the holdout (weeks 40-78)."""
     out: dict = {"table": "cdnow", "settings": {}}
@@ -148,6 +149,7 @@ def bench_cdnow(workers: int, budget: int, users: int | None) -> dict:
                 start=t["start"],
                 budget=budget,
                 users=users or 10_000,
+                seed=seed,
                 executor=ex,
             )
             wall = time.perf_counter() - t0
@@ -240,6 +242,9 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=40)
     ap.add_argument("--users", type=int, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--seed", type=int, default=None, help="cdnow: the fit's seed (default: scenario's)"
+    )
     args = ap.parse_args()
     try:
         load = f"load {os.getloadavg()[0]:.1f} on {available_cpus()} CPUs"
@@ -248,7 +253,7 @@ def main() -> None:
     print(f"simkit calibration benchmark ({load})")
     names = GROUPS.get(args.table, [args.table])
     results = [
-        bench_cdnow(args.workers, args.budget, args.users)
+        bench_cdnow(args.workers, args.budget, args.users, args.seed)
         if n == "cdnow"
         else bench(n, args.workers, args.budget, args.users)
         for n in names

@@ -372,6 +372,9 @@ def test_cli_calibrates_repeat_buyers_against_bgnbd_and_pareto_nbd(tmp_path, cap
     assert f"holdout winner (cumulative repeat purchases, MAPE): {names[best]}" in out
     for name in ("calibrated.yaml", "fit.png", "histogram.csv", "parameters.csv"):
         assert (tmp_path / name).exists()
+    fitted = pd.read_csv(tmp_path / "parameters.csv", index_col="path")["value"]
+    again = simkit.load_scenario(tmp_path / "calibrated.yaml")
+    assert again.segments[0].traits.churn_proneness.b == pytest.approx(fitted.iloc[0])
     # options of cohort tables are refused in one line
     code = main([*args[:7], "--curve", "survival", "--out", str(tmp_path)])
     err = capsys.readouterr().err
