@@ -2112,7 +2112,15 @@ class Scenario(Strict):
         except KeyError:
             fail(f"{at}.path", f"no number at '{_one_line(lever.path)}' in this scenario")
         is_dist = isinstance(value, dict) and "dist" in value
-        if not is_dist and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        # an output's launch day (a day number or a date) is a lever too: whole days
+        is_day = bool(re.fullmatch(r"outputs\[\d+\]\.day", lever.path))
+        if is_day:
+            for end in ("least", "most"):
+                x = getattr(lever, end)
+                if x != int(x):
+                    fail(f"{at}.{end}", f"a launch day is a whole day number, got {x:g}")
+            lever = lever.model_copy(update={"least": int(lever.least), "most": int(lever.most)})
+        elif not is_dist and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             fail(
                 f"{at}.path",
                 f"'{_one_line(lever.path)}' is {_describe(value)}, not a number of the plan",

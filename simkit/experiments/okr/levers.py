@@ -1,23 +1,38 @@
 """What it takes: the value of a lever at which a key result is met with probability 80%.
 
-For a *lever* (a number of the plan, named by path or as ``<output id or label>.<field>``,
-e.g. ``scheduled_rides.frequency_uplift``) searched from ``least`` (what costs least)
-towards ``most``: the value nearest to ``least`` at which P(met) >= 80%. P(met) is
-assumed to rise from ``least`` to ``most`` and is found by bisection on *common random
-numbers*: every evaluation runs the same seeds (the same populations, random streams and
-draws of the other uncertain parameters), with the lever set to the value in every run,
-so differences between values come from the lever, not from noise. After ``iterations``
-halvings the answer is the evaluated value nearest to ``least`` whose P(met) >= 80%. Its
-uncertainty comes from a bootstrap over runs (Efron 1979): runs are resampled with
-replacement, the same rule is applied to the resample, and the 2.5% and 97.5% quantiles
-of those values bound the answer (the upper bound is NaN when more than 2.5% of
-resamples never reach 80% within the range).
+A *lever* is a number of the plan the team controls, named by path or as
+``<output id or label>.<field>`` (e.g. ``scheduled_rides.frequency_uplift``), searched
+from ``least`` (what costs least) towards ``most``. The probability is the one shown to
+leadership: P(met) **about the world** (:mod:`simkit.experiments.okr.world`), with the
+simulation's noise taken out, not the share of runs that met the KR.
 
-The answer is given in the plan's terms (:func:`plan_terms`): a launch date as a
-calendar date; an effect as the change of the leading indicator it drives (a visit
-uplift as riders' weekly visits, a churn cut as the churn rate, an appeal as the share
-of users of the feature), at the answer and at the ends of the plan's own assumption
-(the 5% and 95% quantiles of an uncertain effect), each from the same runs.
+The runs: ``runs`` draws of the other uncertain parameters (a Latin hypercube), spread
+over the stress test's simulated populations, each run at ``values`` lever values evenly
+spaced from ``least`` to ``most`` on *common random numbers* (a draw's runs share its
+seed and population at every value, so they differ because of the lever, and a run
+resumes from the morning of the lever's launch). One polynomial chaos expansion is fitted
+to every run's result over the other parameters *and* the lever
+(:func:`~simkit.experiments.okr.world.lever_probabilities`: the world's machinery, with
+the lever as one more coordinate); P(met) at a lever value is the share of fresh draws
+of the other parameters whose expansion meets the target
+(:func:`~simkit.experiments.okr.world.world_p_met`). The **answer** is the value nearest
+to ``least`` at which that P(met) reaches 80%, on a fine grid of the range (linear
+between grid values; whole days for a launch day). Its 95% interval is the bootstrap's
+(Efron 1979): populations resampled with all their runs, the expansion refitted, the
+same rule applied; NaN beyond ``most``.
+
+A **launch day** (``<output>.day``) is a lever too: the answer is the *latest* day at
+which P(met) >= 80% ("ship by 12 March"), searched from the later end of the range (the
+order of the ends does not matter) -- by default from the KR's deadline back to day 0.
+A day after a KR's deadline is refused: a launch after it cannot change it.
+
+The answer is given in the plan's terms (:func:`plan_terms`): a launch day as a calendar
+date; an effect as the change of the leading indicator it drives (a visit uplift as
+visits per user and week, a price change as transactions, a churn cut as the churn rate,
+a feature's take-up rate as its use, an appeal -- which enters the choice of adopters and
+switchers, docs/model.md §2 steps 2 and 5 -- as new customers), its mean from an
+expansion of the indicator fitted on the same runs, at the answer and at the ends of the
+plan's own assumption (the 5% and 95% quantiles of an uncertain effect).
 
 A lever's range is the search's own: it is checked (both ends must be values the number
 may take) before any run, and is independent of the explorer's sliders (``controls:``),
@@ -26,7 +41,9 @@ which are left out of the runs of the search.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,29 +56,29 @@ from ..ensemble import branch_seed
 from ..ensemble import ensemble as run_ensemble
 from ..executors import as_executor
 from ..run import as_seed_sequence
-from .keyresults import (
-    KR,
-    _check_horizon,
-    _select,
-    aggregate,
-    key_results,
-    outcomes,
-    wilson_interval,
-)
+from .design import Budget, _u_design, _values
+from .keyresults import KR, _check_horizon, _select, aggregate, key_results, outcomes
 from .names import parameter_name, resolve_path
+from .world import lever_mean, lever_probabilities, uncertain_paths
 
-__all__ = ["WhatItTakes", "WhatItTakesOptions", "what_it_takes", "plan_terms"]
+__all__ = ["WhatItTakes", "WhatItTakesOptions", "what_it_takes", "plan_terms", "is_day_lever"]
 
 TARGET_PROBABILITY = 0.8
-# the leading indicator an output's effect drives, by the effect's field
+# the leading indicator an output's effect drives, by the effect's field, and how it is
+# read. An appeal enters the choice of adopters and of leavers (docs/model.md §2 steps 2
+# and 5), not the take-up of the feature: it drives new customers (the customers it
+# brings have not taken the feature up yet, so its use falls as the appeal rises).
 _DRIVES = {
     "frequency_uplift": ("visits_per_user_week", "change"),
     "change": ("transactions", "change"),
     "churn_reduction": ("churn_rate", "level"),
-    "appeal": ("feature_utilization:{feature}", "level"),
+    "appeal": ("new_customers", "change"),
     "adoption_rate": ("feature_utilization:{feature}", "level"),
 }
 _WINDOW = 28
+_GRID = 201  # lever values at which P(met) is evaluated on the expansion
+_DRAWS = 1000  # fresh draws of the other parameters
+_DAY = re.compile(r"^outputs\[(\d+)\]\.day$")
 
 
 @dataclass(frozen=True)
@@ -70,35 +87,36 @@ class WhatItTakesOptions:
 
     Attributes
     ----------
-    lever : Lever, dict or (name, least, most), optional
-        One lever for every KR (default: each KR's own ``lever``).
+    lever : Lever, dict, str or (name, least, most), optional
+        One lever for every KR (default: each KR's own ``lever``); a launch day may be
+        named alone (``"scheduled rides.day"``: from each KR's deadline back to day 0).
     runs : int
-        Runs per evaluation (every evaluation on the same seeds).
-    iterations : int
-        Halvings of the bracket after its two ends.
+        Draws of the other uncertain parameters, each run at every lever value.
+    values : int
+        Lever values run, evenly spaced from least to most (at least 3).
     target_probability : float
         The P(met) to reach (0.8).
     bootstrap : int
         Bootstrap resamples for the answer's interval.
     """
 
-    lever: Lever | dict | tuple | None = None
+    lever: Lever | dict | tuple | str | None = None
     runs: int = 12
-    iterations: int = 3
+    values: int = 5
     target_probability: float = TARGET_PROBABILITY
-    bootstrap: int = 1000
+    bootstrap: int = 200
 
     def __post_init__(self) -> None:
         """Refuse a target probability outside (0, 1) and counts that are not whole numbers.
 
-        ``iterations`` must be >= 0, ``bootstrap`` and ``runs`` >= 1.
+        ``values`` must be >= 3, ``bootstrap`` and ``runs`` >= 1.
         """
         if not 0 < self.target_probability < 1:
             raise SimkitError(
                 f"target_probability must be in (0, 1), got {self.target_probability}"
             )
         for name, value, least in (
-            ("iterations", self.iterations, 0),
+            ("values", self.values, 3),
             ("bootstrap", self.bootstrap, 1),
             ("runs", self.runs, 1),
         ):
@@ -110,15 +128,38 @@ class WhatItTakesOptions:
 class WhatItTakes:
     """Answers of :func:`what_it_takes`.
 
-    ``table``: per KR, lever, least, most, value (the answer; NaN if not reached within
-    the range), lo and hi (its bootstrap 95% interval, lo nearer least; hi NaN when
-    beyond most), p_met at the answer with its Wilson interval (p_lo, p_hi), reached
-    (bool), runs, p_at_most (P(met) at most). ``curve``: every evaluation: kr, lever, value, p_met,
-    lo, hi, runs.
+    ``table``: per KR, lever, name, least, most, value (the answer; NaN if not reached
+    within the range), lo and hi (its bootstrap 95% interval, lo nearer least; NaN
+    beyond most), p_met about the world at the answer with its interval (p_lo, p_hi),
+    reached (bool), runs (of the search), p_at_most (P(met) at most), day (bool: a launch
+    day, values are day numbers), when (the answer as the memo says it: a date for a
+    launch day), and the plan's terms (:func:`plan_terms`). ``curve``: per KR, P(met)
+    about the world along the lever with its 95% band (lo, hi) at each value run, and
+    p_runs, the share of those runs that met it (noise included).
     """
 
     table: pd.DataFrame
     curve: pd.DataFrame
+
+
+def is_day_lever(path: str) -> bool:
+    """Return whether a lever's path is an output's launch day (``outputs[i].day``)."""
+    return bool(_DAY.match(path))
+
+
+def _day_number(sc: Scenario, x, where: str) -> float:
+    """Return a lever's end as a number: a date (for a launch day) becomes its day number."""
+    if isinstance(x, dt.date):
+        return float(sc.day_number(x))
+    if isinstance(x, str):
+        try:
+            when = dt.date.fromisoformat(x.strip())
+        except ValueError:
+            return float(x)
+        if sc.start_date is None:
+            raise SimkitError(f"{where}: a date like {x} needs the scenario's start_date")
+        return float(sc.day_number(when))
+    return float(x)
 
 
 def _as_lever(lever, sc: Scenario) -> Lever:
@@ -126,8 +167,18 @@ def _as_lever(lever, sc: Scenario) -> Lever:
 
     A lever is a number of the plan (by path, or ``<output id or label>.<field>``); least
     and most differ and are values it may take (the explorer's sliders do not limit them).
+    A launch day may be given alone (its range is then each KR's: ``least`` and ``most``
+    are NaN here) and its ends as dates.
     """
     expected = "lever: expected (name, least, most) or {path:, least:, most:}"
+    if isinstance(lever, str):
+        path = resolve_path(sc, lever)
+        if not is_day_lever(path):
+            raise SimkitError(
+                f"{expected}; only a launch day (<output>.day) may be named alone, got {lever!r}"
+            )
+        _check_day_path(sc, path)
+        return Lever.model_construct(path=path, least=math.nan, most=math.nan)
     if isinstance(lever, dict):
         try:
             lever = Lever(**lever)
@@ -135,7 +186,11 @@ def _as_lever(lever, sc: Scenario) -> Lever:
             raise SimkitError(f"{expected} with numbers, got {lever!r}") from None
     elif isinstance(lever, tuple | list) and len(lever) == 3:
         try:
-            lever = Lever(path=str(lever[0]), least=float(lever[1]), most=float(lever[2]))
+            lever = Lever(
+                path=str(lever[0]),
+                least=_day_number(sc, lever[1], "lever.least"),
+                most=_day_number(sc, lever[2], "lever.most"),
+            )
         except (TypeError, ValueError):
             raise SimkitError(f"{expected} with numbers, got {tuple(lever)!r}") from None
     elif not isinstance(lever, Lever):
@@ -149,6 +204,12 @@ def _as_lever(lever, sc: Scenario) -> Lever:
     return lever
 
 
+def _check_day_path(sc: Scenario, path: str) -> None:
+    i = int(_DAY.match(path).group(1))  # type: ignore[union-attr]
+    if i >= len(sc.outputs):
+        raise SimkitError(f"lever.path: no number at '{path}' in this scenario")
+
+
 def _without_controls(sc: Scenario) -> Scenario:
     """Return the scenario without the explorer's sliders, which do not bound a lever's range."""
     if not sc.controls:
@@ -158,42 +219,35 @@ def _without_controls(sc: Scenario) -> Scenario:
     return parse_scenario(data, sc.name)
 
 
-def _first_crossing(e: np.ndarray, p: np.ndarray, p_star: float) -> np.ndarray:
-    """Return, per column of ``p[point, rep]``, the first effort whose P reaches ``p_star``.
+def _kr_range(sc: Scenario, kr: KR, lv: Lever) -> tuple[float, float]:
+    """Return the lever's (least, most) for a KR; a launch day's is checked against its deadline.
 
-    Points are sorted by effort ``e``; the effort is inf when none reaches it.
+    A launch day named alone runs from the KR's deadline (least) back to day 0 (most);
+    otherwise the later end is ``least`` (a later launch costs less).
     """
-    hit = p >= p_star - 1e-12
-    return np.where(hit.any(axis=0), e[hit.argmax(axis=0)], np.inf)
+    if not is_day_lever(lv.path):
+        return float(lv.least), float(lv.most)
+    if math.isnan(lv.least):
+        return float(kr.deadline), 0.0
+    late, early = max(lv.least, lv.most), min(lv.least, lv.most)
+    if late > kr.deadline:
+        from .keyresults import _when
+
+        raise SimkitError(
+            f"lever: {parameter_name(sc, lv.path)} on day {late:.0f} ({_when(sc, int(late))}) "
+            f"is after the deadline of key result {kr.id} (day {kr.deadline}, "
+            f"{_when(sc, kr.deadline)}): a launch after it cannot change it"
+        )
+    return float(late), float(early)
 
 
-def _bootstrap_answer(
-    efforts: np.ndarray, met: np.ndarray, p_star: float, reps: int, rng: np.random.Generator
-) -> tuple[float, float]:
-    """Return the 2.5% and 97.5% quantiles of the effort at which P(met) reaches ``p_star``.
-
-    The quantiles are over bootstrap resamples of the runs, of the effort (in [0, 1]) at
-    which P(met) first reaches ``p_star`` (NaN for a quantile beyond 1).
-    """
-    n = met.shape[1]
-    order = np.argsort(efforts)
-    e, m = efforts[order], met[order].astype(float)
-    found = np.empty(reps)
-    step = max(1, int(2e7 // max(1, n * len(e))))
-    for start in range(0, reps, step):
-        idx = rng.integers(0, n, size=(min(step, reps - start), n))
-        p = np.stack([row[idx].mean(axis=1) for row in m])  # (points, reps)
-        found[start : start + idx.shape[0]] = _first_crossing(e, p, p_star)
-    found = np.where(np.isfinite(found), found, 2.0)  # never reached: beyond the range
-    lo, hi = np.percentile(found, [2.5, 97.5])
-    return (float(lo) if lo <= 1 else math.nan, float(hi) if hi <= 1 else math.nan)
-
-
-def _lever_groups(chosen: list[KR], override: Lever | None, named: bool) -> dict[tuple, list[KR]]:
+def _lever_groups(
+    sc: Scenario, chosen: list[KR], override: Lever | None, named: bool
+) -> dict[tuple, list[KR]]:
     """Group the KRs by the lever searched for them, ``(path, least, most)``.
 
     The lever is the override for all, else each KR's own (KRs without one are skipped,
-    or refused when ``named``).
+    or refused when ``named``). Checked before any run.
     """
     groups: dict[tuple, list[KR]] = {}
     for kr in chosen:
@@ -204,16 +258,15 @@ def _lever_groups(chosen: list[KR], override: Lever | None, named: bool) -> dict
                     f"key result {kr.id} has no lever; give lever=(path, least, most)"
                 )
             continue
-        if lv.least == lv.most:
+        least, most = _kr_range(sc, kr, lv)
+        if least == most:
             raise SimkitError("lever: least and most must differ")
-        groups.setdefault((lv.path, float(lv.least), float(lv.most)), []).append(kr)
+        groups.setdefault((lv.path, least, most), []).append(kr)
     return groups
 
 
 def _indicator(sc: Scenario, path: str) -> tuple[str, str] | None:
     """Return the leading indicator an output's effect at ``path`` drives, and how it is read."""
-    import re
-
     m = re.match(r"^outputs\[(\d+)\]\.(\w+)$", path)
     if not m or m.group(2) not in _DRIVES:
         return None
@@ -225,153 +278,244 @@ def _indicator(sc: Scenario, path: str) -> tuple[str, str] | None:
 
 
 def _launch_day(sc: Scenario, path: str) -> int:
-    import re
-
     m = re.match(r"^outputs\[(\d+)\]\.", path)
     return sc._day_or_zero(int(m.group(1))) if m else 0
 
 
-class _LeverRuns:
-    """Which runs meet each KR with the lever at a value, on common random numbers.
+def _plan_range(sc: Scenario, path: str) -> tuple[float, float]:
+    """Return the plan's own assumption for a number: 5% and 95% of an uncertain one, else its value."""
+    dists = uncertain_parameters(sc)
+    if path in dists:
+        lo, hi = (float(v) for v in dists[path].ppf(np.array([0.05, 0.95])))
+        return lo, hi
+    if is_day_lever(path):
+        d = float(_launch_day(sc, path))
+        return d, d
+    from ...scenario.schema import get_value
 
-    Every value runs the same ensemble (same seeds, populations and draws of the other
-    uncertain parameters) with ``path`` set to it in every run; ``cache`` keeps, per value
-    evaluated, ``{kr id: met per run}``, and ``driven`` the mean change (or level) of
-    the leading indicator the lever drives.
+    v = float(get_value(sc, path))
+    return v, v
+
+
+class _LeverRuns:
+    """The runs of one lever's search and, per KR, P(met) about the world along it.
+
+    ``runs`` draws of the other uncertain parameters, over ``populations`` populations
+    (the stress test's: the same seeds, so their warm-ups are reused), each run at every
+    lever value of ``points`` with the draw's seed (common random numbers).
     """
 
     def __init__(
-        self, sc: Scenario, path: str, members: list[KR], ensemble_kw: dict, observed: bool, tick
+        self,
+        sc: Scenario,
+        path: str,
+        least: float,
+        most: float,
+        members: list[KR],
+        options: WhatItTakesOptions,
+        root: np.random.SeedSequence,
+        ensemble_kw: dict,
+        observed: bool,
+        tick,
     ):
-        self.sc = sc
-        self.observed = observed
-        self.path = path
-        self.members = members
-        self.ensemble_kw = ensemble_kw
-        self.tick = tick
-        self.indicator = _indicator(sc, path)
-        self.cache: dict[float, dict[str, np.ndarray]] = {}
-        self.driven: dict[float, float] = {}
+        self.sc, self.path, self.least, self.most = sc, path, least, most
+        self.members, self.options, self.root = members, options, root
+        self.day = is_day_lever(path)
+        self.indicator = None if self.day else _indicator(sc, path)
+        self.params = [p for p in uncertain_paths(sc) if p != path]
+        self.plan = _plan_range(sc, path)
+        points = list(np.linspace(least, most, options.values))
+        for v in self.plan:  # the plan's own values, if outside the range, to fit them too
+            if not min(least, most) <= v <= max(least, most):
+                points.append(v)
+        if self.day:
+            points = [float(round(v)) for v in points]
+        self.points = np.array(sorted(set(points), key=self.effort))
+        self._run(ensemble_kw, observed, tick)
 
-    def met(self, x: float) -> dict[str, np.ndarray]:
-        if x not in self.cache:
-            metrics = {k.metric for k in self.members}
-            if self.indicator:
-                metrics.add(self.indicator[0])
+    def effort(self, value):
+        """The lever's coordinate: 0 at least, 1 at most."""
+        return (np.asarray(value, dtype=float) - self.least) / (self.most - self.least)
+
+    def _run(self, ensemble_kw: dict, observed: bool, tick) -> None:
+        n, k = self.options.runs, self.points.size
+        # two draws per population (each population's two tasks keep two workers busy)
+        pops = max(1, min(Budget().populations, n // 2))
+        rng = np.random.default_rng(branch_seed(self.root, f"what it takes {self.path}"))
+        u = _u_design(n, len(self.params), "lhs", rng)
+        metrics = {kr.metric for kr in self.members}
+        if self.indicator:
+            metrics.add(self.indicator[0])
+        draw, values, parts = [], [], []
+        for pop in range(pops):
+            mine = np.arange(pop, n, pops)
+            if not len(mine):
+                continue
+            # draw by draw, each at every lever value: one task per draw, whose runs after
+            # the first resume from the morning of the lever's launch (the run cache)
+            lever = np.tile(self.points, len(mine))
+            design = pd.DataFrame({self.path: lever.astype(int) if self.day else lever})
+            if self.params:
+                rows = _values(self.sc, self.params, u[mine]).loc[np.repeat(np.arange(len(mine)), k)]
+                design = pd.concat([rows.reset_index(drop=True), design], axis=1)
             ens = run_ensemble(
                 self.sc,
-                values={self.path: x},
+                runs=len(design),
+                seed=branch_seed(self.root, f"what it takes {self.path} population {pop}"),
+                values=design,
+                seed_index=list(np.repeat(np.arange(len(mine)), k)),
+                chunk_size=k,
+                population_seed=branch_seed(self.root, f"population {pop}"),
                 metrics=sorted(metrics),
                 retention_weeks=(),
                 progress=False,
-                **self.ensemble_kw,
+                **ensemble_kw,
             )
-            self.tick(ens.runs)
-            out = outcomes(ens, self.members, self.observed)
-            self.cache[x] = {
-                k.id: out.loc[out["kr"] == k.id, "met"].to_numpy(bool) for k in self.members
-            }
-            if self.indicator:
-                self.driven[x] = self._driven(ens.matrix(self.indicator[0]))
-        return self.cache[x]
+            tick(ens.runs)
+            parts.append((ens, pop))
+            draw.append(np.repeat(mine, k))
+            values.append(lever)
+        self.u = u[np.concatenate(draw)] if self.params else np.zeros((n * k, 0))
+        self.value = np.concatenate(values)
+        self.cluster = np.concatenate([np.full(e.runs, p) for e, p in parts])
+        self.results: dict[str, np.ndarray] = {}
+        self.met: dict[str, np.ndarray] = {}
+        for kr in self.members:
+            out = [outcomes(e, [kr], observed) for e, _ in parts]
+            self.results[kr.id] = np.concatenate([o["value"].to_numpy(float) for o in out])
+            self.met[kr.id] = np.concatenate([o["met"].to_numpy(bool) for o in out])
+        self.driven = (
+            np.concatenate([self._driven(e.matrix(self.indicator[0])) for e, _ in parts])
+            if self.indicator
+            else None
+        )
 
-    def _driven(self, values: np.ndarray) -> float:
-        """Mean over runs of the indicator at the last deadline (28-day mean).
+    def _driven(self, values: np.ndarray) -> np.ndarray:
+        """Per run, the indicator at the last deadline (28-day mean).
 
         Read as the change from the 28 days before the launch, or as a level.
         """
         day = max(k.deadline for k in self.members)
         at = aggregate(values, day, _WINDOW, "mean")
-        if self.indicator[1] == "level":
-            return float(np.mean(at))
+        if self.indicator[1] == "level":  # type: ignore[index]
+            return at
         launch = _launch_day(self.sc, self.path)
         base = aggregate(values, max(launch - 1, _WINDOW - 1), _WINDOW, "mean")
         with np.errstate(divide="ignore", invalid="ignore"):
-            return float(np.nanmean(at / base - 1))
-
-    def p_met(self, x: float, kr: KR) -> float:
-        return float(self.met(x)[kr.id].mean())
+            return at / base - 1
 
 
-def _bisect(p, least: float, most: float, p_star: float, iterations: int) -> float:
-    """Return the value nearest to ``least`` found with ``p(value) >= p_star``.
+def _grid(lv: _LeverRuns) -> np.ndarray:
+    """The lever values at which P(met) is evaluated, from least to most (whole days for a day)."""
+    if lv.day:
+        return np.arange(lv.least, lv.most + np.sign(lv.most - lv.least), np.sign(lv.most - lv.least))
+    return np.linspace(lv.least, lv.most, _GRID)
 
-    That is ``least`` itself, NaN when even ``most`` falls short, else the value found by
-    ``iterations`` halvings of the bracket.
+
+def _crossing(values: np.ndarray, p: np.ndarray, p_star: float, whole: bool) -> np.ndarray:
+    """Per row of ``p`` (grid along axis -1), the first value from least whose P reaches p_star.
+
+    Linear between the grid values around the crossing (the first grid value for whole
+    days); NaN when none reaches it.
     """
-    a, b = least, most
-    if p(a) >= p_star:
-        return a
-    if p(b) < p_star:
-        return math.nan
-    for _ in range(iterations):
-        mid = (a + b) / 2
-        if p(mid) >= p_star:
-            b = mid
-        else:
-            a = mid
-    return b
+    p = np.atleast_2d(p)
+    hit = p >= p_star - 1e-12
+    first = hit.argmax(axis=1)
+    out = np.full(len(p), math.nan)
+    for i, j in enumerate(first):
+        if not hit[i].any():
+            continue
+        if j == 0 or whole:
+            out[i] = values[j]
+            continue
+        p0, p1 = p[i, j - 1], p[i, j]
+        t = (p_star - p0) / (p1 - p0) if p1 > p0 else 1.0
+        out[i] = values[j - 1] + t * (values[j] - values[j - 1])
+    return out
 
 
-def _curve_rows(kr: KR, lever: _LeverRuns, xs: np.ndarray, runs: int) -> list[dict]:
-    """P(met) with a Wilson interval at every value evaluated, in order of effort."""
-    rows = []
-    for x in xs:
-        k = int(lever.cache[x][kr.id].sum())
-        lo, hi = wilson_interval(k, runs)
-        rows.append(
-            {
-                "kr": kr.id,
-                "lever": lever.path,
-                "value": float(x),
-                "p_met": k / runs,
-                "lo": lo,
-                "hi": hi,
-                "runs": runs,
-            }
-        )
-    return rows
-
-
-def _answer_rows(
-    kr: KR,
-    lever: _LeverRuns,
-    least: float,
-    most: float,
-    answer: float,
-    runs: int,
-    p_star: float,
-    bootstrap: int,
-    root,
-) -> tuple[dict, list[dict]]:
+def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict, list[dict]]:
     """Return the KR's answer with its bootstrap interval, and its curve."""
-    cache, path = lever.cache, lever.path
-    xs = np.array(sorted(cache, key=lambda v: (v - least) / (most - least)))
-    met = np.stack([cache[x][kr.id] for x in xs])
-    efforts = (xs - least) / (most - least)
-    rng = np.random.default_rng(branch_seed(root, f"bootstrap {kr.id}"))
-    lo_e, hi_e = _bootstrap_answer(efforts, met, p_star, bootstrap, rng)
+    grid = _grid(lv)
+    seed = branch_seed(lv.root, f"what it takes {lv.path} {kr.id}")
+    rng = np.random.default_rng(seed)
+    draws = rng.random((_DRAWS, len(lv.params)))
+    at = np.concatenate([lv.effort(grid), lv.effort(lv.points)])
+    surface = lever_probabilities(
+        kr, lv.u, lv.effort(lv.value), lv.results[kr.id], lv.cluster, at, draws, rng, bootstrap
+    )
+    g = len(grid)
+    p, boots = surface.p[:g], surface.boots[:, :g]
+    answer = float(_crossing(grid, p, p_star, lv.day)[0])
+    found = _crossing(grid, boots, p_star, lv.day)
     reached = math.isfinite(answer)
-    k_at = int(cache[answer][kr.id].sum()) if reached else 0
-    wl, wh = wilson_interval(k_at, runs) if reached else (math.nan,) * 2
+    # quantiles of the answers, a resample that never reaches it counting as beyond most
+    far = lv.most + (lv.most - lv.least)
+    lo, hi = np.percentile(np.where(np.isfinite(found), found, far), [2.5, 97.5])
+    inside = (lambda v: v if (v - lv.least) / (lv.most - lv.least) <= 1 + 1e-12 else math.nan)
+    p_at = _at(grid, p, boots, answer) if reached else (math.nan,) * 3
     row = {
         "kr": kr.id,
         "key_result": kr.label,
-        "lever": path,
-        "name": parameter_name(lever.sc, path),
-        "least": least,
-        "most": most,
+        "lever": lv.path,
+        "name": parameter_name(lv.sc, lv.path),
+        "least": lv.least,
+        "most": lv.most,
         "value": answer,
-        "lo": least + lo_e * (most - least) if math.isfinite(lo_e) else math.nan,
-        "hi": least + hi_e * (most - least) if math.isfinite(hi_e) else math.nan,
-        "p_met": k_at / runs if reached else math.nan,
-        "p_lo": wl,
-        "p_hi": wh,
-        "reached": bool(reached),
-        "runs": runs,
-        "p_at_most": float(cache[most][kr.id].mean()) if most in cache else math.nan,
+        "lo": inside(float(lo)),
+        "hi": inside(float(hi)),
+        "p_met": p_at[0],
+        "p_lo": p_at[1],
+        "p_hi": p_at[2],
+        "reached": reached,
+        "runs": int(lv.value.size),
+        "p_at_most": float(p[-1]),
+        "p_at_least": float(p[0]),
+        "day": lv.day,
+        "when": _when_text(lv, answer),
     }
-    return row, _curve_rows(kr, lever, xs, runs)
+    curve = []
+    band = np.percentile(surface.boots[:, g:], [2.5, 97.5], axis=0)
+    for j, v in enumerate(lv.points):
+        mine = lv.value == v
+        curve.append(
+            {
+                "kr": kr.id,
+                "lever": lv.path,
+                "value": float(v),
+                "p_met": float(surface.p[g + j]),
+                "lo": min(float(band[0, j]), float(surface.p[g + j])),
+                "hi": max(float(band[1, j]), float(surface.p[g + j])),
+                "p_runs": float(lv.met[kr.id][mine].mean()),
+                "runs": int(mine.sum()),
+            }
+        )
+    return row, curve
+
+
+def _at(grid: np.ndarray, p: np.ndarray, boots: np.ndarray, v: float) -> tuple[float, ...]:
+    """P(met) at lever value ``v`` (interpolated on the grid) with its bootstrap 95% interval."""
+    order = np.argsort(grid)
+    x = grid[order]
+    est = float(np.interp(v, x, p[order]))
+    b = np.array([np.interp(v, x, row[order]) for row in boots])
+    lo, hi = np.percentile(b, [2.5, 97.5])
+    return est, min(float(lo), est), max(float(hi), est)
+
+
+def _when_text(lv: _LeverRuns, answer: float) -> str:
+    """A launch day's answer in words: the latest date, or why there is none."""
+    if not lv.day:
+        return ""
+    from .keyresults import _when
+
+    if not math.isfinite(answer):
+        return f"not even on {_when(lv.sc, int(lv.most))}"
+    if answer == lv.least:
+        late = _when(lv.sc, int(lv.least))
+        latest = max(k.deadline for k in lv.members)
+        return f"any day up to the deadline ({late})" if lv.least == latest else f"any day up to {late}"
+    return f"ship by {_when(lv.sc, int(answer))}"
 
 
 WIT_COLUMNS = [
@@ -390,6 +534,9 @@ WIT_COLUMNS = [
     "reached",
     "runs",
     "p_at_most",
+    "p_at_least",
+    "day",
+    "when",
     "indicator",
     "indicator_reading",
     "needed",
@@ -398,30 +545,21 @@ WIT_COLUMNS = [
     "plan_low_value",
     "plan_high_value",
 ]
-WIT_CURVE_COLUMNS = ["kr", "lever", "value", "p_met", "lo", "hi", "runs"]
+WIT_CURVE_COLUMNS = ["kr", "lever", "value", "p_met", "lo", "hi", "p_runs", "runs"]
 
 
-def _plan_range(sc: Scenario, path: str) -> tuple[float, float]:
-    """Return the plan's own assumption for a number: 5% and 95% of an uncertain one, else its value."""
-    dists = uncertain_parameters(sc)
-    if path in dists:
-        lo, hi = (float(v) for v in dists[path].ppf(np.array([0.05, 0.95])))
-        return lo, hi
-    from ...scenario.schema import get_value
-
-    v = float(get_value(sc, path))
-    return v, v
-
-
-def plan_terms(row: dict, lever: _LeverRuns, sc: Scenario) -> dict:
+def plan_terms(row: dict, lever: _LeverRuns) -> dict:
     """Return the answer in the plan's terms: the driven indicator at the answer and the plan's ends.
 
     Adds ``indicator`` (the metric), ``indicator_reading`` ("change" or "level"),
-    ``needed`` (its value with the lever at the answer), ``plan_low`` and ``plan_high``
-    (its values at the ends of the plan's assumption, ``plan_low_value`` and
-    ``plan_high_value``: :func:`_plan_range`). Missing pieces are NaN or "".
+    ``needed`` (its mean over the other parameters with the lever at the answer),
+    ``plan_low`` and ``plan_high`` (the same at the ends of the plan's assumption,
+    ``plan_low_value`` and ``plan_high_value``: :func:`_plan_range`), each from one
+    expansion of the indicator fitted on the search's runs over the other parameters and
+    the lever (:func:`~simkit.experiments.okr.world.lever_mean`). Missing pieces are NaN
+    or "".
     """
-    lo_v, hi_v = _plan_range(sc, lever.path)
+    lo_v, hi_v = lever.plan
     out = {
         "indicator": "",
         "indicator_reading": "",
@@ -431,25 +569,36 @@ def plan_terms(row: dict, lever: _LeverRuns, sc: Scenario) -> dict:
         "plan_low_value": lo_v,
         "plan_high_value": hi_v,
     }
-    if lever.indicator is None:
+    if lever.indicator is None or lever.driven is None:
         return out
-    for v in (lo_v, hi_v):
-        lever.met(v)
+    from .world import _degree_for, fit_chaos
+
+    y = lever.driven
+    ok = np.isfinite(y)
+    coords = np.column_stack([lever.u, lever.effort(lever.value)])[ok]
+    chaos = fit_chaos(coords, y[ok], _degree_for(int(ok.sum()), coords.shape[1]))
+    at = [lo_v, hi_v, row["value"] if row["reached"] else lo_v]
+    mean = lever_mean(chaos, lever.effort(np.array(at, dtype=float)))
     out.update(
         indicator=lever.indicator[0],
         indicator_reading=lever.indicator[1],
-        plan_low=lever.driven[lo_v],
-        plan_high=lever.driven[hi_v],
-        needed=lever.driven[row["value"]] if row["reached"] else math.nan,
+        plan_low=float(mean[0]),
+        plan_high=float(mean[1]),
+        needed=float(mean[2]) if row["reached"] else math.nan,
     )
     return out
 
 
 def lever_plan(sc: Scenario, krs: list[KR], wit: WhatItTakesOptions, lever) -> int:
-    """Return the most runs a what-it-takes search may make (for the progress bar)."""
-    groups = _lever_groups(krs, lever, named=False)
-    per_kr = wit.iterations + 2 + 2
-    return sum(len(m) * per_kr * wit.runs for m in groups.values())
+    """Return the runs a what-it-takes search makes (for the progress bar)."""
+    groups = _lever_groups(sc, krs, lever, named=False)
+    total = 0
+    for path, least, most in groups:
+        extra = sum(
+            not min(least, most) <= v <= max(least, most) for v in _plan_range(sc, path)
+        )
+        total += (wit.values + extra) * wit.runs
+    return total
 
 
 def what_it_takes(
@@ -462,42 +611,46 @@ def what_it_takes(
     days: int | None = None,
     *,
     executor=None,
-    sampler: str = "lhs",
+    values: int = 5,
     target_probability: float = TARGET_PROBABILITY,
-    iterations: int = 3,
-    bootstrap: int = 1000,
+    bootstrap: int = 200,
     variant: str | None = None,
     without_outputs=None,
     warmup_days: int | None = None,
     progress=True,
     observed: bool = True,
 ) -> WhatItTakes:
-    """Find the value of a lever nearest to its ``least`` at which P(KR met) >= 80%.
+    """Find the value of a lever nearest to its ``least`` at which P(KR met) about the world >= 80%.
 
-    Bisection on common random numbers, a bootstrap interval, and the answer in the
-    plan's terms (module docstring).
+    One expansion over the other uncertain parameters and the lever, fitted on runs at
+    ``values`` lever values with common random numbers; a bootstrap interval; the
+    answer in the plan's terms (module docstring).
 
     Parameters
     ----------
     scenario : Scenario, str or Path
-    lever : Lever, dict or (name, least, most), optional
+    lever : Lever, dict, str or (name, least, most), optional
         The lever for every KR; default: each KR's own ``lever`` (KRs without one are
-        skipped).
+        skipped). A launch day (``"<output>.day"``) may be named alone (from each KR's
+        deadline back to day 0) and its ends given as dates.
     krs : str or list of str, optional
         KR ids (``"1.2"``); default: all with a lever.
-    runs, seed, users, days, sampler, variant, without_outputs, warmup_days
-        As in :func:`simkit.ensemble`; every evaluation uses the same ``runs`` seeds.
+    runs : int
+        Draws of the other uncertain parameters, each run at every lever value.
+    seed, users, days, variant, without_outputs, warmup_days
+        As in :func:`simkit.ensemble`; ``seed`` is the stress test's (its populations are
+        reused).
     executor : optional
         See :mod:`simkit.experiments.executors`; one is started for all evaluations.
+    values : int
+        Lever values run, evenly spaced from least to most.
     target_probability : float
         The probability to reach (0.8).
-    iterations : int
-        Halvings of the bracket after the two ends.
     bootstrap : int
-        Bootstrap resamples for the interval.
+        Bootstrap resamples for the intervals.
     progress : bool or object
-        A progress bar over all evaluations; or an object whose ``update(n)`` is told of
-        every ``n`` runs made (the stress test's bar).
+        A progress bar over all runs; or an object whose ``update(n)`` is told of every
+        ``n`` runs made (the stress test's bar).
     observed : bool
         Judge the KRs on the reports (their ``judged_by``; default) or the true metrics.
 
@@ -510,45 +663,35 @@ def what_it_takes(
         from ...scenario.schema import with_values
 
         sc = with_values(sc, {"market.users": users})
-    WhatItTakesOptions(  # checks them
-        iterations=iterations,
+    options = WhatItTakesOptions(
+        values=values,
         target_probability=target_probability,
         bootstrap=bootstrap,
         runs=runs,
     )
     chosen = _check_horizon(_select(key_results(sc), krs), sc, days)
     override = _as_lever(lever, sc) if lever is not None else None
-    groups = _lever_groups(chosen, override, named=krs is not None)
+    groups = _lever_groups(sc, chosen, override, named=krs is not None)
     root = as_seed_sequence(sc.seed if seed is None else seed)
-    bar = _bar(progress, sum(len(m) for m in groups.values()) * (iterations + 4) * runs)
+    bar = _bar(progress, lever_plan(sc, chosen, options, override))
     rows, curve = [], []
     plan = _without_controls(sc)
     try:
-        with as_executor(executor, runs=runs) as ex:
+        with as_executor(executor, runs=runs * values) as ex:
             kw = {
-                "runs": runs,
-                "seed": root,
                 "days": days,
                 "executor": ex,
-                "sampler": sampler,
                 "variant": variant,
                 "without_outputs": without_outputs,
                 "warmup_days": warmup_days,
             }
             for (path, least, most), members in groups.items():
-                lv = _LeverRuns(plan, path, members, kw, observed, bar.update)
+                lv = _LeverRuns(
+                    plan, path, least, most, members, options, root, kw, observed, bar.update
+                )
                 for kr in members:
-                    answer = _bisect(
-                        lambda x, kr=kr, lv=lv: lv.p_met(x, kr),
-                        least,
-                        most,
-                        target_probability,
-                        iterations,
-                    )
-                    row, points = _answer_rows(
-                        kr, lv, least, most, answer, runs, target_probability, bootstrap, root
-                    )
-                    rows.append({**row, **plan_terms(row, lv, sc)})
+                    row, points = _answer(kr, lv, target_probability, bootstrap)
+                    rows.append({**row, **plan_terms(row, lv)})
                     curve += points
     finally:
         if bar is not progress:

@@ -108,6 +108,8 @@ def _what_it_takes_lines(st: StressTest) -> list[str]:
 
 def _what_it_takes_line(st: StressTest, w) -> str:
     head = f"- KR {w['kr']}: {w['name']}"
+    if w.get("day", False):
+        return _launch_line(st, w, head)
     if not w["reached"]:
         return (
             f"{head} is not enough even at {_fmt(w['most'])} (P(met) there {_pct(w['p_at_most'])})"
@@ -126,6 +128,26 @@ def _what_it_takes_line(st: StressTest, w) -> str:
         assumed = lo if lo == hi_t else f"{lo} .. {hi_t}"
         return f"{text}: {need} by the deadline; the plan assumes {plan} ({assumed})"
     return f"{text}; the plan assumes {plan}"
+
+
+def _launch_line(st: StressTest, w, head: str) -> str:
+    """A launch day's answer: the latest date with P(met) >= 80%, its interval, the plan's date."""
+    from .keyresults import _when
+
+    sc = st.scenario
+
+    def when(day: float) -> str:
+        return _when(sc, int(day)) if day == day else "n/a"
+
+    plan = when(w["plan_low_value"])
+    if not w["reached"]:
+        return f"{head}: {w['when']} (P(met) there {_pct(w['p_at_most'])}); the plan: {plan}"
+    # lo is the interval's end nearer least (the later date), hi the earlier one
+    early = when(w["hi"]) if w["hi"] == w["hi"] else f"before {when(w['most'])}"
+    return (
+        f"{head}: {w['when']} [{early}, {when(w['lo'])}] (P(met) {_pct(w['p_met'])} "
+        f"[{_pct(w['p_lo'])}, {_pct(w['p_hi'])}]); the plan: {plan}"
+    )
 
 
 def _belief_lines(st: StressTest) -> list[str]:

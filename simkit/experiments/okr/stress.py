@@ -318,7 +318,10 @@ def stress_test(
             result = _probabilities(
                 sc, krs, ensemble, plan, seed, sampler, ex, common, observed, bar
             )
-            _analyses(result, wit, lever, early_warning, why_missed, observed, ex, common, bar)
+            root = as_seed_sequence(sc.seed if seed is None else seed)
+            _analyses(
+                result, wit, lever, early_warning, why_missed, observed, ex, common, bar, root
+            )
             if not sensitivity:
                 result.drivers = None
     finally:
@@ -403,7 +406,7 @@ def _probabilities(sc, krs, ensemble, plan, seed, sampler, ex, common, observed,
 
 
 def _analyses(
-    result: StressTest, wit, lever, early_warning, why_missed, observed, ex, common, bar
+    result: StressTest, wit, lever, early_warning, why_missed, observed, ex, common, bar, root
 ) -> None:
     """Early warning, why missed and what it takes, into ``result``."""
     sc, krs, ens = result.scenario, result.krs, result.ensemble
@@ -433,11 +436,10 @@ def _analyses(
             sc,
             lever=lever,
             runs=wit.runs,
-            seed=ens.seed,
+            seed=root,
             executor=ex,
-            sampler="lhs",
+            values=wit.values,
             target_probability=wit.target_probability,
-            iterations=wit.iterations,
             bootstrap=wit.bootstrap,
             observed=observed,
             progress=bar,
