@@ -6,16 +6,18 @@ from ``least`` (what costs least) towards ``most``. The probability is the one s
 leadership: P(met) **about the world** (:mod:`simkit.experiments.okr.world`), with the
 simulation's noise taken out, not the share of runs that met the KR.
 
-The runs: ``runs`` draws of the other uncertain parameters (a Latin hypercube), spread
-over the stress test's simulated populations, each run at ``values`` lever values evenly
-spaced from ``least`` to ``most`` on *common random numbers* (a draw's runs share its
-seed and population at every value, so they differ because of the lever, and a run
-resumes from the morning of the lever's launch). One polynomial chaos expansion is fitted
-to every run's result over the other parameters *and* the lever
-(:func:`~simkit.experiments.okr.world.lever_probabilities`: the world's machinery, with
-the lever as one more coordinate); P(met) at a lever value is the share of fresh draws
-of the other parameters whose expansion meets the target
-(:func:`~simkit.experiments.okr.world.world_p_met`). The **answer** is the value nearest
+The runs: ``runs`` runs, each with its own draw of the other uncertain parameters and
+of the lever (a Latin hypercube over both, the lever uniform from ``least`` to ``most``)
+and its own seed, spread over the stress test's simulated populations -- the world's
+design with the lever as one more coordinate -- plus, in a stress test, its own runs
+whose lever lies in the range (the plan's value, or its draw of an uncertain one). One
+polynomial chaos expansion is fitted to every run's result over the other parameters
+*and* the lever (:func:`~simkit.experiments.okr.world.lever_probabilities`: the world's
+machinery); P(met) at a lever value is the share of fresh draws of the other parameters
+whose expansion meets the target (:func:`~simkit.experiments.okr.world.world_p_met`).
+Each run has its own seed, not common random numbers: runs sharing a seed would share
+their noise, which an expansion over the parameters would then take for the parameters'
+effect. The **answer** is the value nearest
 to ``least`` at which that P(met) reaches 80%, on a fine grid of the range (linear
 between grid values; whole days for a launch day). Its 95% interval is the bootstrap's
 (Efron 1979): populations resampled with all their runs, the expansion refitted, the
@@ -61,7 +63,14 @@ from .keyresults import KR, _check_horizon, _select, aggregate, key_results, out
 from .names import parameter_name, resolve_path
 from .world import lever_mean, lever_probabilities, uncertain_paths
 
-__all__ = ["WhatItTakes", "WhatItTakesOptions", "what_it_takes", "plan_terms", "is_day_lever"]
+__all__ = [
+    "PriorRuns",
+    "WhatItTakes",
+    "WhatItTakesOptions",
+    "what_it_takes",
+    "plan_terms",
+    "is_day_lever",
+]
 
 TARGET_PROBABILITY = 0.8
 # the leading indicator an output's effect drives, by the effect's field, and how it is
@@ -91,9 +100,8 @@ class WhatItTakesOptions:
         One lever for every KR (default: each KR's own ``lever``); a launch day may be
         named alone (``"scheduled rides.day"``: from each KR's deadline back to day 0).
     runs : int
-        Draws of the other uncertain parameters, each run at every lever value.
-    values : int
-        Lever values run, evenly spaced from least to most (at least 3).
+        Runs of the search, each with its own draw of the lever and of the other
+        uncertain parameters (at least 8).
     target_probability : float
         The P(met) to reach (0.8).
     bootstrap : int
@@ -101,24 +109,22 @@ class WhatItTakesOptions:
     """
 
     lever: Lever | dict | tuple | str | None = None
-    runs: int = 12
-    values: int = 5
+    runs: int = 48
     target_probability: float = TARGET_PROBABILITY
     bootstrap: int = 200
 
     def __post_init__(self) -> None:
         """Refuse a target probability outside (0, 1) and counts that are not whole numbers.
 
-        ``values`` must be >= 3, ``bootstrap`` and ``runs`` >= 1.
+        ``runs`` must be >= 8, ``bootstrap`` >= 1.
         """
         if not 0 < self.target_probability < 1:
             raise SimkitError(
                 f"target_probability must be in (0, 1), got {self.target_probability}"
             )
         for name, value, least in (
-            ("values", self.values, 3),
             ("bootstrap", self.bootstrap, 1),
-            ("runs", self.runs, 1),
+            ("runs", self.runs, 8),
         ):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
                 raise SimkitError(f"{name} must be a whole number >= {least}, got {value!r}")
@@ -131,11 +137,11 @@ class WhatItTakes:
     ``table``: per KR, lever, name, least, most, value (the answer; NaN if not reached
     within the range), lo and hi (its bootstrap 95% interval, lo nearer least; NaN
     beyond most), p_met about the world at the answer with its interval (p_lo, p_hi),
-    reached (bool), runs (of the search), p_at_most (P(met) at most), day (bool: a launch
-    day, values are day numbers), when (the answer as the memo says it: a date for a
-    launch day), and the plan's terms (:func:`plan_terms`). ``curve``: per KR, P(met)
-    about the world along the lever with its 95% band (lo, hi) at each value run, and
-    p_runs, the share of those runs that met it (noise included).
+    reached (bool), runs (fitted), p_at_most and p_at_least (P(met) at the ends), day
+    (bool: a launch day, values are day numbers), when (the answer in words for a launch
+    day: a date), and the plan's terms (:func:`plan_terms`). ``curve``: per KR, P(met)
+    about the world along the lever with its 95% band (lo, hi), at evenly spaced values,
+    and the runs fitted.
     """
 
     table: pd.DataFrame
@@ -297,12 +303,33 @@ def _plan_range(sc: Scenario, path: str) -> tuple[float, float]:
     return v, v
 
 
-class _LeverRuns:
-    """The runs of one lever's search and, per KR, P(met) about the world along it.
+@dataclass(frozen=True)
+class PriorRuns:
+    """Runs already made (the stress test's), added to a search's fit.
 
-    ``runs`` draws of the other uncertain parameters, over ``populations`` populations
-    (the stress test's: the same seeds, so their warm-ups are reused), each run at every
-    lever value of ``points`` with the draw's seed (common random numbers).
+    ``u`` the runs' uncertain parameters in probability space (columns ``params``),
+    ``values`` their parameter values (columns by path), ``cluster`` their populations,
+    ``results`` per KR id the runs' results; ``plan`` the scenario they ran (the lever
+    at its plan value where it is not uncertain).
+    """
+
+    params: list[str]
+    u: np.ndarray
+    values: pd.DataFrame
+    cluster: np.ndarray
+    results: dict[str, np.ndarray]
+    plan: Scenario
+
+
+class _LeverRuns:
+    """The runs of one lever's search: the data of P(met) about the world along it.
+
+    ``runs`` runs, each with its own draw of the other uncertain parameters *and* of the
+    lever (a Latin hypercube over both), its own seed, spread over the stress test's
+    populations (the same population seeds: their warm-ups are reused); then the runs
+    of ``prior`` whose lever lies in the range. ``u`` (runs x other parameters),
+    ``value`` (the lever), ``cluster`` (population) and ``results`` (per KR) hold them
+    all; the first ``own`` are the search's (``driven``: the indicator in each).
     """
 
     def __init__(
@@ -317,6 +344,7 @@ class _LeverRuns:
         ensemble_kw: dict,
         observed: bool,
         tick,
+        prior: PriorRuns | None = None,
     ):
         self.sc, self.path, self.least, self.most = sc, path, least, most
         self.members, self.options, self.root = members, options, root
@@ -324,47 +352,39 @@ class _LeverRuns:
         self.indicator = None if self.day else _indicator(sc, path)
         self.params = [p for p in uncertain_paths(sc) if p != path]
         self.plan = _plan_range(sc, path)
-        points = list(np.linspace(least, most, options.values))
-        for v in self.plan:  # the plan's own values, if outside the range, to fit them too
-            if not min(least, most) <= v <= max(least, most):
-                points.append(v)
-        if self.day:
-            points = [float(round(v)) for v in points]
-        self.points = np.array(sorted(set(points), key=self.effort))
         self._run(ensemble_kw, observed, tick)
+        self.own = int(self.value.size)
+        if prior is not None:
+            self._add(prior)
 
     def effort(self, value):
         """The lever's coordinate: 0 at least, 1 at most."""
         return (np.asarray(value, dtype=float) - self.least) / (self.most - self.least)
 
     def _run(self, ensemble_kw: dict, observed: bool, tick) -> None:
-        n, k = self.options.runs, self.points.size
-        # two draws per population (each population's two tasks keep two workers busy)
-        pops = max(1, min(Budget().populations, n // 2))
+        n = self.options.runs
+        pops = max(1, min(Budget().populations, n))
         rng = np.random.default_rng(branch_seed(self.root, f"what it takes {self.path}"))
-        u = _u_design(n, len(self.params), "lhs", rng)
+        design_u = _u_design(n, len(self.params) + 1, "lhs", rng)
+        u, value = design_u[:, :-1], self.least + design_u[:, -1] * (self.most - self.least)
+        if self.day:
+            value = np.round(value)
         metrics = {kr.metric for kr in self.members}
         if self.indicator:
             metrics.add(self.indicator[0])
-        draw, values, parts = [], [], []
+        order, parts = [], []
         for pop in range(pops):
             mine = np.arange(pop, n, pops)
             if not len(mine):
                 continue
-            # draw by draw, each at every lever value: one task per draw, whose runs after
-            # the first resume from the morning of the lever's launch (the run cache)
-            lever = np.tile(self.points, len(mine))
-            design = pd.DataFrame({self.path: lever.astype(int) if self.day else lever})
+            design = pd.DataFrame({self.path: value[mine].astype(int) if self.day else value[mine]})
             if self.params:
-                rows = _values(self.sc, self.params, u[mine]).loc[np.repeat(np.arange(len(mine)), k)]
-                design = pd.concat([rows.reset_index(drop=True), design], axis=1)
+                design = pd.concat([_values(self.sc, self.params, u[mine]), design], axis=1)
             ens = run_ensemble(
                 self.sc,
                 runs=len(design),
                 seed=branch_seed(self.root, f"what it takes {self.path} population {pop}"),
                 values=design,
-                seed_index=list(np.repeat(np.arange(len(mine)), k)),
-                chunk_size=k,
                 population_seed=branch_seed(self.root, f"population {pop}"),
                 metrics=sorted(metrics),
                 retention_weeks=(),
@@ -373,22 +393,34 @@ class _LeverRuns:
             )
             tick(ens.runs)
             parts.append((ens, pop))
-            draw.append(np.repeat(mine, k))
-            values.append(lever)
-        self.u = u[np.concatenate(draw)] if self.params else np.zeros((n * k, 0))
-        self.value = np.concatenate(values)
+            order.append(mine)
+        idx = np.concatenate(order)
+        self.u, self.value = u[idx], value[idx]
         self.cluster = np.concatenate([np.full(e.runs, p) for e, p in parts])
         self.results: dict[str, np.ndarray] = {}
-        self.met: dict[str, np.ndarray] = {}
         for kr in self.members:
             out = [outcomes(e, [kr], observed) for e, _ in parts]
             self.results[kr.id] = np.concatenate([o["value"].to_numpy(float) for o in out])
-            self.met[kr.id] = np.concatenate([o["met"].to_numpy(bool) for o in out])
         self.driven = (
             np.concatenate([self._driven(e.matrix(self.indicator[0])) for e, _ in parts])
             if self.indicator
             else None
         )
+
+    def _add(self, prior: PriorRuns) -> None:
+        """Add the prior runs whose lever lies in the range (the plan's value, or its draw)."""
+        if self.path in prior.values.columns:
+            value = prior.values[self.path].to_numpy(float)
+        else:
+            value = np.full(len(prior.cluster), self.plan[0])
+        e = self.effort(value)
+        keep = (e >= -1e-12) & (e <= 1 + 1e-12)
+        cols = [prior.params.index(p) for p in self.params]
+        self.u = np.vstack([self.u, prior.u[keep][:, cols]])
+        self.value = np.concatenate([self.value, value[keep]])
+        self.cluster = np.concatenate([self.cluster, prior.cluster[keep]])
+        for kr in self.members:
+            self.results[kr.id] = np.concatenate([self.results[kr.id], prior.results[kr.id][keep]])
 
     def _driven(self, values: np.ndarray) -> np.ndarray:
         """Per run, the indicator at the last deadline (28-day mean).
@@ -440,7 +472,8 @@ def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict
     seed = branch_seed(lv.root, f"what it takes {lv.path} {kr.id}")
     rng = np.random.default_rng(seed)
     draws = rng.random((_DRAWS, len(lv.params)))
-    at = np.concatenate([lv.effort(grid), lv.effort(lv.points)])
+    shown = _curve_values(lv)
+    at = np.concatenate([lv.effort(grid), lv.effort(shown)])
     surface = lever_probabilities(
         kr, lv.u, lv.effort(lv.value), lv.results[kr.id], lv.cluster, at, draws, rng, bootstrap
     )
@@ -452,7 +485,10 @@ def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict
     # quantiles of the answers, a resample that never reaches it counting as beyond most
     far = lv.most + (lv.most - lv.least)
     lo, hi = np.percentile(np.where(np.isfinite(found), found, far), [2.5, 97.5])
-    inside = (lambda v: v if (v - lv.least) / (lv.most - lv.least) <= 1 + 1e-12 else math.nan)
+
+    def inside(v: float) -> float:
+        return v if lv.effort(v) <= 1 + 1e-12 else math.nan
+
     p_at = _at(grid, p, boots, answer) if reached else (math.nan,) * 3
     row = {
         "kr": kr.id,
@@ -474,23 +510,26 @@ def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict
         "day": lv.day,
         "when": _when_text(lv, answer),
     }
-    curve = []
     band = np.percentile(surface.boots[:, g:], [2.5, 97.5], axis=0)
-    for j, v in enumerate(lv.points):
-        mine = lv.value == v
-        curve.append(
-            {
-                "kr": kr.id,
-                "lever": lv.path,
-                "value": float(v),
-                "p_met": float(surface.p[g + j]),
-                "lo": min(float(band[0, j]), float(surface.p[g + j])),
-                "hi": max(float(band[1, j]), float(surface.p[g + j])),
-                "p_runs": float(lv.met[kr.id][mine].mean()),
-                "runs": int(mine.sum()),
-            }
-        )
+    curve = [
+        {
+            "kr": kr.id,
+            "lever": lv.path,
+            "value": float(v),
+            "p_met": float(surface.p[g + j]),
+            "lo": min(float(band[0, j]), float(surface.p[g + j])),
+            "hi": max(float(band[1, j]), float(surface.p[g + j])),
+            "runs": int(lv.value.size),
+        }
+        for j, v in enumerate(shown)
+    ]
     return row, curve
+
+
+def _curve_values(lv: _LeverRuns, n: int = 21) -> np.ndarray:
+    """The lever values of the curve: ``n`` evenly spaced (whole days for a launch day)."""
+    values = np.linspace(lv.least, lv.most, n)
+    return np.unique(np.round(values)) if lv.day else values
 
 
 def _at(grid: np.ndarray, p: np.ndarray, boots: np.ndarray, v: float) -> tuple[float, ...]:
@@ -545,7 +584,7 @@ WIT_COLUMNS = [
     "plan_low_value",
     "plan_high_value",
 ]
-WIT_CURVE_COLUMNS = ["kr", "lever", "value", "p_met", "lo", "hi", "p_runs", "runs"]
+WIT_CURVE_COLUMNS = ["kr", "lever", "value", "p_met", "lo", "hi", "runs"]
 
 
 def plan_terms(row: dict, lever: _LeverRuns) -> dict:
@@ -575,7 +614,8 @@ def plan_terms(row: dict, lever: _LeverRuns) -> dict:
 
     y = lever.driven
     ok = np.isfinite(y)
-    coords = np.column_stack([lever.u, lever.effort(lever.value)])[ok]
+    own = slice(0, lever.own)
+    coords = np.column_stack([lever.u[own], lever.effort(lever.value[own])])[ok]
     chaos = fit_chaos(coords, y[ok], _degree_for(int(ok.sum()), coords.shape[1]))
     at = [lo_v, hi_v, row["value"] if row["reached"] else lo_v]
     mean = lever_mean(chaos, lever.effort(np.array(at, dtype=float)))
@@ -592,26 +632,19 @@ def plan_terms(row: dict, lever: _LeverRuns) -> dict:
 def lever_plan(sc: Scenario, krs: list[KR], wit: WhatItTakesOptions, lever) -> int:
     """Return the runs a what-it-takes search makes (for the progress bar)."""
     groups = _lever_groups(sc, krs, lever, named=False)
-    total = 0
-    for path, least, most in groups:
-        extra = sum(
-            not min(least, most) <= v <= max(least, most) for v in _plan_range(sc, path)
-        )
-        total += (wit.values + extra) * wit.runs
-    return total
+    return len(groups) * wit.runs
 
 
 def what_it_takes(
     scenario: Scenario | str | Path,
     lever=None,
     krs=None,
-    runs: int = 12,
+    runs: int = 48,
     seed=None,
     users: int | None = None,
     days: int | None = None,
     *,
     executor=None,
-    values: int = 5,
     target_probability: float = TARGET_PROBABILITY,
     bootstrap: int = 200,
     variant: str | None = None,
@@ -619,12 +652,12 @@ def what_it_takes(
     warmup_days: int | None = None,
     progress=True,
     observed: bool = True,
+    prior: PriorRuns | None = None,
 ) -> WhatItTakes:
     """Find the value of a lever nearest to its ``least`` at which P(KR met) about the world >= 80%.
 
-    One expansion over the other uncertain parameters and the lever, fitted on runs at
-    ``values`` lever values with common random numbers; a bootstrap interval; the
-    answer in the plan's terms (module docstring).
+    One expansion over the other uncertain parameters and the lever, fitted on runs that
+    draw both; a bootstrap interval; the answer in the plan's terms (module docstring).
 
     Parameters
     ----------
@@ -636,14 +669,13 @@ def what_it_takes(
     krs : str or list of str, optional
         KR ids (``"1.2"``); default: all with a lever.
     runs : int
-        Draws of the other uncertain parameters, each run at every lever value.
+        Runs of each lever's search, each with its own draw of the lever and of the
+        other uncertain parameters.
     seed, users, days, variant, without_outputs, warmup_days
         As in :func:`simkit.ensemble`; ``seed`` is the stress test's (its populations are
         reused).
     executor : optional
         See :mod:`simkit.experiments.executors`; one is started for all evaluations.
-    values : int
-        Lever values run, evenly spaced from least to most.
     target_probability : float
         The probability to reach (0.8).
     bootstrap : int
@@ -653,6 +685,9 @@ def what_it_takes(
         ``n`` runs made (the stress test's bar).
     observed : bool
         Judge the KRs on the reports (their ``judged_by``; default) or the true metrics.
+    prior : PriorRuns, optional
+        Runs already made of the same scenario (the stress test's), added to each fit
+        where their lever lies in the range.
 
     Returns
     -------
@@ -664,7 +699,6 @@ def what_it_takes(
 
         sc = with_values(sc, {"market.users": users})
     options = WhatItTakesOptions(
-        values=values,
         target_probability=target_probability,
         bootstrap=bootstrap,
         runs=runs,
@@ -677,7 +711,7 @@ def what_it_takes(
     rows, curve = [], []
     plan = _without_controls(sc)
     try:
-        with as_executor(executor, runs=runs * values) as ex:
+        with as_executor(executor, runs=runs) as ex:
             kw = {
                 "days": days,
                 "executor": ex,
@@ -687,7 +721,7 @@ def what_it_takes(
             }
             for (path, least, most), members in groups.items():
                 lv = _LeverRuns(
-                    plan, path, least, most, members, options, root, kw, observed, bar.update
+                    plan, path, least, most, members, options, root, kw, observed, bar.update, prior
                 )
                 for kr in members:
                     row, points = _answer(kr, lv, target_probability, bootstrap)
