@@ -77,12 +77,14 @@ TARGET_PROBABILITY = 0.8
 # read. An appeal enters the choice of adopters and of leavers (docs/model.md §2 steps 2
 # and 5), not the take-up of the feature: it drives new customers (the customers it
 # brings have not taken the feature up yet, so its use falls as the appeal rises).
+# The last item is the way it moves as the effect grows (+1 up, -1 down): a dearer
+# price means fewer transactions, a larger churn cut a lower churn rate.
 _DRIVES = {
-    "frequency_uplift": ("visits_per_user_week", "change"),
-    "change": ("transactions", "change"),
-    "churn_reduction": ("churn_rate", "level"),
-    "appeal": ("new_customers", "change"),
-    "adoption_rate": ("feature_utilization:{feature}", "level"),
+    "frequency_uplift": ("visits_per_user_week", "change", 1),
+    "change": ("transactions", "change", -1),
+    "churn_reduction": ("churn_rate", "level", -1),
+    "appeal": ("new_customers", "change", 1),
+    "adoption_rate": ("feature_utilization:{feature}", "level", 1),
 }
 _WINDOW = 28
 _GRID = 201  # lever values at which P(met) is evaluated on the expansion
@@ -177,9 +179,13 @@ def _as_lever(lever, sc: Scenario) -> Lever:
     are NaN here) and its ends as dates.
     """
     expected = "lever: expected (name, least, most) or {path:, least:, most:}"
+    if isinstance(lever, Lever) and is_day_lever(lever.path) and math.isnan(lever.least):
+        return lever  # a launch day named alone, already checked
     if isinstance(lever, str):
         path = resolve_path(sc, lever)
         if not is_day_lever(path):
+            if lever.endswith(".day"):
+                _unknown_output(sc, lever)
             raise SimkitError(
                 f"{expected}; only a launch day (<output>.day) may be named alone, got {lever!r}"
             )
@@ -191,6 +197,12 @@ def _as_lever(lever, sc: Scenario) -> Lever:
         except (TypeError, ValueError):
             raise SimkitError(f"{expected} with numbers, got {lever!r}") from None
     elif isinstance(lever, tuple | list) and len(lever) == 3:
+        dated = [x for x in lever[1:] if isinstance(x, dt.date) or _is_date(x)]
+        if dated and not is_day_lever(resolve_path(sc, str(lever[0]))):
+            raise SimkitError(
+                f"lever: {lever[0]} is not a launch day (<output>.day): its ends are numbers, "
+                f"not dates like {dated[0]}"
+            )
         try:
             lever = Lever(
                 path=str(lever[0]),
@@ -208,6 +220,27 @@ def _as_lever(lever, sc: Scenario) -> Lever:
 
     sc._lever_problem(lever, "lever", fail)
     return lever
+
+
+def _is_date(x) -> bool:
+    try:
+        dt.date.fromisoformat(str(x).strip())
+    except ValueError:
+        return False
+    return True
+
+
+def _unknown_output(sc: Scenario, name: str) -> None:
+    """Raise the error of an output named by id or label that the scenario does not have."""
+    from ...analysis.indicators import output_indices
+
+    head = name.rsplit(".", 1)[0]
+    try:
+        output_indices(sc, head)
+    except SimkitError as exc:
+        text = str(exc)
+        text = text.split(": ", 1)[1] if text.startswith("without: ") else text
+        raise SimkitError(f"lever.path: {text}") from None
 
 
 def _check_day_path(sc: Scenario, path: str) -> None:
@@ -276,7 +309,7 @@ def _indicator(sc: Scenario, path: str) -> tuple[str, str] | None:
     m = re.match(r"^outputs\[(\d+)\]\.(\w+)$", path)
     if not m or m.group(2) not in _DRIVES:
         return None
-    metric, how = _DRIVES[m.group(2)]
+    metric, how, _ = _DRIVES[m.group(2)]
     feature = getattr(sc.outputs[int(m.group(1))], "feature", None)
     if "{feature}" in metric and not feature:
         return None
@@ -423,18 +456,26 @@ class _LeverRuns:
             self.results[kr.id] = np.concatenate([self.results[kr.id], prior.results[kr.id][keep]])
 
     def _driven(self, values: np.ndarray) -> np.ndarray:
-        """Per run, the indicator at the last deadline (28-day mean).
+        return driven(self.sc, self.path, values, max(k.deadline for k in self.members))
 
-        Read as the change from the 28 days before the launch, or as a level.
-        """
-        day = max(k.deadline for k in self.members)
-        at = aggregate(values, day, _WINDOW, "mean")
-        if self.indicator[1] == "level":  # type: ignore[index]
-            return at
-        launch = _launch_day(self.sc, self.path)
-        base = aggregate(values, max(launch - 1, _WINDOW - 1), _WINDOW, "mean")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return at / base - 1
+
+def driven(sc: Scenario, path: str, values: np.ndarray, day: int) -> np.ndarray:
+    """Per run, the leading indicator an effect at ``path`` drives, on ``day`` (28-day mean).
+
+    ``values`` is the indicator (:func:`_indicator`) per run and day. Read as the change
+    from the 28 days before the output's launch (NaN where those are 0), or as a level.
+    """
+    how = _indicator(sc, path)
+    if how is None:
+        raise SimkitError(f"{path}: no leading indicator is known to translate it")
+    at = aggregate(values, day, _WINDOW, "mean")
+    if how[1] == "level":
+        return at
+    launch = _launch_day(sc, path)
+    base = aggregate(values, max(launch - 1, _WINDOW - 1), _WINDOW, "mean")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = at / base - 1
+    return np.where(np.isfinite(out), out, np.nan)
 
 
 def _grid(lv: _LeverRuns) -> np.ndarray:
@@ -614,6 +655,8 @@ def plan_terms(row: dict, lever: _LeverRuns) -> dict:
 
     y = lever.driven
     ok = np.isfinite(y)
+    if ok.sum() < 2:  # e.g. nobody new before the launch: no change to speak of
+        return out
     own = slice(0, lever.own)
     coords = np.column_stack([lever.u[own], lever.effort(lever.value[own])])[ok]
     chaos = fit_chaos(coords, y[ok], _degree_for(int(ok.sum()), coords.shape[1]))
