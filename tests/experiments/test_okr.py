@@ -713,7 +713,13 @@ def test_an_effect_is_translated_into_an_indicator_that_moves_with_it(data, effe
     means = []
     for v in (least, most):
         ens = simkit.ensemble(
-            sc, runs=8, seed=1, values={path: v}, executor="inline", progress=False, metrics=[metric]
+            sc,
+            runs=8,
+            seed=1,
+            values={path: v},
+            executor="inline",
+            progress=False,
+            metrics=[metric],
         )
         means.append(np.nanmean(driven(sc, path, ens.matrix(metric), 69)))
     assert (means[1] - means[0]) * _DRIVES[effect][2] > 0, (metric, means)
@@ -724,7 +730,12 @@ def test_what_it_takes_matches_a_brute_force_search(tiny):
     cost): about the world it is met exactly where the mean result reaches +80%. Found
     independently by runs on a grid of uplifts, their mean result interpolated."""
     wit = okr.what_it_takes(
-        tiny, lever=(UPLIFT, 0.0, 2.0), krs=["1.5"], runs=48, seed=SEED, executor="inline",
+        tiny,
+        lever=(UPLIFT, 0.0, 2.0),
+        krs=["1.5"],
+        runs=48,
+        seed=SEED,
+        executor="inline",
         progress=False,
     )
     row = wit.table.iloc[0]
@@ -734,7 +745,10 @@ def test_what_it_takes_matches_a_brute_force_search(tiny):
     mean = []
     for v in grid:
         ens = simkit.ensemble(
-            with_values(tiny, {UPLIFT: float(v)}), runs=16, seed=SEED + 1, executor="inline",
+            with_values(tiny, {UPLIFT: float(v)}),
+            runs=16,
+            seed=SEED + 1,
+            executor="inline",
             progress=False,
         )
         mean.append(okr.outcomes(ens, okr.key_results(tiny)[4:5])["value"].mean())
@@ -749,7 +763,12 @@ def test_what_it_takes_matches_a_brute_force_search(tiny):
     assert curve[0] == 0 and curve[-1] == 1 and np.all(np.diff(curve) >= -0.05)
     # a lever that cannot reach the target says so
     none = okr.what_it_takes(
-        tiny, lever=(UPLIFT, 0.0, 0.2), krs=["1.5"], runs=16, seed=SEED, executor="inline",
+        tiny,
+        lever=(UPLIFT, 0.0, 0.2),
+        krs=["1.5"],
+        runs=16,
+        seed=SEED,
+        executor="inline",
         progress=False,
     )
     assert not none.table["reached"].iloc[0] and math.isnan(none.table["value"].iloc[0])
@@ -774,11 +793,14 @@ def test_a_launch_date_is_a_lever(data, tmp_path, capsys):
     t = wit.table.set_index("kr")
     assert t["day"].all() and (t["most"] == 0).all()
     assert t.loc["1.4", "least"] == 60 and t.loc["1.3", "least"] == 69  # each KR's deadline
-    for kr_id, r in t.iterrows():
+    for _, r in t.iterrows():
         if r["reached"]:
             assert r["value"] == int(r["value"]) and 0 <= r["value"] <= r["least"]
             day = sc.start_date + pd.Timedelta(days=int(r["value"]))
-            assert r["when"] in (f"ship by {day:%Y-%m-%d}", f"any day up to the deadline ({day:%Y-%m-%d})")
+            assert r["when"] in (
+                f"ship by {day:%Y-%m-%d}",
+                f"any day up to the deadline ({day:%Y-%m-%d})",
+            )
         else:
             assert r["when"] == "not even on 2026-01-01"
     # a later launch makes the KR no likelier: the curve falls from day 0 to the deadline
@@ -788,8 +810,21 @@ def test_a_launch_date_is_a_lever(data, tmp_path, capsys):
     # on the command line, named alone; the memo says it as a date
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(d))
-    args = ["okr", str(path), "--runs", "16", "--precision", "45", "--executor", "inline",
-            "--no-progress", "--out", str(tmp_path / "out"), "--lever", "boost.day"]
+    args = [
+        "okr",
+        str(path),
+        "--runs",
+        "16",
+        "--precision",
+        "45",
+        "--executor",
+        "inline",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "out"),
+        "--lever",
+        "boost.day",
+    ]
     assert simkit.cli.main(args) == 0
     memo = capsys.readouterr().out
     assert "- KR 1.4: boost: launch date: " in memo and "the plan: 2026-01-15" in memo

@@ -139,7 +139,8 @@ class WhatItTakes:
     ``table``: per KR, lever, name, least, most, value (the answer; NaN if not reached
     within the range), lo and hi (its bootstrap 95% interval, lo nearer least; NaN
     beyond most), p_met about the world at the answer with its interval (p_lo, p_hi),
-    reached (bool), runs (fitted), p_at_most and p_at_least (P(met) at the ends), day
+    reached (bool), runs (fitted), search_runs (of them, made by the search: the rest
+    are the stress test's), p_at_most and p_at_least (P(met) at the ends), day
     (bool: a launch day, values are day numbers), when (the answer in words for a launch
     day: a date), and the plan's terms (:func:`plan_terms`). ``curve``: per KR, P(met)
     about the world along the lever with its 95% band (lo, hi), at evenly spaced values,
@@ -391,7 +392,7 @@ class _LeverRuns:
             self._add(prior)
 
     def effort(self, value):
-        """The lever's coordinate: 0 at least, 1 at most."""
+        """Return the lever's coordinate: 0 at least, 1 at most."""
         return (np.asarray(value, dtype=float) - self.least) / (self.most - self.least)
 
     def _run(self, ensemble_kw: dict, observed: bool, tick) -> None:
@@ -479,9 +480,11 @@ def driven(sc: Scenario, path: str, values: np.ndarray, day: int) -> np.ndarray:
 
 
 def _grid(lv: _LeverRuns) -> np.ndarray:
-    """The lever values at which P(met) is evaluated, from least to most (whole days for a day)."""
+    """Return the lever values where P(met) is evaluated, least to most (whole days for a day)."""
     if lv.day:
-        return np.arange(lv.least, lv.most + np.sign(lv.most - lv.least), np.sign(lv.most - lv.least))
+        return np.arange(
+            lv.least, lv.most + np.sign(lv.most - lv.least), np.sign(lv.most - lv.least)
+        )
     return np.linspace(lv.least, lv.most, _GRID)
 
 
@@ -546,6 +549,7 @@ def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict
         "p_hi": p_at[2],
         "reached": reached,
         "runs": int(lv.value.size),
+        "search_runs": lv.own,
         "p_at_most": float(p[-1]),
         "p_at_least": float(p[0]),
         "day": lv.day,
@@ -568,7 +572,7 @@ def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict
 
 
 def _curve_values(lv: _LeverRuns, n: int = 21) -> np.ndarray:
-    """The lever values of the curve: ``n`` evenly spaced (whole days for a launch day)."""
+    """Return the lever values of the curve: ``n`` evenly spaced (whole days for a day)."""
     values = np.linspace(lv.least, lv.most, n)
     return np.unique(np.round(values)) if lv.day else values
 
@@ -584,7 +588,7 @@ def _at(grid: np.ndarray, p: np.ndarray, boots: np.ndarray, v: float) -> tuple[f
 
 
 def _when_text(lv: _LeverRuns, answer: float) -> str:
-    """A launch day's answer in words: the latest date, or why there is none."""
+    """Return a launch day's answer in words: the latest date, or why there is none."""
     if not lv.day:
         return ""
     from .keyresults import _when
@@ -594,7 +598,11 @@ def _when_text(lv: _LeverRuns, answer: float) -> str:
     if answer == lv.least:
         late = _when(lv.sc, int(lv.least))
         latest = max(k.deadline for k in lv.members)
-        return f"any day up to the deadline ({late})" if lv.least == latest else f"any day up to {late}"
+        return (
+            f"any day up to the deadline ({late})"
+            if lv.least == latest
+            else f"any day up to {late}"
+        )
     return f"ship by {_when(lv.sc, int(answer))}"
 
 
@@ -613,6 +621,7 @@ WIT_COLUMNS = [
     "p_hi",
     "reached",
     "runs",
+    "search_runs",
     "p_at_most",
     "p_at_least",
     "day",

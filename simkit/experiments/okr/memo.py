@@ -100,7 +100,11 @@ def _indicator_text(metric: str, reading: str, x: float) -> str:
 def _what_it_takes_lines(st: StressTest) -> list[str]:
     """Per KR: the lever's value needed for the target P(met), in the plan's terms."""
     p_star = st.options.get("target_probability", 0.8)
-    lines = ["", f"## What it takes (P(met) >= {p_star:.0%}; bootstrap 95% interval)"]
+    lines = [
+        "",
+        f"## What it takes (P(met) about the world >= {p_star:.0%}, the other parameters as "
+        "planned; bootstrap 95% interval)",
+    ]
     for _, w in st.what_it_takes.iterrows():
         lines.append(_what_it_takes_line(st, w))
     return lines
@@ -131,7 +135,7 @@ def _what_it_takes_line(st: StressTest, w) -> str:
 
 
 def _launch_line(st: StressTest, w, head: str) -> str:
-    """A launch day's answer: the latest date with P(met) >= 80%, its interval, the plan's date."""
+    """Format a launch day's answer: the latest date with P(met) >= 80%, and the plan's date."""
     from .keyresults import _when
 
     sc = st.scenario

@@ -410,7 +410,7 @@ def _probabilities(sc, krs, ensemble, plan, seed, sampler, ex, common, observed,
 
 
 def _prior(st: StressTest) -> PriorRuns:
-    """The stress test's runs as data for the lever searches' fits (their populations)."""
+    """Return the stress test's runs as data for the lever searches' fits."""
     ens = st.ensemble
     params = [p for p in uncertain_paths(st.scenario) if p in ens.parameters.columns]
     population = (
