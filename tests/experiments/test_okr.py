@@ -753,7 +753,7 @@ def test_what_it_takes_matches_a_brute_force_search(tiny):
         )
         mean.append(okr.outcomes(ens, okr.key_results(tiny)[4:5])["value"].mean())
     brute = float(np.interp(0.8, mean, grid))
-    assert abs(row["value"] - brute) < 0.08, (row["value"], brute, mean)
+    assert abs(row["value"] - brute) < 0.04, (row["value"], brute, mean)
     # in the plan's terms: visits per user and week, more at the answer than at the
     # plan's low end (0.05) and less than at its high end (0.95)
     assert row["indicator"] == "visits_per_user_week" and row["indicator_reading"] == "change"
@@ -853,8 +853,10 @@ def test_p_met_does_not_depend_on_the_simulated_population(name):
     allowed = small["half_width"] + large["half_width"]
     same = gap == 0  # e.g. 0% [0%, 0%] at both sizes
     assert ((gap < allowed) | same).all(), pd.DataFrame({"gap": gap, "allowed": allowed})
-    if name == "ridehailing_duopoly":  # with uncertain parameters: intervals that mean something
-        assert large["half_width"].mean() < 0.25
+    # both have uncertain parameters: intervals that mean something, and not every KR
+    # certain (marketplace_subscription once had none: every P(met) was 0% [0%, 0%])
+    assert large["half_width"].mean() < 0.25
+    assert ((large["p_met"] > 0.05) & (large["p_met"] < 0.95)).any()
 
 
 def test_cli_okr_writes_to_results_by_default(tiny, tmp_path, capsys, monkeypatch):

@@ -70,6 +70,7 @@ __all__ = [
     "what_it_takes",
     "plan_terms",
     "is_day_lever",
+    "driven",
 ]
 
 TARGET_PROBABILITY = 0.8
