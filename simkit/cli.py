@@ -206,10 +206,10 @@ def _add_okr_parser(sub) -> None:
     o.add_argument(
         "--lever",
         nargs="+",
-        metavar="NAME [LEAST MOST]",
+        metavar="ARG",
         default=None,
-        help="search this number (a path, or <output id or label>.<field>) from LEAST to "
-        "MOST for every key result (default: their levers); a launch day "
+        help="NAME LEAST MOST: search this number (a path, or <output id or label>.<field>) "
+        "from LEAST to MOST for every key result (default: their levers); a launch day "
         "(<output>.day) may be named alone -- the latest date that works, searched from "
         "each key result's deadline back to day 0 -- or given dates as LEAST and MOST",
     )

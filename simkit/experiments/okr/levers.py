@@ -344,8 +344,8 @@ class PriorRuns:
 
     ``u`` the runs' uncertain parameters in probability space (columns ``params``),
     ``values`` their parameter values (columns by path), ``cluster`` their populations,
-    ``results`` per KR id the runs' results; ``plan`` the scenario they ran (the lever
-    at its plan value where it is not uncertain).
+    ``results`` per KR id the runs' results. A lever that is not uncertain was at the
+    plan's value in every run.
     """
 
     params: list[str]
@@ -353,7 +353,6 @@ class PriorRuns:
     values: pd.DataFrame
     cluster: np.ndarray
     results: dict[str, np.ndarray]
-    plan: Scenario
 
 
 class _LeverRuns:

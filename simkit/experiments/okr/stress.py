@@ -425,7 +425,6 @@ def _prior(st: StressTest) -> PriorRuns:
         values=ens.parameters[params],
         cluster=np.asarray(population),
         results=results,
-        plan=st.scenario,
     )
 
 
