@@ -571,7 +571,7 @@ def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict
     return row, curve
 
 
-def _curve_values(lv: _LeverRuns, n: int = 21) -> np.ndarray:
+def _curve_values(lv: _LeverRuns, n: int = 61) -> np.ndarray:
     """Return the lever values of the curve: ``n`` evenly spaced (whole days for a day)."""
     values = np.linspace(lv.least, lv.most, n)
     return np.unique(np.round(values)) if lv.day else values
