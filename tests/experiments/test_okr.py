@@ -828,7 +828,11 @@ def test_a_launch_date_is_a_lever(data, tmp_path, capsys):
     assert simkit.cli.main(args) == 0
     memo = capsys.readouterr().out
     assert "- KR 1.4: boost: launch date: " in memo and "the plan: 2026-01-15" in memo
-    assert simkit.cli.main([*args[:-1], "boost.day", "2026-03-02", "2026-01-10"]) == 0
+    # dates as the ends, in either order; a bad end is a one-line error before any run
+    from simkit.experiments.okr.levers import _as_lever
+
+    dated = _as_lever(simkit.cli._okr_lever(["boost.day", "2026-01-10", "2026-03-02"]), sc)
+    assert (dated.path, dated.least, dated.most) == ("outputs[0].day", 9, 60)
     assert simkit.cli.main([*args[:-1], "boost.day", "2026-03-20", "x"]) == 2
     assert "--lever: LEAST and MOST must be numbers" in capsys.readouterr().err
 

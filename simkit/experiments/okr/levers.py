@@ -90,6 +90,7 @@ _DRIVES = {
 _WINDOW = 28
 _GRID = 201  # lever values at which P(met) is evaluated on the expansion
 _DRAWS = 1000  # fresh draws of the other parameters
+_BOOT_GRID = 101  # lever values at which each bootstrap resample is evaluated
 _DAY = re.compile(r"^outputs\[(\d+)\]\.day$")
 
 
@@ -517,14 +518,24 @@ def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict
     rng = np.random.default_rng(seed)
     draws = rng.random((_DRAWS, len(lv.params)))
     shown = _curve_values(lv)
-    at = np.concatenate([lv.effort(grid), lv.effort(shown)])
+    pick = np.unique(np.linspace(0, len(grid) - 1, min(len(grid), _BOOT_GRID)).round())
+    coarse = grid[pick.astype(int)]
     surface = lever_probabilities(
-        kr, lv.u, lv.effort(lv.value), lv.results[kr.id], lv.cluster, at, draws, rng, bootstrap
+        kr,
+        lv.u,
+        lv.effort(lv.value),
+        lv.results[kr.id],
+        lv.cluster,
+        lv.effort(np.concatenate([grid, shown])),
+        draws,
+        rng,
+        bootstrap,
+        boot_grid=lv.effort(np.concatenate([coarse, shown])),
     )
-    g = len(grid)
-    p, boots = surface.p[:g], surface.boots[:, :g]
+    g, c = len(grid), len(coarse)
+    p, boots = surface.p[:g], surface.boots[:, :c]
     answer = float(_crossing(grid, p, p_star, lv.day)[0])
-    found = _crossing(grid, boots, p_star, lv.day)
+    found = _crossing(coarse, boots, p_star, lv.day)
     reached = math.isfinite(answer)
     # quantiles of the answers, a resample that never reaches it counting as beyond most
     far = lv.most + (lv.most - lv.least)
@@ -533,7 +544,7 @@ def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict
     def inside(v: float) -> float:
         return v if lv.effort(v) <= 1 + 1e-12 else math.nan
 
-    p_at = _at(grid, p, boots, answer) if reached else (math.nan,) * 3
+    p_at = _at(grid, p, coarse, boots, answer) if reached else (math.nan,) * 3
     row = {
         "kr": kr.id,
         "key_result": kr.label,
@@ -555,7 +566,7 @@ def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict
         "day": lv.day,
         "when": _when_text(lv, answer),
     }
-    band = np.percentile(surface.boots[:, g:], [2.5, 97.5], axis=0)
+    band = np.percentile(surface.boots[:, c:], [2.5, 97.5], axis=0)
     curve = [
         {
             "kr": kr.id,
@@ -577,11 +588,17 @@ def _curve_values(lv: _LeverRuns, n: int = 61) -> np.ndarray:
     return np.unique(np.round(values)) if lv.day else values
 
 
-def _at(grid: np.ndarray, p: np.ndarray, boots: np.ndarray, v: float) -> tuple[float, ...]:
-    """P(met) at lever value ``v`` (interpolated on the grid) with its bootstrap 95% interval."""
+def _at(
+    grid: np.ndarray, p: np.ndarray, coarse: np.ndarray, boots: np.ndarray, v: float
+) -> tuple[float, ...]:
+    """Return P(met) at lever value ``v`` (interpolated) with its bootstrap 95% interval.
+
+    ``p`` is on ``grid``, the resamples ``boots`` on ``coarse``.
+    """
     order = np.argsort(grid)
-    x = grid[order]
-    est = float(np.interp(v, x, p[order]))
+    est = float(np.interp(v, grid[order], p[order]))
+    order = np.argsort(coarse)
+    x = coarse[order]
     b = np.array([np.interp(v, x, row[order]) for row in boots])
     lo, hi = np.percentile(b, [2.5, 97.5])
     return est, min(float(lo), est), max(float(hi), est)

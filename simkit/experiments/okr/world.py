@@ -256,12 +256,14 @@ class LeverSurface:
     """P(met) about the world along a lever, from one expansion over the parameters and it.
 
     ``p`` is P(met) at each value of ``grid`` (the lever in [0, 1]: 0 its ``least``, 1
-    its ``most``), ``boots`` the same for each bootstrap resample (resamples x grid),
-    ``chaos`` the expansion (its last coordinate is the lever).
+    its ``most``), ``boots`` the same at each value of ``boot_grid`` for each bootstrap
+    resample (resamples x values), ``chaos`` the expansion (its last coordinate is the
+    lever).
     """
 
     grid: np.ndarray
     p: np.ndarray
+    boot_grid: np.ndarray
     boots: np.ndarray
     chaos: Chaos
 
@@ -289,6 +291,8 @@ def lever_probabilities(
     draws_u: np.ndarray,
     rng: np.random.Generator,
     bootstrap: int = 200,
+    boot_grid: np.ndarray | None = None,
+    boot_draws: int = 500,
 ) -> LeverSurface:
     """P(met) about the world as a function of a lever (docs/okr.md, what it takes).
 
@@ -297,22 +301,26 @@ def lever_probabilities(
     in [0, 1] over its range), as in :func:`world_probabilities`; P(met) at a lever value
     is :func:`world_p_met` with the lever set to it and the other parameters drawn
     (``draws_u``). The bootstrap resamples ``cluster`` (populations) and refits at the
-    same degree.
+    same degree, and evaluates P(met) at ``boot_grid`` (default ``grid``) on
+    ``boot_draws`` of the draws, resampled.
     """
+    boot_grid = grid if boot_grid is None else boot_grid
     coords = np.column_stack([u, lever])
     ok = np.isfinite(x)
     if ok.sum() < 2:  # nothing to fit: never met
         zero = Chaos(_multi_indices(coords.shape[1], 0), np.zeros(1), 0.0)
-        return LeverSurface(grid, np.zeros(len(grid)), np.zeros((bootstrap, len(grid))), zero)
+        empty = np.zeros((bootstrap, len(boot_grid)))
+        return LeverSurface(grid, np.zeros(len(grid)), boot_grid, empty, zero)
     degree = _degree_for(int(ok.sum()), coords.shape[1])
     chaos = fit_chaos(coords[ok], x[ok], degree)
     sample = _Sample(coords[ok], x[ok], np.full(int(ok.sum()), -1), np.asarray(cluster)[ok])
-    boots = np.empty((bootstrap, len(grid)))
+    boots = np.empty((bootstrap, len(boot_grid)))
     for i, r in enumerate(rng.spawn(bootstrap)):
         s = _resample(sample, r)
         fit = fit_chaos(s.u, s.x, degree)
-        boots[i] = _along(kr, fit, draws_u[r.integers(0, len(draws_u), len(draws_u))], grid)
-    return LeverSurface(grid, _along(kr, chaos, draws_u, grid), boots, chaos)
+        some = draws_u[r.integers(0, len(draws_u), min(boot_draws, len(draws_u)))]
+        boots[i] = _along(kr, fit, some, boot_grid)
+    return LeverSurface(grid, _along(kr, chaos, draws_u, grid), boot_grid, boots, chaos)
 
 
 def lever_mean(chaos: Chaos, grid: np.ndarray) -> np.ndarray:
