@@ -11,6 +11,8 @@ they are found from any working directory.
 ``events.csv``                 the event log (user_id, timestamp, amount) it was made from
 ``contract_renewals.yaml``     customers on yearly contracts who decide only at renewal,
                                with a beta-distributed churn probability (sBG)
+``repeat_buyers.yaml``         repeat buyers with gamma-distributed purchase rates who
+                               drop out after a purchase (BG/NBD; CDNOW's estimates)
 ``fader_hardie_2007_*.csv``    published yearly renewals of two segments (regular,
                                highend), 1,000 customers each over 12 years
 =============================  ===========================================================

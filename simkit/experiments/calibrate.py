@@ -42,6 +42,17 @@ weighted least-squares map :math:`A = (J^\top W J)^{-1} J^\top W` -- and *the
 simulation* -- the spread of :math:`m(\hat\theta)` over further seeds,
 :math:`A\,\Sigma_m A^\top`. The reported sd is the square root of their sum.
 
+A linearised sd is symmetric and assumes the deviance is quadratic; with few periods a
+spread parameter (how much users differ) is pinned down on one side much less than on
+the other. The **95% interval** is therefore the likelihood's own (``profile=True``, the
+default): for each parameter, the deviance is simulated along its profile ridge (the
+other parameters moved as the linearised covariance says they follow it) until it has
+risen by the 95% point of :math:`\chi^2_1` (3.84; times the dispersion
+:math:`\max(1, \text{bootstrap var} / \text{likelihood var})` when cohorts differ more
+than binomially, a quasi-likelihood), at most ``PROFILE_STEPS`` simulated points a
+side; the simulation's part is then added in quadrature. An interval that reaches a
+parameter's bound is cut there.
+
 Holdout and reference models
 ----------------------------
 With ``holdout=K`` the last *K* periods are projected, not fitted, and the projection
@@ -1043,7 +1054,7 @@ def _uncertainty(
     replications: int,
     bootstrap: int,
     root: np.random.SeedSequence,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return the sd of each fitted parameter from the data and from the simulation.
 
     The data's part comes from the likelihood (the inverse of :func:`_information`) or,
@@ -1051,7 +1062,9 @@ def _uncertainty(
     a bootstrap over cohorts (which also sees cohorts differ more than binomially); the
     simulation's part from the spread of the curves over seeds, through the fit's
     response to its simulated curve (:func:`_information`). The data part is inf when
-    the information is singular.
+    the information is singular. Also the data's covariance and each parameter's
+    dispersion (bootstrap variance over the likelihood's, at least 1; 1 without a
+    bootstrap), for :func:`_profile_bounds`.
     """
     F, curves, d = problem.fit_periods, problem.curves, len(problem.params)
     m_hat = _stacked(best["sim"], curves, F)
@@ -1064,13 +1077,16 @@ def _uncertainty(
     M = Jg.T @ (wg[:, None] * Jg)
     info, B = _information(problem, J, m_hat)
     if np.linalg.cond(M) > 1e12 or np.linalg.cond(info) > 1e12:
-        return np.full(d, np.inf), np.zeros(d)
+        return np.full(d, np.inf), np.zeros(d), np.full((d, d), np.inf), np.ones(d)
     A = np.linalg.solve(info, B)[:, good]  # the fit's response to the simulated curve
+    cov_info = np.linalg.inv(info)
+    cov_data = cov_info
     if bootstrap and len(problem.weights) >= MIN_BOOTSTRAP_COHORTS:
         rng = np.random.default_rng(root.spawn(1)[0])
         cov_data = _bootstrap_cov(problem, J, m_hat, good, rng, bootstrap)
-    else:
-        cov_data = np.linalg.inv(info)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dispersion = np.nan_to_num(np.diag(cov_data) / np.diag(cov_info), nan=1.0)
+    dispersion = np.maximum(dispersion, 1.0)
     cov_sim = np.zeros((d, d))
     singles = [_stacked(r, curves, F) for r in best["reps"]]
     singles += [_stacked(r, curves, F) for r in reps_extra]
@@ -1080,14 +1096,110 @@ def _uncertainty(
         cov_sim = A @ Sm @ A.T
     sd_data = np.sqrt(np.clip(np.diag(cov_data), 0, None))
     sd_sim = np.sqrt(np.clip(np.diag(cov_sim), 0, None))
-    return sd_data, sd_sim
+    return sd_data, sd_sim, cov_data, dispersion
+
+
+#: Simulated points a side of each parameter's profile (:func:`_profile_bounds`).
+PROFILE_STEPS = 3
+#: The 95% point of the chi-squared distribution with one degree of freedom.
+CHI2_95 = 3.841458820694124
+
+
+def _total_deviance(problem: _Problem, sim: dict) -> float:
+    """Return the deviance of the observed cohorts given simulated curves (not per trial)."""
+    F, dev = problem.fit_periods, 0.0
+    for c in problem.curves:
+        y = problem.tables[c].to_numpy(float)[:, :F]
+        n = problem.weights.reindex(problem.tables[c].index).to_numpy(float)
+        dev += deviance(c, y, n, sim[c][0][:F], problem.exact(c))[0]
+    return dev
+
+
+def _profile_bounds(
+    objective: SimulatedLoss,
+    problem: _Problem,
+    theta: np.ndarray,
+    best: dict,
+    cov: np.ndarray,
+    dispersion: np.ndarray,
+    steps: int = PROFILE_STEPS,
+) -> np.ndarray:
+    r"""Return each parameter's likelihood-ratio 95% bounds along its profile ridge.
+
+    For parameter *j* the point :math:`\hat\theta + t\,\Sigma_{\cdot j} / \Sigma_{jj}`
+    (the others follow it as the covariance says) is simulated on the fit's common random
+    numbers at growing *t* (first Wald's bound, then steps that extrapolate the deviance
+    as a parabola), until the deviance has risen by :data:`CHI2_95` times the
+    dispersion; the bound is interpolated linearly in the square root of the rise. A
+    bound where the deviance is still below it after ``steps`` points is the last point
+    (the data say little beyond); at a parameter's own bound, that bound. NaN where the
+    covariance is not finite.
+    """
+    params = problem.params
+    d = len(params)
+    low = np.array([p.low for p in params])
+    high = np.array([p.high for p in params])
+    d_hat = _total_deviance(problem, best["sim"])
+    out = np.full((d, 2), np.nan)
+
+    def rise(th: np.ndarray) -> float:
+        u = [p.unit(x) for p, x in zip(params, th, strict=True)]
+        objective.evaluate([u])
+        sim = objective.cache[objective.key(u)]["sim"]
+        try:
+            return _total_deviance(problem, sim) - d_hat
+        except (KeyError, IndexError, ValueError):
+            return math.inf
+
+    for j in range(d):
+        var = cov[j, j]
+        if not (np.isfinite(var) and var > 0 and np.isfinite(cov[:, j]).all()):
+            continue
+        crit = CHI2_95 * dispersion[j]
+        ridge = cov[:, j] / var
+        for side, sign in enumerate((-1.0, 1.0)):
+            edge = low[j] if sign < 0 else high[j]
+            room = abs(edge - theta[j])
+            t0, g0, t = 0.0, 0.0, math.sqrt(crit * var)
+            found = None
+            for _ in range(steps):
+                t = min(t, room)
+                th = np.clip(theta + sign * t * ridge, low, high)
+                g = rise(th)
+                if not g < crit:  # (inf: a point the simulation cannot measure)
+                    s0, s1 = math.sqrt(max(g0, 0.0)), math.sqrt(g)
+                    found = t0 + (t - t0) * (math.sqrt(crit) - s0) / (s1 - s0)
+                    break
+                if t >= room:
+                    found = room
+                    break
+                t0, g0 = t, g
+                t *= min(3.0, max(1.25, math.sqrt(crit / max(g, 1e-9))))
+            out[j, side] = theta[j] + sign * (t0 if found is None else found)
+    return out
 
 
 def _parameter_table(
-    params: list[FitParameter], theta: np.ndarray, sd_data: np.ndarray, sd_sim: np.ndarray
+    params: list[FitParameter],
+    theta: np.ndarray,
+    sd_data: np.ndarray,
+    sd_sim: np.ndarray,
+    profile: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Per path: start, fitted value, sd (both parts), 95% interval within the bounds."""
+    """Per path: start, fitted value, sd (both parts), 95% interval within the bounds.
+
+    With ``profile`` (:func:`_profile_bounds`) the interval is the likelihood's, widened by
+    the simulation's part in quadrature; otherwise value +- 1.96 sd.
+    """
     sd = np.sqrt(sd_data**2 + sd_sim**2)
+    lo, hi = theta - 1.96 * sd, theta + 1.96 * sd
+    method = np.full(len(params), "linearised", dtype=object)
+    if profile is not None:
+        ok = np.isfinite(profile).all(axis=1)
+        z = 1.96 * sd_sim
+        lo = np.where(ok, theta - np.sqrt((theta - profile[:, 0]) ** 2 + z**2), lo)
+        hi = np.where(ok, theta + np.sqrt((profile[:, 1] - theta) ** 2 + z**2), hi)
+        method[ok] = "profile likelihood"
     return pd.DataFrame(
         {
             "start": [p.start for p in params],
@@ -1095,8 +1207,9 @@ def _parameter_table(
             "sd": sd,
             "sd_data": sd_data,
             "sd_simulation": sd_sim,
-            "lo95": np.maximum(theta - 1.96 * sd, [p.low for p in params]),
-            "hi95": np.minimum(theta + 1.96 * sd, [p.high for p in params]),
+            "lo95": np.maximum(lo, [p.low for p in params]),
+            "hi95": np.minimum(hi, [p.high for p in params]),
+            "interval": method,
             "low": [p.low for p in params],
             "high": [p.high for p in params],
         },
@@ -1269,6 +1382,7 @@ def calibrate(
     without_outputs="all",
     unit: str | None = None,
     progress=None,
+    profile: bool = True,
 ) -> Calibration:
     """Fit scenario parameters to observed cohort curves; check on held-out periods.
 
@@ -1314,6 +1428,10 @@ def calibrate(
         Period unit of the data, when the file does not tell.
     progress : callable, optional
         Called with a line of text after each batch of evaluations.
+    profile : bool
+        95% intervals from the likelihood along each parameter's profile (default; up to
+        ``2 * PROFILE_STEPS`` more simulated candidates a parameter), or False for the
+        linearised value +- 1.96 sd (module docstring, *Uncertainty*).
 
     Returns
     -------
@@ -1365,27 +1483,34 @@ def calibrate(
         pts, dx = jacobian_points(params, u_hat)
         objective.evaluate(pts)
         reps_extra = objective.simulate([u_hat], extra_seeds)[0] if extra_seeds else []
-    F = problem.fit_periods
-    sims = [objective.cache[objective.key(u)]["sim"] for u in pts]
-    J = np.column_stack(
-        [
-            (
-                _stacked(sims[2 * i], problem.curves, F)
-                - _stacked(sims[2 * i + 1], problem.curves, F)
-            )
-            / dx[i]
-            for i in range(len(params))
-        ]
-    )
-    sd_data, sd_sim = _uncertainty(problem, J, best, reps_extra, len(crn), bootstrap, root)
-    theta = np.array([p.value(x) for p, x in zip(params, u_hat, strict=True)])
+        F = problem.fit_periods
+        sims = [objective.cache[objective.key(u)]["sim"] for u in pts]
+        J = np.column_stack(
+            [
+                (
+                    _stacked(sims[2 * i], problem.curves, F)
+                    - _stacked(sims[2 * i + 1], problem.curves, F)
+                )
+                / dx[i]
+                for i in range(len(params))
+            ]
+        )
+        sd_data, sd_sim, cov_data, dispersion = _uncertainty(
+            problem, J, best, reps_extra, len(crn), bootstrap, root
+        )
+        theta = np.array([p.value(x) for p, x in zip(params, u_hat, strict=True)])
+        bounds = (
+            _profile_bounds(objective, problem, theta, best, cov_data, dispersion)
+            if profile
+            else None
+        )
     check = _holdout_check(problem, best["sim"])
     hist = pd.DataFrame(objective.history)
     hist.insert(0, "candidate", range(len(hist)))
     return Calibration(
         scenario=with_values(sc, dict(zip(problem.paths, theta.tolist(), strict=True))),
         observed=problem.observed,
-        parameters=_parameter_table(params, theta, sd_data, sd_sim),
+        parameters=_parameter_table(params, theta, sd_data, sd_sim, bounds),
         curves=pd.DataFrame(check.curves),
         errors=pd.DataFrame(check.errors),
         retention_rates=pd.DataFrame(check.rates),

@@ -73,6 +73,18 @@ class RunResult:
         later): ``cohort_day`` (that day) and ``left_day`` (the first day they left us, -1
         if they had not by the last day); survival at any age, in any period unit
         (:func:`simkit.experiments.calibrate.simulate_curves`).
+    repeat_transactions : pandas.DataFrame or None
+        The cohort members' repeat purchases: one row per cohort week (``cohort``, as in
+        ``cohort_sizes``) and complete calendar week since day 0, from the cohort's own
+        week on (``week``), with ``visits`` (days a member visited us after their first
+        day: repeat purchase occasions, as a transaction log counts them, one a day) and
+        ``transactions`` (those visits' transactions). Cumulative:
+        ``groupby("cohort").cumsum()``.
+    visit_log : pandas.DataFrame or None
+        With ``run(..., visit_log=True)``: one row per day a cohort member visited us
+        (their first day included), ``member`` (the row of ``lifetimes``), ``day`` and
+        ``transactions`` (that day's, 0 or more): the run as a transaction log. None
+        otherwise.
 
     The property :attr:`observed` gives what a team sees of the metrics.
     """
@@ -94,6 +106,8 @@ class RunResult:
     engine: str = "compiled"
     journeys: pd.DataFrame | None = None
     lifetimes: pd.DataFrame | None = None
+    repeat_transactions: pd.DataFrame | None = None
+    visit_log: pd.DataFrame | None = None
     _observed: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -183,6 +197,7 @@ def run(
     without_outputs: Iterable[int] | Literal["all"] | None = None,
     variant: str | None = None,
     journeys: int = 0,
+    visit_log: bool = False,
     engine: str = "compiled",
     warmup_days: int | None = None,
     rules: ModuleType | SimpleNamespace | None = None,
@@ -217,6 +232,9 @@ def run(
         How many users (sampled with the run's seed) to follow day by day in
         ``RunResult.journeys`` (default 0: none, and ``journeys`` is None; following
         users makes the run go day by day, which costs time in a small run).
+    visit_log : bool
+        Keep each cohort member's visits day by day in ``RunResult.visit_log`` (2 bytes
+        per user and day while the run lasts; default False).
     engine : {"compiled", "agents"}
         ``"compiled"`` (default): one numba-compiled pass over the users per day.
         ``"agents"``: one ``mesa.Agent`` per user whose ``step()`` reads like the rules;
@@ -301,6 +319,8 @@ def run(
     )
     _warm_up(model, resolved.warmup_days, wkey, population, cache)
     model.start_dynamics(model_ss, journeys)
+    if visit_log:
+        model.recorder.keep_visit_log(model.N)
     _attach_tables(model, horizon, expect_reruns, cache)
 
     def result(days: int) -> RunResult:
@@ -314,6 +334,8 @@ def run(
             daily_retention=cohorts.daily_retention,
             cohort_sizes=cohorts.sizes,
             lifetimes=cohorts.lifetimes,
+            repeat_transactions=cohorts.repeat_transactions,
+            visit_log=cohorts.visit_log,
             segments=rec.segments_frame(days),
             scenario=resolved,
             seed=seed if seed is not None else sc.seed,
@@ -333,7 +355,7 @@ def run(
         resolved,
         skip,
         horizon,
-        _run_key(warmup_key, model_ss, journeys),
+        _run_key(warmup_key, model_ss, journeys, visit_log),
         cache,
         reporter,
     )
@@ -451,9 +473,14 @@ def _warmup_key(
     return hashlib.sha1(key.encode()).hexdigest()
 
 
-def _run_key(warmup_key: str, model_ss: np.random.SeedSequence, journeys: int) -> str:
-    """Return the key of a run's launch mornings: its warm-up, its seed and its journeys."""
-    key = json.dumps([warmup_key, model_ss.entropy, list(model_ss.spawn_key), journeys])
+def _run_key(
+    warmup_key: str, model_ss: np.random.SeedSequence, journeys: int, visit_log: bool = False
+) -> str:
+    """Return the key of a run's launch mornings: its warm-up, seed, journeys and log."""
+    parts: list = [warmup_key, model_ss.entropy, list(model_ss.spawn_key), journeys]
+    if visit_log:  # (keys of runs without a log are as they were)
+        parts.append("visit_log")
+    key = json.dumps(parts)
     return hashlib.sha1(key.encode()).hexdigest()
 
 

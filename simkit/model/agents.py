@@ -133,6 +133,7 @@ class UserAgent(mesa.Agent):
         self.innovativeness = float(arrays.innovativeness[i])
         self.susceptibility = float(arrays.susceptibility[i])
         self.churn_proneness = float(arrays.churn_proneness[i])
+        self.log_frequency = float(arrays.log_frequency[i])  # (odds of a visit)
         self.affinity = arrays.affinity[:, i].tolist()
         self.contacts: list[int] = []
         # the day's own (not state: set afresh every day)
@@ -200,6 +201,7 @@ class UserAgent(mesa.Agent):
                 self.member,
                 T.loyalty_frequency_uplift[k],
             )
+            uplift += self.log_frequency  # the user's frequency: a multiplier on the odds
             v = b.visit
             p_visit = R.visit_probability(
                 v.base, v.habit_weight, self.habit, v.satisfaction_weight, self.satisfaction, uplift
@@ -222,7 +224,12 @@ class UserAgent(mesa.Agent):
                 T.loyalty_churn_reduction[k],
             )
             base = R.churn_base_today(
-                m.churn_base, m.churn_period, m.renewal_churn, m.day - self.joined_day
+                m.churn_base,
+                m.churn_period,
+                m.renewal_churn,
+                m.day - self.joined_day,
+                m.visit_churn,
+                self.visited,
             )
             hazard = R.churn_hazard(
                 base,
@@ -573,7 +580,7 @@ class AgentMarketModel(MarketBase):
         if d >= 0 and agent.cohort_day >= 0:
             cd = agent.cohort_day
             week_start = cd + 7 * ((d - cd) // 7)
-            self.cohort_visits.append((cd, agent.last_visit < week_start))
+            self.cohort_visits.append((cd, agent.last_visit < week_start, agent.i, tx))
         agent.last_visit = d
         for f in T.features_in_use:
             if agent.has_effect(f, k):
@@ -645,9 +652,14 @@ class AgentMarketModel(MarketBase):
             )[None],
         )
         if self.cohort_visits:
-            cd = np.array([c for c, _ in self.cohort_visits], dtype=np.int64)
-            first = np.array([f for _, f in self.cohort_visits], dtype=bool)
-            self.recorder.add_visits(d, cd, first)
+            cd, first, who, tx = zip(*self.cohort_visits, strict=True)
+            self.recorder.add_visits(
+                d,
+                np.array(cd, dtype=np.int64),
+                np.array(first, dtype=bool),
+                np.array(who, dtype=np.int64),
+                np.array(tx, dtype=np.int64),
+            )
 
     def _journeys(self, d: int) -> None:
         J = self.journeys

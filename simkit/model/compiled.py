@@ -410,7 +410,8 @@ APPEAL, FREQ_UPLIFT, ADOPTION_RATE, SAT_BOOST, TX_UPLIFT, PAID = range(6)
     CHURN_BOUND,
     CHURN_PERIOD,
     RENEWAL_CHURN,
-) = range(20)
+    VISIT_CHURN,
+) = range(21)
 # The day's results out[i] (counts and sums for the recorder).
 (
     NEW_ADOPTERS,
@@ -499,6 +500,12 @@ def churn_bound(habit_k: float, satisfaction_k: float) -> float:
     return math.exp(max(0.0, -habit_k) + 0.5 * abs(satisfaction_k)) * (1.0 + 1e-6)
 
 
+#: ``Results.visit_log`` of a run that keeps none, and ``Results.repeat`` of warm-up days
+#: (empty, never written: no cohort visits before day 0).
+_NO_LOG = np.zeros((0, 0), np.int16)
+_NO_REPEAT = np.zeros((2, 0, 0), np.int32)
+
+
 # ---- the kernel's arguments ---------------------------------------------------------------
 # The compiled day takes its arrays in a few named tuples (numba passes them as structs):
 class Users(NamedTuple):
@@ -511,6 +518,7 @@ class Users(NamedTuple):
     innovativeness: np.ndarray
     susceptibility: np.ndarray
     churn_proneness: np.ndarray
+    log_frequency: np.ndarray
     affinity: np.ndarray
     # state (changed in place)
     product: np.ndarray
@@ -568,8 +576,11 @@ class Results(NamedTuple):
 
     Per day: ``OUT[day, result]``, transactions per product ``TXK``, users per product
     and segment ``BPS``, our DAU per segment ``SDAU``, users of each feature ``FUS``; and
-    the retention tables' visit counts. A slice of users adds to one day's rows of its
-    own (the same names, one dimension less).
+    the retention tables' visit counts, our cohort members' repeat visits and their
+    transactions by cohort and calendar week ``repeat[2, cohort week, week]``, and each
+    user's transactions + 1 on each day they visited us ``visit_log[user, day]`` ([0, 0]:
+    not kept). A slice of users adds to one day's rows of its own (the same names, one
+    dimension less).
     """
 
     OUT: np.ndarray
@@ -579,6 +590,8 @@ class Results(NamedTuple):
     FUS: np.ndarray
     visit_weeks: np.ndarray
     visit_days: np.ndarray
+    repeat: np.ndarray
+    visit_log: np.ndarray
 
 
 class Work(NamedTuple):
@@ -586,7 +599,7 @@ class Work(NamedTuple):
 
     It holds this morning's product ``start``, the lists of a slice's passes
     ``W[row, i]``, the day's ``flags``, whether a user visited and their transactions
-    today, and the cohort visits a slice found.
+    today, and the cohort visits a slice found (cohort day, first in its week, user).
     """
 
     start: np.ndarray
@@ -596,6 +609,7 @@ class Work(NamedTuple):
     tx: np.ndarray
     cohort_buf: np.ndarray
     first_buf: np.ndarray
+    who_buf: np.ndarray
 
 
 class Morning(NamedTuple):
@@ -695,8 +709,15 @@ def _days(d0, days, record_from, dims, users, draws, products, B, network, resul
     product, segment = users.product, users.segment
     U, UF, LT, ZT = draws
     P = products.P
-    OUT, TXK, BPS, SDAU, FUS, visit_weeks, visit_days = results
-    start, cohort_buf, first_buf = work.start, work.cohort_buf, work.first_buf
+    OUT, TXK, BPS, SDAU, FUS, visit_weeks, visit_days, repeat, visit_log = results
+    start, cohort_buf, first_buf, who_buf = (
+        work.start,
+        work.cohort_buf,
+        work.first_buf,
+        work.who_buf,
+    )
+    tx_today = work.tx
+    logged = visit_log.shape[0] > 0
     N = product.shape[0]
     F = users.uses.shape[0]
     C = min(CHUNKS, N)
@@ -746,7 +767,17 @@ def _days(d0, days, record_from, dims, users, draws, products, B, network, resul
                 Morning(start, mixed, wom_mixed),
                 scratch[c],
                 work,
-                Results(outs[c], txs[c], bps[c], sdau[c], fus[c], visit_weeks, visit_days),
+                Results(
+                    outs[c],
+                    txs[c],
+                    bps[c],
+                    sdau[c],
+                    fus[c],
+                    visit_weeks,
+                    visit_days,
+                    repeat,
+                    visit_log,
+                ),
             )
         # add the slices up in order; count our cohort members' visits
         out = OUT[j]
@@ -764,6 +795,12 @@ def _days(d0, days, record_from, dims, users, draws, products, B, network, resul
                     visit_weeks[cd // 7, since // 7] += 1
                 if since < horizon:
                     visit_days[cd // 7, since] += 1
+                i = who_buf[q]
+                if since > 0:  # a repeat visit (the first day is the first purchase)
+                    repeat[0, cd // 7, d // 7] += np.int32(1)
+                    repeat[1, cd // 7, d // 7] += np.int32(tx_today[i])
+                if logged:
+                    visit_log[i, d] = np.int16(min(tx_today[i] + 1.0, 32767.0))
         out[START_OURS] = counts[ours]
 
 
@@ -822,6 +859,7 @@ def _users(
         innovativeness,
         susceptibility,
         churn_proneness,
+        log_frequency,
         affinity,
         product,
         ever,
@@ -843,8 +881,8 @@ def _users(
     start, mixed, wom_mixed = morning
     contacts, util = scratch[0], scratch[1]
     W, flags, visited_today, tx_today = work.W, work.flags, work.visited, work.tx
-    cohort_buf, first_buf = work.cohort_buf, work.first_buf
-    out, tx_k, by_product_segment, segment_dau, feature_users, _, _ = acc
+    cohort_buf, first_buf, who_buf = work.cohort_buf, work.first_buf, work.who_buf
+    out, tx_k, by_product_segment, segment_dau, feature_users = acc[:5]
     F = uses.shape[0]
     NF = fin.shape[0]
     network = indptr.shape[0] > 1
@@ -914,6 +952,7 @@ def _users(
         uplift = combined_effect(
             used, subscribed[i], P[SUB_FREQ_UPLIFT, k0], member, P[LOY_FREQ_UPLIFT, k0]
         )
+        uplift += log_frequency[i]  # the user's frequency: a multiplier on the odds
         x = visit_score(
             B[VISIT_BASE], B[VISIT_HABIT_W], habit[i], B[VISIT_SAT_W], satisfaction[i], uplift
         )
@@ -1000,6 +1039,7 @@ def _users(
         cd = cohort_day[i]
         cohort_buf[lo + n_cohort] = cd
         first_buf[lo + n_cohort] = last_visit[i] < cd + 7 * ((d - cd) // 7)
+        who_buf[lo + n_cohort] = i
         n_cohort += o & (d >= 0) & (cd >= 0)
         last_visit[i] = d if o else last_visit[i]
         dau += o
@@ -1023,11 +1063,12 @@ def _users(
     out[LOYALTY_COSTS] += loyalty_costs
     out[DAU] += dau
 
-    # 4. habit; 5. churn: who of this morning's customers leaves (any day, or on the last
-    # day of their contract periods)
+    # 4. habit; 5. churn: who of this morning's customers leaves (any day, on the last
+    # day of their contract periods, or after a visit)
     u_churn = U[CHURN]
     period = int(B[CHURN_PERIOD])
-    renewal = period > 0
+    per_visit = B[VISIT_CHURN]
+    renewal = (period > 0) | (per_visit >= 0.0)
     n_lea = 0
     for r in range(lo, lo + n_cus):
         i = np.uint64(cus[r])
@@ -1044,7 +1085,9 @@ def _users(
         # customer's number is above it and the exp is not needed -- same decision.
         base = B[CHURN_BASE]
         if renewal:
-            base = churn_base_today(base, period, B[RENEWAL_CHURN], d - joined_day[i])
+            base = churn_base_today(
+                base, period, B[RENEWAL_CHURN], d - joined_day[i], per_visit, visited_today[i] != 0
+            )
         a = base * churn_proneness[i] * mult
         if uc >= a * B[CHURN_BOUND] and 0.0 <= h <= 1.0 and 0.0 <= s <= 1.0:
             continue
@@ -1246,6 +1289,7 @@ class CompiledMarketModel(MarketBase):
             tx=self._tx,
             cohort_buf=np.zeros(N, np.int64),
             first_buf=np.zeros(N, bool),
+            who_buf=np.zeros(N, np.int64),
         )
         if self.adjacency is not None:
             self._network = Network(
@@ -1277,6 +1321,7 @@ class CompiledMarketModel(MarketBase):
                 churn_bound(c.habit_k, c.satisfaction_k),
                 float(self.churn_period),
                 self.renewal_churn,
+                self.visit_churn,
             ],
             dtype=np.float64,
         )
@@ -1343,7 +1388,17 @@ class CompiledMarketModel(MarketBase):
                 Products(P, FE, _u8(T.available), fin),
                 B,
                 self._network,
-                Results(OUT, TXK, BPS, SDAU, FUS, rec.visit_weeks, rec.visit_days),
+                Results(
+                    OUT,
+                    TXK,
+                    BPS,
+                    SDAU,
+                    FUS,
+                    rec.visit_weeks,
+                    rec.visit_days,
+                    rec.repeat_counts() if d0 >= 0 else _NO_REPEAT,
+                    rec.visit_log if rec.visit_log is not None else _NO_LOG,
+                ),
                 self._work,
             )
         self._running_costs += costs["per_day"]
@@ -1372,6 +1427,7 @@ class CompiledMarketModel(MarketBase):
             u.innovativeness,
             u.susceptibility,
             u.churn_proneness,
+            u.log_frequency,
             u.affinity,
             u.product,
             _u8(u.ever),

@@ -94,6 +94,7 @@ class UserArrays:
     innovativeness: np.ndarray
     susceptibility: np.ndarray
     churn_proneness: np.ndarray
+    log_frequency: np.ndarray  # float32: log of the frequency trait (odds of a visit)
     affinity: np.ndarray  # float32 [F, N]
     product: np.ndarray  # int8: product index, K = none
     ever: np.ndarray  # bool: has been a customer of some product
@@ -219,6 +220,10 @@ class MarketBase(mesa.Model):
             if c.renewal_churn is not None
             else 1.0 - (1.0 - c.base_monthly) ** (c.period_days / self.rules.DAYS_PER_MONTH)
         )
+        # decisions after visits (repeat buyers): the probability at proneness 1 (-1: off)
+        self.visit_churn = (
+            float(c.visit_churn) if c.decision == "visit" and c.visit_churn is not None else -1.0
+        )
         if population is None:
             self.users = self._init_users()
             self.adjacency, self.degree = self._init_network()
@@ -286,12 +291,18 @@ class MarketBase(mesa.Model):
         segment = np.repeat(np.arange(len(sizes), dtype=np.int16), sizes)
         rng.shuffle(segment)
         traits = {k: np.empty(N, F32) for k in TRAIT_RANGES}
+        log_frequency = np.empty(N, F32)
         affinity = np.empty((F, N), F32)
         for s, seg in enumerate(sc.segments):
             idx = np.flatnonzero(segment == s)
             for name, (lo, hi) in TRAIT_RANGES.items():
                 draw = _draw(getattr(seg.traits, name), trait_rng(s, name), idx.size)
                 traits[name][idx] = np.clip(draw, lo, hi)
+            # each user's visit rate, as a log-odds shift (0 for the default 1); drawn by
+            # quantiles so that a fitted spread moves every user's rate smoothly
+            draw = _draw(seg.traits.frequency, trait_rng(s, "frequency"), idx.size, quantiles=True)
+            with np.errstate(divide="ignore"):
+                log_frequency[idx] = np.log(np.clip(draw, 0.0, None))
             for f, fname in enumerate(self.features):
                 spec = seg.traits.affinity.get(fname, seg.traits.default_affinity)
                 draw = _draw(spec, trait_rng(s, "affinity", fname), idx.size)
@@ -313,6 +324,7 @@ class MarketBase(mesa.Model):
             period_transactions=np.zeros(N, F32),
             cohort_day=np.full(N, NO_COHORT, np.int16),
             first_left=np.full(N, NEVER, np.int16),
+            log_frequency=log_frequency,
             **traits,
         )
         # pre-existing customers: random users, in blocks of each product's initial share
@@ -516,11 +528,12 @@ class MarketBase(mesa.Model):
         return self.users.cohort_day, self.users.first_left
 
 
-def _draw(spec, rng: np.random.Generator, n: int) -> np.ndarray:
+def _draw(spec, rng: np.random.Generator, n: int, quantiles: bool = False) -> np.ndarray:
     """Per-user draws of a trait (a constant or a distribution).
 
     A beta trait given by its shapes ``a`` and ``b`` (the churn probability of contracts,
-    fitted by :mod:`simkit.experiments.calibrate`) is drawn by its quantile function from
+    fitted by :mod:`simkit.experiments.calibrate`), and any distribution with
+    ``quantiles`` (the frequency trait), is drawn by its quantile function from
     one stratified uniform per user (user *i* gets the *i*-th of *n* equal slices of
     (0, 1) in a random order, at a random point in it): with the same seed each user's
     value moves smoothly with the shapes (numpy's beta sampler rejects a varying number
@@ -529,7 +542,7 @@ def _draw(spec, rng: np.random.Generator, n: int) -> np.ndarray:
     """
     if isinstance(spec, int | float):
         return np.full(n, float(spec))
-    if isinstance(spec, Beta) and spec.a is not None:
+    if quantiles or (isinstance(spec, Beta) and spec.a is not None):
         u = (rng.permutation(n) + rng.random(n)) / max(n, 1)
         return np.asarray(spec.ppf(u), dtype=float)
     return spec.sample(rng, n)

@@ -121,13 +121,19 @@ RATE_FACTS = ("nps", "satisfaction", "habit", "renewals_due", "renewals_done")
 
 @dataclass
 class CohortTables:
-    """Cohort activity retention ``R``, survival ``S``, cohort sizes and members' lifetimes."""
+    """Cohort activity retention ``R``, survival ``S``, cohort sizes and members' lifetimes.
+
+    Also the members' repeat visits and transactions by cohort and calendar week, and
+    (when kept) each member's visits day by day.
+    """
 
     retention: pd.DataFrame
     survival: pd.DataFrame
     daily_retention: pd.DataFrame
     sizes: pd.Series
     lifetimes: pd.DataFrame | None = None
+    repeat_transactions: pd.DataFrame | None = None
+    visit_log: pd.DataFrame | None = None
 
 
 class Recorder:
@@ -169,6 +175,27 @@ class Recorder:
         self.visit_weeks = np.zeros((weeks, weeks), dtype=np.int64)
         self.daily_horizon = daily_horizon
         self.visit_days = np.zeros((weeks, daily_horizon), dtype=np.int64)
+        # cohort members' repeat visits [0] and their transactions [1] by (cohort week,
+        # calendar week), from day 0 on (see repeat_counts); and, when kept, each user's
+        # transactions + 1 on the days they visited us (0: no visit) (see keep_visit_log)
+        self._repeat: np.ndarray | None = None
+        self.visit_log: np.ndarray | None = None
+
+    def repeat_counts(self) -> np.ndarray:
+        """Return the repeat visits and transactions by cohort and calendar week [2, W, W].
+
+        Made on the first day that needs it (day 0): a warm-up, and the snapshots taken at
+        its end, do without (the array grows with the square of the weeks).
+        """
+        if self._repeat is None:
+            weeks = self.days // 7 + 1
+            self._repeat = np.zeros((2, weeks, weeks), dtype=np.int32)
+        return self._repeat
+
+    def keep_visit_log(self, users: int) -> None:
+        """Keep each user's visits to our product day by day from day 0 on (2 bytes a day)."""
+        if self.visit_log is None or self.visit_log.shape[0] != users:
+            self.visit_log = np.zeros((users, self.days), dtype=np.int16)
 
     @property
     def nbytes(self) -> int:
@@ -183,6 +210,7 @@ class Recorder:
             self.visit_weeks,
             self.visit_days,
         ]
+        arrays += [a for a in (self._repeat, self.visit_log) if a is not None]
         return sum(a.nbytes for a in arrays)
 
     # ---- engine side -------------------------------------------------------------------
@@ -232,12 +260,20 @@ class Recorder:
         self.segment_customers[rows] = segment_customers
         self.segment_dau[rows] = segment_dau
 
-    def add_visits(self, day: int, cohort_day: np.ndarray, first_in_week: np.ndarray) -> None:
+    def add_visits(
+        self,
+        day: int,
+        cohort_day: np.ndarray,
+        first_in_week: np.ndarray,
+        users: np.ndarray,
+        transactions: np.ndarray,
+    ) -> None:
         """Count today's visits of cohort members for the retention tables.
 
         ``cohort_day``: the visitors' cohort (first adoption) days (>= 0 only);
         ``first_in_week``: whether each visit is the user's first in its week since
-        adoption (so each user counts once per week).
+        adoption (so each user counts once per week); ``users`` and ``transactions``: who
+        visited and their transactions today (repeat visits and the visit log).
         """
         since = day - cohort_day
         c = cohort_day // 7
@@ -245,6 +281,12 @@ class Recorder:
         np.add.at(self.visit_weeks, (c[first_in_week], w[first_in_week]), 1)
         near = since < self.daily_horizon
         np.add.at(self.visit_days, (c[near], since[near]), 1)
+        again = since > 0
+        repeat = self.repeat_counts()
+        np.add.at(repeat[0], (c[again], day // 7), 1)
+        np.add.at(repeat[1], (c[again], day // 7), transactions[again].astype(np.int32))
+        if self.visit_log is not None:
+            self.visit_log[users, day] = np.minimum(transactions + 1, 32767)
 
     # ---- results ----------------------------------------------------------------------
     def truncate(self, days: int) -> None:
@@ -400,7 +442,32 @@ class Recorder:
             }
         )
         sizes_s = pd.Series(sizes[keep], index=idx, name="size")
-        return CohortTables(R_df, S_df, D_df, sizes_s, lifetimes)
+        # repeat visits and transactions by cohort and complete calendar week (from the
+        # cohort's own week on)
+        full = days // 7
+        cw, ww = np.meshgrid(np.flatnonzero(keep), np.arange(full), indexing="ij")
+        later = (ww >= cw).ravel()  # (a cohort's repeat purchases start in its own week)
+        counts = self.repeat_counts()[:, :weeks][:, keep, :full]
+        repeat = pd.DataFrame(
+            {
+                "cohort": cw.ravel()[later],
+                "week": ww.ravel()[later],
+                "visits": counts[0].ravel()[later].astype(np.int64),
+                "transactions": counts[1].ravel()[later].astype(np.int64),
+            }
+        )
+        visit_log = None
+        if self.visit_log is not None:  # rows of the members (as in lifetimes), days
+            who = np.flatnonzero(member)[inside]
+            m, day = np.nonzero(self.visit_log[who, :days])
+            visit_log = pd.DataFrame(
+                {
+                    "member": m.astype(np.int64),
+                    "day": day.astype(np.int64),
+                    "transactions": self.visit_log[who[m], day].astype(np.int64) - 1,
+                }
+            )
+        return CohortTables(R_df, S_df, D_df, sizes_s, lifetimes, repeat, visit_log)
 
 
 class Journeys:

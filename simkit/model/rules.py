@@ -29,11 +29,12 @@ One tick is one day. The daily order of events (the engine follows it exactly):
    (:math:`\beta` price sensitivity, :math:`a_f` the user's affinity for feature *f*,
    :math:`\nu_k` the network effect). A new adopter's first visit is the adoption day.
 3. **Engagement.** A customer visits with probability
-   :math:`\operatorname{sigmoid}(b + w_h\,\text{habit} + w_s(\text{sat} - 0.5) + \sum u_f)`
-   (*u_f*: frequency uplifts of the features they use, a subscription, a loyalty
-   programme). On a visit, a launched feature not yet used is taken up with
-   probability ``adoption_rate_f * affinity_f`` (take-up ramps, it does not jump). A
-   visit yields Poisson(need x multipliers) transactions.
+   :math:`\operatorname{sigmoid}(b + w_h\,\text{habit} + w_s(\text{sat} - 0.5) + \sum u_f
+   + \log \phi)` (*u_f*: frequency uplifts of the features they use, a subscription, a
+   loyalty programme; :math:`\phi` the user's ``frequency``, a multiplier on the odds).
+   On a visit, a launched feature not yet used is taken up with probability
+   ``adoption_rate_f * affinity_f`` (take-up ramps, it does not jump). A visit yields
+   Poisson(need x multipliers) transactions.
 4. **Experience.** Satisfaction moves toward today's experience
    :math:`e = \operatorname{sigmoid}(e_0 + w_q\,\text{quality} + \sum \text{boost}
    - w_p \beta\,\text{price}/\text{ref} + \varepsilon)` by an exponential moving
@@ -43,7 +44,9 @@ One tick is one day. The daily order of events (the engine follows it exactly):
    \cdot \text{multipliers}` (:math:`\rho` churn proneness; loyalty programmes and
    subscriptions multiply). With decisions at renewal (``churn.decision: renewal``) the
    base *c* is the probability of not renewing, on the last day of each contract period
-   since joining, and 0 on other days (:func:`churn_base_today`). A leaver switches to a
+   since joining, and 0 on other days; with decisions after visits (``churn.decision:
+   visit``, repeat buyers) it is the probability of dropping out after a visit, on the
+   days the customer visits (:func:`churn_base_today`). A leaver switches to a
    competitor or lapses, by logit over the competitors' utilities against an outside
    option.
 6. **Subscriptions.** What a plan period is worth to user *i* beyond its fee is the
@@ -426,17 +429,24 @@ def churn_hazard(
     )
 
 
-def churn_base_today(daily_base, period_days, renewal_churn, age):
+def churn_base_today(daily_base, period_days, renewal_churn, age, visit_churn=-1.0, visited=False):
     r"""Return the base of a customer's churn hazard today, at ``age`` days since joining.
 
-    With daily decisions (``period_days`` 0) it is the daily base every day. With
-    decisions at renewal (``period_days`` > 0) it is ``renewal_churn`` on the last day of
-    each period (ages ``period_days``, ``2 period_days``, ...) and 0 on other days, so
-    a customer of proneness :math:`\rho` (habit and satisfaction factors aside) survives
-    each period with probability :math:`1 - \min(1, \rho\,c)`: with
+    With daily decisions (``period_days`` 0, ``visit_churn`` < 0) it is the daily base
+    every day. With decisions at renewal (``period_days`` > 0) it is ``renewal_churn`` on
+    the last day of each period (ages ``period_days``, ``2 period_days``, ...) and 0 on
+    other days, so a customer of proneness :math:`\rho` (habit and satisfaction factors
+    aside) survives each period with probability :math:`1 - \min(1, \rho\,c)`: with
     :math:`\rho \sim \text{Beta}(a, b)` and :math:`c = 1`, the shifted-beta-geometric
-    model (Fader & Hardie 2007). Scalars.
+    model (Fader & Hardie 2007). With decisions after visits (``visit_churn`` >= 0) it is
+    ``visit_churn`` on a day the customer ``visited`` and 0 on other days (the day they
+    joined is not one: only this morning's customers decide), so a customer drops out
+    after each repeat visit with probability :math:`\min(1, \rho\,c)`: with
+    :math:`\rho \sim \text{Beta}(a, b)` and :math:`c = 1`, the dropout of the BG/NBD
+    model (Fader, Hardie & Lee 2005). Scalars.
     """
+    if visit_churn >= 0.0:
+        return visit_churn if visited else 0.0
     if period_days <= 0:
         return daily_base
     if age > 0 and age % period_days == 0:

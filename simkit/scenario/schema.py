@@ -802,6 +802,13 @@ class Traits(Strict):
     churn_proneness: Trait = Field(
         1.0, description="Multiplier on the user's churn hazard [multiplier]."
     )
+    frequency: Trait = Field(
+        1.0,
+        description="Multiplier on the odds that the user visits on a day: each user's own "
+        "purchase or visit rate. A gamma distribution with mean 1 and sd s gives, at small "
+        "daily visit probabilities, NBD-like visit counts (gamma shape 1/s^2), as in the "
+        "BG/NBD and Pareto/NBD models of repeat buyers [multiplier].",
+    )
     affinity: dict[str, Affinity] = Field(
         default_factory=dict,
         description="How much each feature matters to the user, by feature name (a feature "
@@ -1253,13 +1260,19 @@ class ChurnRules(Strict):
     period of ``period_days`` since joining, and leaves then with probability
     renewal_churn times the same factors (capped at 1): with habit_k and satisfaction_k 0
     and churn_proneness drawn from Beta(a, b), this is the shifted-beta-geometric model.
+    With ``decision: visit`` (repeat buyers) a customer decides only right after a visit
+    (a purchase occasion), not on the day they joined, and leaves with probability
+    visit_churn times the same factors: with habit_k and satisfaction_k 0, visit_churn 1
+    and churn_proneness drawn from Beta(a, b), this is the dropout of the BG/NBD model.
     A leaver switches to a competitor or lapses (logit against the outside option).
     """
 
-    decision: Literal["daily", "renewal"] = Field(
+    decision: Literal["daily", "renewal", "visit"] = Field(
         "daily",
-        description="When customers decide to leave: any day (daily, a hazard) or only at "
-        "the end of each contract period since they joined (renewal).",
+        description="When customers decide to leave: any day (daily, a hazard), only at "
+        "the end of each contract period since they joined (renewal), or only right after "
+        "a visit, not on the day they joined (visit: repeat buyers who drop out silently "
+        "after a purchase occasion, as in the BG/NBD model).",
     )
     period_days: int = Field(
         30,
@@ -1272,6 +1285,11 @@ class ChurnRules(Strict):
         description="Probability of not renewing at the end of a period (decision: renewal) "
         "at churn proneness 1, habit 0 and satisfaction 0.5; default base_monthly "
         "compounded over period_days [probability/period].",
+    )
+    visit_churn: Prob | None = Field(
+        None,
+        description="Probability of leaving right after a visit (decision: visit; required "
+        "then) at churn proneness 1, habit 0 and satisfaction 0.5 [probability/visit].",
     )
 
     base_monthly: Prob = Field(
@@ -1735,9 +1753,18 @@ class Scenario(Strict):
         Checked in this order: the first problem is the one reported.
         """
         self._check_segments_and_products()
+        self._check_churn()
         self._check_plan()
         self._check_ids_and_affinities()
         return self
+
+    def _check_churn(self) -> None:
+        c = self.behaviour.churn
+        if c.decision == "visit" and c.visit_churn is None:
+            _fail(
+                "behaviour.churn.visit_churn",
+                "expected a probability of leaving after a visit with decision: visit",
+            )
 
     def _check_segments_and_products(self) -> None:
         total = sum(s.share for s in self.segments)
