@@ -537,12 +537,13 @@ def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict
     answer = float(_crossing(grid, p, p_star, lv.day)[0])
     found = _crossing(coarse, boots, p_star, lv.day)
     reached = math.isfinite(answer)
-    # quantiles of the answers, a resample that never reaches it counting as beyond most
-    far = lv.most + (lv.most - lv.least)
-    lo, hi = np.percentile(np.where(np.isfinite(found), found, far), [2.5, 97.5])
+    # quantiles of the answers' efforts (0 at least, 1 at most), a resample that never
+    # reaches it counting as beyond most; the upper end is NaN beyond most
+    efforts = np.where(np.isfinite(found), lv.effort(found), 2.0)
+    lo_e, hi_e = np.percentile(efforts, [2.5, 97.5])
 
-    def inside(v: float) -> float:
-        return v if lv.effort(v) <= 1 + 1e-12 else math.nan
+    def inside(e: float) -> float:
+        return lv.least + e * (lv.most - lv.least) if e <= 1 + 1e-12 else math.nan
 
     p_at = _at(grid, p, coarse, boots, answer) if reached else (math.nan,) * 3
     row = {
@@ -553,8 +554,8 @@ def _answer(kr: KR, lv: _LeverRuns, p_star: float, bootstrap: int) -> tuple[dict
         "least": lv.least,
         "most": lv.most,
         "value": answer,
-        "lo": inside(float(lo)),
-        "hi": inside(float(hi)),
+        "lo": inside(float(lo_e)),
+        "hi": inside(float(hi_e)),
         "p_met": p_at[0],
         "p_lo": p_at[1],
         "p_hi": p_at[2],
@@ -796,6 +797,9 @@ def what_it_takes(
                     row, points = _answer(kr, lv, target_probability, bootstrap)
                     rows.append({**row, **plan_terms(row, lv)})
                     curve += points
+            order = {k.id: i for i, k in enumerate(chosen)}  # the KRs' own order
+            rows.sort(key=lambda r: order[r["kr"]])
+            curve.sort(key=lambda r: order[r["kr"]])
     finally:
         if bar is not progress:
             bar.close()

@@ -146,6 +146,8 @@ def _launch_line(st: StressTest, w, head: str) -> str:
     plan = when(w["plan_low_value"])
     if not w["reached"]:
         return f"{head}: {w['when']} (P(met) there {_pct(w['p_at_most'])}); the plan: {plan}"
+    if w["value"] == w["least"]:
+        return f"{head}: {w['when']} (P(met) there {_pct(w['p_at_least'])}); the plan: {plan}"
     # lo is the interval's end nearer least (the later date), hi the earlier one
     early = when(w["hi"]) if w["hi"] == w["hi"] else f"before {when(w['most'])}"
     return (
