@@ -5,8 +5,10 @@ uncertain amount (``frequency_uplift`` uniform on [0, 1]) and costs an uncertain
 day: the uplift drives transactions, the cost drives profit (after output costs), and
 transactions per active user is noise (the uplift changes how often customers come, not
 what they buy per visit). Checked: impossible targets are never met and trivial ones
-always; P(met) falls as the target rises; what it takes is monotone and its answer,
-fed back in, gives P(met) >= 80%; a leading indicator that drives the KR warns early and
+always; P(met) falls as the target rises; what it takes finds where P(met) about the
+world reaches 80% (a closed form, and a brute-force search over the lever), a launch day
+as the latest date, and says it through an indicator that moves with the lever; a
+leading indicator that drives the KR warns early and
 beats an unrelated one; P(met) about the world and the Sobol indices of the polynomial
 chaos expansion match closed forms on synthetic results; PRIM finds a planted box; Wilson
 intervals and the Mann-Whitney AUC match reference values; malformed OKRs are one-line
