@@ -777,6 +777,14 @@ def test_what_it_takes_matches_a_brute_force_search(tiny):
     assert none.table["p_at_most"].iloc[0] < 0.8
 
 
+def test_what_it_takes_is_the_same_on_any_executor(tiny):
+    kw = dict(lever=(UPLIFT, 0.0, 2.0), krs=["1.5"], runs=16, seed=SEED, progress=False)
+    a = okr.what_it_takes(tiny, executor="inline", **kw)
+    b = okr.what_it_takes(tiny, executor="processes:2", **kw)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    pd.testing.assert_frame_equal(a.curve, b.curve)
+
+
 def test_a_launch_date_is_a_lever(data, tmp_path, capsys):
     """The latest launch day at which P(met) >= 80%, as a date; a day past a KR's deadline
     is refused before any run."""
