@@ -1408,7 +1408,9 @@ class Lever(Strict):
 
     path: str = Field(
         description="Path of the number in this scenario, e.g. outputs[0].frequency_uplift "
-        "or outputs[2].change (see RunResult.parameters for the paths of uncertain ones)."
+        "or outputs[2].change (see RunResult.parameters for the paths of uncertain ones), or "
+        "an output's launch day, outputs[0].day (whole day numbers; the answer is the latest "
+        "day that works)."
     )
     least: float = Field(
         description="The value that costs least, usually the plan's own (0 uplift, no price "
