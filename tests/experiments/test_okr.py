@@ -777,6 +777,26 @@ def test_what_it_takes_matches_a_brute_force_search(tiny):
     assert none.table["p_at_most"].iloc[0] < 0.8
 
 
+def test_the_memo_gives_one_answer_when_a_lever_is_also_a_belief(tiny, stress):
+    """KR 1.4's lever (the boost's uplift) is also an uncertain parameter: the memo's
+    'what one must believe' line gives the lever search's answer (more runs, a wider
+    range), not a second, different number from the stress test's runs alone."""
+    import dataclasses
+
+    wit = okr.what_it_takes(
+        tiny, lever=(UPLIFT, 0.0, 2.0), krs=["1.4"], runs=16, seed=SEED, progress=False
+    )
+    row = wit.table.iloc[0]
+    assert row["reached"] and row["lever"] == UPLIFT
+    belief = stress.beliefs.set_index("kr").loc["1.4"]
+    assert belief["parameter"] == UPLIFT and belief["value"] != pytest.approx(row["value"])
+    text = dataclasses.replace(stress, what_it_takes=wit.table, what_it_takes_curve=wit.curve)
+    memo = text.format()
+    assert f"KR 1.4: boost: visit uplift >= {row['value']:.4g} (the plan assumes " in memo
+    assert "searched as the lever above)" in memo
+    assert f"visit uplift >= {belief['value']:.4g} " not in memo
+
+
 def test_what_it_takes_is_the_same_on_any_executor(tiny):
     kw = dict(lever=(UPLIFT, 0.0, 2.0), krs=["1.5"], runs=16, seed=SEED, progress=False)
     a = okr.what_it_takes(tiny, executor="inline", **kw)
