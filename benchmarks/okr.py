@@ -53,7 +53,8 @@ def stress(scenario: str, executor: str | None) -> dict:
         t = time.perf_counter()
         st = simkit.okr.stress_test(scenario, out=out, executor=executor, progress=True)
         wall = time.perf_counter() - t
-    wit = 0 if st.what_it_takes_curve is None else int(st.what_it_takes_curve["runs"].sum())
+    table = st.what_it_takes
+    wit = 0 if table is None else int(table.drop_duplicates("lever")["search_runs"].sum())
     return {
         "seconds": wall,
         "runs_p_met": st.ensemble.runs,

@@ -205,11 +205,13 @@ def _add_okr_parser(sub) -> None:
     )
     o.add_argument(
         "--lever",
-        nargs=3,
-        metavar=("NAME", "LEAST", "MOST"),
+        nargs="+",
+        metavar="ARG",
         default=None,
-        help="search this number (a path, or <output id or label>.<field>) for every key "
-        "result (default: their levers)",
+        help="NAME LEAST MOST: search this number (a path, or <output id or label>.<field>) "
+        "from LEAST to MOST for every key result (default: their levers); a launch day "
+        "(<output>.day) may be named alone -- the latest date that works, searched from "
+        "each key result's deadline back to day 0 -- or given dates as LEAST and MOST",
     )
     o.add_argument("--no-what-it-takes", action="store_true", help="skip the lever search")
     o.add_argument(
@@ -220,6 +222,33 @@ def _add_okr_parser(sub) -> None:
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _okr_lever(given: list[str]):
+    """Return ``--lever`` as :func:`~simkit.experiments.okr.stress_test` takes it.
+
+    NAME alone (a launch day), or NAME LEAST MOST: numbers, or dates for a launch day.
+    """
+    import datetime as dt
+
+    if len(given) == 1:
+        return given[0]
+    if len(given) != 3:
+        raise SimkitError(f"--lever: expected NAME or NAME LEAST MOST, got {' '.join(given)!r}")
+    path, *ends = given
+    parsed: list[float | dt.date] = []
+    for end in ends:
+        try:
+            parsed.append(float(end))
+        except ValueError:
+            try:
+                parsed.append(dt.date.fromisoformat(end))
+            except ValueError:
+                raise SimkitError(
+                    f"--lever: LEAST and MOST must be numbers (or dates like 2026-03-12, for "
+                    f"a launch day), got {ends[0]!r} {ends[1]!r}"
+                ) from None
+    return (path, parsed[0], parsed[1])
+
+
 def cmd_okr(args) -> int:
     from .experiments.okr import WhatItTakesOptions, stress_test
     from .experiments.okr.stress import default_out
@@ -227,13 +256,7 @@ def cmd_okr(args) -> int:
 
     lever = None
     if args.lever is not None:
-        path, least, most = args.lever
-        try:
-            lever = (path, float(least), float(most))
-        except ValueError:
-            raise SimkitError(
-                f"--lever: LEAST and MOST must be numbers, got {least!r} {most!r}"
-            ) from None
+        lever = _okr_lever(args.lever)
     out = args.out if args.out is not None else default_out(load_scenario(args.scenario))
     result = stress_test(
         args.scenario,

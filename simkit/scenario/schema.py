@@ -1408,7 +1408,9 @@ class Lever(Strict):
 
     path: str = Field(
         description="Path of the number in this scenario, e.g. outputs[0].frequency_uplift "
-        "or outputs[2].change (see RunResult.parameters for the paths of uncertain ones)."
+        "or outputs[2].change (see RunResult.parameters for the paths of uncertain ones), or "
+        "an output's launch day, outputs[0].day (whole day numbers; the answer is the latest "
+        "day that works)."
     )
     least: float = Field(
         description="The value that costs least, usually the plan's own (0 uplift, no price "
@@ -2139,7 +2141,15 @@ class Scenario(Strict):
         except KeyError:
             fail(f"{at}.path", f"no number at '{_one_line(lever.path)}' in this scenario")
         is_dist = isinstance(value, dict) and "dist" in value
-        if not is_dist and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        # an output's launch day (a day number or a date) is a lever too: whole days
+        is_day = bool(re.fullmatch(r"outputs\[\d+\]\.day", lever.path))
+        if is_day:
+            for end in ("least", "most"):
+                x = getattr(lever, end)
+                if x != int(x):
+                    fail(f"{at}.{end}", f"a launch day is a whole day number, got {x:g}")
+            lever = lever.model_copy(update={"least": int(lever.least), "most": int(lever.most)})
+        elif not is_dist and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             fail(
                 f"{at}.path",
                 f"'{_one_line(lever.path)}' is {_describe(value)}, not a number of the plan",

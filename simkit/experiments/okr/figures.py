@@ -129,7 +129,7 @@ def plot_what_it_takes(st_or_result, kr: str, ax=None, target_probability: float
         ax.text(0.5, 0.5, "no lever", ha="center", va="center", transform=ax.transAxes)
         return ax
     ax.fill_between(g["value"], g["lo"], g["hi"], color="#457b9d", alpha=0.2, lw=0)
-    ax.plot(g["value"], g["p_met"], "o-", color="#457b9d", ms=4, label="P(met), 95% band")
+    ax.plot(g["value"], g["p_met"], "-", color="#457b9d", label="P(met) about the world, 95% band")
     ax.axhline(
         target_probability, color="black", lw=1, ls="--", label=f"{target_probability:.0%} target"
     )
@@ -152,6 +152,17 @@ def plot_what_it_takes(st_or_result, kr: str, ax=None, target_probability: float
         if w["lo"] == w["lo"] and w["hi"] == w["hi"]:
             ax.axvspan(w["lo"], w["hi"], color="#e76f51", alpha=0.15, lw=0)
         extra = f"{w['name']}: {w['value']:.3g} needed"
+    if bool(w.get("day", False)):
+        extra = f"{w['name']}: {w['when']}"
+        start = st_or_result.scenario.start_date if isinstance(st_or_result, StressTest) else None
+        if start is not None:  # day numbers as dates
+            import datetime as dt
+
+            from matplotlib.ticker import FuncFormatter
+
+            ax.xaxis.set_major_formatter(
+                FuncFormatter(lambda x, _: f"{start + dt.timedelta(days=int(round(x))):%d %b}")
+            )
     ax.set_title(textwrap.fill(f"{kr} {w['key_result']}", 48) + f"\n{extra}", fontsize=9)
     from matplotlib.ticker import PercentFormatter
 

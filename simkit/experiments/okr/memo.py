@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .keyresults import KR, _fmt, _pct, value_text
 from .warning import AUC_THRESHOLD
 
@@ -100,7 +102,11 @@ def _indicator_text(metric: str, reading: str, x: float) -> str:
 def _what_it_takes_lines(st: StressTest) -> list[str]:
     """Per KR: the lever's value needed for the target P(met), in the plan's terms."""
     p_star = st.options.get("target_probability", 0.8)
-    lines = ["", f"## What it takes (P(met) >= {p_star:.0%}; bootstrap 95% interval)"]
+    lines = [
+        "",
+        f"## What it takes (P(met) about the world >= {p_star:.0%}, the other parameters as "
+        "planned; bootstrap 95% interval)",
+    ]
     for _, w in st.what_it_takes.iterrows():
         lines.append(_what_it_takes_line(st, w))
     return lines
@@ -108,6 +114,8 @@ def _what_it_takes_lines(st: StressTest) -> list[str]:
 
 def _what_it_takes_line(st: StressTest, w) -> str:
     head = f"- KR {w['kr']}: {w['name']}"
+    if w.get("day", False):
+        return _launch_line(st, w, head)
     if not w["reached"]:
         return (
             f"{head} is not enough even at {_fmt(w['most'])} (P(met) there {_pct(w['p_at_most'])})"
@@ -128,13 +136,51 @@ def _what_it_takes_line(st: StressTest, w) -> str:
     return f"{text}; the plan assumes {plan}"
 
 
+def _launch_line(st: StressTest, w, head: str) -> str:
+    """Format a launch day's answer: the latest date with P(met) >= 80%, and the plan's date."""
+    from .keyresults import _when
+
+    sc = st.scenario
+
+    def when(day: float) -> str:
+        return _when(sc, int(day)) if day == day else "n/a"
+
+    plan = when(w["plan_low_value"])
+    if not w["reached"]:
+        return f"{head}: {w['when']} (P(met) there {_pct(w['p_at_most'])}); the plan: {plan}"
+    if w["value"] == w["least"]:
+        return f"{head}: {w['when']} (P(met) there {_pct(w['p_at_least'])}); the plan: {plan}"
+    # lo is the interval's end nearer least (the later date), hi the earlier one
+    early = when(w["hi"]) if w["hi"] == w["hi"] else f"before {when(w['most'])}"
+    return (
+        f"{head}: {w['when']} [{early}, {when(w['lo'])}] (P(met) {_pct(w['p_met'])} "
+        f"[{_pct(w['p_lo'])}, {_pct(w['p_hi'])}]); the plan: {plan}"
+    )
+
+
 def _belief_lines(st: StressTest) -> list[str]:
     """Per KR: what one must believe of an uncertain parameter for P(met) >= 80%."""
     lines = ["", "## What one must believe (for P(met) >= 80%, the other parameters as planned)"]
+    # A parameter that is also the KR's lever was searched with runs of its own over a wider
+    # range (What it takes): that answer is the better-founded one, and the memo gives one.
+    searched = {}
+    if st.what_it_takes is not None:
+        for _, w in st.what_it_takes.iterrows():
+            if w["reached"] and not w["day"] and np.isfinite(w["value"]):
+                searched[(w["kr"], w["lever"])] = w
     for _, b in st.beliefs.iterrows():
+        w = searched.get((b["kr"], b["parameter"]))
+        value, source = (
+            (w["value"], "; searched as the lever above")
+            if w is not None
+            else (
+                b["value"],
+                "",
+            )
+        )
         lines.append(
-            f"- KR {b['kr']}: {b['name']} {b['condition']} {_fmt(b['value'])} (the plan "
-            f"assumes {_fmt(b['plan_low'])}..{_fmt(b['plan_high'])})"
+            f"- KR {b['kr']}: {b['name']} {b['condition']} {_fmt(value)} (the plan "
+            f"assumes {_fmt(b['plan_low'])}..{_fmt(b['plan_high'])}{source})"
         )
     return lines
 

@@ -29,7 +29,7 @@ from .design import Budget, WorldRuns
 from .keyresults import KR, _check_horizon, _select, key_results, objective_probabilities
 from .keyresults import outcomes as kr_outcomes
 from .keyresults import probabilities as run_shares
-from .levers import TARGET_PROBABILITY, WhatItTakesOptions, _as_lever, lever_plan
+from .levers import TARGET_PROBABILITY, PriorRuns, WhatItTakesOptions, _as_lever, lever_plan
 from .levers import what_it_takes as search_levers
 from .names import parameter_name
 from .warning import AUC_THRESHOLD
@@ -74,6 +74,8 @@ class StressTest:
         (condition, value), beside the plan's 5% and 95% quantiles (plan_low, plan_high).
     what_it_takes, what_it_takes_curve : pandas.DataFrame or None
     early_warning, early_warning_curves, warning_comparison : pandas.DataFrame or None
+    population : numpy.ndarray or None
+        Per run of ``ensemble``, the simulated population it ran in (None: runs given).
     options : dict
         How it was made (budget, precision, rounds, seconds ...).
     """
@@ -92,6 +94,7 @@ class StressTest:
     early_warning: pd.DataFrame | None = None
     early_warning_curves: pd.DataFrame | None = None
     warning_comparison: pd.DataFrame | None = None
+    population: np.ndarray | None = None
     options: dict = field(default_factory=dict)
 
     def kr(self, kr_id: str) -> KR:
@@ -318,7 +321,10 @@ def stress_test(
             result = _probabilities(
                 sc, krs, ensemble, plan, seed, sampler, ex, common, observed, bar
             )
-            _analyses(result, wit, lever, early_warning, why_missed, observed, ex, common, bar)
+            root = as_seed_sequence(sc.seed if seed is None else seed)
+            _analyses(
+                result, wit, lever, early_warning, why_missed, observed, ex, common, bar, root
+            )
             if not sensitivity:
                 result.drivers = None
     finally:
@@ -386,6 +392,7 @@ def _probabilities(sc, krs, ensemble, plan, seed, sampler, ex, common, observed,
         objectives=objective_probabilities(outcome, krs),
         drivers=drivers,
         beliefs=beliefs,
+        population=runs.coordinates()[2] if runs is not None else None,
         options={
             "runs": ensemble.runs,
             "budget": plan.runs,
@@ -402,8 +409,27 @@ def _probabilities(sc, krs, ensemble, plan, seed, sampler, ex, common, observed,
     )
 
 
+def _prior(st: StressTest) -> PriorRuns:
+    """Return the stress test's runs as data for the lever searches' fits."""
+    ens = st.ensemble
+    params = [p for p in uncertain_paths(st.scenario) if p in ens.parameters.columns]
+    population = (
+        st.population if st.population is not None else -1 - np.arange(ens.runs)
+    )  # runs given: each its own cluster
+    results = {
+        k.id: st.outcomes.loc[st.outcomes["kr"] == k.id, "value"].to_numpy(float) for k in st.krs
+    }
+    return PriorRuns(
+        params=params,
+        u=probability_coordinates(ens, params),
+        values=ens.parameters[params],
+        cluster=np.asarray(population),
+        results=results,
+    )
+
+
 def _analyses(
-    result: StressTest, wit, lever, early_warning, why_missed, observed, ex, common, bar
+    result: StressTest, wit, lever, early_warning, why_missed, observed, ex, common, bar, root
 ) -> None:
     """Early warning, why missed and what it takes, into ``result``."""
     sc, krs, ens = result.scenario, result.krs, result.ensemble
@@ -432,12 +458,11 @@ def _analyses(
         table = search_levers(
             sc,
             lever=lever,
+            prior=_prior(result),
             runs=wit.runs,
-            seed=ens.seed,
+            seed=root,
             executor=ex,
-            sampler="lhs",
             target_probability=wit.target_probability,
-            iterations=wit.iterations,
             bootstrap=wit.bootstrap,
             observed=observed,
             progress=bar,

@@ -53,7 +53,11 @@ from .keyresults import KR
 
 __all__ = [
     "Chaos",
+    "LeverSurface",
     "fit_chaos",
+    "lever_mean",
+    "lever_probabilities",
+    "world_p_met",
     "must_believe",
     "probability_coordinates",
     "world_probabilities",
@@ -228,7 +232,7 @@ def _estimate(kr: KR, s: _Sample, draws_u: np.ndarray, belief: bool = False) -> 
         return v / total if total > 0 else v * 0.0
 
     return {
-        "p": float(_met(kr, chaos(draws_u)).mean()),
+        "p": world_p_met(kr, chaos, draws_u),
         "belief": must_believe(kr, chaos, draws_u[:400]) if belief else [],
         "noise": share(noise),
         "unexplained": share(max(0.0, resid_var - noise)),
@@ -236,6 +240,98 @@ def _estimate(kr: KR, s: _Sample, draws_u: np.ndarray, belief: bool = False) -> 
         "S1": share(alone),
         "ST": share(involving),
     }
+
+
+def world_p_met(kr: KR, chaos: Chaos, draws_u: np.ndarray) -> float:
+    """Return P(met) about the world: the share of parameter draws whose expansion meets it.
+
+    ``draws_u`` are fresh draws of the parameters in probability space (rows); the
+    simulation's noise is not in ``chaos`` (module docstring).
+    """
+    return float(_met(kr, chaos(draws_u)).mean())
+
+
+@dataclass(frozen=True)
+class LeverSurface:
+    """P(met) about the world along a lever, from one expansion over the parameters and it.
+
+    ``p`` is P(met) at each value of ``grid`` (the lever in [0, 1]: 0 its ``least``, 1
+    its ``most``), ``boots`` the same at each value of ``boot_grid`` for each bootstrap
+    resample (resamples x values), ``chaos`` the expansion (its last coordinate is the
+    lever).
+    """
+
+    grid: np.ndarray
+    p: np.ndarray
+    boot_grid: np.ndarray
+    boots: np.ndarray
+    chaos: Chaos
+
+
+def _along(kr: KR, chaos: Chaos, draws_u: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """P(met) at each lever value of ``grid``, the other parameters drawn (``draws_u``).
+
+    The basis is a product over coordinates, so the expansion at every (grid value, draw)
+    pair is one product of the lever's part and the parameters' part of each term.
+    """
+    a = chaos.alphas
+    parts_u = np.ascontiguousarray(_basis(draws_u, a[:, :-1]).T)
+    parts_e = _basis(grid[:, None], a[:, -1:])
+    m = (parts_e * chaos.coef) @ parts_u  # grid x draws
+    return _met(kr, m).mean(axis=1)
+
+
+def lever_probabilities(
+    kr: KR,
+    u: np.ndarray,
+    lever: np.ndarray,
+    x: np.ndarray,
+    cluster: np.ndarray,
+    grid: np.ndarray,
+    draws_u: np.ndarray,
+    rng: np.random.Generator,
+    bootstrap: int = 200,
+    boot_grid: np.ndarray | None = None,
+    boot_draws: int = 500,
+) -> LeverSurface:
+    """P(met) about the world as a function of a lever (docs/okr.md, what it takes).
+
+    The runs' results ``x`` are fitted by one expansion over the other uncertain
+    parameters ``u`` (runs x params, probability space) and the lever ``lever`` (per run,
+    in [0, 1] over its range), as in :func:`world_probabilities`; P(met) at a lever value
+    is :func:`world_p_met` with the lever set to it and the other parameters drawn
+    (``draws_u``). The bootstrap resamples ``cluster`` (populations) and refits at the
+    same degree, and evaluates P(met) at ``boot_grid`` (default ``grid``) on
+    ``boot_draws`` of the draws, resampled.
+    """
+    boot_grid = grid if boot_grid is None else boot_grid
+    coords = np.column_stack([u, lever])
+    ok = np.isfinite(x)
+    if ok.sum() < 2:  # nothing to fit: never met
+        zero = Chaos(_multi_indices(coords.shape[1], 0), np.zeros(1), 0.0)
+        empty = np.zeros((bootstrap, len(boot_grid)))
+        return LeverSurface(grid, np.zeros(len(grid)), boot_grid, empty, zero)
+    degree = _degree_for(int(ok.sum()), coords.shape[1])
+    chaos = fit_chaos(coords[ok], x[ok], degree)
+    sample = _Sample(coords[ok], x[ok], np.full(int(ok.sum()), -1), np.asarray(cluster)[ok])
+    boots = np.empty((bootstrap, len(boot_grid)))
+    for i, r in enumerate(rng.spawn(bootstrap)):
+        s = _resample(sample, r)
+        fit = fit_chaos(s.u, s.x, degree)
+        some = draws_u[r.integers(0, len(draws_u), min(boot_draws, len(draws_u)))]
+        boots[i] = _along(kr, fit, some, boot_grid)
+    return LeverSurface(grid, _along(kr, chaos, draws_u, grid), boot_grid, boots, chaos)
+
+
+def lever_mean(chaos: Chaos, grid: np.ndarray) -> np.ndarray:
+    """Return the expansion's mean over the other parameters at each lever value of ``grid``.
+
+    With orthonormal polynomials of uniform coordinates, every term with a parameter in
+    it has mean 0: the mean is the sum of the lever-only terms.
+    """
+    a = chaos.alphas
+    alone = a[:, :-1].sum(axis=1) == 0
+    return _basis(grid[:, None], a[alone][:, -1:]) @ chaos.coef[alone]
 
 
 def must_believe(
