@@ -540,7 +540,10 @@ def _add_calibrate_parser(sub) -> None:
         help="most candidate parameter vectors evaluated (default 40)",
     )
     c.add_argument(
-        "--replications", type=_positive_int, default=2, help="seeds per candidate (default 2)"
+        "--replications",
+        type=_positive_int,
+        default=None,
+        help="seeds per candidate (default 2; 4 for repeat buyers)",
     )
     c.add_argument(
         "--executor",

@@ -133,6 +133,8 @@ MODEL_LABELS = {
     "sbg": "shifted-beta-geometric",
 }
 DAILY_HORIZON = 91  # days of RunResult.daily_retention
+#: Seeds per candidate for repeat buyers by default (docs/calibration.md, the CDNOW log).
+REPEAT_REPLICATIONS = 4
 
 
 # ---------------------------------------------------------------------------------------
@@ -1374,7 +1376,7 @@ def calibrate(
     users: int | None = None,
     days: int | None = None,
     warmup_days: int | None = None,
-    replications: int = 2,
+    replications: int | None = None,
     budget: int = 40,
     method: str = "nelder-mead",
     uncertainty_seeds: int = 4,
@@ -1424,8 +1426,10 @@ def calibrate(
     users, days, warmup_days : int, optional
         Size of the simulated market (default: the scenario's users and warm-up; days
         enough for every period plus a spread of cohorts).
-    replications : int
-        Seeds per candidate (run in parallel); more = less simulation noise.
+    replications : int, optional
+        Seeds per candidate (run in parallel); more = less simulation noise. Default 2,
+        and 4 for repeat buyers (whose fit absorbs more of its seeds' noise with 2:
+        ``docs/calibration.md``).
     budget : int
         Most candidate parameter vectors evaluated by the optimiser.
     method : {"nelder-mead", "differential-evolution"}
@@ -1472,13 +1476,15 @@ def calibrate(
             users=users,
             days=days,
             warmup_days=warmup_days,
-            replications=replications,
+            replications=REPEAT_REPLICATIONS if replications is None else replications,
             budget=budget,
             method=method,
             uncertainty_seeds=uncertainty_seeds,
             executor=executor,
             progress=progress,
         )
+    if replications is None:
+        replications = 2
     if calibration_end is not None:
         raise SimkitError(
             "calibration_end: only for a scenario of repeat buyers (churn decision: visit); "

@@ -287,6 +287,7 @@ def test_simkit_calibrate_recovers_bgnbd_and_projects_its_holdout(true, seed):
         seed=seed,
     )
     assert isinstance(cal, RepeatCalibration)
+    assert cal.settings["replications"] == 4  # the default for repeat buyers
     v = cal.values
     r = 1 / v[FREQ_SD] ** 2
     alpha = r / (7 * np.exp(v[BASE]))
