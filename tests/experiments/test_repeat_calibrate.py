@@ -256,9 +256,10 @@ def test_simkit_calibrate_recovers_bgnbd_and_projects_its_holdout(true, seed):
     expected repeat purchases after 39 and 78 weeks within 10% (BG/NBD's closed form at the
     fitted values mapped back: r = 1 / sd^2, alpha = r / (7 e^base)); the cumulative repeat
     purchases at week 78 as close to the process's expectation as BG/NBD's own fit (+2
-    points), and the holdout's MAPE within BG/NBD's (+3 points: on the second setting the
-    data's holdout is 5% below its expectation, which BG/NBD's fit follows and simkit's,
-    closer to the process, does not)."""
+    points), and the holdout's MAPE within BG/NBD's plus the data's own distance from the
+    process (3 points at least: on the second setting the data's week-78 total is 4.9%
+    below its expectation; BG/NBD's fit follows the data there, simkit's stays within 1% of
+    the process)."""
     import simkit
     from simkit.experiments.repeat_buyers import bgnbd_expected
     from simkit.experiments.repeat_calibrate import RepeatCalibration
@@ -301,9 +302,15 @@ def test_simkit_calibrate_recovers_bgnbd_and_projects_its_holdout(true, seed):
     c = cal.curve
     off = {m: abs(c[f"{m}_cum"].iloc[-1] / truth - 1) for m in ("simkit", "bgnbd")}
     assert off["simkit"] <= max(off["bgnbd"], 0.03) + 0.02, (off, cal.format())
-    # against the data's holdout, whose total is itself ~5% from its expectation
+    # against the data's holdout, which is itself off the process's expectation: a model
+    # projecting the process exactly is that far from it
+    gap = 100 * abs(c["observed_cum"].iloc[-1] / truth - 1)
     for col in ("cumulative_mape_pct", "weekly_mape_pct"):
-        assert cal.errors.loc["simkit", col] <= cal.errors.loc["bgnbd", col] + 3, cal.format()
+        margin = max(3.0, gap)
+        assert cal.errors.loc["simkit", col] <= cal.errors.loc["bgnbd", col] + margin, (
+            gap,
+            cal.format(),
+        )
 
 
 def test_which_scenarios_are_repeat_buyers():
