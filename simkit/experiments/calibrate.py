@@ -94,7 +94,6 @@ method for function minimization", The Computer Journal 7(4); R. Storn and K. Pr
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import time
 from dataclasses import dataclass, field
@@ -102,7 +101,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import optimize
 from scipy.special import betaln, expit
 
@@ -110,7 +108,15 @@ from ..errors import ScenarioError, SimkitError
 from ..scenario.schema import MAX_DAYS, Scenario, get_value, load_scenario, with_values
 from .customer_data import ObservedCohorts, read_data
 from .executors import as_executor
-from .fitting import FitParameter, SimulatedLoss, jacobian_points, optimise
+from .fitting import (
+    FitParameter,
+    SimulatedLoss,
+    fit_and_probe,
+    parameter_lines,
+    parameter_table,
+    write_files,
+    write_scenario,
+)
 from .repeat_calibrate import RepeatCalibration, calibrate_repeat, is_repeat_scenario
 
 __all__ = [
@@ -590,32 +596,20 @@ class Calibration:
 
     def to_yaml(self, path: str | Path) -> Path:
         """Write the calibrated scenario (it loads again with ``simkit.load_scenario``)."""
-        p = Path(path)
-        data = self.scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
-        lines = [
-            f"# {self.scenario.name} calibrated by simkit.calibrate to "
-            f"{self.observed.source} on {dt.date.today().isoformat()}",
-            f"# fitted on {self.fit_periods} {self.observed.unit}s "
-            f"({', '.join(self.fit_curves)}), {self.holdout} held out; "
-            f"{self.simulations} simulations",
-        ]
-        for path_, row in self.parameters.iterrows():
-            lines.append(
-                f"#   {path_} = {row['value']:.4g} +- {row['sd']:.2g} "
-                f"(started at {row['start']:.4g})"
-            )
+        summary = None
         if self.holdout:
-            lines.append(
-                "# holdout RMSE (pp): "
-                + ", ".join(f"{MODEL_LABELS[m]} {self.error(m):.2f}" for m in MODELS)
+            summary = "holdout RMSE (pp): " + ", ".join(
+                f"{MODEL_LABELS[m]} {self.error(m):.2f}" for m in MODELS
             )
-        text = "\n".join(lines) + "\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise SimkitError(f"cannot write {p}: {exc.strerror or exc}") from None
-        return p
+        return write_scenario(
+            path,
+            self.scenario,
+            self.observed.source,
+            f"{self.fit_periods} {self.observed.unit}s ({', '.join(self.fit_curves)}), "
+            f"{self.holdout} held out; {self.simulations} simulations",
+            self.parameters,
+            summary,
+        )
 
     def format(self) -> str:
         """Format a plain-text report: fitted values, errors, and why constant churn fails."""
@@ -629,14 +623,7 @@ class Calibration:
             + ("" if self.converged else " (budget used up before convergence)"),
             "",
         ]
-        w = max(len(p) for p in self.parameters.index)
-        out.append(f"{'parameter':<{w}}  {'start':>9}  {'fitted':>9}  {'sd':>8}  95% interval")
-        for path, r in self.parameters.iterrows():
-            sd = f"{r['sd']:.3g}" if np.isfinite(r["sd"]) else "n/a"
-            out.append(
-                f"{path:<{w}}  {r['start']:>9.4g}  {r['value']:>9.4g}  {sd:>8}  "
-                f"[{r['lo95']:.4g}, {r['hi95']:.4g}]"
-            )
+        out += parameter_lines(self.parameters)
         out.append("")
         parts = ["fit", "holdout"] if self.holdout else ["fit"]
         out.append(
@@ -722,26 +709,18 @@ class Calibration:
         The files are ``calibrated.yaml``, ``fit.png``, ``errors.csv``, ``curves.csv``,
         ``parameters.csv``, ``retention_rates.csv`` and ``history.csv``.
         """
-        out = Path(out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            written = [self.to_yaml(out / "calibrated.yaml")]
-            png = out / "fit.png"
-            self.figure().savefig(png, dpi=110)
-            written.append(png)
-            for name, df, index in (
+        return write_files(
+            out,
+            self.to_yaml,
+            self.figure,
+            [
                 ("errors", self.errors, False),
                 ("curves", self.curves, False),
                 ("parameters", self.parameters, True),
                 ("retention_rates", self.retention_rates, False),
                 ("history", self.history, False),
-            ):
-                path = out / f"{name}.csv"
-                df.to_csv(path, index=index)
-                written.append(path)
-        except OSError as exc:
-            raise SimkitError(f"cannot write to {out}: {exc.strerror or exc}") from None
-        return written
+            ],
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -1182,44 +1161,6 @@ def _profile_bounds(
     return out
 
 
-def _parameter_table(
-    params: list[FitParameter],
-    theta: np.ndarray,
-    sd_data: np.ndarray,
-    sd_sim: np.ndarray,
-    profile: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Per path: start, fitted value, sd (both parts), 95% interval within the bounds.
-
-    With ``profile`` (:func:`_profile_bounds`) the interval is the likelihood's, widened by
-    the simulation's part in quadrature; otherwise value +- 1.96 sd.
-    """
-    sd = np.sqrt(sd_data**2 + sd_sim**2)
-    lo, hi = theta - 1.96 * sd, theta + 1.96 * sd
-    method = np.full(len(params), "linearised", dtype=object)
-    if profile is not None:
-        ok = np.isfinite(profile).all(axis=1)
-        z = 1.96 * sd_sim
-        lo = np.where(ok, theta - np.sqrt((theta - profile[:, 0]) ** 2 + z**2), lo)
-        hi = np.where(ok, theta + np.sqrt((profile[:, 1] - theta) ** 2 + z**2), hi)
-        method[ok] = "profile likelihood"
-    return pd.DataFrame(
-        {
-            "start": [p.start for p in params],
-            "value": theta,
-            "sd": sd,
-            "sd_data": sd_data,
-            "sd_simulation": sd_sim,
-            "lo95": np.maximum(lo, [p.low for p in params]),
-            "hi95": np.minimum(hi, [p.high for p in params]),
-            "interval": method,
-            "low": [p.low for p in params],
-            "high": [p.high for p in params],
-        },
-        index=pd.Index([p.path for p in params], name="path"),
-    )
-
-
 # ---------------------------------------------------------------------------------------
 # calibrate(), step 5: the holdout check against the reference models
 # ---------------------------------------------------------------------------------------
@@ -1531,28 +1472,12 @@ def calibrate(
         )
 
     with ex:
-        u0 = np.array([p.unit(p.start) for p in params])
-        converged = optimise(objective, u0, method, budget, root, too_short)
-        u_hat, best = objective.best()
-        pts, dx = jacobian_points(params, u_hat)
-        objective.evaluate(pts)
-        reps_extra = objective.simulate([u_hat], extra_seeds)[0] if extra_seeds else []
-        F = problem.fit_periods
-        sims = [objective.cache[objective.key(u)]["sim"] for u in pts]
-        J = np.column_stack(
-            [
-                (
-                    _stacked(sims[2 * i], problem.curves, F)
-                    - _stacked(sims[2 * i + 1], problem.curves, F)
-                )
-                / dx[i]
-                for i in range(len(params))
-            ]
-        )
+        fitted = fit_and_probe(objective, params, method, budget, root, too_short, extra_seeds)
+        best, theta = fitted.best, fitted.theta
+        J = fitted.jacobian(lambda sim: _stacked(sim, problem.curves, problem.fit_periods))
         sd_data, sd_sim, cov_data, dispersion = _uncertainty(
-            problem, J, best, reps_extra, len(crn), bootstrap, root
+            problem, J, best, fitted.extra, len(crn), bootstrap, root
         )
-        theta = np.array([p.value(x) for p, x in zip(params, u_hat, strict=True)])
         bounds = (
             _profile_bounds(objective, problem, theta, best, cov_data, dispersion)
             if profile
@@ -1564,7 +1489,7 @@ def calibrate(
     return Calibration(
         scenario=with_values(sc, dict(zip(problem.paths, theta.tolist(), strict=True))),
         observed=problem.observed,
-        parameters=_parameter_table(params, theta, sd_data, sd_sim, bounds),
+        parameters=parameter_table(params, theta, sd_data, sd_sim, bounds),
         curves=pd.DataFrame(check.curves),
         errors=pd.DataFrame(check.errors),
         retention_rates=pd.DataFrame(check.rates),
@@ -1577,7 +1502,7 @@ def calibrate(
         periods=problem.periods,
         holdout=holdout,
         fit_curves=tuple(problem.curves),
-        converged=converged,
+        converged=fitted.converged,
         settings={
             "days": problem.sim_kw["days"],
             "users": users or sc.market.users,

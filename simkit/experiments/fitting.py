@@ -21,7 +21,10 @@ The interface (:class:`SimulatedLoss`):
 :func:`optimise` searches from a start point and returns whether the optimiser
 converged; :meth:`SimulatedLoss.best` gives the best point seen and its entry (result,
 replications, loss); :func:`jacobian_points` gives the points of a central-difference
-Jacobian around it.
+Jacobian around it; :func:`fit_and_probe` does the three (search, best point, the
+Jacobian's points and further seeds at the best) as every calibration does. What a fit reports is written the same way for every calibration:
+:func:`parameter_table`, :func:`parameter_lines`, :func:`write_scenario` and
+:func:`write_files`.
 
 References: J. A. Nelder and R. Mead (1965), "A simplex method for function
 minimization", The Computer Journal 7(4); R. Storn and K. Price (1997), "Differential
@@ -30,17 +33,34 @@ evolution", Journal of Global Optimization 11.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import yaml
 from scipy import optimize
 
+from ..errors import SimkitError
 from .executors import map_runs
 
-__all__ = ["FitParameter", "SimulatedLoss", "optimise", "jacobian_points", "METHODS"]
+__all__ = [
+    "FitParameter",
+    "SimulatedLoss",
+    "optimise",
+    "jacobian_points",
+    "fit_and_probe",
+    "Fitted",
+    "parameter_table",
+    "parameter_lines",
+    "write_scenario",
+    "write_files",
+    "METHODS",
+]
 
 METHODS = ("nelder-mead", "differential-evolution")
 
@@ -251,3 +271,178 @@ def jacobian_points(
         pts += [up, dn]
         dx.append(p.value(up[i]) - p.value(dn[i]))
     return pts, dx
+
+
+@dataclass
+class Fitted:
+    """A minimised :class:`SimulatedLoss`, probed around its best point (:func:`fit_and_probe`).
+
+    ``u`` and ``theta``: the best point in the unit cube and as parameter values;
+    ``best``: its cache entry (combined result ``sim``, ``reps``, ``loss``);
+    ``converged``: the optimiser's verdict; ``probes``: the combined results a step above
+    and below the best in each coordinate (:func:`jacobian_points`), ``dx`` their distance
+    in the parameter's units; ``extra``: the best point's replications on further seeds.
+    """
+
+    u: np.ndarray
+    theta: np.ndarray
+    best: dict
+    converged: bool
+    probes: list
+    dx: list[float]
+    extra: list
+
+    def jacobian(self, stack: Callable[[Any], np.ndarray]) -> np.ndarray:
+        """Return the central-difference Jacobian of ``stack(result)`` in the parameters."""
+        return np.column_stack(
+            [
+                (stack(self.probes[2 * i]) - stack(self.probes[2 * i + 1])) / self.dx[i]
+                for i in range(len(self.dx))
+            ]
+        )
+
+
+def fit_and_probe(
+    objective: SimulatedLoss,
+    params: Sequence[FitParameter],
+    method: str,
+    budget: int,
+    seed: np.random.SeedSequence,
+    not_finite: Callable[[], Exception] | None = None,
+    extra_seeds: Sequence = (),
+) -> Fitted:
+    """Minimise from the parameters' starts, then probe the best point for its uncertainty.
+
+    :func:`optimise` (the arguments are its own), then the points of a central-difference
+    Jacobian around the best point and the best point's replications on ``extra_seeds``
+    (the simulation's own spread there), all evaluated on the objective's executor.
+    """
+    u0 = np.array([p.unit(p.start) for p in params])
+    converged = optimise(objective, u0, method, budget, seed, not_finite)
+    u_hat, best = objective.best()
+    pts, dx = jacobian_points(params, u_hat)
+    objective.evaluate(pts)
+    extra = objective.simulate([u_hat], list(extra_seeds))[0] if len(extra_seeds) else []
+    probes = [objective.cache[objective.key(u)]["sim"] for u in pts]
+    theta = np.array([p.value(x) for p, x in zip(params, u_hat, strict=True)])
+    return Fitted(u_hat, theta, best, converged, probes, dx, extra)
+
+
+# ---------------------------------------------------------------------------------------
+# What a fit reports (every calibration: cohort tables, purchase logs)
+# ---------------------------------------------------------------------------------------
+
+
+def parameter_table(
+    params: Sequence[FitParameter],
+    theta: np.ndarray,
+    sd_data: np.ndarray,
+    sd_sim: np.ndarray,
+    profile: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Per path: start, fitted value, sd (both parts), 95% interval within the bounds.
+
+    With ``profile`` (per parameter, the likelihood's lower and upper 95% bounds) the
+    interval is the likelihood's, widened by the simulation's part in quadrature (column
+    ``interval``: "profile likelihood"); otherwise value +- 1.96 sd ("linearised").
+    """
+    sd = np.sqrt(sd_data**2 + sd_sim**2)
+    lo, hi = theta - 1.96 * sd, theta + 1.96 * sd
+    method = np.full(len(params), "linearised", dtype=object)
+    if profile is not None:
+        ok = np.isfinite(profile).all(axis=1)
+        z = 1.96 * sd_sim
+        lo = np.where(ok, theta - np.sqrt((theta - profile[:, 0]) ** 2 + z**2), lo)
+        hi = np.where(ok, theta + np.sqrt((profile[:, 1] - theta) ** 2 + z**2), hi)
+        method[ok] = "profile likelihood"
+    return pd.DataFrame(
+        {
+            "start": [p.start for p in params],
+            "value": theta,
+            "sd": sd,
+            "sd_data": sd_data,
+            "sd_simulation": sd_sim,
+            "lo95": np.maximum(lo, [p.low for p in params]),
+            "hi95": np.minimum(hi, [p.high for p in params]),
+            "interval": method,
+            "low": [p.low for p in params],
+            "high": [p.high for p in params],
+        },
+        index=pd.Index([p.path for p in params], name="path"),
+    )
+
+
+def parameter_lines(parameters: pd.DataFrame) -> list[str]:
+    """Return a :func:`parameter_table` as report lines: start, fitted, sd, 95% interval."""
+    w = max(len(p) for p in parameters.index)
+    out = [f"{'parameter':<{w}}  {'start':>9}  {'fitted':>9}  {'sd':>8}  95% interval"]
+    for path, r in parameters.iterrows():
+        sd = f"{r['sd']:.3g}" if np.isfinite(r["sd"]) else "n/a"
+        out.append(
+            f"{path:<{w}}  {r['start']:>9.4g}  {r['value']:>9.4g}  {sd:>8}  "
+            f"[{r['lo95']:.4g}, {r['hi95']:.4g}]"
+        )
+    return out
+
+
+def write_scenario(
+    path: str | Path,
+    scenario,
+    source: str,
+    fitted_on: str,
+    parameters: pd.DataFrame,
+    summary: str | None = None,
+) -> Path:
+    """Write a calibrated scenario as YAML under a comment saying how it was found.
+
+    The header names the data (``source``), what the fit used (``fitted_on``), each
+    fitted value with its sd and start, and a ``summary`` line (the holdout's errors).
+    The file loads again with ``simkit.load_scenario``; an unwritable path is one line.
+    """
+    p = Path(path)
+    data = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+    lines = [
+        f"# {scenario.name} calibrated by simkit.calibrate to {source} on "
+        f"{dt.date.today().isoformat()}",
+        f"# fitted on {fitted_on}",
+    ]
+    for path_, row in parameters.iterrows():
+        lines.append(
+            f"#   {path_} = {row['value']:.4g} +- {row['sd']:.2g} (started at {row['start']:.4g})"
+        )
+    if summary:
+        lines.append(f"# {summary}")
+    text = "\n".join(lines) + "\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SimkitError(f"cannot write {p}: {exc.strerror or exc}") from None
+    return p
+
+
+def write_files(
+    out: str | Path,
+    to_yaml: Callable[[Path], Path],
+    figure: Callable[[], Any],
+    tables: Sequence[tuple[str, pd.DataFrame, bool]],
+) -> list[Path]:
+    """Write a fit's files to the folder ``out``: ``calibrated.yaml``, ``fit.png``, tables.
+
+    ``tables`` are ``(name, frame, with its index)``, each written as ``<name>.csv``.
+    Returns the paths in that order; an unwritable folder is one line.
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        written = [to_yaml(out / "calibrated.yaml")]
+        png = out / "fit.png"
+        figure().savefig(png, dpi=110)
+        written.append(png)
+        for name, df, index in tables:
+            path = out / f"{name}.csv"
+            df.to_csv(path, index=index)
+            written.append(path)
+    except OSError as exc:
+        raise SimkitError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    return written

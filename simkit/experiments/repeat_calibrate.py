@@ -64,7 +64,6 @@ customers: who are they and what will they do next?", Management Science 33(1).
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import time
 from dataclasses import dataclass, field
@@ -72,12 +71,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ..errors import SimkitError
 from ..scenario.schema import MAX_DAYS, Scenario, get_value, load_scenario, with_values
 from .executors import as_executor
-from .fitting import FitParameter, SimulatedLoss, jacobian_points, optimise
+from .fitting import (
+    FitParameter,
+    SimulatedLoss,
+    fit_and_probe,
+    parameter_lines,
+    parameter_table,
+    write_files,
+    write_scenario,
+)
 from .repeat_buyers import (
     REFERENCES,
     RepeatLog,
@@ -391,20 +397,21 @@ def fit_visit_log(
         )
 
     with ex:
-        u0 = np.array([p.unit(p.start) for p in params])
-        converged = optimise(objective, u0, method, budget, root, nobody)
-        u_hat, best = objective.best()
-        pts, dx = jacobian_points(params, u_hat)
-        objective.evaluate(pts)
-        reps_extra = objective.simulate([u_hat], extra)[0] if extra else []
-    theta = np.array([p.value(v) for p, v in zip(params, u_hat, strict=True)])
-    sims = [objective.cache[objective.key(u)]["sim"] for u in pts]
-    J = np.column_stack(
-        [(_shares(sims[2 * i]) - _shares(sims[2 * i + 1])) / dx[i] for i in range(len(params))]
-    )
+        fitted = fit_and_probe(objective, params, method, budget, root, nobody, extra)
+    best, reps_extra = fitted.best, fitted.extra
+    J = fitted.jacobian(_shares)
     sd_data, sd_sim = _uncertainty(J, best, reps_extra, observed.sum(), replications)
     return _Fit(
-        params, theta, sd_data, sd_sim, best, objective, converged, cells, observed, reps_extra
+        params,
+        fitted.theta,
+        sd_data,
+        sd_sim,
+        best,
+        objective,
+        fitted.converged,
+        cells,
+        observed,
+        reps_extra,
     )
 
 
@@ -574,7 +581,7 @@ def calibrate_repeat(
             sc, {p.path: float(v) for p, v in zip(f.params, f.theta, strict=True)}
         ),
         observed=log,
-        parameters=_parameter_table(f),
+        parameters=parameter_table(f.params, f.theta, f.sd_data, f.sd_sim),
         curve=curve,
         errors=table,
         reference=fits,
@@ -594,24 +601,6 @@ def calibrate_repeat(
             "budget": budget,
             "seed": the_seed,
         },
-    )
-
-
-def _parameter_table(f: _Fit) -> pd.DataFrame:
-    sd = np.sqrt(f.sd_data**2 + f.sd_sim**2)
-    return pd.DataFrame(
-        {
-            "start": [p.start for p in f.params],
-            "value": f.theta,
-            "sd": sd,
-            "sd_data": f.sd_data,
-            "sd_simulation": f.sd_sim,
-            "lo95": np.maximum(f.theta - 1.96 * sd, [p.low for p in f.params]),
-            "hi95": np.minimum(f.theta + 1.96 * sd, [p.high for p in f.params]),
-            "low": [p.low for p in f.params],
-            "high": [p.high for p in f.params],
-        },
-        index=pd.Index([p.path for p in f.params], name="path"),
     )
 
 
@@ -713,14 +702,7 @@ class RepeatCalibration:
             + ("" if self.converged else " (budget used up before convergence)"),
             "",
         ]
-        w = max(len(p) for p in self.parameters.index)
-        out.append(f"{'parameter':<{w}}  {'start':>9}  {'fitted':>9}  {'sd':>8}  95% interval")
-        for path, r in self.parameters.iterrows():
-            sd = f"{r['sd']:.3g}" if np.isfinite(r["sd"]) else "n/a"
-            out.append(
-                f"{path:<{w}}  {r['start']:>9.4g}  {r['value']:>9.4g}  {sd:>8}  "
-                f"[{r['lo95']:.4g}, {r['hi95']:.4g}]"
-            )
+        out += parameter_lines(self.parameters)
         for m, label in REFERENCES.items():
             p = self.reference[m]
             out.append(
@@ -752,29 +734,16 @@ class RepeatCalibration:
 
     def to_yaml(self, path: str | Path) -> Path:
         """Write the calibrated scenario (it loads again with ``simkit.load_scenario``)."""
-        p = Path(path)
-        data = self.scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
-        lines = [
-            f"# {self.scenario.name} calibrated by simkit.calibrate to "
-            f"{self.observed.source} on {dt.date.today().isoformat()}",
-            f"# fitted on the frequency-recency histogram at the end of week "
-            f"{self.observed.fit_weeks}; {self.simulations} simulations",
-        ]
-        for path_, row in self.parameters.iterrows():
-            lines.append(
-                f"#   {path_} = {row['value']:.4g} +- {row['sd']:.2g} (started at {row['start']:.4g})"
-            )
-        lines.append(
-            "# holdout MAPE of cumulative repeat purchases (%): "
-            + ", ".join(f"{MODELS[m]} {self.mape(m):.2f}" for m in MODELS)
+        return write_scenario(
+            path,
+            self.scenario,
+            self.observed.source,
+            f"the frequency-recency histogram at the end of week {self.observed.fit_weeks}; "
+            f"{self.simulations} simulations",
+            self.parameters,
+            "holdout MAPE of cumulative repeat purchases (%): "
+            + ", ".join(f"{MODELS[m]} {self.mape(m):.2f}" for m in MODELS),
         )
-        text = "\n".join(lines) + "\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise SimkitError(f"cannot write {p}: {exc.strerror or exc}") from None
-        return p
 
     def plot(self, ax=None, cumulative: bool = True):
         """Plot observed vs projected repeat purchases per calendar week; the holdout shaded.
@@ -824,23 +793,15 @@ class RepeatCalibration:
         The files are ``calibrated.yaml``, ``fit.png``, ``errors.csv``, ``curves.csv``
         (per calendar week), ``parameters.csv``, ``histogram.csv`` and ``history.csv``.
         """
-        out = Path(out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            written = [self.to_yaml(out / "calibrated.yaml")]
-            png = out / "fit.png"
-            self.figure().savefig(png, dpi=110)
-            written.append(png)
-            for name, df, index in (
+        return write_files(
+            out,
+            self.to_yaml,
+            self.figure,
+            [
                 ("errors", self.errors, True),
                 ("curves", self.curve, False),
                 ("parameters", self.parameters, True),
                 ("histogram", self.histogram, False),
                 ("history", self.history, False),
-            ):
-                path = out / f"{name}.csv"
-                df.to_csv(path, index=index)
-                written.append(path)
-        except OSError as exc:
-            raise SimkitError(f"cannot write to {out}: {exc.strerror or exc}") from None
-        return written
+            ],
+        )

@@ -1068,7 +1068,7 @@ def _users(
     u_churn = U[CHURN]
     period = int(B[CHURN_PERIOD])
     per_visit = B[VISIT_CHURN]
-    renewal = (period > 0) | (per_visit >= 0.0)
+    on_some_days = (period > 0) | (per_visit >= 0.0)  # renewal days or visit days only
     n_lea = 0
     for r in range(lo, lo + n_cus):
         i = np.uint64(cus[r])
@@ -1084,7 +1084,7 @@ def _users(
         # satisfaction in [0, 1]; the bound has a margin for rounding): most days a
         # customer's number is above it and the exp is not needed -- same decision.
         base = B[CHURN_BASE]
-        if renewal:
+        if on_some_days:
             base = churn_base_today(
                 base, period, B[RENEWAL_CHURN], d - joined_day[i], per_visit, visited_today[i] != 0
             )

@@ -790,7 +790,14 @@ def test_the_memo_gives_one_answer_when_a_lever_is_also_a_belief(tiny, stress):
     assert row["reached"] and row["lever"] == UPLIFT
     belief = stress.beliefs.set_index("kr").loc["1.4"]
     assert belief["parameter"] == UPLIFT and belief["value"] != pytest.approx(row["value"])
-    text = dataclasses.replace(stress, what_it_takes=wit.table, what_it_takes_curve=wit.curve)
+    from simkit.experiments.okr.stress import searched_beliefs
+
+    text = dataclasses.replace(
+        stress,
+        what_it_takes=wit.table,
+        what_it_takes_curve=wit.curve,
+        beliefs=searched_beliefs(stress.beliefs, wit.table),  # (as stress_test does)
+    )
     memo = text.format()
     assert f"KR 1.4: boost: visit uplift >= {row['value']:.4g} (the plan assumes " in memo
     assert "searched as the lever above)" in memo

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .keyresults import KR, _fmt, _pct, value_text
 from .warning import AUC_THRESHOLD
 
@@ -161,26 +159,11 @@ def _launch_line(st: StressTest, w, head: str) -> str:
 def _belief_lines(st: StressTest) -> list[str]:
     """Per KR: what one must believe of an uncertain parameter for P(met) >= 80%."""
     lines = ["", "## What one must believe (for P(met) >= 80%, the other parameters as planned)"]
-    # A parameter that is also the KR's lever was searched with runs of its own over a wider
-    # range (What it takes): that answer is the better-founded one, and the memo gives one.
-    searched = {}
-    if st.what_it_takes is not None:
-        for _, w in st.what_it_takes.iterrows():
-            if w["reached"] and not w["day"] and np.isfinite(w["value"]):
-                searched[(w["kr"], w["lever"])] = w
     for _, b in st.beliefs.iterrows():
-        w = searched.get((b["kr"], b["parameter"]))
-        value, source = (
-            (w["value"], "; searched as the lever above")
-            if w is not None
-            else (
-                b["value"],
-                "",
-            )
-        )
+        searched = "; searched as the lever above" if b["source"] == "lever search" else ""
         lines.append(
-            f"- KR {b['kr']}: {b['name']} {b['condition']} {_fmt(value)} (the plan "
-            f"assumes {_fmt(b['plan_low'])}..{_fmt(b['plan_high'])}{source})"
+            f"- KR {b['kr']}: {b['name']} {b['condition']} {_fmt(b['value'])} (the plan "
+            f"assumes {_fmt(b['plan_low'])}..{_fmt(b['plan_high'])}{searched})"
         )
     return lines
 

@@ -71,7 +71,9 @@ class StressTest:
         PRIM's boxes (:func:`simkit.experiments.okr.why_missed.why_missed`).
     beliefs : pandas.DataFrame or None
         Per KR and uncertain parameter: what one must believe of it for P(met) >= 80%
-        (condition, value), beside the plan's 5% and 95% quantiles (plan_low, plan_high).
+        (condition, value), beside the plan's 5% and 95% quantiles (plan_low, plan_high),
+        and where the value comes from (source: "stress test", or "lever search" when the
+        parameter is also the KR's lever and what it takes found it with runs of its own).
     what_it_takes, what_it_takes_curve : pandas.DataFrame or None
     early_warning, early_warning_curves, warning_comparison : pandas.DataFrame or None
     population : numpy.ndarray or None
@@ -171,7 +173,16 @@ def _world(
     return outcome, table, drivers, _beliefs(sc, params, world)
 
 
-BELIEF_COLUMNS = ["kr", "parameter", "name", "condition", "value", "plan_low", "plan_high"]
+BELIEF_COLUMNS = [
+    "kr",
+    "parameter",
+    "name",
+    "condition",
+    "value",
+    "plan_low",
+    "plan_high",
+    "source",
+]
 
 
 def _beliefs(sc: Scenario, params: list[str], world: pd.DataFrame) -> pd.DataFrame:
@@ -190,8 +201,28 @@ def _beliefs(sc: Scenario, params: list[str], world: pd.DataFrame) -> pd.DataFra
                 continue
             lo, hi = (float(v) for v in dists[path].ppf(np.array([0.05, 0.95])))
             value = float(dists[path].ppf(np.clip(u, 1e-9, 1 - 1e-9)))
-            rows.append([r["kr"], path, parameter_name(sc, path), cond, value, lo, hi])
+            rows.append(
+                [r["kr"], path, parameter_name(sc, path), cond, value, lo, hi, "stress test"]
+            )
     return pd.DataFrame(rows, columns=BELIEF_COLUMNS)
+
+
+def searched_beliefs(beliefs: pd.DataFrame, what_it_takes: pd.DataFrame) -> pd.DataFrame:
+    """Return the beliefs with the lever search's answer where a KR's lever is the parameter.
+
+    Such a parameter was searched with runs of its own over a wider range than the plan's
+    (:func:`~.levers.what_it_takes`): that answer is the better-founded one, and a memo
+    gives one answer to one question (source "lever search").
+    """
+    found = what_it_takes[what_it_takes["reached"] & ~what_it_takes["day"].astype(bool)].set_index(
+        ["kr", "lever"]
+    )["value"]
+    out = beliefs.copy()
+    for i, b in out.iterrows():
+        key = (b["kr"], b["parameter"])
+        if key in found.index and np.isfinite(found[key]):
+            out.loc[i, ["value", "source"]] = [float(found[key]), "lever search"]
+    return out
 
 
 def _precise(sc, krs, runs: WorldRuns, observed: bool, progress) -> pd.DataFrame:
@@ -469,3 +500,5 @@ def _analyses(
             **common,
         )
         result.what_it_takes, result.what_it_takes_curve = table.table, table.curve
+        if result.beliefs is not None:
+            result.beliefs = searched_beliefs(result.beliefs, table.table)
